@@ -1,0 +1,192 @@
+//! `git-credential-helperd`: the program git runs (`credential.helper = helperd`).
+//!
+//! It forwards git's standard input to the daemon unparsed, prints the daemon's answer and
+//! its notices, and starts the daemon when none is listening. Whatever goes wrong, it
+//! prints one line on stderr and exits 0, so that git goes on to its own prompt.
+
+use std::io::{self, BufRead, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use helperd_wire::client::{self, ClientError};
+use helperd_wire::paths::Paths;
+use helperd_wire::wire::{
+    Envelope, ErrorCode, GitAction, Reply, Request, Response, MAX_MESSAGE_BYTES,
+};
+
+const USAGE: &str = "\
+usage: git-credential-helperd [--timeout=SECONDS] <get|store|erase>
+
+git runs this program; you normally do not. Set it up with
+    git config --global credential.helper helperd
+It forwards git's request to the helperd daemon (starting it when needed).
+
+    --timeout=SECONDS  plain credentials stored by this call expire after SECONDS
+                       (like git's credential-cache --timeout)
+    --help             print this help
+    --version          print the version";
+
+/// Most input git ever sends; far above any real credential.
+const MAX_INPUT_BYTES: usize = MAX_MESSAGE_BYTES / 2;
+
+fn main() -> ExitCode {
+    let invocation = match parse_args(std::env::args().skip(1)) {
+        Ok(inv) => inv,
+        Err(msg) => {
+            eprintln!("git-credential-helperd: {msg}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let (action, timeout_secs) = match invocation {
+        Invocation::Help => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Invocation::Version => {
+            println!("git-credential-helperd {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        // git's rule: a helper ignores an action it does not know.
+        Invocation::Unknown => return ExitCode::SUCCESS,
+        Invocation::Git(action, timeout) => (action, timeout),
+    };
+
+    if let Err(msg) = run(action, timeout_secs) {
+        eprintln!("helperd: {msg}");
+    }
+    // Always 0: git then carries on with its other helpers and its own prompt.
+    ExitCode::SUCCESS
+}
+
+enum Invocation {
+    Help,
+    Version,
+    Unknown,
+    Git(GitAction, Option<u64>),
+}
+
+fn parse_args(args: impl Iterator<Item = String>) -> Result<Invocation, String> {
+    let mut timeout = None;
+    let mut action = None;
+    let mut args = args.peekable();
+    while let Some(arg) = args.next() {
+        let parse_timeout = |value: &str| {
+            value
+                .parse::<u64>()
+                .map_err(|_| format!("--timeout takes a number of seconds, not {value:?}"))
+        };
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(Invocation::Help),
+            "-V" | "--version" => return Ok(Invocation::Version),
+            "--timeout" => {
+                let value = args.next().ok_or("--timeout needs a number of seconds")?;
+                timeout = Some(parse_timeout(&value)?);
+            }
+            _ if arg.starts_with("--timeout=") => {
+                timeout = Some(parse_timeout(&arg["--timeout=".len()..])?);
+            }
+            _ if arg.starts_with('-') => return Err(format!("unknown option {arg}")),
+            _ if action.is_none() => action = Some(arg),
+            // git appends nothing after the action; extra words are ignored like git does.
+            _ => {}
+        }
+    }
+    let action = action.ok_or("missing the action (get, store or erase)")?;
+    Ok(match GitAction::parse(&action) {
+        Some(a) => Invocation::Git(a, timeout),
+        None => Invocation::Unknown,
+    })
+}
+
+/// Reads git's request: up to the first blank line or end of input.
+fn read_git_input() -> Result<String, String> {
+    let stdin = io::stdin();
+    let mut lock = stdin.lock();
+    let mut input = Vec::new();
+    loop {
+        let start = input.len();
+        let n = lock
+            .read_until(b'\n', &mut input)
+            .map_err(|e| format!("failed to read git's request: {e}"))?;
+        if n == 0 || input[start..] == *b"\n" {
+            input.truncate(start);
+            break;
+        }
+        if input.len() > MAX_INPUT_BYTES {
+            return Err(format!(
+                "git's request is larger than {} KiB; refusing it",
+                MAX_INPUT_BYTES / 1024
+            ));
+        }
+    }
+    String::from_utf8(input).map_err(|_| "git's request is not valid UTF-8; refusing it".into())
+}
+
+fn run(action: GitAction, timeout_secs: Option<u64>) -> Result<(), String> {
+    let input = read_git_input()?;
+    let paths = Paths::from_env().map_err(|e| e.to_string())?;
+    let envelope = Envelope::new(Request::Git {
+        action,
+        input,
+        timeout_secs,
+    });
+
+    let response = match client::send(&paths.socket, &envelope) {
+        Err(ClientError::NotRunning(_)) => {
+            start_daemon()?;
+            client::send(&paths.socket, &envelope).map_err(|e| e.to_string())?
+        }
+        other => other.map_err(|e| e.to_string())?,
+    };
+    let response = if is_version_mismatch(&response) {
+        // An older (or newer) daemon from another installation: replace it, once.
+        replace_daemon(&paths.socket)?;
+        client::send(&paths.socket, &envelope).map_err(|e| e.to_string())?
+    } else {
+        response
+    };
+    answer_git(response)
+}
+
+fn is_version_mismatch(response: &Response) -> bool {
+    matches!(
+        response.reply,
+        Reply::Error {
+            code: ErrorCode::VersionMismatch,
+            ..
+        }
+    )
+}
+
+fn start_daemon() -> Result<(), String> {
+    let me = std::env::current_exe().ok();
+    client::start_daemon(&client::daemon_executable(me.as_deref()))
+}
+
+/// Stops the daemon on `socket` (every version honours `shutdown`) and starts ours.
+fn replace_daemon(socket: &Path) -> Result<(), String> {
+    let _ = client::send(socket, &Envelope::new(Request::Shutdown));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while socket.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    start_daemon()
+}
+
+fn answer_git(response: Response) -> Result<(), String> {
+    if let Some(notice) = &response.notice {
+        eprintln!("{}", notice.trim_end());
+    }
+    match response.reply {
+        Reply::Git { output } => {
+            let mut stdout = io::stdout().lock();
+            stdout
+                .write_all(output.as_bytes())
+                .and_then(|()| stdout.flush())
+                .map_err(|e| format!("failed to write the answer to git: {e}"))
+        }
+        Reply::Error { message, .. } => Err(message),
+        Reply::Done | Reply::Status { .. } => Ok(()),
+    }
+}

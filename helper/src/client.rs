@@ -1,0 +1,219 @@
+//! Talking to the daemon: one request, one response per connection (DESIGN.md §4), and
+//! starting the daemon when none is listening. Used by `git-credential-helperd` and by
+//! `helperctl`, so both follow the same rules.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::wire::{Envelope, Response, MAX_MESSAGE_BYTES};
+
+/// How long a client waits for the daemon's answer. Long enough for a keyring that must
+/// be unlocked, short enough that git never hangs for good.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a freshly started daemon may take to print `ok`.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a request did not get an answer.
+#[derive(Debug)]
+pub enum ClientError {
+    /// Nobody listens on the socket ("not found" or "connection refused"): git's own rule
+    /// for when a client may start the daemon.
+    NotRunning(io::Error),
+    /// Anything else: permissions, a daemon that hung up, a malformed answer.
+    Failed(String),
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientError::NotRunning(e) => write!(f, "the helperd daemon is not running ({e})"),
+            ClientError::Failed(msg) => f.write_str(msg),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+/// Sends one request and reads the response.
+pub fn send(socket: &Path, envelope: &Envelope) -> Result<Response, ClientError> {
+    let mut stream = transport::connect(socket).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => ClientError::NotRunning(e),
+        _ => ClientError::Failed(format!(
+            "cannot connect to the helperd daemon at {}: {e}",
+            socket.display()
+        )),
+    })?;
+    let failed = |what: &str, e: io::Error| {
+        ClientError::Failed(format!(
+            "failed to {what} the helperd daemon at {}: {e}",
+            socket.display()
+        ))
+    };
+
+    let mut line = serde_json::to_vec(envelope).expect("wire types always serialize");
+    line.push(b'\n');
+    stream
+        .set_timeouts(REPLY_TIMEOUT)
+        .map_err(|e| failed("configure the connection to", e))?;
+    stream
+        .write_all(&line)
+        .map_err(|e| failed("send a request to", e))?;
+
+    let mut reader = BufReader::new(stream.take(MAX_MESSAGE_BYTES as u64));
+    let mut answer = Vec::new();
+    reader
+        .read_until(b'\n', &mut answer)
+        .map_err(|e| failed("read the answer of", e))?;
+    if answer.last() != Some(&b'\n') {
+        return Err(ClientError::Failed(
+            "the helperd daemon closed the connection without a complete answer (see its log)"
+                .into(),
+        ));
+    }
+    serde_json::from_slice(&answer).map_err(|e| {
+        ClientError::Failed(format!(
+            "the helperd daemon sent an answer this client cannot read: {e}"
+        ))
+    })
+}
+
+/// Finds the `helperd` executable: beside `beside` (normally the client's own executable,
+/// so an installation is self-consistent), else on `PATH`.
+pub fn daemon_executable(beside: Option<&Path>) -> PathBuf {
+    let name = if cfg!(windows) {
+        "helperd.exe"
+    } else {
+        "helperd"
+    };
+    if let Some(dir) = beside.and_then(Path::parent) {
+        let candidate = dir.join(name);
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    PathBuf::from(name)
+}
+
+/// Starts the daemon in the background and waits until it says `ok` (it prints that once
+/// it listens). A daemon that is already running counts as started.
+pub fn start_daemon(executable: &Path) -> Result<(), String> {
+    let mut child = Command::new(executable)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", executable.display()))?;
+
+    let stdout = child.stdout.take().expect("stdout was piped above");
+    let (tx, rx) = std::sync::mpsc::channel();
+    // A reader thread, because std has no read timeout on a pipe.
+    std::thread::spawn(move || {
+        let mut first_line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut first_line);
+        let _ = tx.send(first_line);
+    });
+    let first_line = rx.recv_timeout(START_TIMEOUT).unwrap_or_default();
+    if first_line.trim_end() == "ok" {
+        // The launcher exits right after `ok`; reap it.
+        let _ = child.wait();
+        return Ok(());
+    }
+    // Not ok: the launcher exited with an explanation on stderr, or hung.
+    let _ = child.kill();
+    let mut err = String::new();
+    if let Some(stderr) = child.stderr.take() {
+        let _ = stderr.take(4096).read_to_string(&mut err);
+    }
+    let _ = child.wait();
+    let err = err.trim();
+    if err.contains("already running") {
+        return Ok(());
+    }
+    Err(if err.is_empty() {
+        format!(
+            "{} did not start within {START_TIMEOUT:?}",
+            executable.display()
+        )
+    } else {
+        format!("{} failed to start: {err}", executable.display())
+    })
+}
+
+#[cfg(unix)]
+mod transport {
+    //! Unix domain sockets straight from std: the fastest path, nothing to set up.
+    use std::io;
+    use std::os::unix::net::UnixStream;
+    use std::path::Path;
+    use std::time::Duration;
+
+    pub struct Stream(UnixStream);
+
+    pub fn connect(path: &Path) -> io::Result<Stream> {
+        UnixStream::connect(path).map(Stream)
+    }
+
+    impl Stream {
+        pub fn set_timeouts(&self, timeout: Duration) -> io::Result<()> {
+            self.0.set_read_timeout(Some(timeout))?;
+            self.0.set_write_timeout(Some(timeout))
+        }
+    }
+
+    impl io::Read for Stream {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.0.read(buf)
+        }
+    }
+
+    impl io::Write for Stream {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            self.0.flush()
+        }
+    }
+}
+
+#[cfg(not(unix))]
+mod transport {
+    //! Error fallback: the Windows named-pipe transport is not written yet (DESIGN.md §3:
+    //! one signature per OS, an error fallback). git then falls back to its own prompt.
+    use std::io;
+    use std::path::Path;
+    use std::time::Duration;
+
+    pub struct Stream;
+
+    pub fn connect(_path: &Path) -> io::Result<Stream> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "helperd has no socket transport for this operating system yet",
+        ))
+    }
+
+    impl Stream {
+        pub fn set_timeouts(&self, _timeout: Duration) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl io::Read for Stream {
+        fn read(&mut self, _buf: &mut [u8]) -> io::Result<usize> {
+            Ok(0)
+        }
+    }
+
+    impl io::Write for Stream {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+}

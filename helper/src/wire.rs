@@ -1,0 +1,280 @@
+//! The wire format between the clients (`git-credential-helperd`, `helperctl`) and the daemon.
+//!
+//! One JSON object per line, one request and one response per connection (DESIGN.md §4).
+//! Both ends use these types, so they cannot drift apart. Bump [`PROTOCOL_VERSION`] by hand
+//! whenever a change is not backwards compatible; the client then restarts an old daemon.
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the request/response format. A daemon answers a request with a different
+/// version with [`ErrorCode::VersionMismatch`], except [`Request::Shutdown`], which every
+/// version must honour so that a newer client can replace an older daemon.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest request or response line either end reads, newline included.
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
+/// A request together with the protocol version the sender speaks.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Envelope {
+    pub v: u32,
+    #[serde(flatten)]
+    pub request: Request,
+}
+
+impl Envelope {
+    pub fn new(request: Request) -> Self {
+        Envelope {
+            v: PROTOCOL_VERSION,
+            request,
+        }
+    }
+}
+
+/// The git action the helper was called with (`git-credential-helperd <action>`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum GitAction {
+    Get,
+    Store,
+    Erase,
+}
+
+impl GitAction {
+    /// Parses the action word git passes; unknown actions are `None` (git's rule: a helper
+    /// ignores actions it does not know).
+    pub fn parse(word: &str) -> Option<Self> {
+        match word {
+            "get" => Some(GitAction::Get),
+            "store" => Some(GitAction::Store),
+            "erase" => Some(GitAction::Erase),
+            _ => None,
+        }
+    }
+}
+
+/// Everything a client may ask the daemon.
+///
+/// `Debug` is written by hand: git's input and passphrases are secret.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// A git credential-helper call, with git's standard input forwarded unparsed.
+    Git {
+        action: GitAction,
+        input: String,
+        /// Lifetime in seconds of plain credentials stored by this call
+        /// (`git-credential-helperd --timeout=N`, like git's `credential-cache --timeout`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_secs: Option<u64>,
+    },
+    /// Daemon and store facts for `helperctl status`; never carries a secret.
+    Status,
+    /// Ask the daemon to close its socket and exit.
+    Shutdown,
+    /// Unlock a passphrase-protected file store (`helperctl unlock`).
+    Unlock { passphrase: String },
+    /// Protect the file store with a passphrase instead of a key file
+    /// (`helperctl store set-passphrase`).
+    SetPassphrase { passphrase: String },
+}
+
+/// The daemon's answer to one request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Response {
+    pub v: u32,
+    #[serde(flatten)]
+    pub reply: Reply,
+    /// Text the client prints on its standard error (warnings, hints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
+}
+
+impl Response {
+    pub fn new(reply: Reply) -> Self {
+        Response {
+            v: PROTOCOL_VERSION,
+            reply,
+            notice: None,
+        }
+    }
+
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        Response::new(Reply::Error {
+            code,
+            message: message.into(),
+        })
+    }
+
+    pub fn with_notice(mut self, notice: Option<String>) -> Self {
+        self.notice = notice;
+        self
+    }
+}
+
+/// The body of a [`Response`].
+///
+/// `Debug` is written by hand: the git output carries the password.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Reply {
+    /// Text for git's standard input, already validated (may be empty: a miss).
+    Git {
+        output: String,
+    },
+    Status {
+        status: StatusReport,
+    },
+    /// The request was carried out and has nothing to report.
+    Done,
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Every variant is named, so a new variant must decide what is secret.
+        match self {
+            Request::Git {
+                action,
+                input: _,
+                timeout_secs,
+            } => f
+                .debug_struct("Git")
+                .field("action", action)
+                .field("input", &"<redacted>")
+                .field("timeout_secs", timeout_secs)
+                .finish(),
+            Request::Status => f.write_str("Status"),
+            Request::Shutdown => f.write_str("Shutdown"),
+            Request::Unlock { passphrase: _ } => f.write_str("Unlock { passphrase: <redacted> }"),
+            Request::SetPassphrase { passphrase: _ } => {
+                f.write_str("SetPassphrase { passphrase: <redacted> }")
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reply::Git { output: _ } => f.write_str("Git { output: <redacted> }"),
+            Reply::Status { status } => f.debug_struct("Status").field("status", status).finish(),
+            Reply::Done => f.write_str("Done"),
+            Reply::Error { code, message } => f
+                .debug_struct("Error")
+                .field("code", code)
+                .field("message", message)
+                .finish(),
+        }
+    }
+}
+
+/// Fixed, machine-readable error codes (DESIGN.md §4). Messages are for humans; scripts
+/// and the client branch on the code.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    VersionMismatch,
+    BadRequest,
+    Forbidden,
+    TokenExpired,
+    StoreLocked,
+    StoreUnavailable,
+    Policy,
+    Internal,
+}
+
+/// What `helperctl status` shows about the daemon. Stable field names: `--json` prints it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StatusReport {
+    pub pid: u32,
+    pub version: String,
+    pub protocol: u32,
+    pub uptime_secs: u64,
+    pub socket: String,
+    pub store: StoreStatus,
+}
+
+/// The secret store of record, as the daemon sees it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StoreStatus {
+    /// `file` or `secret-service` (or `keychain`, `wincred` on those systems).
+    pub kind: String,
+    /// How the secrets are protected at rest, in words (e.g. "OS keyring",
+    /// "encrypted file, key in a 0600 key file (weaker)").
+    pub protection: String,
+    /// `ok`, `locked` or `unavailable`.
+    pub state: String,
+    /// Why the store is locked or unavailable, and the way out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    /// Number of plain credentials stored through git's `store` (none when the store
+    /// cannot be read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plain_credentials: Option<usize>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_is_one_flat_tagged_object() {
+        let env = Envelope::new(Request::Git {
+            action: GitAction::Get,
+            input: "protocol=https\nhost=example.com\n".into(),
+            timeout_secs: None,
+        });
+        let json = serde_json::to_string(&env).unwrap();
+        assert_eq!(
+            json,
+            r#"{"v":1,"op":"git","action":"get","input":"protocol=https\nhost=example.com\n"}"#
+        );
+        let back: Envelope = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, env);
+    }
+
+    #[test]
+    fn shutdown_parses_whatever_the_version() {
+        let env: Envelope = serde_json::from_str(r#"{"v":99,"op":"shutdown"}"#).unwrap();
+        assert_eq!(env.request, Request::Shutdown);
+        assert_eq!(env.v, 99);
+    }
+
+    #[test]
+    fn error_reply_carries_code_and_notice() {
+        let resp = Response::error(ErrorCode::StoreLocked, "run helperctl unlock")
+            .with_notice(Some("hint".into()));
+        let json = serde_json::to_string(&resp).unwrap();
+        assert_eq!(
+            json,
+            r#"{"v":1,"result":"error","code":"store_locked","message":"run helperctl unlock","notice":"hint"}"#
+        );
+        assert_eq!(serde_json::from_str::<Response>(&json).unwrap(), resp);
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let req = Request::Git {
+            action: GitAction::Store,
+            input: "password=hunter2\n".into(),
+            timeout_secs: Some(5),
+        };
+        let unlock = Request::Unlock {
+            passphrase: "hunter2".into(),
+        };
+        let reply = Reply::Git {
+            output: "password=hunter2\n".into(),
+        };
+        for text in [
+            format!("{req:?}"),
+            format!("{unlock:?}"),
+            format!("{reply:?}"),
+        ] {
+            assert!(!text.contains("hunter2"), "{text}");
+        }
+    }
+}

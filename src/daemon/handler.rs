@@ -1,0 +1,201 @@
+//! The request handler: the ONLY code that decides which secret leaves the daemon
+//! (DESIGN.md §3).
+
+use helperd_wire::wire::{
+    ErrorCode, GitAction, Reply, Request, Response, StatusReport, StoreStatus, PROTOCOL_VERSION,
+};
+use zeroize::Zeroize;
+
+use super::state::{unix_now, State};
+use crate::gitproto::GitCredential;
+use crate::plain::StoreOutcome;
+use crate::secret::Secret;
+use crate::store::StoreError;
+
+/// Answers one request. `Shutdown` is answered here; the server then stops.
+pub async fn handle(state: &State, request: Request) -> Response {
+    match request {
+        Request::Git {
+            action,
+            mut input,
+            timeout_secs,
+        } => {
+            let parsed = GitCredential::parse(&input);
+            // git's input holds the password on `store`: gone as soon as it is parsed.
+            input.zeroize();
+            match parsed {
+                Ok(cred) => git(state, action, cred, timeout_secs).await,
+                Err(e) => {
+                    tracing::warn!(?action, error = %e, "refused a malformed git request");
+                    Response::error(ErrorCode::BadRequest, e.to_string())
+                }
+            }
+        }
+        Request::Status => status(state).await,
+        Request::Shutdown => Response::new(Reply::Done),
+        Request::Unlock { passphrase } => {
+            let passphrase = Secret::new(passphrase);
+            let mut inner = state.lock().await;
+            match state.unlock(&mut inner, passphrase).await {
+                Ok(()) => {
+                    tracing::info!("store unlocked");
+                    Response::new(Reply::Done)
+                }
+                Err(e) => store_error(e),
+            }
+        }
+        Request::SetPassphrase { passphrase } => {
+            let passphrase = Secret::new(passphrase);
+            let mut inner = state.lock().await;
+            match state.set_passphrase(&mut inner, passphrase).await {
+                Ok(()) => {
+                    tracing::info!("file store now protected by a passphrase");
+                    Response::new(Reply::Done)
+                }
+                Err(e) => store_error(e),
+            }
+        }
+    }
+}
+
+/// Maps a store failure to the wire: a fixed code plus the message naming the way out.
+pub fn store_error(e: StoreError) -> Response {
+    let code = match e {
+        StoreError::Locked { .. } => ErrorCode::StoreLocked,
+        StoreError::WrongPassphrase { .. } => ErrorCode::Forbidden,
+        StoreError::NotSupported { .. } => ErrorCode::BadRequest,
+        _ => ErrorCode::StoreUnavailable,
+    };
+    Response::error(code, e.to_string())
+}
+
+async fn git(
+    state: &State,
+    action: GitAction,
+    cred: GitCredential,
+    timeout_secs: Option<u64>,
+) -> Response {
+    let now = unix_now();
+    let mut inner = state.lock().await;
+    let table = match state.table(&mut inner).await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(?action, error = %e, "cannot answer git: store problem");
+            return store_error(e);
+        }
+    };
+    let host = cred.host.as_deref().unwrap_or("");
+    let protocol = cred.protocol.as_deref().unwrap_or("");
+    match action {
+        GitAction::Get => {
+            let answer = table.get(&cred, now).map(|entry| entry.answer(&cred));
+            drop(inner);
+            match answer {
+                None => {
+                    tracing::debug!(protocol, host, "get: no credential");
+                    Response::new(Reply::Git {
+                        output: String::new(),
+                    })
+                }
+                Some(Ok(text)) => {
+                    tracing::info!(protocol, host, "get: served a plain credential");
+                    Response::new(Reply::Git {
+                        output: text.expose().to_string(),
+                    })
+                }
+                Some(Err(unsafe_value)) => {
+                    tracing::error!(error = %unsafe_value, "refused to answer with a stored value");
+                    Response::error(ErrorCode::Internal, unsafe_value.to_string())
+                }
+            }
+        }
+        GitAction::Store => match table.store(&cred, timeout_secs, now) {
+            StoreOutcome::Stored => match state.persist(&mut inner).await {
+                Ok(()) => {
+                    tracing::info!(protocol, host, lifetime = ?timeout_secs, "store: kept a plain credential");
+                    done_for_git()
+                }
+                Err(e) => store_error(e),
+            },
+            outcome => {
+                tracing::debug!(protocol, host, ?outcome, "store: nothing kept");
+                done_for_git()
+            }
+        },
+        GitAction::Erase => {
+            let erased = table.erase(&cred, now);
+            if erased == 0 {
+                tracing::debug!(protocol, host, "erase: nothing matched");
+                return done_for_git();
+            }
+            match state.persist(&mut inner).await {
+                Ok(()) => {
+                    tracing::info!(protocol, host, erased, "erase: removed plain credentials");
+                    done_for_git()
+                }
+                Err(e) => store_error(e),
+            }
+        }
+    }
+}
+
+/// `store` and `erase` print nothing for git.
+fn done_for_git() -> Response {
+    Response::new(Reply::Git {
+        output: String::new(),
+    })
+}
+
+async fn status(state: &State) -> Response {
+    let mut inner = state.lock().await;
+    let store = match state.store(&mut inner).await {
+        Err(e) => StoreStatus {
+            kind: state
+                .settings
+                .forced_store
+                .map(|k| k.name().to_string())
+                .unwrap_or_else(|| "unknown".into()),
+            protection: "unknown".into(),
+            state: "unavailable".into(),
+            problem: Some(e.to_string()),
+            plain_credentials: None,
+        },
+        Ok(store) => {
+            let kind = store.kind().name().to_string();
+            let protection = store.protection();
+            match state.table(&mut inner).await {
+                Ok(table) => StoreStatus {
+                    kind,
+                    protection,
+                    state: "ok".into(),
+                    problem: None,
+                    plain_credentials: Some(table.len_alive(unix_now())),
+                },
+                Err(e @ StoreError::Locked { .. }) => StoreStatus {
+                    kind,
+                    protection,
+                    state: "locked".into(),
+                    problem: Some(e.to_string()),
+                    plain_credentials: None,
+                },
+                Err(e) => StoreStatus {
+                    kind,
+                    protection,
+                    state: "unavailable".into(),
+                    problem: Some(e.to_string()),
+                    plain_credentials: None,
+                },
+            }
+        }
+    };
+    Response::new(Reply::Status {
+        status: StatusReport {
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            protocol: PROTOCOL_VERSION,
+            uptime_secs: state.started.elapsed().as_secs(),
+            socket: state.settings.socket.display().to_string(),
+            store,
+        },
+    })
+}

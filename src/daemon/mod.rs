@@ -1,0 +1,182 @@
+//! The daemon: takes the socket, detaches (unless told to stay in the foreground), and
+//! serves requests until told to stop.
+
+pub mod handler;
+pub mod hardening;
+pub mod server;
+pub mod state;
+
+use std::fs::{File, OpenOptions};
+use std::io::{IsTerminal, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use helperd_wire::paths::Paths;
+
+use crate::ipc::{self, BindError};
+use crate::store::choice::keyring_service;
+use crate::store::StoreKind;
+use state::{Settings, State};
+
+/// How the daemon was asked to run.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Stay attached: log to stderr, no fork (service managers, debugging).
+    pub foreground: bool,
+}
+
+/// The log file a detached daemon writes to (it has no terminal).
+pub fn log_file(paths: &Paths) -> std::path::PathBuf {
+    paths.state_dir.join("helperd.log")
+}
+
+/// A detached daemon's log is truncated at start once it grows past this.
+const MAX_LOG_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Runs the daemon; returns when it has stopped (or, detached, in the launching process
+/// once the child listens).
+pub fn launch(options: Options) -> anyhow::Result<()> {
+    hardening::harden();
+    let paths = Paths::from_env()?;
+    let forced_store = match std::env::var("HELPERD_STORE") {
+        Ok(name) if !name.is_empty() => Some(StoreKind::parse(&name).with_context(|| {
+            let names: Vec<_> = StoreKind::ALL.iter().map(|k| k.name()).collect();
+            format!(
+                "HELPERD_STORE={name:?} is not a store; use one of {}",
+                names.join(", ")
+            )
+        })?),
+        _ => None,
+    };
+    let helperd_home = std::env::var_os("HELPERD_HOME").filter(|h| !h.is_empty());
+    let settings = Settings {
+        state_dir: paths.state_dir.clone(),
+        data_dir: paths.data_dir.clone(),
+        socket: paths.socket.clone(),
+        forced_store,
+        keyring_service: keyring_service(helperd_home.as_deref().map(Path::new)),
+    };
+
+    let (mut bound, systemd) = match ipc::from_systemd(&paths.socket) {
+        Some(b) => (b, true),
+        None => match ipc::bind(&paths.socket, &paths.lock_file()) {
+            Ok(b) => (b, false),
+            Err(e @ BindError::AlreadyRunning { .. }) => bail!("{e}"),
+            Err(e) => return Err(e).context("failed to start the daemon"),
+        },
+    };
+
+    if !options.foreground && !systemd {
+        crate::fsutil::create_private_dir(&paths.state_dir)?;
+        let log = open_log(&log_file(&paths))?;
+        detach(&log)?;
+    } else {
+        say_ok()?;
+    }
+
+    init_logging();
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        socket = %bound.path().display(),
+        pid = std::process::id(),
+        "helperd listening"
+    );
+
+    // One thread is plenty for a per-user daemon and keeps idle memory small; blocking
+    // store calls run on tokio's blocking pool.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
+    let state = Arc::new(State::new(settings));
+    let listener = bound.take_listener();
+    let result = runtime.block_on(async {
+        listener.set_nonblocking(true)?;
+        let listener = tokio::net::UnixListener::from_std(listener)?;
+        // Open the store now so the first git request does not wait for it; a failure is
+        // reported on each request until the store answers.
+        let opener = state.clone();
+        tokio::spawn(async move {
+            let mut inner = opener.lock().await;
+            if let Err(e) = opener.store(&mut inner).await {
+                tracing::warn!(error = %e, "the store of record is not available yet");
+            }
+        });
+        server::serve(listener, state).await
+    });
+    // Close the socket (the BoundSocket removes its file) before the runtime winds down.
+    drop(bound);
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    result.context("the daemon stopped on an error")?;
+    tracing::info!("helperd stopped");
+    Ok(())
+}
+
+/// Tells the launching client that the socket listens.
+fn say_ok() -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ok")
+        .and_then(|()| out.flush())
+        .context("failed to write ok")
+}
+
+fn open_log(path: &Path) -> anyhow::Result<File> {
+    if std::fs::metadata(path)
+        .map(|m| m.len() > MAX_LOG_BYTES)
+        .unwrap_or(false)
+    {
+        let _ = std::fs::remove_file(path);
+    }
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("failed to open the log file {}", path.display()))
+}
+
+/// Forks into the background: the parent says `ok` (the socket already listens) and
+/// exits; the child starts a new session with its output going to the log file.
+fn detach(log: &File) -> anyhow::Result<()> {
+    // SAFETY: called before any thread is started (no runtime, no logging yet), so the
+    // child is a plain copy of a single-threaded process.
+    match unsafe { nix::unistd::fork() }.context("failed to fork")? {
+        nix::unistd::ForkResult::Parent { .. } => {
+            say_ok()?;
+            std::process::exit(0);
+        }
+        nix::unistd::ForkResult::Child => {
+            nix::unistd::setsid().context("failed to start a new session")?;
+            let null = File::options()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+                .context("failed to open /dev/null")?;
+            for (from, to, what) in [
+                (null.as_raw_fd(), 0, "stdin"),
+                (null.as_raw_fd(), 1, "stdout"),
+                (log.as_raw_fd(), 2, "stderr"),
+            ] {
+                nix::unistd::dup2(from, to)
+                    .with_context(|| format!("failed to redirect {what}"))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_env("HELPERD_LOG").unwrap_or_else(|_| EnvFilter::new("helperd=info"));
+    let ansi = std::io::stderr().is_terminal();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_target(false)
+        .init();
+}

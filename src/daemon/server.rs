@@ -1,0 +1,236 @@
+//! The accept loop: one task per connection, one request and one response per connection
+//! (DESIGN.md §4), peers of another uid refused, signals handled.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use helperd_wire::wire::{
+    Envelope, ErrorCode, Reply, Request, Response, MAX_MESSAGE_BYTES, PROTOCOL_VERSION,
+};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::Notify;
+
+use super::handler;
+use super::state::State;
+use crate::ipc;
+
+/// A client that connects and says nothing is dropped after this long; others are served
+/// meanwhile, so it only costs its own connection.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves until SIGTERM, SIGINT or a `shutdown` request.
+pub async fn serve(listener: UnixListener, state: Arc<State>) -> std::io::Result<()> {
+    let shutdown = Arc::new(Notify::new());
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    // SIGHUP must not kill the daemon (a closed terminal sends it); config reload comes later.
+    let mut sighup = signal(SignalKind::hangup())?;
+    let me = nix::unistd::geteuid().as_raw();
+
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let state = state.clone();
+                    let shutdown = shutdown.clone();
+                    tokio::spawn(async move { connection(stream, me, state, shutdown).await });
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
+            _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); break; }
+            _ = sighup.recv() => { tracing::info!("SIGHUP: nothing to reload yet"); }
+            _ = shutdown.notified() => { tracing::info!("shutdown requested by a client"); break; }
+        }
+    }
+    Ok(())
+}
+
+async fn connection(mut stream: UnixStream, me: u32, state: Arc<State>, shutdown: Arc<Notify>) {
+    match ipc::peer(&stream) {
+        Ok((uid, _)) if uid == me => {}
+        Ok((uid, pid)) => {
+            tracing::warn!(
+                peer_uid = uid,
+                peer_pid = ?pid,
+                "refused a connection from another user (peer credentials do not match)"
+            );
+            let _ = write_response(
+                &mut stream,
+                &Response::error(
+                    ErrorCode::Forbidden,
+                    "this helperd daemon belongs to another user",
+                ),
+            )
+            .await;
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "refused a connection whose peer credentials cannot be read");
+            return;
+        }
+    }
+
+    let line = match tokio::time::timeout(REQUEST_TIMEOUT, read_request_line(&mut stream)).await {
+        Err(_) => {
+            tracing::debug!("client sent no request in time; closing");
+            return;
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "failed to read a request");
+            return;
+        }
+        Ok(Ok(RequestLine::Empty)) => return,
+        Ok(Ok(RequestLine::TooLong)) => {
+            let msg = format!(
+                "request larger than {} KiB; refused",
+                MAX_MESSAGE_BYTES / 1024
+            );
+            tracing::warn!("{msg}");
+            let _ = write_response(&mut stream, &Response::error(ErrorCode::BadRequest, msg)).await;
+            return;
+        }
+        Ok(Ok(RequestLine::Truncated)) => {
+            tracing::warn!("refused a truncated request");
+            let resp = Response::error(
+                ErrorCode::BadRequest,
+                "truncated request (no final newline)",
+            );
+            let _ = write_response(&mut stream, &resp).await;
+            return;
+        }
+        Ok(Ok(RequestLine::Line(line))) => line,
+    };
+
+    let (response, stop) = match decode(&line) {
+        Ok(Request::Shutdown) => (Response::new(Reply::Done), true),
+        Ok(request) => {
+            tracing::debug!(?request, "request");
+            (handler::handle(&state, request).await, false)
+        }
+        Err((code, message)) => {
+            tracing::warn!(?code, %message, "refused a request");
+            (Response::error(code, message), false)
+        }
+    };
+    drop(line);
+    if let Err(e) = write_response(&mut stream, &response).await {
+        tracing::debug!(error = %e, "client went away before the answer");
+    }
+    if stop {
+        shutdown.notify_one();
+    }
+}
+
+enum RequestLine {
+    Empty,
+    TooLong,
+    Truncated,
+    Line(zeroize::Zeroizing<Vec<u8>>),
+}
+
+async fn read_request_line(stream: &mut UnixStream) -> std::io::Result<RequestLine> {
+    let mut reader = BufReader::new(stream.take(MAX_MESSAGE_BYTES as u64 + 1));
+    // Zeroizing: the request may carry a password.
+    let mut line = zeroize::Zeroizing::new(Vec::new());
+    reader.read_until(b'\n', &mut line).await?;
+    Ok(match line.last() {
+        _ if line.len() > MAX_MESSAGE_BYTES => RequestLine::TooLong,
+        None => RequestLine::Empty,
+        Some(b'\n') => RequestLine::Line(line),
+        Some(_) => RequestLine::Truncated,
+    })
+}
+
+/// Decodes one request line; the error is the response to send. Messages never quote the
+/// request: it may hold a secret.
+fn decode(line: &[u8]) -> Result<Request, (ErrorCode, String)> {
+    let bad = |msg: String| (ErrorCode::BadRequest, msg);
+    let value: serde_json::Value = serde_json::from_slice(line)
+        .map_err(|e| bad(format!("request is not JSON (column {})", e.column())))?;
+    let op = value
+        .get("op")
+        .and_then(|o| o.as_str())
+        .ok_or_else(|| bad("request has no \"op\"".into()))?
+        .to_string();
+    // Every version honours `shutdown`, so any client can replace any daemon.
+    if op == "shutdown" {
+        return Ok(Request::Shutdown);
+    }
+    let version = value.get("v").and_then(|v| v.as_u64());
+    if version != Some(u64::from(PROTOCOL_VERSION)) {
+        return Err((
+            ErrorCode::VersionMismatch,
+            format!(
+                "this helperd daemon speaks protocol {PROTOCOL_VERSION}, the client {}; restart the daemon (helperctl daemon restart)",
+                version.map(|v| v.to_string()).unwrap_or_else(|| "none".into())
+            ),
+        ));
+    }
+    const KNOWN: [&str; 4] = ["git", "status", "unlock", "set_passphrase"];
+    if !KNOWN.contains(&op.as_str()) {
+        let shown: String = op.chars().take(40).filter(|c| !c.is_control()).collect();
+        return Err(bad(format!("unknown op {shown:?}")));
+    }
+    serde_json::from_value::<Envelope>(value)
+        .map(|env| env.request)
+        .map_err(|_| bad(format!("malformed {op} request")))
+}
+
+async fn write_response(stream: &mut UnixStream, response: &Response) -> std::io::Result<()> {
+    let mut bytes =
+        zeroize::Zeroizing::new(serde_json::to_vec(response).expect("wire types always serialize"));
+    bytes.push(b'\n');
+    stream.write_all(&bytes).await?;
+    stream.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(e: (ErrorCode, String)) -> ErrorCode {
+        e.0
+    }
+
+    #[test]
+    fn decode_classifies_bad_requests() {
+        assert_eq!(
+            code(decode(b"garbage\n").unwrap_err()),
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            code(decode(b"{\"v\":1}\n").unwrap_err()),
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            code(decode(b"{\"v\":1,\"op\":\"fly\"}\n").unwrap_err()),
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            code(decode(b"{\"v\":7,\"op\":\"status\"}\n").unwrap_err()),
+            ErrorCode::VersionMismatch
+        );
+        assert_eq!(
+            decode(b"{\"v\":7,\"op\":\"shutdown\"}\n").unwrap(),
+            Request::Shutdown
+        );
+        assert_eq!(
+            decode(b"{\"v\":1,\"op\":\"status\"}\n").unwrap(),
+            Request::Status
+        );
+    }
+
+    #[test]
+    fn malformed_request_error_does_not_quote_the_secret() {
+        let line = br#"{"v":1,"op":"git","action":"get","input":12345678}"#;
+        let (_, message) = decode(line).unwrap_err();
+        assert!(!message.contains("12345678"), "{message}");
+    }
+}

@@ -1,0 +1,120 @@
+//! Private folders and atomic files: the few file-system rules every part shares.
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+/// Creates `dir` (and missing parents) with mode 0700 set at creation, or checks that an
+/// existing `dir` is ours and closed to group and others, like git's
+/// `credential-cache--daemon` does for its socket folder.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    match fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+    {
+        Ok(()) => {}
+        Err(e) => {
+            return Err(io::Error::new(
+                e.kind(),
+                format!("failed to create {}: {e}", dir.display()),
+            ))
+        }
+    }
+    check_private_dir(dir)
+}
+
+/// Refuses a folder that another user owns or that group/others can reach.
+pub fn check_private_dir(dir: &Path) -> io::Result<()> {
+    let meta = fs::metadata(dir).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("failed to inspect {}: {e}", dir.display()),
+        )
+    })?;
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "refusing to use {}: it belongs to uid {}, not to you (uid {me})",
+                dir.display(),
+                meta.uid()
+            ),
+        ));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "refusing to use {dir}: group or others can reach it (mode {mode:04o}); \
+                 other users could reach your credentials. Fix it with: chmod 700 {dir}",
+                dir = dir.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` atomically and durably: a fresh temporary file with `mode`,
+/// fsync, rename over `path`, fsync of the folder. A crash leaves the old or the new file.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let mut tmp_name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    tmp_name.push(format!(".tmp.{}", std::process::id()));
+    let tmp = dir.join(tmp_name);
+    let _ = fs::remove_file(&tmp);
+    let result = (|| {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)?;
+        fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_0700_and_refuses_loose_folders() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("a/b");
+        create_private_dir(&dir).unwrap();
+        assert_eq!(
+            fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o750)).unwrap();
+        let err = create_private_dir(&dir).unwrap_err();
+        assert!(err.to_string().contains("chmod 700"), "{err}");
+    }
+
+    #[test]
+    fn atomic_write_replaces_with_mode() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("f");
+        write_atomic(&p, b"one", 0o600).unwrap();
+        write_atomic(&p, b"two", 0o600).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(fs::read_dir(t.path()).unwrap().count(), 1);
+    }
+}

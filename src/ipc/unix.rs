@@ -1,0 +1,154 @@
+//! Unix domain socket listener.
+//!
+//! Rules (DESIGN.md §2, §7, git's `credential-cache--daemon.c`): the socket's folder is
+//! 0700 from creation and refused when group/others can reach it; the socket is 0600; a
+//! lock file held for the daemon's whole life makes it one daemon per socket; a socket left
+//! by a killed daemon is stale exactly when nobody holds the lock, and is then reclaimed.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, Write};
+use std::os::fd::FromRawFd;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+
+use nix::sys::stat::{umask, Mode};
+
+use crate::fsutil;
+
+/// Why the daemon could not take the socket.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("a helperd daemon is already running on {socket}{}", pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    AlreadyRunning { socket: String, pid: Option<u32> },
+    #[error("{0}")]
+    Io(String),
+}
+
+/// A bound, listening socket plus the lock that makes it ours.
+#[derive(Debug)]
+pub struct BoundSocket {
+    listener: Option<UnixListener>,
+    path: PathBuf,
+    /// Held (flock) until the daemon exits; dropping the file releases it.
+    _lock: Option<File>,
+    /// Whether we created the socket file and must remove it on exit (not under systemd).
+    remove_on_drop: bool,
+}
+
+impl BoundSocket {
+    /// Takes the listener out (to hand it to tokio); the socket file stays managed here.
+    pub fn take_listener(&mut self) -> UnixListener {
+        self.listener
+            .take()
+            .expect("take_listener is called once, right after binding")
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for BoundSocket {
+    fn drop(&mut self) {
+        if self.remove_on_drop {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn io_err(what: String) -> impl FnOnce(io::Error) -> BindError {
+    move |e| BindError::Io(format!("{what}: {e}"))
+}
+
+/// Binds `socket`, holding `lock_path` for as long as the returned value lives.
+pub fn bind(socket: &Path, lock_path: &Path) -> Result<BoundSocket, BindError> {
+    let dir = socket.parent().unwrap_or_else(|| Path::new("/"));
+    fsutil::create_private_dir(dir).map_err(|e| BindError::Io(e.to_string()))?;
+
+    let mut lock = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(lock_path)
+        .map_err(io_err(format!("failed to open {}", lock_path.display())))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = lock.read_to_string(&mut pid);
+            return Err(BindError::AlreadyRunning {
+                socket: socket.display().to_string(),
+                pid: pid.trim().parse().ok(),
+            });
+        }
+        Err(fs::TryLockError::Error(e)) => {
+            return Err(io_err(format!("failed to lock {}", lock_path.display()))(e))
+        }
+    }
+
+    // We hold the lock, so whatever sits at the socket path was left by a dead daemon.
+    match fs::symlink_metadata(socket) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            tracing::info!(socket = %socket.display(), "reclaiming a stale socket");
+            fs::remove_file(socket).map_err(io_err(format!(
+                "failed to remove the stale socket {}",
+                socket.display()
+            )))?;
+        }
+        Ok(_) => {
+            return Err(BindError::Io(format!(
+                "{} exists and is not a socket; move it away",
+                socket.display()
+            )))
+        }
+        Err(_) => {}
+    }
+
+    // The umask makes the socket 0600 from its first instant; chmod makes sure of it.
+    let old = umask(Mode::from_bits_truncate(0o177));
+    let bound = UnixListener::bind(socket);
+    umask(old);
+    let listener = bound.map_err(io_err(format!("failed to listen on {}", socket.display())))?;
+    fs::set_permissions(socket, fs::Permissions::from_mode(0o600))
+        .map_err(io_err(format!("failed to chmod {}", socket.display())))?;
+
+    lock.set_len(0)
+        .and_then(|()| lock.rewind())
+        .and_then(|()| write!(lock, "{}", std::process::id()))
+        .map_err(io_err(format!("failed to write {}", lock_path.display())))?;
+
+    Ok(BoundSocket {
+        listener: Some(listener),
+        path: socket.to_path_buf(),
+        _lock: Some(lock),
+        remove_on_drop: true,
+    })
+}
+
+/// The socket systemd passed us (socket activation: `LISTEN_PID`, `LISTEN_FDS`, fd 3).
+pub fn from_systemd(socket: &Path) -> Option<BoundSocket> {
+    let pid: u32 = std::env::var("LISTEN_PID").ok()?.parse().ok()?;
+    let fds: u32 = std::env::var("LISTEN_FDS").ok()?.parse().ok()?;
+    if pid != std::process::id() || fds < 1 {
+        return None;
+    }
+    // SAFETY: systemd's protocol hands us fd 3 (SD_LISTEN_FDS_START) open and listening,
+    // and nothing else in this process owns it.
+    let listener = unsafe { UnixListener::from_raw_fd(3) };
+    Some(BoundSocket {
+        listener: Some(listener),
+        path: socket.to_path_buf(),
+        _lock: None,
+        // systemd owns the socket file.
+        remove_on_drop: false,
+    })
+}
+
+/// The uid and pid of the process at the other end of `stream`.
+pub fn peer(stream: &tokio::net::UnixStream) -> io::Result<(u32, Option<i32>)> {
+    let cred = stream.peer_cred()?;
+    Ok((cred.uid(), cred.pid()))
+}

@@ -1,0 +1,17 @@
+//! helperd: a per-user git credential helper daemon (see DESIGN.md).
+//!
+//! Core, no I/O: [`secret`], [`gitproto`], [`plain`]. Edges: [`store`], [`ipc`],
+//! [`fsutil`]. The daemon: [`daemon`]. Binaries: `helperd`, `helperctl`.
+
+pub mod cli;
+pub mod ctl;
+pub mod daemon;
+pub mod fsutil;
+pub mod gitproto;
+pub mod ipc;
+pub mod plain;
+pub mod secret;
+pub mod store;
+pub mod tty;
+
+pub use helperd_wire as wire;

@@ -1,0 +1,130 @@
+//! Secret stores: where secrets live at rest (DESIGN.md §7).
+//!
+//! The daemon keeps every secret under a short key (`plain-credentials`, later
+//! `token/<id>`) in one store of record: the OS keyring where one answers, else an
+//! encrypted file. The choice is made once and remembered ([`choice`]); a store that is
+//! unreachable later is an error naming the store and the way out, never a silent switch.
+//!
+//! Every method may block (D-Bus, argon2, disk): the daemon calls them on
+//! `spawn_blocking`.
+
+pub mod choice;
+pub mod file;
+pub mod keyring;
+
+use crate::secret::Secret;
+
+/// Which kind of store holds the secrets. The names are the values of `HELPERD_STORE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    File,
+    SecretService,
+    Keychain,
+    WinCred,
+}
+
+impl StoreKind {
+    pub const ALL: [StoreKind; 4] = [
+        StoreKind::File,
+        StoreKind::SecretService,
+        StoreKind::Keychain,
+        StoreKind::WinCred,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            StoreKind::File => "file",
+            StoreKind::SecretService => "secret-service",
+            StoreKind::Keychain => "keychain",
+            StoreKind::WinCred => "wincred",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<StoreKind> {
+        StoreKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+impl std::fmt::Display for StoreKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a store operation failed. Messages name the store and the way out; they never
+/// contain a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The file store is protected by a passphrase and nobody has unlocked it yet.
+    #[error("the {store} store is locked: run `helperctl unlock`")]
+    Locked { store: StoreKind },
+
+    /// The store of record does not answer (no D-Bus session, keyring daemon gone, ...).
+    #[error("the {store} store is unavailable: {detail}. {hint}")]
+    Unavailable {
+        store: StoreKind,
+        detail: String,
+        hint: String,
+    },
+
+    /// The passphrase given to unlock the file store is not the right one.
+    #[error("wrong passphrase for the {store} store")]
+    WrongPassphrase { store: StoreKind },
+
+    /// The store's data exists but cannot be decoded: nothing is overwritten.
+    #[error("the {store} store at {path} cannot be read: {detail}; it was left untouched")]
+    Corrupt {
+        store: StoreKind,
+        path: String,
+        detail: String,
+    },
+
+    #[error("failed to {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("the {store} store does not support this: {what}")]
+    NotSupported { store: StoreKind, what: String },
+}
+
+/// A place that keeps secrets under string keys.
+pub trait SecretStore: Send + Sync {
+    fn kind(&self) -> StoreKind;
+
+    /// How the secrets are protected at rest, in words for `helperctl status`.
+    fn protection(&self) -> String;
+
+    /// The secret under `key`, or `None` when there is none.
+    fn get(&self, key: &str) -> Result<Option<Secret>, StoreError>;
+
+    /// Stores `value` under `key`, replacing any previous value, durably.
+    fn set(&self, key: &str, value: &Secret) -> Result<(), StoreError>;
+
+    /// Removes `key`; removing a key that is not there is not an error.
+    fn delete(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Whether the store needs `unlock` before it can be read.
+    fn is_locked(&self) -> bool {
+        false
+    }
+
+    /// Unlocks a passphrase-protected store.
+    fn unlock(&self, _passphrase: &Secret) -> Result<(), StoreError> {
+        Err(StoreError::NotSupported {
+            store: self.kind(),
+            what: "unlocking with a passphrase (only the file store has one)".into(),
+        })
+    }
+
+    /// Switches the store to passphrase protection (or changes the passphrase).
+    fn set_passphrase(&self, _passphrase: &Secret) -> Result<(), StoreError> {
+        Err(StoreError::NotSupported {
+            store: self.kind(),
+            what: "passphrase protection (only the file store has one)".into(),
+        })
+    }
+}

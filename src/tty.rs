@@ -1,0 +1,43 @@
+//! Reading a secret from the user: hidden on the terminal, or a line from stdin when stdin
+//! is not a terminal (scripts, CI).
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, IsTerminal, Write};
+use std::os::fd::AsFd;
+
+use nix::sys::termios::{self, LocalFlags, SetArg};
+
+use crate::secret::Secret;
+
+/// Asks for a secret with `prompt`. Trailing newline removed.
+pub fn read_secret(prompt: &str) -> io::Result<Secret> {
+    if io::stdin().is_terminal() {
+        let tty = OpenOptions::new().read(true).write(true).open("/dev/tty")?;
+        read_hidden(tty, prompt)
+    } else {
+        let mut line = String::new();
+        io::stdin().lock().read_line(&mut line)?;
+        let secret = Secret::new(line.trim_end_matches(['\n', '\r']));
+        zeroize::Zeroize::zeroize(&mut line);
+        Ok(secret)
+    }
+}
+
+fn read_hidden(tty: File, prompt: &str) -> io::Result<Secret> {
+    let mut out = tty.try_clone()?;
+    write!(out, "{prompt}")?;
+    out.flush()?;
+    let saved = termios::tcgetattr(tty.as_fd()).map_err(io::Error::from)?;
+    let mut hidden = saved.clone();
+    hidden.local_flags.remove(LocalFlags::ECHO);
+    hidden.local_flags.insert(LocalFlags::ECHONL);
+    termios::tcsetattr(tty.as_fd(), SetArg::TCSANOW, &hidden).map_err(io::Error::from)?;
+    let mut line = String::new();
+    let read = BufReader::new(&tty).read_line(&mut line);
+    // Restore echo whatever happened.
+    let _ = termios::tcsetattr(tty.as_fd(), SetArg::TCSANOW, &saved);
+    read?;
+    let secret = Secret::new(line.trim_end_matches(['\n', '\r']));
+    zeroize::Zeroize::zeroize(&mut line);
+    Ok(secret)
+}
