@@ -35,6 +35,11 @@ pub enum Command {
         #[command(subcommand)]
         action: StoreAction,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -52,4 +57,49 @@ pub enum StoreAction {
     /// Protect the encrypted file store with a passphrase instead of the key file
     /// (argon2id); afterwards every daemon start needs `helperctl unlock`.
     SetPassphrase,
+}
+
+/// The helperd daemon: answers git's credential requests for this user over a local socket.
+///
+/// Normally started by git-credential-helperd on demand, by `helperctl daemon start`, or by
+/// the systemd user units in contrib/. Without --foreground it detaches, prints `ok` once it
+/// listens, and logs to $XDG_STATE_HOME/helperd/helperd.log. Environment: HELPERD_HOME
+/// (everything under one folder), HELPERD_SOCKET (socket path), HELPERD_STORE (file |
+/// secret-service | keychain | wincred), HELPERD_LOG (log filter, e.g. helperd=debug).
+#[derive(Debug, Parser)]
+#[command(name = "helperd", version)]
+pub struct DaemonArgs {
+    /// Stay in the foreground and log to stderr (for service managers and debugging).
+    #[arg(long)]
+    pub foreground: bool,
+}
+
+/// The command line of `git-credential-helperd`, for its man page only: the client parses
+/// its few arguments by hand to start fast (DESIGN.md §3), and a unit test keeps the two
+/// in step.
+pub fn client_command() -> clap::Command {
+    clap::Command::new("git-credential-helperd")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("git credential helper that forwards git's requests to the helperd daemon")
+        .long_about(
+            "git runs this program; you normally do not. Set it up with \
+             `git config --global credential.helper helperd` (or the absolute path, which \
+             scripts/install.sh writes). It forwards git's request to the helperd daemon, \
+             starting the daemon when none is listening, prints the answer for git and any \
+             notice on stderr. Whatever goes wrong, it prints one line on stderr and exits 0, \
+             so that git falls back to its own prompt.",
+        )
+        .arg(
+            clap::Arg::new("timeout")
+                .long("timeout")
+                .value_name("SECONDS")
+                .help("Plain credentials stored by this call expire after SECONDS (like git's credential-cache --timeout)"),
+        )
+        .arg(
+            clap::Arg::new("action")
+                .value_name("ACTION")
+                .required(true)
+                .value_parser(["get", "store", "erase"])
+                .help("The git credential-helper action; unknown actions are ignored"),
+        )
 }

@@ -30,6 +30,11 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             println!("store unlocked");
             Ok(0)
         }
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "helperctl", &mut std::io::stdout());
+            Ok(0)
+        }
         Command::Store {
             action: StoreAction::SetPassphrase,
         } => {

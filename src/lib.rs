@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod ctl;
 pub mod daemon;
+pub mod docs;
 pub mod fsutil;
 pub mod gitproto;
 pub mod ipc;

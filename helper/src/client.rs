@@ -39,6 +39,7 @@ impl std::error::Error for ClientError {}
 
 /// Sends one request and reads the response.
 pub fn send(socket: &Path, envelope: &Envelope) -> Result<Response, ClientError> {
+    let line = encode(envelope)?;
     let mut stream = transport::connect(socket).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => ClientError::NotRunning(e),
         _ => ClientError::Failed(format!(
@@ -53,21 +54,21 @@ pub fn send(socket: &Path, envelope: &Envelope) -> Result<Response, ClientError>
         ))
     };
 
-    let mut line = serde_json::to_vec(envelope).expect("wire types always serialize");
-    line.push(b'\n');
     stream
         .set_timeouts(REPLY_TIMEOUT)
         .map_err(|e| failed("configure the connection to", e))?;
-    stream
-        .write_all(&line)
-        .map_err(|e| failed("send a request to", e))?;
+    // The daemon may answer before reading everything (a refusal): a failed write is only
+    // an error when no answer follows.
+    let write_error = stream.write_all(&line).err();
 
     let mut reader = BufReader::new(stream.take(MAX_MESSAGE_BYTES as u64));
     let mut answer = Vec::new();
-    reader
-        .read_until(b'\n', &mut answer)
-        .map_err(|e| failed("read the answer of", e))?;
+    let read = reader.read_until(b'\n', &mut answer);
     if answer.last() != Some(&b'\n') {
+        if let Some(e) = write_error {
+            return Err(failed("send a request to", e));
+        }
+        read.map_err(|e| failed("read the answer of", e))?;
         return Err(ClientError::Failed(
             "the helperd daemon closed the connection without a complete answer (see its log)"
                 .into(),
@@ -78,6 +79,20 @@ pub fn send(socket: &Path, envelope: &Envelope) -> Result<Response, ClientError>
             "the helperd daemon sent an answer this client cannot read: {e}"
         ))
     })
+}
+
+/// One request line, refused when larger than the daemon accepts.
+fn encode(envelope: &Envelope) -> Result<Vec<u8>, ClientError> {
+    let mut line = serde_json::to_vec(envelope).expect("wire types always serialize");
+    line.push(b'\n');
+    if line.len() > MAX_MESSAGE_BYTES {
+        // JSON escaping can grow odd input six-fold: refuse here, clearly, not mid-write.
+        return Err(ClientError::Failed(format!(
+            "the request is larger than {} KiB once encoded; refusing it",
+            MAX_MESSAGE_BYTES / 1024
+        )));
+    }
+    Ok(line)
 }
 
 /// Finds the `helperd` executable: beside `beside` (normally the client's own executable,
@@ -128,7 +143,8 @@ pub fn start_daemon(executable: &Path) -> Result<(), String> {
         let _ = stderr.take(4096).read_to_string(&mut err);
     }
     let _ = child.wait();
-    let err = err.trim();
+    // The daemon prefixes its own name; the caller adds the prefix once.
+    let err = err.trim().trim_start_matches("helperd: ");
     if err.contains("already running") {
         return Ok(());
     }

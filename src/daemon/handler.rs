@@ -150,9 +150,9 @@ async fn status(state: &State) -> Response {
     let mut inner = state.lock().await;
     let store = match state.store(&mut inner).await {
         Err(e) => StoreStatus {
-            kind: state
-                .settings
-                .forced_store
+            kind: e
+                .store()
+                .or(state.settings.forced_store)
                 .map(|k| k.name().to_string())
                 .unwrap_or_else(|| "unknown".into()),
             protection: "unknown".into(),

@@ -60,6 +60,12 @@ pub fn launch(options: Options) -> anyhow::Result<()> {
         keyring_service: keyring_service(helperd_home.as_deref().map(Path::new)),
     };
 
+    // Until the async signal handlers exist, a SIGTERM would kill us with the socket left
+    // behind: hold these signals pending (the server unblocks them once it listens for them).
+    shutdown_signals()
+        .thread_block()
+        .context("failed to block signals")?;
+
     let (mut bound, systemd) = match ipc::from_systemd(&paths.socket) {
         Some(b) => (b, true),
         None => match ipc::bind(&paths.socket, &paths.lock_file()) {
@@ -72,8 +78,11 @@ pub fn launch(options: Options) -> anyhow::Result<()> {
     if !options.foreground && !systemd {
         crate::fsutil::create_private_dir(&paths.state_dir)?;
         let log = open_log(&log_file(&paths))?;
-        detach(&log)?;
+        detach(&log, &mut bound)?;
     } else {
+        bound
+            .record_pid(std::process::id())
+            .context("failed to record the daemon's pid")?;
         say_ok()?;
     }
 
@@ -84,6 +93,9 @@ pub fn launch(options: Options) -> anyhow::Result<()> {
         pid = std::process::id(),
         "helperd listening"
     );
+    if bound.reclaimed_stale() {
+        tracing::info!("reclaimed a stale socket left by a daemon that did not stop cleanly");
+    }
 
     // One thread is plenty for a per-user daemon and keeps idle memory small; blocking
     // store calls run on tokio's blocking pool.
@@ -115,6 +127,16 @@ pub fn launch(options: Options) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The signals that stop (or, SIGHUP, reload) the daemon.
+pub fn shutdown_signals() -> nix::sys::signal::SigSet {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        set.add(s);
+    }
+    set
+}
+
 /// Tells the launching client that the socket listens.
 fn say_ok() -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
@@ -140,11 +162,15 @@ fn open_log(path: &Path) -> anyhow::Result<File> {
 
 /// Forks into the background: the parent says `ok` (the socket already listens) and
 /// exits; the child starts a new session with its output going to the log file.
-fn detach(log: &File) -> anyhow::Result<()> {
+fn detach(log: &File, bound: &mut ipc::BoundSocket) -> anyhow::Result<()> {
     // SAFETY: called before any thread is started (no runtime, no logging yet), so the
     // child is a plain copy of a single-threaded process.
     match unsafe { nix::unistd::fork() }.context("failed to fork")? {
-        nix::unistd::ForkResult::Parent { .. } => {
+        nix::unistd::ForkResult::Parent { child } => {
+            let pid = u32::try_from(child.as_raw()).expect("fork returns a positive pid");
+            bound
+                .record_pid(pid)
+                .context("failed to record the daemon's pid")?;
             say_ok()?;
             std::process::exit(0);
         }

@@ -27,6 +27,8 @@ pub async fn serve(listener: UnixListener, state: Arc<State>) -> std::io::Result
     let mut sigint = signal(SignalKind::interrupt())?;
     // SIGHUP must not kill the daemon (a closed terminal sends it); config reload comes later.
     let mut sighup = signal(SignalKind::hangup())?;
+    // The handlers exist now: let the signals held since start-up through.
+    super::shutdown_signals().thread_unblock()?;
     let me = nix::unistd::geteuid().as_raw();
 
     loop {

@@ -34,6 +34,7 @@ pub struct BoundSocket {
     _lock: Option<File>,
     /// Whether we created the socket file and must remove it on exit (not under systemd).
     remove_on_drop: bool,
+    reclaimed_stale: bool,
 }
 
 impl BoundSocket {
@@ -46,6 +47,25 @@ impl BoundSocket {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether a stale socket was removed to bind this one (logged once logging is up).
+    pub fn reclaimed_stale(&self) -> bool {
+        self.reclaimed_stale
+    }
+
+    /// Writes the serving process's pid into the lock file, for "already running (pid N)"
+    /// and for tools. Written before `ok` is printed, so whoever saw `ok` can read it.
+    pub fn record_pid(&mut self, pid: u32) -> io::Result<()> {
+        match &mut self._lock {
+            Some(lock) => {
+                lock.set_len(0)?;
+                lock.rewind()?;
+                write!(lock, "{pid}")?;
+                lock.flush()
+            }
+            None => Ok(()),
+        }
     }
 }
 
@@ -90,9 +110,10 @@ pub fn bind(socket: &Path, lock_path: &Path) -> Result<BoundSocket, BindError> {
     }
 
     // We hold the lock, so whatever sits at the socket path was left by a dead daemon.
+    let mut reclaimed_stale = false;
     match fs::symlink_metadata(socket) {
         Ok(meta) if meta.file_type().is_socket() => {
-            tracing::info!(socket = %socket.display(), "reclaiming a stale socket");
+            reclaimed_stale = true;
             fs::remove_file(socket).map_err(io_err(format!(
                 "failed to remove the stale socket {}",
                 socket.display()
@@ -115,16 +136,12 @@ pub fn bind(socket: &Path, lock_path: &Path) -> Result<BoundSocket, BindError> {
     fs::set_permissions(socket, fs::Permissions::from_mode(0o600))
         .map_err(io_err(format!("failed to chmod {}", socket.display())))?;
 
-    lock.set_len(0)
-        .and_then(|()| lock.rewind())
-        .and_then(|()| write!(lock, "{}", std::process::id()))
-        .map_err(io_err(format!("failed to write {}", lock_path.display())))?;
-
     Ok(BoundSocket {
         listener: Some(listener),
         path: socket.to_path_buf(),
         _lock: Some(lock),
         remove_on_drop: true,
+        reclaimed_stale,
     })
 }
 
@@ -144,6 +161,7 @@ pub fn from_systemd(socket: &Path) -> Option<BoundSocket> {
         _lock: None,
         // systemd owns the socket file.
         remove_on_drop: false,
+        reclaimed_stale: false,
     })
 }
 

@@ -91,6 +91,20 @@ pub enum StoreError {
     NotSupported { store: StoreKind, what: String },
 }
 
+impl StoreError {
+    /// The store the error is about, when it names one.
+    pub fn store(&self) -> Option<StoreKind> {
+        match self {
+            StoreError::Locked { store }
+            | StoreError::Unavailable { store, .. }
+            | StoreError::WrongPassphrase { store }
+            | StoreError::Corrupt { store, .. }
+            | StoreError::NotSupported { store, .. } => Some(*store),
+            StoreError::Io { .. } => None,
+        }
+    }
+}
+
 /// A place that keeps secrets under string keys.
 pub trait SecretStore: Send + Sync {
     fn kind(&self) -> StoreKind;

@@ -4,7 +4,7 @@
 //! its notices, and starts the daemon when none is listening. Whatever goes wrong, it
 //! prints one line on stderr and exits 0, so that git goes on to its own prompt.
 
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -106,7 +106,10 @@ fn read_git_input() -> Result<String, String> {
     let mut input = Vec::new();
     loop {
         let start = input.len();
-        let n = lock
+        // Capped, so one endless line cannot eat memory before the size check.
+        let room = (MAX_INPUT_BYTES + 1).saturating_sub(input.len()) as u64;
+        let n = (&mut lock)
+            .take(room)
             .read_until(b'\n', &mut input)
             .map_err(|e| format!("failed to read git's request: {e}"))?;
         if n == 0 || input[start..] == *b"\n" {

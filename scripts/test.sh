@@ -1,0 +1,28 @@
+#!/bin/sh
+# Runs the whole test suite. Installs what the tests need first (Debian packages for a real
+# Secret Service), so a fresh machine with only the Rust toolchain, git and Python works.
+set -eu
+cd "$(dirname "$0")/.."
+
+need=""
+command -v gnome-keyring-daemon >/dev/null 2>&1 || need="$need gnome-keyring"
+command -v secret-tool >/dev/null 2>&1 || need="$need libsecret-tools"
+command -v dbus-daemon >/dev/null 2>&1 || need="$need dbus"
+command -v dbus-launch >/dev/null 2>&1 || need="$need dbus-x11"
+command -v setpriv >/dev/null 2>&1 || need="$need util-linux"
+if [ -n "$need" ]; then
+  echo "installing test dependencies:$need"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $need >/dev/null
+fi
+
+# Build every binary first: the integration tests run them (the client lives in helper/).
+cargo build --workspace --all-targets
+export HELPERD_TEST_PREBUILT=1
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast
+else
+  cargo test --workspace --no-fail-fast
+fi

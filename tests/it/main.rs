@@ -1,0 +1,11 @@
+//! helperd's integration tests: the real binaries, the real git, a real git HTTP server and
+//! a real Secret Service (gnome-keyring under a private D-Bus session).
+
+mod bad_input;
+mod daemon;
+mod e2e_http;
+mod git_server;
+mod protocol;
+mod secret_service;
+mod stores;
+mod util;

@@ -1,0 +1,312 @@
+//! The test harness: a sandbox per test (its own HOME, HELPERD_HOME and daemon), the real
+//! binaries, and the real git configured to use helperd.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+/// Where cargo put this package's binaries.
+pub fn bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_helperd"))
+        .parent()
+        .expect("binaries live in a folder")
+        .to_path_buf()
+}
+
+/// The client binary lives in another workspace package, which `cargo test -p helperd`
+/// does not build: build it once here so the tests never run a stale or missing client.
+pub fn client_bin() -> PathBuf {
+    static BUILD: Once = Once::new();
+    // scripts/test.sh builds the whole workspace first and says so.
+    let prebuilt = std::env::var_os("HELPERD_TEST_PREBUILT").is_some();
+    BUILD.call_once(|| {
+        if prebuilt {
+            return;
+        }
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "-p", "git-credential-helperd"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building git-credential-helperd failed");
+    });
+    let path = bin_dir().join("git-credential-helperd");
+    assert!(path.is_file(), "{} is missing", path.display());
+    path
+}
+
+pub fn ctl_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_helperctl"))
+}
+
+pub fn daemon_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_helperd"))
+}
+
+/// One sandbox: a temp folder holding HOME (git's config) and HELPERD_HOME.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+    /// Extra environment for every command (e.g. DBUS_SESSION_BUS_ADDRESS).
+    pub env: Vec<(String, String)>,
+    /// Variables removed from every command.
+    pub env_remove: Vec<String>,
+}
+
+impl Sandbox {
+    /// A sandbox with the file store forced (no keyring needed) and git set up to use
+    /// the client by absolute path, as `helperctl install` does.
+    pub fn new() -> Sandbox {
+        let sb = Sandbox::bare();
+        sb.set_store("file");
+        sb.configure_git_helper(&client_bin().display().to_string());
+        sb
+    }
+
+    /// A sandbox with no store forced and no git configuration.
+    pub fn bare() -> Sandbox {
+        let dir = tempfile::Builder::new()
+            .prefix("hd")
+            .tempdir()
+            .expect("a temp folder can be made");
+        std::fs::create_dir(dir.path().join("home")).expect("fresh temp folder");
+        Sandbox {
+            dir,
+            env: Vec::new(),
+            env_remove: Vec::new(),
+        }
+    }
+
+    pub fn set_store(&self, kind: &str) -> &Self {
+        // Written as a sandbox file read by `command`, so `&self` stays shareable.
+        std::fs::write(self.dir.path().join("store-kind"), kind).expect("temp folder writable");
+        self
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    pub fn helperd_home(&self) -> PathBuf {
+        self.dir.path().join("h")
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.helperd_home().join("run/socket")
+    }
+
+    pub fn log_file(&self) -> PathBuf {
+        self.helperd_home().join("state/helperd.log")
+    }
+
+    /// `credential.helper` in the sandbox's global git config.
+    pub fn configure_git_helper(&self, helper: &str) {
+        let out = self
+            .git()
+            .args(["config", "--global", "credential.helper", helper])
+            .output()
+            .expect("git runs");
+        assert!(out.status.success(), "{out:?}");
+    }
+
+    /// A command with the sandbox's environment and nothing from the machine's git setup.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new(program);
+        c.env("HOME", self.home())
+            .env("HELPERD_HOME", self.helperd_home())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("HELPERD_LOG", "helperd=trace")
+            .env_remove("GIT_ASKPASS")
+            .env_remove("SSH_ASKPASS")
+            .env_remove("XDG_RUNTIME_DIR")
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("HELPERD_SOCKET")
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .env("GIT_AUTHOR_NAME", "Test")
+            .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
+            .env("GIT_COMMITTER_NAME", "Test")
+            .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
+            .current_dir(self.dir.path());
+        match std::fs::read_to_string(self.dir.path().join("store-kind")) {
+            Ok(kind) => c.env("HELPERD_STORE", kind.trim()),
+            Err(_) => c.env_remove("HELPERD_STORE"),
+        };
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        for k in &self.env_remove {
+            c.env_remove(k);
+        }
+        c
+    }
+
+    pub fn git(&self) -> Command {
+        self.command("git")
+    }
+
+    pub fn ctl(&self) -> Command {
+        self.command(ctl_bin())
+    }
+
+    pub fn daemon(&self) -> Command {
+        self.command(daemon_bin())
+    }
+
+    pub fn client(&self) -> Command {
+        self.command(client_bin())
+    }
+
+    /// `git credential <op>` with `input` on stdin.
+    pub fn credential(&self, op: &str, input: &str) -> Output {
+        self.credential_with(&[], op, input)
+    }
+
+    /// `git -c k=v ... credential <op>`.
+    pub fn credential_with(&self, config: &[&str], op: &str, input: &str) -> Output {
+        let mut c = self.git();
+        for kv in config {
+            c.args(["-c", kv]);
+        }
+        c.args(["credential", op]);
+        run_with_stdin(c, input.as_bytes())
+    }
+
+    /// Runs the client directly (as git would) with `input`.
+    pub fn client_run(&self, args: &[&str], input: &[u8]) -> Output {
+        let mut c = self.client();
+        c.args(args);
+        run_with_stdin(c, input)
+    }
+
+    /// The running daemon's pid, from its lock file — only while the lock is held, so a
+    /// stale pid (pids wrap around quickly on a busy machine) is never taken for a daemon.
+    pub fn daemon_pid(&self) -> Option<i32> {
+        let path = self.helperd_home().join("run/socket.lock");
+        let file = std::fs::File::open(&path).ok()?;
+        match file.try_lock_shared() {
+            Ok(()) => {
+                // Nobody holds it: no daemon.
+                let _ = file.unlock();
+                None
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                std::fs::read_to_string(&path).ok()?.trim().parse().ok()
+            }
+            Err(std::fs::TryLockError::Error(e)) => panic!("cannot check {}: {e}", path.display()),
+        }
+    }
+
+    pub fn kill_daemon(&self, signal: nix::sys::signal::Signal) -> i32 {
+        let pid = self.daemon_pid().expect("a daemon is running");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).expect("signal sent");
+        wait_until(Duration::from_secs(5), || !process_alive(pid));
+        pid
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_file()).unwrap_or_default()
+    }
+
+    /// Writes an executable script into the sandbox.
+    pub fn script(&self, name: &str, body: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("temp folder writable");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("own file");
+        path
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            // The daemon's log explains most failures; the sandbox is about to vanish.
+            eprintln!(
+                "--- daemon log ({}) ---\n{}",
+                self.log_file().display(),
+                self.log()
+            );
+        }
+        if let Some(pid) = self.daemon_pid() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+pub fn process_alive(pid: i32) -> bool {
+    // A zombie still answers signal 0; /proc tells the truth.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+pub fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    done()
+}
+
+pub fn run_with_stdin(mut c: Command, input: &[u8]) -> Output {
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("command starts");
+    let mut stdin = child.stdin.take().expect("stdin piped");
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().expect("command runs");
+    let _ = writer.join();
+    out
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[track_caller]
+pub fn assert_ok(o: &Output) {
+    assert!(
+        o.status.success(),
+        "command failed ({:?})\nstdout: {}\nstderr: {}",
+        o.status,
+        stdout(o),
+        stderr(o)
+    );
+}
+
+/// Parses git's `key=value` output into pairs.
+pub fn pairs(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+pub fn value(text: &str, key: &str) -> Option<String> {
+    pairs(text)
+        .into_iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
+}
