@@ -22,7 +22,35 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Start, stop or restart the daemon.
+    /// Add, remove or list runtimes (edits config.toml, keeping your comments).
+    Runtime {
+        #[command(subcommand)]
+        action: RuntimeAction,
+    },
+    /// Set, share or remove a runtime's token.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+    /// Show which runtime answers a URL, and why.
+    Which {
+        /// e.g. https://github.com/acme/api.git
+        url: String,
+        /// Print stable JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Point git at helperd: credential.helper (absolute path, the fastest form) and the
+    /// credential.<url>.useHttpPath lines that path-routed hosts need.
+    Install {
+        /// Print what would be done, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also install and enable the systemd user units (socket activation).
+        #[arg(long)]
+        systemd: bool,
+    },
+    /// Start, stop, restart or reload the daemon.
     Daemon {
         #[command(subcommand)]
         action: DaemonAction,
@@ -50,6 +78,70 @@ pub enum DaemonAction {
     Stop,
     /// Stop, then start the daemon.
     Restart,
+    /// Re-read config.toml now (the daemon also notices changes by itself).
+    Reload,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RuntimeAction {
+    /// Add a runtime: a named identity with its URL prefixes.
+    Add {
+        /// Letters, digits, '.', '_' or '-'.
+        name: String,
+        /// URL prefix this runtime answers (repeatable), e.g. https://github.com/acme/
+        #[arg(long = "url", required = true, value_name = "URL")]
+        urls: Vec<String>,
+        /// github, gitlab, bitbucket (Cloud), bitbucket-server (Data Center), gitea
+        /// (also Forgejo, Codeberg) or generic; guessed from the first URL's host when left out.
+        #[arg(long)]
+        provider: Option<String>,
+        /// The username git sends (default: the provider's convention, e.g. x-access-token
+        /// for GitHub, oauth2 for GitLab).
+        #[arg(long)]
+        username: Option<String>,
+        /// The provider's API (GitHub Enterprise, self-hosted GitLab, ...).
+        #[arg(long)]
+        api_url: Option<String>,
+        /// basic (default) or bearer (Bearer-only tokens, e.g. Bitbucket DC project tokens).
+        #[arg(long, value_parser = ["basic", "bearer"])]
+        auth: Option<String>,
+    },
+    /// Remove a runtime and take its token away.
+    Remove { name: String },
+    /// List the runtimes of config.toml.
+    List {
+        /// Print stable JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Give a runtime a new token. The secret is read from the terminal (hidden), or from
+    /// stdin when it is not a terminal. A token's expiry never changes: a new expiry means
+    /// a new token.
+    Set {
+        runtime: String,
+        /// A name to recognise it by (e.g. its name on the host's token page).
+        #[arg(long)]
+        name: Option<String>,
+        /// When it expires: a date (2027-03-01, read as 00:00 UTC) or an RFC 3339
+        /// timestamp (2027-03-01T12:00:00Z).
+        #[arg(long, value_name = "DATE")]
+        expires: Option<String>,
+        /// Its scopes, comma-separated (e.g. repo,read:org).
+        #[arg(long, value_delimiter = ',')]
+        scopes: Vec<String>,
+    },
+    /// Authorise the token of another runtime for this one too (stored once).
+    Link {
+        runtime: String,
+        #[arg(long, value_name = "OTHER")]
+        from: String,
+    },
+    /// Take the token away from a runtime (deleted when no runtime uses it any more).
+    Remove { runtime: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,6 +4,8 @@
 //! [`fsutil`]. The daemon: [`daemon`]. Binaries: `helperd`, `helperctl`.
 
 pub mod cli;
+pub mod config;
+pub mod config_edit;
 pub mod ctl;
 pub mod daemon;
 pub mod docs;
@@ -11,8 +13,11 @@ pub mod fsutil;
 pub mod gitproto;
 pub mod ipc;
 pub mod plain;
+pub mod runtime;
 pub mod secret;
 pub mod store;
+pub mod timefmt;
+pub mod token;
 pub mod tty;
 
 pub use helperd_wire as wire;

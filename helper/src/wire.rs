@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 /// Version of the request/response format. A daemon answers a request with a different
 /// version with [`ErrorCode::VersionMismatch`], except [`Request::Shutdown`], which every
 /// version must honour so that a newer client can replace an older daemon.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest request or response line either end reads, newline included.
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
@@ -77,6 +77,26 @@ pub enum Request {
     /// Protect the file store with a passphrase instead of a key file
     /// (`helperctl store set-passphrase`).
     SetPassphrase { passphrase: String },
+    /// Re-read `config.toml` now (`helperctl daemon reload`, SIGHUP).
+    Reload,
+    /// Which runtime answers this URL, and why (`helperctl which`).
+    Which { url: String },
+    /// A new token for a runtime (`helperctl token set`).
+    TokenSet {
+        runtime: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// Unix seconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires: Option<u64>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        scopes: Vec<String>,
+        secret: String,
+    },
+    /// Authorise `from`'s token for `runtime` too (`helperctl token link`).
+    TokenLink { runtime: String, from: String },
+    /// Take the token away from `runtime` (`helperctl token remove`).
+    TokenRemove { runtime: String },
 }
 
 /// The daemon's answer to one request.
@@ -125,6 +145,9 @@ pub enum Reply {
     Status {
         status: StatusReport,
     },
+    Which {
+        which: WhichReport,
+    },
     /// The request was carried out and has nothing to report.
     Done,
     Error {
@@ -153,6 +176,31 @@ impl std::fmt::Debug for Request {
             Request::SetPassphrase { passphrase: _ } => {
                 f.write_str("SetPassphrase { passphrase: <redacted> }")
             }
+            Request::Reload => f.write_str("Reload"),
+            Request::Which { url } => f.debug_struct("Which").field("url", url).finish(),
+            Request::TokenSet {
+                runtime,
+                name,
+                expires,
+                scopes,
+                secret: _,
+            } => f
+                .debug_struct("TokenSet")
+                .field("runtime", runtime)
+                .field("name", name)
+                .field("expires", expires)
+                .field("scopes", scopes)
+                .field("secret", &"<redacted>")
+                .finish(),
+            Request::TokenLink { runtime, from } => f
+                .debug_struct("TokenLink")
+                .field("runtime", runtime)
+                .field("from", from)
+                .finish(),
+            Request::TokenRemove { runtime } => f
+                .debug_struct("TokenRemove")
+                .field("runtime", runtime)
+                .finish(),
         }
     }
 }
@@ -162,6 +210,7 @@ impl std::fmt::Debug for Reply {
         match self {
             Reply::Git { output: _ } => f.write_str("Git { output: <redacted> }"),
             Reply::Status { status } => f.debug_struct("Status").field("status", status).finish(),
+            Reply::Which { which } => f.debug_struct("Which").field("which", which).finish(),
             Reply::Done => f.write_str("Done"),
             Reply::Error { code, message } => f
                 .debug_struct("Error")
@@ -184,6 +233,8 @@ pub enum ErrorCode {
     StoreLocked,
     StoreUnavailable,
     Policy,
+    /// `config.toml` is broken; the last good configuration stays in force.
+    Config,
     Internal,
 }
 
@@ -196,6 +247,90 @@ pub struct StatusReport {
     pub uptime_secs: u64,
     pub socket: String,
     pub store: StoreStatus,
+    #[serde(default)]
+    pub config: ConfigStatus,
+    /// Every runtime of the configuration in force, in file order.
+    #[serde(default)]
+    pub runtimes: Vec<RuntimeStatus>,
+}
+
+/// The configuration in force.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ConfigStatus {
+    pub path: String,
+    /// The expiry warning window, in days.
+    pub warn_days: u32,
+    /// Why the file on disk is not in force (the last good configuration still serves).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One runtime and its token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RuntimeStatus {
+    pub name: String,
+    pub provider: String,
+    pub urls: Vec<String>,
+    /// The username git will send (configured, or the provider's convention).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// `basic` or `bearer`.
+    pub auth: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<TokenStatus>,
+    /// What stops this runtime from working, and the fix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+/// A token's metadata; never the secret. Times are Unix seconds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TokenStatus {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    pub created: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used: Option<u64>,
+    /// `valid`, `expiring`, `expired` or `rejected`.
+    pub state: String,
+    /// Other runtimes authorised for the same token (`helperctl token link`).
+    #[serde(default)]
+    pub shared_with: Vec<String>,
+}
+
+/// Which runtime answers a URL, and why.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WhichReport {
+    pub url: String,
+    /// The runtime that answers, if one does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+    /// The URL prefix that decided it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// One sentence: why this runtime, or why none.
+    pub reason: String,
+    /// The `git config` line that makes git send paths, when that is what is missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+    /// Every runtime whose prefixes were considered, with the outcome.
+    #[serde(default)]
+    pub candidates: Vec<WhichCandidate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<TokenStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WhichCandidate {
+    pub runtime: String,
+    pub prefix: String,
+    /// `chosen`, `less specific`, `username differs (...)`, `needs path`.
+    pub outcome: String,
 }
 
 /// The secret store of record, as the daemon sees it.
@@ -231,7 +366,7 @@ mod tests {
         let json = serde_json::to_string(&env).unwrap();
         assert_eq!(
             json,
-            r#"{"v":1,"op":"git","action":"get","input":"protocol=https\nhost=example.com\n"}"#
+            r#"{"v":2,"op":"git","action":"get","input":"protocol=https\nhost=example.com\n"}"#
         );
         let back: Envelope = serde_json::from_str(&json).unwrap();
         assert_eq!(back, env);
@@ -251,7 +386,7 @@ mod tests {
         let json = serde_json::to_string(&resp).unwrap();
         assert_eq!(
             json,
-            r#"{"v":1,"result":"error","code":"store_locked","message":"run helperctl unlock","notice":"hint"}"#
+            r#"{"v":2,"result":"error","code":"store_locked","message":"run helperctl unlock","notice":"hint"}"#
         );
         assert_eq!(serde_json::from_str::<Response>(&json).unwrap(), resp);
     }
@@ -266,12 +401,20 @@ mod tests {
         let unlock = Request::Unlock {
             passphrase: "hunter2".into(),
         };
+        let token = Request::TokenSet {
+            runtime: "acme".into(),
+            name: None,
+            expires: None,
+            scopes: vec![],
+            secret: "hunter2".into(),
+        };
         let reply = Reply::Git {
             output: "password=hunter2\n".into(),
         };
         for text in [
             format!("{req:?}"),
             format!("{unlock:?}"),
+            format!("{token:?}"),
             format!("{reply:?}"),
         ] {
             assert!(!text.contains("hunter2"), "{text}");

@@ -6,7 +6,9 @@ use helperd_wire::wire::{
 };
 use zeroize::Zeroize;
 
-use super::state::{unix_now, State};
+use super::control;
+use super::runtimes::{self, Routed};
+use super::state::{unix_now, Inner, State};
 use crate::gitproto::GitCredential;
 use crate::plain::StoreOutcome;
 use crate::secret::Secret;
@@ -32,6 +34,25 @@ pub async fn handle(state: &State, request: Request) -> Response {
             }
         }
         Request::Status => status(state).await,
+        Request::Reload => control::reload(&mut *state.lock().await),
+        Request::Which { url } => control::which(state, &mut *state.lock().await, &url),
+        Request::TokenSet {
+            runtime,
+            name,
+            expires,
+            scopes,
+            secret,
+        } => {
+            let secret = Secret::new(secret);
+            let mut inner = state.lock().await;
+            control::token_set(state, &mut inner, runtime, name, expires, scopes, secret).await
+        }
+        Request::TokenLink { runtime, from } => {
+            control::token_link(state, &mut *state.lock().await, runtime, from).await
+        }
+        Request::TokenRemove { runtime } => {
+            control::token_remove(state, &mut *state.lock().await, runtime).await
+        }
         Request::Shutdown => Response::new(Reply::Done),
         Request::Unlock { passphrase } => {
             let passphrase = Secret::new(passphrase);
@@ -75,9 +96,39 @@ async fn git(
     cred: GitCredential,
     timeout_secs: Option<u64>,
 ) -> Response {
-    let now = unix_now();
     let mut inner = state.lock().await;
-    let table = match state.table(&mut inner).await {
+    let config_notice = inner.config.refresh();
+    let routed = match action {
+        GitAction::Get => runtimes::get(state, &mut inner, &cred).await,
+        GitAction::Store => runtimes::store(state, &mut inner, &cred).await,
+        GitAction::Erase => runtimes::erase(state, &mut inner, &cred).await,
+    };
+    let response = match routed {
+        Routed::Done(response) => *response,
+        Routed::Plain => plain(state, &mut inner, action, &cred, timeout_secs).await,
+    };
+    with_extra_notice(response, config_notice)
+}
+
+/// Adds `extra` before the response's own notice.
+fn with_extra_notice(mut response: Response, extra: Option<String>) -> Response {
+    response.notice = match (extra, response.notice.take()) {
+        (Some(a), Some(b)) => Some(format!("{a}\n{b}")),
+        (a, b) => a.or(b),
+    };
+    response
+}
+
+/// git's request for a URL no runtime claims: the plain credentials git stored.
+async fn plain(
+    state: &State,
+    inner: &mut Inner,
+    action: GitAction,
+    cred: &GitCredential,
+    timeout_secs: Option<u64>,
+) -> Response {
+    let now = unix_now();
+    let table = match state.table(inner).await {
         Ok(t) => t,
         Err(e) => {
             tracing::warn!(?action, error = %e, "cannot answer git: store problem");
@@ -87,30 +138,26 @@ async fn git(
     let host = cred.host.as_deref().unwrap_or("");
     let protocol = cred.protocol.as_deref().unwrap_or("");
     match action {
-        GitAction::Get => {
-            let answer = table.get(&cred, now).map(|entry| entry.answer(&cred));
-            drop(inner);
-            match answer {
-                None => {
-                    tracing::debug!(protocol, host, "get: no credential");
-                    Response::new(Reply::Git {
-                        output: String::new(),
-                    })
-                }
-                Some(Ok(text)) => {
-                    tracing::info!(protocol, host, "get: served a plain credential");
-                    Response::new(Reply::Git {
-                        output: text.expose().to_string(),
-                    })
-                }
-                Some(Err(unsafe_value)) => {
-                    tracing::error!(error = %unsafe_value, "refused to answer with a stored value");
-                    Response::error(ErrorCode::Internal, unsafe_value.to_string())
-                }
+        GitAction::Get => match table.get(cred, now).map(|entry| entry.answer(cred)) {
+            None => {
+                tracing::debug!(protocol, host, "get: no credential");
+                Response::new(Reply::Git {
+                    output: String::new(),
+                })
             }
-        }
-        GitAction::Store => match table.store(&cred, timeout_secs, now) {
-            StoreOutcome::Stored => match state.persist(&mut inner).await {
+            Some(Ok(text)) => {
+                tracing::info!(protocol, host, "get: served a plain credential");
+                Response::new(Reply::Git {
+                    output: text.expose().to_string(),
+                })
+            }
+            Some(Err(unsafe_value)) => {
+                tracing::error!(error = %unsafe_value, "refused to answer with a stored value");
+                Response::error(ErrorCode::Internal, unsafe_value.to_string())
+            }
+        },
+        GitAction::Store => match table.store(cred, timeout_secs, now) {
+            StoreOutcome::Stored => match state.persist(inner).await {
                 Ok(()) => {
                     tracing::info!(protocol, host, lifetime = ?timeout_secs, "store: kept a plain credential");
                     done_for_git()
@@ -123,12 +170,12 @@ async fn git(
             }
         },
         GitAction::Erase => {
-            let erased = table.erase(&cred, now);
+            let erased = table.erase(cred, now);
             if erased == 0 {
                 tracing::debug!(protocol, host, "erase: nothing matched");
                 return done_for_git();
             }
-            match state.persist(&mut inner).await {
+            match state.persist(inner).await {
                 Ok(()) => {
                     tracing::info!(protocol, host, erased, "erase: removed plain credentials");
                     done_for_git()
@@ -188,8 +235,11 @@ async fn status(state: &State) -> Response {
             }
         }
     };
+    let (config, runtimes) = control::config_and_runtimes(state, &mut inner);
     Response::new(Reply::Status {
         status: StatusReport {
+            config,
+            runtimes,
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").into(),
             protocol: PROTOCOL_VERSION,

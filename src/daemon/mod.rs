@@ -1,10 +1,14 @@
 //! The daemon: takes the socket, detaches (unless told to stay in the foreground), and
 //! serves requests until told to stop.
 
+pub mod config_state;
+pub mod control;
 pub mod handler;
 pub mod hardening;
+pub mod runtimes;
 pub mod server;
 pub mod state;
+pub mod tokens_file;
 
 use std::fs::{File, OpenOptions};
 use std::io::{IsTerminal, Write};
@@ -53,6 +57,7 @@ pub fn launch(options: Options) -> anyhow::Result<()> {
     };
     let helperd_home = std::env::var_os("HELPERD_HOME").filter(|h| !h.is_empty());
     let settings = Settings {
+        config_file: crate::config::config_file(&paths.config_dir),
         state_dir: paths.state_dir.clone(),
         data_dir: paths.data_dir.clone(),
         socket: paths.socket.clone(),

@@ -47,7 +47,10 @@ pub async fn serve(listener: UnixListener, state: Arc<State>) -> std::io::Result
             },
             _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
             _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); break; }
-            _ = sighup.recv() => { tracing::info!("SIGHUP: nothing to reload yet"); }
+            _ = sighup.recv() => {
+                tracing::info!("SIGHUP: reloading the configuration");
+                let _ = state.lock().await.config.reload();
+            }
             _ = shutdown.notified() => { tracing::info!("shutdown requested by a client"); break; }
         }
     }
@@ -175,7 +178,17 @@ fn decode(line: &[u8]) -> Result<Request, (ErrorCode, String)> {
             ),
         ));
     }
-    const KNOWN: [&str; 4] = ["git", "status", "unlock", "set_passphrase"];
+    const KNOWN: [&str; 9] = [
+        "git",
+        "status",
+        "unlock",
+        "set_passphrase",
+        "reload",
+        "which",
+        "token_set",
+        "token_link",
+        "token_remove",
+    ];
     if !KNOWN.contains(&op.as_str()) {
         let shown: String = op.chars().take(40).filter(|c| !c.is_control()).collect();
         return Err(bad(format!("unknown op {shown:?}")));
@@ -212,7 +225,10 @@ mod tests {
             ErrorCode::BadRequest
         );
         assert_eq!(
-            code(decode(b"{\"v\":1,\"op\":\"fly\"}\n").unwrap_err()),
+            code(
+                decode(format!("{{\"v\":{PROTOCOL_VERSION},\"op\":\"fly\"}}\n").as_bytes())
+                    .unwrap_err()
+            ),
             ErrorCode::BadRequest
         );
         assert_eq!(
@@ -224,14 +240,16 @@ mod tests {
             Request::Shutdown
         );
         assert_eq!(
-            decode(b"{\"v\":1,\"op\":\"status\"}\n").unwrap(),
+            decode(format!("{{\"v\":{PROTOCOL_VERSION},\"op\":\"status\"}}\n").as_bytes()).unwrap(),
             Request::Status
         );
     }
 
     #[test]
     fn malformed_request_error_does_not_quote_the_secret() {
-        let line = br#"{"v":1,"op":"git","action":"get","input":12345678}"#;
+        let line =
+            format!(r#"{{"v":{PROTOCOL_VERSION},"op":"git","action":"get","input":12345678}}"#);
+        let line = line.as_bytes();
         let (_, message) = decode(line).unwrap_err();
         assert!(!message.contains("12345678"), "{message}");
     }

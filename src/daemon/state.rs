@@ -3,16 +3,20 @@
 //! the in-memory table and the store never disagree for long: a failed write drops the
 //! table, and the next request reads it back from the store.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use tokio::sync::{Mutex, MutexGuard};
 
+use super::config_state::ConfigState;
+use super::tokens_file;
 use crate::plain::PlainTable;
 use crate::secret::Secret;
 use crate::store::choice::{self, StoreChoice};
 use crate::store::{SecretStore, StoreError, StoreKind};
+use crate::token::{self, TokenBook};
 
 /// The key under which the plain-credential table is kept in the store.
 pub const PLAIN_KEY: &str = "plain-credentials";
@@ -20,6 +24,7 @@ pub const PLAIN_KEY: &str = "plain-credentials";
 /// Settings the daemon was started with.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    pub config_file: PathBuf,
     pub state_dir: PathBuf,
     pub data_dir: PathBuf,
     pub socket: PathBuf,
@@ -35,19 +40,25 @@ pub struct State {
     inner: Mutex<Inner>,
 }
 
-#[derive(Default)]
 pub struct Inner {
     store: Option<(Arc<dyn SecretStore>, StoreChoice)>,
     table: Option<PlainTable>,
+    pub config: ConfigState,
+    /// Token metadata, or why `tokens.json` cannot be read (then nothing is written to it,
+    /// so nothing is lost).
+    tokens: Result<TokenBook, String>,
+    /// Token secrets read from the store, so a `get` costs no keyring round trip.
+    token_secrets: HashMap<String, Secret>,
+    /// When `tokens.json` was last written; `last_used` is saved at most hourly.
+    tokens_saved_at: u64,
+    /// Per runtime, the day (Unix days) its expiry warning was last shown.
+    pub expiry_notices: HashMap<String, u64>,
 }
 
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+/// How often `last_used` alone is worth a write of `tokens.json`.
+const LAST_USED_SAVE_INTERVAL: u64 = 3600;
+
+pub use crate::timefmt::unix_now;
 
 /// Runs blocking store work off the async threads (keyring calls block on D-Bus, argon2
 /// burns CPU); a panic there becomes an error, never a dead daemon.
@@ -67,10 +78,23 @@ async fn blocking<T: Send + 'static>(
 
 impl State {
     pub fn new(settings: Settings) -> State {
+        let config = ConfigState::load(&settings.config_file);
+        let tokens = tokens_file::load(&settings.state_dir);
+        if let Err(e) = &tokens {
+            tracing::error!(error = %e, "token metadata unreadable; runtimes cannot be served");
+        }
         State {
+            inner: Mutex::new(Inner {
+                store: None,
+                table: None,
+                config,
+                tokens,
+                token_secrets: HashMap::new(),
+                tokens_saved_at: 0,
+                expiry_notices: HashMap::new(),
+            }),
             settings,
             started: Instant::now(),
-            inner: Mutex::new(Inner::default()),
         }
     }
 
@@ -164,6 +188,79 @@ impl State {
     ) -> Result<(), StoreError> {
         let store = self.store(inner).await?;
         blocking(move || store.set_passphrase(&passphrase)).await
+    }
+
+    /// The token book, or why it cannot be used.
+    pub fn tokens<'a>(&self, inner: &'a mut Inner) -> Result<&'a mut TokenBook, String> {
+        inner.tokens.as_mut().map_err(|e| e.clone())
+    }
+
+    /// Writes `tokens.json` now.
+    pub fn save_tokens(&self, inner: &mut Inner) -> Result<(), String> {
+        let book = inner.tokens.as_ref().map_err(|e| e.clone())?;
+        tokens_file::save(&self.settings.state_dir, book)?;
+        inner.tokens_saved_at = unix_now();
+        Ok(())
+    }
+
+    /// Writes `tokens.json` if the last write is old enough (for `last_used` only).
+    pub fn save_tokens_lazily(&self, inner: &mut Inner) {
+        if unix_now().saturating_sub(inner.tokens_saved_at) >= LAST_USED_SAVE_INTERVAL {
+            if let Err(e) = self.save_tokens(inner) {
+                tracing::warn!(error = %e, "could not save token metadata");
+            }
+        }
+    }
+
+    /// The secret of token `id`, from the cache or the store.
+    pub async fn token_secret(
+        &self,
+        inner: &mut Inner,
+        id: &str,
+    ) -> Result<Option<Secret>, StoreError> {
+        if let Some(secret) = inner.token_secrets.get(id) {
+            return Ok(Some(secret.clone()));
+        }
+        let store = self.store(inner).await?;
+        if store.is_locked() {
+            return Err(StoreError::Locked {
+                store: store.kind(),
+            });
+        }
+        let key = token::secret_key(id);
+        let secret = blocking(move || store.get(&key)).await?;
+        if let Some(s) = &secret {
+            inner.token_secrets.insert(id.to_string(), s.clone());
+        }
+        Ok(secret)
+    }
+
+    /// Stores the secret of token `id`.
+    pub async fn set_token_secret(
+        &self,
+        inner: &mut Inner,
+        id: &str,
+        secret: Secret,
+    ) -> Result<(), StoreError> {
+        let store = self.store(inner).await?;
+        if store.is_locked() {
+            return Err(StoreError::Locked {
+                store: store.kind(),
+            });
+        }
+        let key = token::secret_key(id);
+        let value = secret.clone();
+        blocking(move || store.set(&key, &value)).await?;
+        inner.token_secrets.insert(id.to_string(), secret);
+        Ok(())
+    }
+
+    /// Deletes the secret of a token no runtime uses any more.
+    pub async fn delete_token_secret(&self, inner: &mut Inner, id: &str) -> Result<(), StoreError> {
+        inner.token_secrets.remove(id);
+        let store = self.store(inner).await?;
+        let key = token::secret_key(id);
+        blocking(move || store.delete(&key)).await
     }
 
     /// The remembered store choice, when the store is open.

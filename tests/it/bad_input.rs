@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use helperd::wire::wire::PROTOCOL_VERSION;
+
 use crate::util::{assert_ok, stderr, stdout, value, Sandbox};
 
 /// Planted in every bad input: it must never come back on stderr, in a reply or in the log.
@@ -141,7 +143,7 @@ fn read_reply(stream: UnixStream) -> Value {
 /// The reply is an error with `code` whose message contains `says`, and quotes no secret.
 #[track_caller]
 fn assert_error_reply(reply: &Value, code: &str, says: &str) {
-    assert_eq!(reply["v"], 1, "{reply}");
+    assert_eq!(reply["v"], PROTOCOL_VERSION, "{reply}");
     assert_eq!(reply["result"], "error", "{reply}");
     assert_eq!(reply["code"], code, "{reply}");
     let message = reply["message"].as_str().unwrap_or_default();
@@ -237,7 +239,7 @@ fn ten_mib_of_garbage(s: &Serving) {
 
 fn a_truncated_request(s: &Serving) {
     let request = serde_json::json!({
-        "v": 1,
+        "v": PROTOCOL_VERSION,
         "op": "git",
         "action": "store",
         "input": format!("protocol=https\nhost=trunc.example\nusername=u\npassword={SECRET}\n"),
@@ -248,13 +250,17 @@ fn a_truncated_request(s: &Serving) {
 }
 
 fn an_unknown_op(s: &Serving) {
-    let request = format!("{{\"v\":1,\"op\":\"frobnicate\",\"input\":\"password={SECRET}\"}}\n");
+    let request = format!(
+        "{{\"v\":{PROTOCOL_VERSION},\"op\":\"frobnicate\",\"input\":\"password={SECRET}\"}}\n"
+    );
     let reply = s.raw(request.into_bytes(), false);
     assert_error_reply(&reply, "bad_request", "frobnicate");
 }
 
 fn a_malformed_known_op(s: &Serving) {
-    let request = format!("{{\"v\":1,\"op\":\"git\",\"action\":\"{SECRET}\",\"input\":\"\"}}\n");
+    let request = format!(
+        "{{\"v\":{PROTOCOL_VERSION},\"op\":\"git\",\"action\":\"{SECRET}\",\"input\":\"\"}}\n"
+    );
     let reply = s.raw(request.into_bytes(), false);
     assert_error_reply(&reply, "bad_request", "malformed git request");
 }
@@ -286,7 +292,10 @@ fn a_client_that_hangs_up_at_once(s: &Serving) {
 fn a_silent_client_while_another_is_served(s: &Serving) {
     let mut silent = s.connect();
     s.assert_still_serving();
-    let status = s.raw(b"{\"v\":1,\"op\":\"status\"}\n".to_vec(), false);
+    let status = s.raw(
+        format!("{{\"v\":{PROTOCOL_VERSION},\"op\":\"status\"}}\n").into_bytes(),
+        false,
+    );
     assert_eq!(status["result"], "status", "{status}");
     // Nothing was said to the silent client meanwhile: it is still waited for.
     silent

@@ -1,0 +1,217 @@
+//! Edits of `config.toml` made by `helperctl runtime add|remove`, keeping the user's
+//! comments and layout: the file is the user's, helperd only adds or takes out one table.
+//!
+//! Every edit is validated by parsing the result with [`Config::parse`], so an edit can
+//! never produce a file the daemon would refuse; the caller writes the new text only on
+//! success. Pure: text in, text out.
+
+use std::path::Path;
+
+use toml_edit::{Array, ArrayOfTables, DocumentMut, Item, Table, Value};
+
+use crate::config::{AuthScheme, Config, ConfigError, Provider};
+
+/// A runtime to add, as `helperctl runtime add` received it (not yet validated).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRuntime {
+    pub name: String,
+    pub provider: Provider,
+    pub urls: Vec<String>,
+    pub username: Option<String>,
+    pub api_url: Option<String>,
+    pub auth: AuthScheme,
+}
+
+/// Returns the new file text with a `[[runtime]]` table appended.
+///
+/// The original text is kept byte for byte: the table is appended after it (after a blank
+/// line), not rendered through the document, so even a trailing comment stays where it
+/// was. A file that is already broken is refused with its own error, and every config
+/// rule (duplicate name or prefix, malformed URL...) applies to the result.
+pub fn add_runtime(text: &str, path: &Path, rt: &NewRuntime) -> Result<String, ConfigError> {
+    Config::parse(text, path)?;
+    let mut out = String::with_capacity(text.len() + 256);
+    out.push_str(text);
+    if !text.is_empty() && !text.ends_with('\n') {
+        out.push('\n');
+    }
+    if !text.trim().is_empty() && !text.ends_with("\n\n") {
+        out.push('\n');
+    }
+    out.push_str(&render_runtime(rt));
+    Config::parse(&out, path)?;
+    Ok(out)
+}
+
+/// The `[[runtime]]` table alone, rendered by `toml_edit` so every value is quoted and
+/// escaped as TOML requires.
+fn render_runtime(rt: &NewRuntime) -> String {
+    let mut table = Table::new();
+    table.insert("name", toml_edit::value(rt.name.as_str()));
+    table.insert("provider", toml_edit::value(rt.provider.name()));
+    let urls: Array = rt.urls.iter().map(String::as_str).collect();
+    table.insert("urls", Item::Value(Value::Array(urls)));
+    if let Some(username) = &rt.username {
+        table.insert("username", toml_edit::value(username.as_str()));
+    }
+    if let Some(api_url) = &rt.api_url {
+        table.insert("api_url", toml_edit::value(api_url.as_str()));
+    }
+    // Basic is the default: writing it would only add noise to the user's file.
+    if rt.auth != AuthScheme::Basic {
+        table.insert("auth", toml_edit::value(rt.auth.name()));
+    }
+    let mut tables = ArrayOfTables::new();
+    tables.push(table);
+    let mut doc = DocumentMut::new();
+    doc.insert("runtime", Item::ArrayOfTables(tables));
+    doc.to_string()
+}
+
+/// Removes the `[[runtime]]` named `name`; an error when there is none.
+///
+/// The table is cut out of the text by lines, so everything else stays byte for byte:
+/// from the comment lines directly above its header (they describe it) to the comment
+/// lines directly above the next header (they describe that one), or to the end of the
+/// file, where a last comment block set apart by a blank line is kept as a footer. The
+/// cut is checked: the result must hold the same config less that runtime, else the
+/// table is removed through `toml_edit`'s document instead.
+pub fn remove_runtime(text: &str, path: &Path, name: &str) -> Result<String, ConfigError> {
+    let config = Config::parse(text, path)?;
+    let Some(runtime) = config.runtime(name) else {
+        return Err(ConfigError {
+            path: path.display().to_string(),
+            line: None,
+            message: format!("there is no runtime {name:?}"),
+        });
+    };
+    let expected = without_lines(&config, name);
+    let cut = cut_table(text, runtime.line);
+    if let Ok(after) = Config::parse(&cut, path) {
+        if without_lines(&after, name) == expected {
+            return Ok(cut);
+        }
+    }
+    let out = remove_through_document(text, name);
+    Config::parse(&out, path)?;
+    Ok(out)
+}
+
+/// The config less the runtime `name`, with line numbers cleared (an edit moves them).
+fn without_lines(config: &Config, name: &str) -> Config {
+    let mut config = config.clone();
+    config.runtimes.retain(|r| r.name != name);
+    for runtime in &mut config.runtimes {
+        runtime.line = 0;
+    }
+    config
+}
+
+fn is_comment(line: &str) -> bool {
+    line.trim_start().starts_with('#')
+}
+
+fn is_blank(line: &str) -> bool {
+    line.trim().is_empty()
+}
+
+/// `text` without the table whose header is on 1-based line `header_line`.
+fn cut_table(text: &str, header_line: usize) -> String {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let header = header_line.saturating_sub(1).min(lines.len());
+    let next = header_lines(text)
+        .into_iter()
+        .find(|&l| l > header)
+        .unwrap_or(lines.len());
+    let mut start = header;
+    while start > 0 && is_comment(lines[start - 1]) {
+        start -= 1;
+    }
+    let mut end = next;
+    if next < lines.len() {
+        while end > header + 1 && is_comment(lines[end - 1]) {
+            end -= 1;
+        }
+    } else {
+        end = footer_start(&lines, header + 1);
+    }
+    if end == lines.len() {
+        // Nothing follows: drop the blank lines that separated the table from the rest.
+        while start > 0 && is_blank(lines[start - 1]) {
+            start -= 1;
+        }
+    } else if start > 0 && is_blank(lines[start - 1]) && end < lines.len() && is_blank(lines[end]) {
+        // One blank line between the neighbours is enough.
+        end += 1;
+    }
+    let mut out = String::with_capacity(text.len());
+    out.extend(lines[..start].iter().copied());
+    out.extend(lines[end..].iter().copied());
+    out
+}
+
+/// Where a final comment block (after a blank line, at or after line `from`) begins; the
+/// end of the file when there is none.
+fn footer_start(lines: &[&str], from: usize) -> usize {
+    let mut last = lines.len();
+    while last > from && is_blank(lines[last - 1]) {
+        last -= 1;
+    }
+    let mut first = last;
+    while first > from && is_comment(lines[first - 1]) {
+        first -= 1;
+    }
+    if first < last && first > from && is_blank(lines[first - 1]) {
+        first
+    } else {
+        lines.len()
+    }
+}
+
+/// 0-based lines of every table header (`[t]`, `[[t]]`), in order, from the parser's
+/// spans: a line-by-line scan could mistake a line inside a multi-line string or array.
+fn header_lines(text: &str) -> Vec<usize> {
+    let Ok(doc) = toml_edit::Document::parse(text) else {
+        return Vec::new();
+    };
+    let mut offsets = Vec::new();
+    collect_headers(doc.as_table(), &mut offsets);
+    let mut lines: Vec<usize> = offsets
+        .into_iter()
+        .map(|o| text.as_bytes()[..o.min(text.len())].iter().filter(|&&b| b == b'\n').count())
+        .collect();
+    lines.sort_unstable();
+    lines
+}
+
+fn collect_headers(table: &Table, offsets: &mut Vec<usize>) {
+    for (_, item) in table.iter() {
+        match item {
+            Item::Table(t) => {
+                offsets.extend(t.span().map(|s| s.start));
+                collect_headers(t, offsets);
+            }
+            Item::ArrayOfTables(tables) => {
+                for t in tables.iter() {
+                    offsets.extend(t.span().map(|s| s.start));
+                    collect_headers(t, offsets);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The fallback: `toml_edit` drops the table with the comments it attached to it.
+fn remove_through_document(text: &str, name: &str) -> String {
+    let mut doc: DocumentMut = text
+        .parse()
+        .expect("Config::parse accepted this text, so it is valid TOML");
+    if let Some(tables) = doc.get_mut("runtime").and_then(Item::as_array_of_tables_mut) {
+        tables.retain(|t| t.get("name").and_then(Item::as_str) != Some(name));
+        if tables.is_empty() {
+            doc.remove("runtime");
+        }
+    }
+    doc.to_string()
+}

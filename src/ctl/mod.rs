@@ -1,0 +1,206 @@
+//! What `helperctl` does for each command. It talks to the daemon for everything that
+//! touches secrets or state (DESIGN.md §3); it edits `config.toml`, the user's own file,
+//! itself.
+
+mod install;
+mod runtimes;
+mod status;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use helperd_wire::client::{self, ClientError};
+use helperd_wire::paths::Paths;
+use helperd_wire::wire::{Envelope, Reply, Request, Response};
+
+use crate::cli::{Cli, Command, DaemonAction, StoreAction, TokenAction};
+use crate::tty;
+
+/// Runs one command; the result is the process exit code.
+pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    let paths = Paths::from_env()?;
+    match cli.command {
+        Command::Status { json } => status::status(&paths, json),
+        Command::Runtime { action } => runtimes::run(&paths, action),
+        Command::Token { action } => token(&paths, action),
+        Command::Which { url, json } => status::which(&paths, &url, json),
+        Command::Install { dry_run, systemd } => install::install(&paths, dry_run, systemd),
+        Command::Daemon { action } => match action {
+            DaemonAction::Start => start(&paths).map(|()| 0),
+            DaemonAction::Stop => stop(&paths).map(|()| 0),
+            DaemonAction::Restart => stop(&paths).and_then(|()| start(&paths)).map(|()| 0),
+            DaemonAction::Reload => {
+                print_done(send_starting(&paths, Request::Reload)?)?;
+                Ok(0)
+            }
+        },
+        Command::Unlock => {
+            let passphrase = tty::read_secret("helperd store passphrase: ")?;
+            let request = Request::Unlock {
+                passphrase: passphrase.expose().to_string(),
+            };
+            expect_done(send_starting(&paths, request)?)?;
+            println!("store unlocked");
+            Ok(0)
+        }
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "helperctl", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Store {
+            action: StoreAction::SetPassphrase,
+        } => set_passphrase(&paths),
+    }
+}
+
+fn set_passphrase(paths: &Paths) -> anyhow::Result<u8> {
+    let first = tty::read_secret("new passphrase: ")?;
+    if first.is_empty() {
+        bail!("an empty passphrase protects nothing; nothing was changed");
+    }
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        let again = tty::read_secret("repeat it: ")?;
+        if again != first {
+            bail!("the passphrases differ; nothing was changed");
+        }
+    }
+    let request = Request::SetPassphrase {
+        passphrase: first.expose().to_string(),
+    };
+    expect_done(send_starting(paths, request)?)?;
+    println!("the file store is now protected by your passphrase; after each daemon start run `helperctl unlock`");
+    Ok(0)
+}
+
+fn token(paths: &Paths, action: TokenAction) -> anyhow::Result<u8> {
+    let request = match action {
+        TokenAction::Set {
+            runtime,
+            name,
+            expires,
+            scopes,
+        } => {
+            let expires = expires
+                .map(|e| crate::timefmt::parse_expiry(&e).map_err(anyhow::Error::msg))
+                .transpose()
+                .context("--expires")?;
+            let secret = tty::read_secret(&format!("token for runtime {runtime}: "))?;
+            if secret.is_empty() {
+                bail!("no token given; nothing was stored");
+            }
+            Request::TokenSet {
+                runtime,
+                name,
+                expires,
+                scopes: scopes.into_iter().filter(|s| !s.is_empty()).collect(),
+                secret: secret.expose().to_string(),
+            }
+        }
+        TokenAction::Link { runtime, from } => Request::TokenLink { runtime, from },
+        TokenAction::Remove { runtime } => Request::TokenRemove { runtime },
+    };
+    print_done(send_starting(paths, request)?)?;
+    Ok(0)
+}
+
+pub(crate) fn send(paths: &Paths, request: Request) -> Result<Response, ClientError> {
+    client::send(&paths.socket, &Envelope::new(request))
+}
+
+/// Sends a request, starting the daemon first when none is listening.
+pub(crate) fn send_starting(paths: &Paths, request: Request) -> anyhow::Result<Response> {
+    match send(paths, request.clone()) {
+        Err(ClientError::NotRunning(_)) => {
+            start(paths)?;
+            Ok(send(paths, request)?)
+        }
+        other => Ok(other?),
+    }
+}
+
+fn expect_done(response: Response) -> anyhow::Result<()> {
+    match response.reply {
+        Reply::Done => Ok(()),
+        Reply::Error { message, .. } => bail!("{message}"),
+        other => bail!("unexpected answer from the daemon: {other:?}"),
+    }
+}
+
+/// Prints the daemon's notice of a `Done`, or fails with its error.
+fn print_done(response: Response) -> anyhow::Result<()> {
+    let notice = response.notice.clone();
+    expect_done(response)?;
+    if let Some(n) = notice {
+        println!("{n}");
+    }
+    Ok(())
+}
+
+fn daemon_executable() -> std::path::PathBuf {
+    let me = std::env::current_exe().ok();
+    client::daemon_executable(me.as_deref())
+}
+
+fn start(paths: &Paths) -> anyhow::Result<()> {
+    match send(paths, Request::Status) {
+        Ok(_) => {
+            eprintln!("helperd is already running");
+            return Ok(());
+        }
+        Err(ClientError::NotRunning(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    client::start_daemon(&daemon_executable()).map_err(anyhow::Error::msg)?;
+    eprintln!("helperd started ({})", paths.socket.display());
+    Ok(())
+}
+
+fn stop(paths: &Paths) -> anyhow::Result<()> {
+    match send(paths, Request::Shutdown) {
+        Err(ClientError::NotRunning(_)) => {
+            eprintln!("helperd is not running");
+            return Ok(());
+        }
+        other => {
+            other.context("failed to ask the daemon to stop")?;
+        }
+    }
+    wait_gone(&paths.socket, Duration::from_secs(5))?;
+    eprintln!("helperd stopped");
+    Ok(())
+}
+
+/// Waits until nobody answers on the socket any more.
+fn wait_gone(socket: &Path, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if matches!(
+            client::send(socket, &Envelope::new(Request::Status)),
+            Err(ClientError::NotRunning(_))
+        ) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bail!(
+        "the daemon on {} did not stop within {timeout:?}",
+        socket.display()
+    )
+}
+
+/// Tells a running daemon to re-read the configuration; fine when none runs (it reads
+/// the file when it starts).
+pub(crate) fn notify_reload(paths: &Paths) -> anyhow::Result<()> {
+    match send(paths, Request::Reload) {
+        Err(ClientError::NotRunning(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+        Ok(resp) => match resp.reply {
+            Reply::Error { message, .. } => {
+                bail!("the daemon did not take the new configuration: {message}")
+            }
+            _ => Ok(()),
+        },
+    }
+}

@@ -1,0 +1,190 @@
+//! `helperctl runtime add|remove|list`: edits of `config.toml` that keep the user's
+//! comments and layout, checked against every config rule before anything is written.
+
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use helperd_wire::client::ClientError;
+use helperd_wire::paths::Paths;
+use helperd_wire::wire::Request;
+
+use super::{notify_reload, send};
+use crate::cli::RuntimeAction;
+use crate::config::{config_file, AuthScheme, Config, Provider};
+use crate::config_edit::{self, NewRuntime};
+use crate::fsutil;
+
+pub fn run(paths: &Paths, action: RuntimeAction) -> anyhow::Result<u8> {
+    let path = config_file(&paths.config_dir);
+    match action {
+        RuntimeAction::Add {
+            name,
+            urls,
+            provider,
+            username,
+            api_url,
+            auth,
+        } => {
+            let provider = match provider {
+                Some(p) => Provider::parse(&p).with_context(|| {
+                    let names: Vec<_> = Provider::ALL.iter().map(|p| p.name()).collect();
+                    format!("unknown provider {p:?}; use one of {}", names.join(", "))
+                })?,
+                None => guess_provider(&urls[0]),
+            };
+            let auth = match auth.as_deref() {
+                Some("bearer") => AuthScheme::Bearer,
+                _ => AuthScheme::Basic,
+            };
+            let rt = NewRuntime {
+                name: name.clone(),
+                provider,
+                urls,
+                username,
+                api_url,
+                auth,
+            };
+            // The error is about the runtime being added, not a line of the file on disk.
+            edit(&path, |text| config_edit::add_runtime(text, &path, &rt)).map_err(|e| {
+                match e.downcast::<crate::config::ConfigError>() {
+                    Ok(ce) => {
+                        let own = format!("runtime {name:?}: ");
+                        let msg = ce.message.strip_prefix(&own).unwrap_or(&ce.message);
+                        anyhow::anyhow!("cannot add runtime {name:?}: {msg}")
+                    }
+                    Err(other) => other,
+                }
+            })?;
+            println!(
+                "added runtime {name} ({}) to {}",
+                provider.name(),
+                path.display()
+            );
+            let config = Config::load(&path)?;
+            if let Some(rt) = config.runtime(&name) {
+                if rt.needs_username() {
+                    println!(
+                        "note: {} tokens need your account username; add --username (or `username = \"...\"` in the file)",
+                        provider.name()
+                    );
+                }
+            }
+            if !config.hosts_needing_path().is_empty() {
+                println!("note: some hosts are routed by path; run `helperctl install` so git sends paths there");
+            }
+            notify_reload(paths)?;
+            println!("next: helperctl token set {name}");
+            Ok(0)
+        }
+        RuntimeAction::Remove { name } => {
+            edit(&path, |text| {
+                config_edit::remove_runtime(text, &path, &name)
+            })?;
+            // The token goes too: it was authorised for this runtime only by name.
+            notify_reload(paths)?;
+            match send(
+                paths,
+                Request::TokenRemove {
+                    runtime: name.clone(),
+                },
+            ) {
+                Ok(_) | Err(ClientError::NotRunning(_)) => {}
+                Err(e) => eprintln!("helperctl: warning: could not remove the token: {e}"),
+            }
+            println!("removed runtime {name} from {}", path.display());
+            Ok(0)
+        }
+        RuntimeAction::List { json } => {
+            let config = Config::load(&path)?;
+            if json {
+                let list: Vec<_> = config
+                    .runtimes
+                    .iter()
+                    .map(|rt| {
+                        serde_json::json!({
+                            "name": rt.name,
+                            "provider": rt.provider.name(),
+                            "urls": rt.urls.iter().map(|u| u.to_string()).collect::<Vec<_>>(),
+                            "username": rt.effective_username(),
+                            "auth": match rt.auth { AuthScheme::Basic => "basic", AuthScheme::Bearer => "bearer" },
+                            "api_url": rt.api_url,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else if config.runtimes.is_empty() {
+                println!(
+                    "no runtimes in {} (add one with `helperctl runtime add`)",
+                    path.display()
+                );
+            } else {
+                for rt in &config.runtimes {
+                    let urls: Vec<_> = rt.urls.iter().map(|u| u.to_string()).collect();
+                    println!(
+                        "{:<16} {:<17} {:<20} {}",
+                        rt.name,
+                        rt.provider.name(),
+                        rt.effective_username().unwrap_or("(username needed)"),
+                        urls.join(" ")
+                    );
+                }
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// The provider a host most likely is (public instances only); `generic` otherwise.
+fn guess_provider(url: &str) -> Provider {
+    let host = url
+        .split_once("://")
+        .map(|(_, rest)| rest.split(['/', ':']).next().unwrap_or(""))
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    match host.as_str() {
+        "github.com" => Provider::GitHub,
+        "gitlab.com" => Provider::GitLab,
+        "bitbucket.org" => Provider::Bitbucket,
+        "codeberg.org" | "gitea.com" => Provider::Gitea,
+        _ => Provider::Generic,
+    }
+}
+
+/// Applies `change` to the file's text and writes it back atomically, keeping its mode.
+fn edit(
+    path: &Path,
+    change: impl FnOnce(&str) -> Result<String, crate::config::ConfigError>,
+) -> anyhow::Result<()> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => bail!("failed to read {}: {e}", path.display()),
+    };
+    let new = change(&text).map_err(anyhow::Error::new)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
+    let mode = std::fs::metadata(path)
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+        .unwrap_or(0o600);
+    fsutil::write_atomic(path, new.as_bytes(), mode)
+        .with_context(|| format!("failed to write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn providers_are_guessed_from_public_hosts_only() {
+        assert_eq!(guess_provider("https://github.com/acme/"), Provider::GitHub);
+        assert_eq!(guess_provider("https://GitLab.com"), Provider::GitLab);
+        assert_eq!(
+            guess_provider("https://codeberg.org:443/x"),
+            Provider::Gitea
+        );
+        assert_eq!(
+            guess_provider("https://git.example.com/"),
+            Provider::Generic
+        );
+    }
+}

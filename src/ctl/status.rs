@@ -1,0 +1,290 @@
+//! `helperctl status` and `helperctl which`: what the daemon knows, as a table or as
+//! stable JSON. Never a secret: the daemon does not send any.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use anyhow::bail;
+use helperd_wire::client::ClientError;
+use helperd_wire::paths::Paths;
+use helperd_wire::wire::{
+    Reply, Request, Response, RuntimeStatus, StatusReport, TokenStatus, WhichReport,
+};
+
+use super::{send, send_starting};
+use crate::timefmt::{countdown, format_date};
+
+fn now() -> u64 {
+    crate::timefmt::unix_now()
+}
+
+pub fn status(paths: &Paths, json: bool) -> anyhow::Result<u8> {
+    let report = match send(paths, Request::Status) {
+        Err(ClientError::NotRunning(_)) => None,
+        Err(e) => return Err(e.into()),
+        Ok(Response {
+            reply: Reply::Status { status },
+            ..
+        }) => Some(status),
+        Ok(Response {
+            reply: Reply::Error { message, .. },
+            ..
+        }) => bail!("{message}"),
+        Ok(other) => bail!("unexpected answer from the daemon: {:?}", other.reply),
+    };
+    if json {
+        let value = serde_json::json!({
+            "running": report.is_some(),
+            "socket": paths.socket.display().to_string(),
+            "daemon": report,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        print!(
+            "{}",
+            render_status(&paths.socket, report.as_ref(), now(), colour)
+        );
+    }
+    Ok(0)
+}
+
+fn human_duration(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m {}s", s / 60, s % 60),
+        s if s < 86400 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+        s => format!("{}d {}h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+/// The human form of `status`.
+pub fn render_status(
+    socket: &Path,
+    report: Option<&StatusReport>,
+    now: u64,
+    colour: bool,
+) -> String {
+    let mut out = String::new();
+    let mut row = |k: &str, v: String| out.push_str(&format!("{k:<18}{v}\n"));
+    let Some(r) = report else {
+        row(
+            "daemon",
+            "not running (it starts with the next git request, or run `helperctl daemon start`)"
+                .into(),
+        );
+        row("socket", socket.display().to_string());
+        return out;
+    };
+    row(
+        "daemon",
+        format!(
+            "running (pid {}, version {}, protocol {}, up {})",
+            r.pid,
+            r.version,
+            r.protocol,
+            human_duration(r.uptime_secs)
+        ),
+    );
+    row("socket", r.socket.clone());
+    row(
+        "store",
+        format!("{} ({})", r.store.kind, r.store.protection),
+    );
+    let state = match &r.store.problem {
+        Some(p) => format!("{}: {p}", r.store.state),
+        None => r.store.state.clone(),
+    };
+    row("store state", state);
+    if let Some(n) = r.store.plain_credentials {
+        row("plain credentials", n.to_string());
+    }
+    let config = match &r.config.error {
+        Some(e) => format!(
+            "{} — BROKEN, last good configuration in force: {e}",
+            r.config.path
+        ),
+        None => format!("{} ({} runtimes)", r.config.path, r.runtimes.len()),
+    };
+    row("config", config);
+    if !r.runtimes.is_empty() {
+        out.push('\n');
+        out.push_str(&runtime_table(&r.runtimes, now, colour));
+    }
+    out
+}
+
+fn token_cells(t: Option<&TokenStatus>, now: u64) -> [String; 5] {
+    let Some(t) = t else {
+        return [
+            "-".into(),
+            "-".into(),
+            "-".into(),
+            "-".into(),
+            "no token".into(),
+        ];
+    };
+    let mut name = t.name.clone().unwrap_or_else(|| "(unnamed)".into());
+    if !t.shared_with.is_empty() {
+        name.push_str(&format!(" (shared with {})", t.shared_with.join(", ")));
+    }
+    let scopes = if t.scopes.is_empty() {
+        "-".into()
+    } else {
+        t.scopes.join(",")
+    };
+    let expires = match t.expires {
+        Some(e) => format!("{} ({})", format_date(e), countdown(e, now)),
+        None => "never".into(),
+    };
+    let used = t
+        .last_used
+        .map(|u| countdown(u, now))
+        .unwrap_or_else(|| "never".into());
+    [name, scopes, expires, used, t.state.clone()]
+}
+
+fn paint(text: &str, state: &str, colour: bool) -> String {
+    let code = match state {
+        "expiring" => "33",
+        "expired" | "rejected" => "31",
+        _ => return text.to_string(),
+    };
+    if colour {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
+/// One row per runtime (continuation rows for further URLs), columns padded to fit.
+fn runtime_table(runtimes: &[RuntimeStatus], now: u64, colour: bool) -> String {
+    let header = [
+        "RUNTIME",
+        "PROVIDER",
+        "URL PREFIXES",
+        "USERNAME",
+        "TOKEN",
+        "SCOPES",
+        "EXPIRES",
+        "LAST USED",
+        "STATE",
+    ];
+    let mut rows: Vec<([String; 9], String)> = Vec::new();
+    for rt in runtimes {
+        let [token, scopes, expires, used, state] = token_cells(rt.token.as_ref(), now);
+        let first_url = rt.urls.first().cloned().unwrap_or_default();
+        rows.push((
+            [
+                rt.name.clone(),
+                rt.provider.clone(),
+                first_url,
+                rt.username.clone().unwrap_or_else(|| "(needed)".into()),
+                token,
+                scopes,
+                expires,
+                used,
+                state.clone(),
+            ],
+            state,
+        ));
+        for url in rt.urls.iter().skip(1) {
+            let mut cells: [String; 9] = Default::default();
+            cells[2] = url.clone();
+            rows.push((cells, String::new()));
+        }
+        if let Some(p) = &rt.problem {
+            let mut cells: [String; 9] = Default::default();
+            cells[2] = format!("! {p}");
+            rows.push((cells, String::new()));
+        }
+    }
+    let mut widths = header.map(str::len);
+    for (cells, _) in &rows {
+        for (w, c) in widths.iter_mut().zip(cells) {
+            // Problem lines run long; they do not widen the URL column.
+            if !c.starts_with("! ") {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+    }
+    let line = |cells: &[String]| {
+        let mut l = String::new();
+        for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == cells.len() {
+                l.push_str(c);
+            } else {
+                l.push_str(&format!("{c:<w$}  "));
+            }
+        }
+        l.trim_end().to_string()
+    };
+    let mut out = line(&header.map(String::from)) + "\n";
+    for (cells, state) in rows {
+        out.push_str(&paint(&line(&cells), &state, colour));
+        out.push('\n');
+    }
+    out
+}
+
+pub fn which(paths: &Paths, url: &str, json: bool) -> anyhow::Result<u8> {
+    let report = match send_starting(
+        paths,
+        Request::Which {
+            url: url.to_string(),
+        },
+    )?
+    .reply
+    {
+        Reply::Which { which } => which,
+        Reply::Error { message, .. } => bail!("{message}"),
+        other => bail!("unexpected answer from the daemon: {other:?}"),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", render_which(&report, now()));
+    }
+    Ok(0)
+}
+
+pub fn render_which(r: &WhichReport, now: u64) -> String {
+    let mut out = match &r.runtime {
+        Some(rt) => format!("{} -> runtime {rt}\n  because {}\n", r.url, r.reason),
+        None => format!("{} -> no runtime\n  because {}\n", r.url, r.reason),
+    };
+    if let Some(fix) = &r.fix {
+        out.push_str(&format!("  fix: {fix}\n  (or run `helperctl install`)\n"));
+    }
+    if r.runtime.is_some() {
+        match &r.token {
+            Some(t) => {
+                let [name, _, expires, _, state] = token_cells(Some(t), now);
+                out.push_str(&format!("  token {name}, expires {expires}, {state}\n"));
+            }
+            None => out.push_str("  it has no token yet: run `helperctl token set`\n"),
+        }
+    }
+    if !r.candidates.is_empty() {
+        out.push_str("  considered:\n");
+        let w = r
+            .candidates
+            .iter()
+            .map(|c| c.runtime.len())
+            .max()
+            .unwrap_or(0);
+        let pw = r
+            .candidates
+            .iter()
+            .map(|c| c.prefix.len())
+            .max()
+            .unwrap_or(0);
+        for c in &r.candidates {
+            out.push_str(&format!(
+                "    {:<w$}  {:<pw$}  {}\n",
+                c.runtime, c.prefix, c.outcome
+            ));
+        }
+    }
+    out
+}

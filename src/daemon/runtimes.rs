@@ -1,0 +1,354 @@
+//! git requests that a runtime answers (DESIGN.md §6): the right token for the URL, never
+//! an expired or rejected one, renewal when git stores a new one, rejection when git erases
+//! one after a 401. Requests no runtime claims go on to the plain credentials.
+
+use helperd_wire::wire::{ErrorCode, Reply, Response};
+
+use super::handler::store_error;
+use super::state::{unix_now, Inner, State};
+use crate::config::{AuthScheme, Config, RuntimeConfig};
+use crate::gitproto::{Answer, GitCredential};
+use crate::runtime::{self, Location, Route};
+use crate::secret::Secret;
+use crate::timefmt::{countdown, format_date};
+use crate::token::{new_token_id, TokenMeta, TokenState};
+
+/// What routing decided for one git request.
+pub enum Routed {
+    /// No runtime claims the URL: plain credentials answer.
+    Plain,
+    /// Answered here (possibly with nothing and a notice).
+    Done(Box<Response>),
+}
+
+impl Routed {
+    fn done(response: Response) -> Routed {
+        Routed::Done(Box::new(response))
+    }
+}
+
+fn miss(notice: Option<String>) -> Response {
+    Response::new(Reply::Git {
+        output: String::new(),
+    })
+    .with_notice(notice)
+}
+
+/// Where a user makes a new token for `rt`, as a sentence tail.
+fn token_page_hint(rt: &RuntimeConfig) -> String {
+    let base = rt.urls.first().map(|p| p.base_url()).unwrap_or_default();
+    match rt.provider.token_page(&base) {
+        Some(page) => format!(" (create one at {page})"),
+        None => String::new(),
+    }
+}
+
+fn token_label(t: &TokenMeta) -> String {
+    match &t.name {
+        Some(n) => format!("token {n:?}"),
+        None => "its token".to_string(),
+    }
+}
+
+/// Decides which runtime (if any) answers `cred`. `Route` borrows the config.
+fn decide<'a>(config: &'a Config, cred: &GitCredential) -> Option<Route<'a>> {
+    let loc = Location::from_git(
+        cred.protocol.as_deref(),
+        cred.host.as_deref(),
+        cred.path.as_deref(),
+    )?;
+    Some(runtime::route(config, &loc, cred.username.as_deref()).0)
+}
+
+fn needs_path_notice(fix: &str, runtimes: &[&str]) -> String {
+    format!(
+        "helperd: runtimes {} differ by path on this host, and git sent no path, so helperd \
+         cannot tell which token to use; nothing was sent.\nhelperd: fix it with: {fix}\n\
+         helperd: (or run `helperctl install`, which writes this for every such host)",
+        runtimes.join(", ")
+    )
+}
+
+/// `get` for a runtime.
+pub async fn get(state: &State, inner: &mut Inner, cred: &GitCredential) -> Routed {
+    let config = inner.config.current();
+    let rt = match decide(&config, cred) {
+        None | Some(Route::NoRuntime) => return Routed::Plain,
+        Some(Route::NeedsPath { fix, runtimes }) => {
+            tracing::info!(
+                ?runtimes,
+                "get: refused, git sent no path on a path-routed host"
+            );
+            return Routed::done(miss(Some(needs_path_notice(&fix, &runtimes))));
+        }
+        Some(Route::Runtime { runtime, .. }) => runtime.clone(),
+    };
+    Routed::done(serve(state, inner, &rt, cred).await)
+}
+
+async fn serve(
+    state: &State,
+    inner: &mut Inner,
+    rt: &RuntimeConfig,
+    cred: &GitCredential,
+) -> Response {
+    let now = unix_now();
+    let warn_days = inner.config.current().settings.warn_days;
+    let book = match state.tokens(inner) {
+        Ok(b) => b,
+        Err(e) => return Response::error(ErrorCode::Internal, e),
+    };
+    let Some(token) = book.for_runtime(&rt.name).cloned() else {
+        tracing::info!(runtime = %rt.name, "get: runtime has no token");
+        return miss(Some(format!(
+            "helperd: runtime {} has no token yet: run `helperctl token set {}`{}",
+            rt.name,
+            rt.name,
+            token_page_hint(rt)
+        )));
+    };
+    let token_state = token.state(now, warn_days);
+    match token_state {
+        TokenState::Expired => {
+            tracing::info!(runtime = %rt.name, "get: refused an expired token");
+            return miss(Some(format!(
+                "helperd: runtime {}: {} expired on {} and was not sent to git.\nhelperd: make a new one{} and run `helperctl token set {}`",
+                rt.name,
+                token_label(&token),
+                token.expires.map(format_date).unwrap_or_default(),
+                token_page_hint(rt),
+                rt.name
+            )));
+        }
+        TokenState::Rejected => {
+            tracing::info!(runtime = %rt.name, "get: refused a rejected token");
+            return miss(Some(format!(
+                "helperd: runtime {}: {} was rejected by the host on {} (revoked or rotated?) and is not sent again.\nhelperd: make a new one{} and run `helperctl token set {}`",
+                rt.name,
+                token_label(&token),
+                token.rejected_at.map(format_date).unwrap_or_default(),
+                token_page_hint(rt),
+                rt.name
+            )));
+        }
+        TokenState::Valid | TokenState::Expiring => {}
+    }
+
+    let username = rt.effective_username().map(str::to_string);
+    if rt.auth == AuthScheme::Basic && username.is_none() {
+        return miss(Some(format!(
+            "helperd: runtime {} ({}) needs your account username for git: add `username = \"...\"` to its [[runtime]] in {}",
+            rt.name,
+            rt.provider.name(),
+            inner.config.path().display()
+        )));
+    }
+    if rt.auth == AuthScheme::Bearer && !cred.capability_authtype {
+        return miss(Some(format!(
+            "helperd: runtime {} uses a Bearer-only token, and this git did not announce \
+             capability[]=authtype (git 2.46 or newer is needed)",
+            rt.name
+        )));
+    }
+
+    let secret = match state.token_secret(inner, &token.id).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            tracing::error!(runtime = %rt.name, token = %token.id, "token secret missing from the store");
+            return miss(Some(format!(
+                "helperd: the secret of runtime {}'s token is missing from the store; set it again with `helperctl token set {}`",
+                rt.name, rt.name
+            )));
+        }
+        Err(e) => return store_error(e),
+    };
+
+    let answer = match answer(rt, username.as_deref(), &secret, token.expires) {
+        Ok(a) => a,
+        Err(e) => return Response::error(ErrorCode::Internal, e.to_string()),
+    };
+    let notice = expiry_notice(inner, rt, &token, token_state, now);
+    if let Ok(book) = state.tokens(inner) {
+        if let Some(t) = book.for_runtime_mut(&rt.name) {
+            t.last_used = Some(now);
+        }
+    }
+    state.save_tokens_lazily(inner);
+    tracing::info!(runtime = %rt.name, token = ?token.name, "get: served the runtime's token");
+    Response::new(Reply::Git {
+        output: answer.expose().to_string(),
+    })
+    .with_notice(notice)
+}
+
+fn answer(
+    rt: &RuntimeConfig,
+    username: Option<&str>,
+    secret: &Secret,
+    expires: Option<u64>,
+) -> Result<Secret, crate::gitproto::UnsafeValue> {
+    let mut a = Answer::new();
+    match rt.auth {
+        AuthScheme::Basic => {
+            a.push("username", username.unwrap_or_default())?;
+            a.push("password", secret.expose())?;
+        }
+        AuthScheme::Bearer => {
+            a.push("capability[]", "authtype")?;
+            a.push("authtype", "Bearer")?;
+            a.push("credential", secret.expose())?;
+        }
+    }
+    if let Some(t) = expires {
+        // git itself then drops the token if it expires during a long operation.
+        a.push("password_expiry_utc", &t.to_string())?;
+    }
+    Ok(a.finish())
+}
+
+/// The warning-window notice, at most once a day per runtime.
+fn expiry_notice(
+    inner: &mut Inner,
+    rt: &RuntimeConfig,
+    token: &TokenMeta,
+    token_state: TokenState,
+    now: u64,
+) -> Option<String> {
+    if token_state != TokenState::Expiring {
+        return None;
+    }
+    let today = now / 86_400;
+    if inner.expiry_notices.get(&rt.name) == Some(&today) {
+        return None;
+    }
+    inner.expiry_notices.insert(rt.name.clone(), today);
+    let expires = token.expires?;
+    Some(format!(
+        "helperd: runtime {}: {} expires on {} ({}); make a new one{} and run `helperctl token set {}`",
+        rt.name,
+        token_label(token),
+        format_date(expires),
+        countdown(expires, now),
+        token_page_hint(rt),
+        rt.name
+    ))
+}
+
+/// `store` for a runtime: a renewal when its token is missing, expired or rejected (the
+/// user typed a new one at git's prompt).
+pub async fn store(state: &State, inner: &mut Inner, cred: &GitCredential) -> Routed {
+    let config = inner.config.current();
+    let rt = match decide(&config, cred) {
+        None | Some(Route::NoRuntime) => return Routed::Plain,
+        // git cannot know which runtime it stored for: keep nothing rather than guess.
+        Some(Route::NeedsPath { .. }) => return Routed::done(miss(None)),
+        Some(Route::Runtime { runtime, .. }) => runtime.clone(),
+    };
+    let secret = match (&cred.password, &cred.credential) {
+        (Some(p), _) if rt.auth == AuthScheme::Basic => p.clone(),
+        (_, Some(c)) if rt.auth == AuthScheme::Bearer => c.clone(),
+        _ => return Routed::done(miss(None)),
+    };
+    let now = unix_now();
+    let warn_days = config.settings.warn_days;
+    let current = match state.tokens(inner) {
+        Ok(book) => book.for_runtime(&rt.name).cloned(),
+        Err(e) => return Routed::done(Response::error(ErrorCode::Internal, e)),
+    };
+    if let Some(token) = &current {
+        if token.state(now, warn_days).servable() {
+            // git confirms the token we gave it; nothing to change.
+            tracing::debug!(runtime = %rt.name, "store: the runtime's token is in use");
+            return Routed::done(miss(None));
+        }
+    }
+    let token = TokenMeta {
+        id: new_token_id(),
+        name: Some("entered at git's prompt".into()),
+        scopes: Vec::new(),
+        created: now,
+        expires: cred.password_expiry_utc,
+        last_used: Some(now),
+        rejected_at: None,
+        runtimes: Vec::new(),
+    };
+    let response = match set_token(state, inner, &rt.name, token, secret).await {
+        Ok(()) => {
+            tracing::info!(runtime = %rt.name, "store: renewed the runtime's token from git's prompt");
+            miss(Some(format!(
+                "helperd: stored the new token for runtime {} (`helperctl status` shows it)",
+                rt.name
+            )))
+        }
+        Err(resp) => resp,
+    };
+    Routed::done(response)
+}
+
+/// `erase` for a runtime: git got a 401 with this token. It is marked rejected, not
+/// deleted, so the next request can say what happened.
+pub async fn erase(state: &State, inner: &mut Inner, cred: &GitCredential) -> Routed {
+    let config = inner.config.current();
+    let rt = match decide(&config, cred) {
+        None | Some(Route::NoRuntime) => return Routed::Plain,
+        Some(Route::NeedsPath { .. }) => return Routed::done(miss(None)),
+        Some(Route::Runtime { runtime, .. }) => runtime.clone(),
+    };
+    let Some(token) = state
+        .tokens(inner)
+        .ok()
+        .and_then(|b| b.for_runtime(&rt.name).cloned())
+    else {
+        return Routed::done(miss(None));
+    };
+    let given = match rt.auth {
+        AuthScheme::Basic => cred.password.clone(),
+        AuthScheme::Bearer => cred.credential.clone(),
+    };
+    if let Some(given) = given {
+        match state.token_secret(inner, &token.id).await {
+            // Not our token that failed: leave ours alone.
+            Ok(Some(ours)) if ours != given => return Routed::done(miss(None)),
+            Ok(_) => {}
+            Err(e) => return Routed::done(store_error(e)),
+        }
+    }
+    if let Ok(book) = state.tokens(inner) {
+        if let Some(t) = book.for_runtime_mut(&rt.name) {
+            t.rejected_at = Some(unix_now());
+        }
+    }
+    if let Err(e) = state.save_tokens(inner) {
+        return Routed::done(Response::error(ErrorCode::Internal, e));
+    }
+    tracing::warn!(runtime = %rt.name, token = ?token.name, "erase: the host rejected the runtime's token; marked rejected");
+    Routed::done(miss(None))
+}
+
+/// Stores `secret` as `runtime`'s new token and forgets a token nothing uses any more.
+pub async fn set_token(
+    state: &State,
+    inner: &mut Inner,
+    runtime: &str,
+    token: TokenMeta,
+    secret: Secret,
+) -> Result<(), Response> {
+    let id = token.id.clone();
+    state
+        .set_token_secret(inner, &id, secret)
+        .await
+        .map_err(store_error)?;
+    let orphan = state
+        .tokens(inner)
+        .map_err(|e| Response::error(ErrorCode::Internal, e))?
+        .add(token, runtime);
+    state
+        .save_tokens(inner)
+        .map_err(|e| Response::error(ErrorCode::Internal, e))?;
+    if let Some(old) = orphan {
+        if let Err(e) = state.delete_token_secret(inner, &old).await {
+            tracing::warn!(error = %e, "could not delete the replaced token's secret");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,625 @@
+//! Which runtime answers a git request (DESIGN.md §6): URL prefixes from `config.toml`,
+//! locations from git's requests, and the routing rules between them.
+//!
+//! Both sides are normalised the same way before they are compared, so the comparison
+//! itself is plain string equality: scheme and host lower-case, the scheme's default port
+//! dropped, the path %-decoded, without leading or trailing `/`, with dot segments resolved
+//! and a trailing `.git` removed. Pure: no I/O.
+
+use std::fmt;
+
+use crate::config::{Config, RuntimeConfig};
+
+/// A URL prefix of a runtime, e.g. `https://github.com/acme/`, normalised.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UrlPrefix {
+    /// Lower-case scheme, e.g. `https`.
+    pub scheme: String,
+    pub host: HostPattern,
+    /// %-decoded, without leading or trailing `/`; empty for a host-wide prefix.
+    pub path: String,
+}
+
+/// The host part of a prefix: lower-case `name` or `name:port`, the default port dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum HostPattern {
+    /// Matches this host only.
+    Exact(String),
+    /// `*.example.com`: holds `example.com` (with its port, if any) and matches exactly one
+    /// more label in front of it: `a.example.com`, but not `example.com` nor
+    /// `a.b.example.com`, the rule git's own `credential.<url>` matching uses.
+    Wildcard(String),
+}
+
+/// Where a request goes, normalised like a [`UrlPrefix`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// Lower-case scheme, e.g. `https`.
+    pub scheme: String,
+    /// Lower-case `name` or `name:port`, the default port dropped.
+    pub host: String,
+    /// `None` when git sent no path (`credential.useHttpPath` off) or the path is empty.
+    pub path: Option<String>,
+}
+
+/// The port a scheme uses when none is written: `https://h:443/` is `https://h/`.
+fn default_port(scheme: &str) -> Option<u16> {
+    match scheme {
+        "https" => Some(443),
+        "http" => Some(80),
+        _ => None,
+    }
+}
+
+/// Decodes `%XX` escapes strictly: exactly two hex digits (no sign, unlike
+/// `u8::from_str_radix`), and the result must be UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hi = hex_value(*bytes.get(i + 1)?)?;
+            let lo = hex_value(*bytes.get(i + 2)?)?;
+            out.push(hi << 4 | lo);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Escapes what would otherwise end or change the meaning of a path in a URL, so that the
+/// canonical text of a prefix parses back to the same prefix.
+fn percent_encode_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if c.is_control() || matches!(c, ' ' | '%' | '?' | '#') {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Normalises a %-decoded path: dot segments resolved (as curl does before the request
+/// leaves, so the path compared is the one the server sees), leading and trailing `/`
+/// removed, and a trailing `.git` dropped (`acme/app.git` and `acme/app` are one repository).
+fn normalise_path(decoded: &str) -> String {
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in decoded.split('/') {
+        match segment {
+            "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    let joined = segments.join("/");
+    let trimmed = joined.trim_matches('/');
+    let last = trimmed.rsplit('/').next().unwrap_or(trimmed);
+    // A component that is only ".git" names nothing once stripped: keep it.
+    if last.len() > ".git".len() && last.ends_with(".git") {
+        trimmed[..trimmed.len() - ".git".len()].to_string()
+    } else {
+        trimmed.to_string()
+    }
+}
+
+/// A URL split at its delimiters, nothing decoded yet.
+struct RawUrl<'a> {
+    scheme: String,
+    userinfo: Option<&'a str>,
+    authority: &'a str,
+    path: &'a str,
+    has_query: bool,
+    has_fragment: bool,
+}
+
+fn split_url(url: &str) -> Result<RawUrl<'_>, String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or("it has no scheme; write it like https://host/path")?;
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if !scheme_ok {
+        return Err(format!("the scheme {scheme:?} is not a valid URL scheme"));
+    }
+    // RFC 3986 order: the fragment ends the URL, then the query ends the path.
+    let (rest, has_fragment) = match rest.split_once('#') {
+        Some((before, _)) => (before, true),
+        None => (rest, false),
+    };
+    let (rest, has_query) = match rest.split_once('?') {
+        Some((before, _)) => (before, true),
+        None => (rest, false),
+    };
+    let (authority, path) = match rest.split_once('/') {
+        Some((authority, path)) => (authority, path),
+        None => (rest, ""),
+    };
+    let (userinfo, authority) = match authority.rsplit_once('@') {
+        Some((info, host)) => (Some(info), host),
+        None => (None, authority),
+    };
+    Ok(RawUrl {
+        scheme: scheme.to_ascii_lowercase(),
+        userinfo,
+        authority,
+        path,
+        has_query,
+        has_fragment,
+    })
+}
+
+/// Parses `host[:port]` (or `[v6]:port`), returning the normalised text and whether it is a
+/// `*.` wildcard. Strict: this is for URLs a person typed, where a typo must be reported.
+fn parse_host(scheme: &str, authority: &str) -> Result<(String, bool), String> {
+    let decoded = percent_decode(authority).ok_or("the host has a bad %-escape")?;
+    let decoded = decoded.to_lowercase();
+    let (name, port) = split_port(&decoded)?;
+    if name.is_empty() {
+        return Err("the host is empty".to_string());
+    }
+    let wildcard = check_host_name(name)?;
+    let port = parse_port(port)?;
+    let mut host = if wildcard {
+        name["*.".len()..].to_string()
+    } else {
+        name.to_string()
+    };
+    if let Some(port) = port.filter(|p| Some(*p) != default_port(scheme)) {
+        host.push_str(&format!(":{port}"));
+    }
+    Ok((host, wildcard))
+}
+
+/// Splits `name:port`; a bracketed IPv6 address keeps its colons.
+fn split_port(host: &str) -> Result<(&str, Option<&str>), String> {
+    if host.starts_with('[') {
+        let end = host.find(']').ok_or("the host has '[' without ']'")?;
+        let (name, rest) = host.split_at(end + 1);
+        return match rest.strip_prefix(':') {
+            Some(port) => Ok((name, Some(port))),
+            None if rest.is_empty() => Ok((name, None)),
+            None => Err(format!("unexpected {rest:?} after the host")),
+        };
+    }
+    match host.split_once(':') {
+        Some((name, port)) => Ok((name, Some(port))),
+        None => Ok((host, None)),
+    }
+}
+
+fn parse_port(port: Option<&str>) -> Result<Option<u16>, String> {
+    let Some(port) = port else { return Ok(None) };
+    let valid = !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
+    match port.parse::<u16>() {
+        Ok(n) if valid && n != 0 => Ok(Some(n)),
+        _ => Err(format!("the port {port:?} is not a number from 1 to 65535")),
+    }
+}
+
+/// Checks the host's characters and labels; returns whether it is a `*.` wildcard.
+fn check_host_name(name: &str) -> Result<bool, String> {
+    if name.starts_with('[') {
+        let inner = &name[1..name.len() - 1];
+        let ok = !inner.is_empty()
+            && inner
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() || ":.".contains(c));
+        return if ok {
+            Ok(false)
+        } else {
+            Err(format!("the host {name:?} is not a valid IPv6 address"))
+        };
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_alphanumeric() || matches!(c, '-' | '.' | '_' | '*')))
+    {
+        return Err(format!("the host contains {c:?}"));
+    }
+    let labels: Vec<&str> = name.split('.').collect();
+    if labels.iter().any(|l| l.is_empty()) {
+        return Err(format!("the host {name:?} has an empty label"));
+    }
+    let wildcard = labels[0] == "*";
+    if labels
+        .iter()
+        .skip(usize::from(wildcard))
+        .any(|l| l.contains('*'))
+    {
+        return Err(
+            "a wildcard must be the whole first label of the host, as in https://*.example.com/"
+                .to_string(),
+        );
+    }
+    // `*.com` would hand the token to every host of a top-level domain: refuse it.
+    if wildcard && labels.len() < 3 {
+        return Err(
+            "a wildcard needs a domain of at least two labels after it, as in https://*.example.com/"
+                .to_string(),
+        );
+    }
+    Ok(wildcard)
+}
+
+/// Decodes and normalises a URL path, refusing control characters (they could forge a line
+/// of git's protocol when echoed).
+fn parse_path(raw: &str) -> Result<String, String> {
+    let decoded = percent_decode(raw).ok_or("the path has a bad %-escape")?;
+    if decoded.chars().any(char::is_control) {
+        return Err("the path decodes to a control character".to_string());
+    }
+    Ok(normalise_path(&decoded))
+}
+
+impl UrlPrefix {
+    /// Parses a prefix as written in `config.toml`, e.g. `https://github.com/acme/`.
+    ///
+    /// The error says what is wrong, never echoing a password (userinfo is refused whole).
+    pub fn parse(url: &str) -> Result<UrlPrefix, String> {
+        let raw = split_url(url)?;
+        if raw.userinfo.is_some() {
+            return Err("a user name (user@) is not allowed in a URL prefix; set the runtime's username instead".to_string());
+        }
+        if raw.has_query {
+            return Err("a query (?...) is not allowed in a URL prefix".to_string());
+        }
+        if raw.has_fragment {
+            return Err("a fragment (#...) is not allowed in a URL prefix".to_string());
+        }
+        let (host, wildcard) = parse_host(&raw.scheme, raw.authority)?;
+        let host = if wildcard {
+            HostPattern::Wildcard(host)
+        } else {
+            HostPattern::Exact(host)
+        };
+        Ok(UrlPrefix {
+            scheme: raw.scheme,
+            host,
+            path: parse_path(raw.path)?,
+        })
+    }
+
+    /// Scheme, host and path all match: the path on a `/` boundary (`acme` matches `acme`
+    /// and `acme/app`, never `acme-infra/ops`). A host-wide prefix matches every path, and a
+    /// location without a path.
+    pub fn matches(&self, loc: &Location) -> bool {
+        self.matches_host(loc) && self.matches_path(loc.path.as_deref())
+    }
+
+    /// Scheme and host match, whatever the path.
+    pub fn matches_host(&self, loc: &Location) -> bool {
+        self.scheme == loc.scheme && self.host.matches(&loc.host)
+    }
+
+    fn matches_path(&self, path: Option<&str>) -> bool {
+        if self.path.is_empty() {
+            return true;
+        }
+        let Some(path) = path else { return false };
+        match path.strip_prefix(self.path.as_str()) {
+            Some(rest) => rest.is_empty() || rest.starts_with('/'),
+            None => false,
+        }
+    }
+
+    /// `https://github.com`, or `https://*.example.com` for a wildcard: the key git's
+    /// `credential.<url>.*` settings use for this host.
+    pub fn base_url(&self) -> String {
+        format!("{}://{}", self.scheme, self.host)
+    }
+
+    /// Bigger is more specific: an exact host beats a wildcard, then the longer host, then
+    /// the longer path (DESIGN.md §6 step 2).
+    pub fn specificity(&self) -> (u8, usize, usize) {
+        let (exact, len) = match &self.host {
+            HostPattern::Exact(h) => (1, h.len()),
+            HostPattern::Wildcard(h) => (0, h.len()),
+        };
+        (exact, len, self.path.len())
+    }
+}
+
+/// The canonical text, e.g. `https://github.com/acme/`; two prefixes are the same prefix
+/// exactly when their canonical texts are equal.
+impl fmt::Display for UrlPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/", self.base_url())?;
+        if !self.path.is_empty() {
+            write!(f, "{}/", percent_encode_path(&self.path))?;
+        }
+        Ok(())
+    }
+}
+
+impl HostPattern {
+    /// Whether a normalised request host matches.
+    pub fn matches(&self, host: &str) -> bool {
+        match self {
+            HostPattern::Exact(h) => h == host,
+            HostPattern::Wildcard(domain) => host.split_once('.').is_some_and(|(label, rest)| {
+                rest == domain && !label.is_empty() && !label.contains([':', '[', ']'])
+            }),
+        }
+    }
+}
+
+impl fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostPattern::Exact(h) => f.write_str(h),
+            HostPattern::Wildcard(domain) => write!(f, "*.{domain}"),
+        }
+    }
+}
+
+/// Lower-cases a host as git sent it and drops the scheme's default port. Lenient: git
+/// already parsed the URL, and a host that does not parse simply matches no prefix.
+fn normalise_request_host(scheme: &str, host: &str) -> String {
+    let host = host.to_lowercase();
+    if let Ok((name, Some(port))) = split_port(&host) {
+        if let Ok(Some(port)) = parse_port(Some(port)) {
+            if Some(port) == default_port(scheme) {
+                return name.to_string();
+            }
+        }
+    }
+    host
+}
+
+impl Location {
+    /// From git's request; `None` when git sent no protocol or no host (nothing to route).
+    /// git sends the path already %-decoded, so it is not decoded again.
+    pub fn from_git(
+        protocol: Option<&str>,
+        host: Option<&str>,
+        path: Option<&str>,
+    ) -> Option<Location> {
+        let scheme = protocol.filter(|p| !p.is_empty())?.to_ascii_lowercase();
+        let host = host.filter(|h| !h.is_empty())?;
+        let path = path.map(normalise_path).filter(|p| !p.is_empty());
+        Some(Location {
+            host: normalise_request_host(&scheme, host),
+            scheme,
+            path,
+        })
+    }
+
+    /// Parses a URL as a person types it (`helperctl which URL`). A `user@` is accepted and
+    /// ignored; see [`Location::parse_url_with_user`] to get it.
+    pub fn parse_url(url: &str) -> Result<Location, String> {
+        Self::parse_url_with_user(url).map(|(loc, _)| loc)
+    }
+
+    /// Like [`Location::parse_url`], also returning the %-decoded user name of a `user@` or
+    /// `user:password@` (the password is dropped, never returned). A query or fragment is
+    /// ignored: git never sends one to a credential helper.
+    pub fn parse_url_with_user(url: &str) -> Result<(Location, Option<String>), String> {
+        let raw = split_url(url)?;
+        let user = match raw.userinfo {
+            Some(info) => {
+                let name = info.split_once(':').map_or(info, |(u, _)| u);
+                let name = percent_decode(name).ok_or("the user name has a bad %-escape")?;
+                if name.chars().any(char::is_control) {
+                    return Err("the user name decodes to a control character".to_string());
+                }
+                Some(name)
+            }
+            None => None,
+        };
+        let (host, wildcard) = parse_host(&raw.scheme, raw.authority)?;
+        if wildcard {
+            return Err("a request URL cannot have a wildcard host".to_string());
+        }
+        let path = parse_path(raw.path)?;
+        let loc = Location {
+            scheme: raw.scheme,
+            host,
+            path: (!path.is_empty()).then_some(path),
+        };
+        Ok((loc, user))
+    }
+
+    /// `https://github.com`: the URL git matches `credential.<url>.*` settings against when
+    /// it sends no path.
+    pub fn base_url(&self) -> String {
+        format!("{}://{}", self.scheme, self.host)
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/", self.base_url())?;
+        if let Some(path) = &self.path {
+            f.write_str(&percent_encode_path(path))?;
+        }
+        Ok(())
+    }
+}
+
+/// The outcome of routing one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route<'a> {
+    /// This runtime's token answers, because of this prefix.
+    Runtime {
+        runtime: &'a RuntimeConfig,
+        prefix: &'a UrlPrefix,
+    },
+    /// Runtimes on this host differ by path and git sent no path: nothing may be served
+    /// from a guess.
+    NeedsPath {
+        /// The exact command that makes git send paths for this host, e.g.
+        /// `git config --global credential.https://github.com.useHttpPath true`.
+        fix: String,
+        /// The runtimes that could have answered, in file order.
+        runtimes: Vec<&'a str>,
+    },
+    /// No runtime claims this location: the plain stored credentials answer (§6 step 7).
+    NoRuntime,
+}
+
+/// Why one (runtime, prefix) pair on the request's host did or did not answer; what
+/// `helperctl which` explains.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CandidateNote {
+    pub runtime: String,
+    /// The prefix's canonical text.
+    pub prefix: String,
+    pub outcome: Outcome,
+}
+
+/// See [`CandidateNote`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// This pair answers.
+    Chosen,
+    /// It matches, but a more specific prefix does too.
+    LessSpecific,
+    /// The request names another user than the runtime's (§6 step 4).
+    UsernameDiffers { request: String, runtime: String },
+    /// It could answer, but git sent no path to decide with.
+    NeedsPath,
+}
+
+/// One (runtime, prefix) pair that matches the request's scheme and host.
+#[derive(Clone, Copy)]
+struct Candidate<'a> {
+    runtime: &'a RuntimeConfig,
+    prefix: &'a UrlPrefix,
+}
+
+impl<'a> Candidate<'a> {
+    fn note(&self, outcome: Outcome) -> CandidateNote {
+        CandidateNote {
+            runtime: self.runtime.name.clone(),
+            prefix: self.prefix.to_string(),
+            outcome,
+        }
+    }
+
+    /// The runtime's username when the request names a different one.
+    fn username_conflict(&self, requested: Option<&str>) -> Option<Outcome> {
+        let (request, runtime) = (requested?, self.runtime.effective_username()?);
+        (request != runtime).then(|| Outcome::UsernameDiffers {
+            request: request.to_string(),
+            runtime: runtime.to_string(),
+        })
+    }
+}
+
+/// Chooses the runtime for a request (DESIGN.md §6 steps 2–4), with a note for every
+/// (runtime, prefix) pair on the request's host that could have been relevant.
+///
+/// Pairs whose path does not match are left out of the notes: on a host with many
+/// org prefixes they would only bury the reason that matters.
+pub fn route<'a>(
+    config: &'a Config,
+    loc: &Location,
+    username: Option<&str>,
+) -> (Route<'a>, Vec<CandidateNote>) {
+    let mut notes = Vec::new();
+    let mut eligible = Vec::new();
+    for candidate in relevant_candidates(config, loc) {
+        match candidate.username_conflict(username) {
+            Some(outcome) => notes.push(candidate.note(outcome)),
+            None => eligible.push(candidate),
+        }
+    }
+    if loc.path.is_none() && eligible.iter().any(|c| !c.prefix.path.is_empty()) {
+        return (needs_path(loc, &eligible, &mut notes), notes);
+    }
+    let Some(best) = most_specific(&eligible) else {
+        return (Route::NoRuntime, notes);
+    };
+    for (i, candidate) in eligible.iter().enumerate() {
+        let outcome = if i == best {
+            Outcome::Chosen
+        } else {
+            Outcome::LessSpecific
+        };
+        notes.push(candidate.note(outcome));
+    }
+    let chosen = eligible[best];
+    let route = Route::Runtime {
+        runtime: chosen.runtime,
+        prefix: chosen.prefix,
+    };
+    (route, notes)
+}
+
+/// Pairs on the request's host, in file order, whose path matches too; without a path in
+/// the request every pair on the host is relevant, since any of them might have answered.
+fn relevant_candidates<'a>(config: &'a Config, loc: &Location) -> Vec<Candidate<'a>> {
+    config
+        .runtimes
+        .iter()
+        .flat_map(|runtime| {
+            runtime
+                .urls
+                .iter()
+                .map(move |prefix| Candidate { runtime, prefix })
+        })
+        .filter(|c| c.prefix.matches_host(loc))
+        .filter(|c| loc.path.is_none() || c.prefix.matches(loc))
+        .collect()
+}
+
+fn needs_path<'a>(
+    loc: &Location,
+    eligible: &[Candidate<'a>],
+    notes: &mut Vec<CandidateNote>,
+) -> Route<'a> {
+    let mut runtimes: Vec<&'a str> = Vec::new();
+    for candidate in eligible {
+        notes.push(candidate.note(Outcome::NeedsPath));
+        if !runtimes.contains(&candidate.runtime.name.as_str()) {
+            runtimes.push(&candidate.runtime.name);
+        }
+    }
+    Route::NeedsPath {
+        fix: use_http_path_command(&loc.base_url()),
+        runtimes,
+    }
+}
+
+/// The `git config` line that makes git send paths for `base_url`.
+pub fn use_http_path_command(base_url: &str) -> String {
+    format!("git config --global credential.{base_url}.useHttpPath true")
+}
+
+/// Index of the most specific candidate; the first in file order wins a tie (a valid
+/// config has none, but the answer must never depend on hash order or chance).
+fn most_specific(candidates: &[Candidate<'_>]) -> Option<usize> {
+    let mut best: Option<usize> = None;
+    for (i, candidate) in candidates.iter().enumerate() {
+        let better = match best {
+            None => true,
+            Some(b) => candidate.prefix.specificity() > candidates[b].prefix.specificity(),
+        };
+        if better {
+            best = Some(i);
+        }
+    }
+    best
+}

@@ -1,0 +1,240 @@
+//! Token metadata and the rules around it (DESIGN.md §6, §8). Pure: no I/O, no secrets.
+//!
+//! A token is stored once (its secret under `token/<id>` in the store of record) and
+//! authorised explicitly for one or more runtimes (`helperctl token link`). Its expiry is
+//! fixed at creation: a new expiry means a new token, so the record of the old one stays
+//! honest about what was used when.
+
+use serde::{Deserialize, Serialize};
+
+/// What helperd knows about one token. Never holds the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenMeta {
+    /// Random, stable id; the store key is `token/<id>`.
+    pub id: String,
+    /// The name the user gave it (e.g. the name on the host's token page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// Unix seconds.
+    pub created: u64,
+    /// Unix seconds; `None`: the token does not expire (or nobody knows when).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used: Option<u64>,
+    /// The host refused it (git erased it after a 401): not served again until renewed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected_at: Option<u64>,
+    /// The runtimes this token is authorised for, in the order they were added.
+    pub runtimes: Vec<String>,
+}
+
+/// The store key of a token's secret.
+pub fn secret_key(id: &str) -> String {
+    format!("token/{id}")
+}
+
+/// A token's condition at a given moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenState {
+    Valid,
+    /// Inside the warning window.
+    Expiring,
+    /// now >= expiry.
+    Expired,
+    Rejected,
+}
+
+impl TokenState {
+    pub fn name(self) -> &'static str {
+        match self {
+            TokenState::Valid => "valid",
+            TokenState::Expiring => "expiring",
+            TokenState::Expired => "expired",
+            TokenState::Rejected => "rejected",
+        }
+    }
+
+    /// Whether the token may be handed to git.
+    pub fn servable(self) -> bool {
+        matches!(self, TokenState::Valid | TokenState::Expiring)
+    }
+}
+
+impl TokenMeta {
+    pub fn state(&self, now: u64, warn_days: u32) -> TokenState {
+        if self.rejected_at.is_some() {
+            return TokenState::Rejected;
+        }
+        match self.expires {
+            Some(t) if now >= t => TokenState::Expired,
+            Some(t) if t - now <= u64::from(warn_days) * 86_400 => TokenState::Expiring,
+            _ => TokenState::Valid,
+        }
+    }
+}
+
+/// Why a token operation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BookError {
+    #[error("runtime {0:?} has no token; set one with `helperctl token set {0}`")]
+    NoToken(String),
+    #[error("runtime {0:?} already uses that token")]
+    AlreadyLinked(String),
+}
+
+/// Every token's metadata: the daemon's `tokens.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenBook {
+    pub tokens: Vec<TokenMeta>,
+}
+
+impl TokenBook {
+    /// The token authorised for `runtime`.
+    pub fn for_runtime(&self, runtime: &str) -> Option<&TokenMeta> {
+        self.tokens
+            .iter()
+            .find(|t| t.runtimes.iter().any(|r| r == runtime))
+    }
+
+    pub fn for_runtime_mut(&mut self, runtime: &str) -> Option<&mut TokenMeta> {
+        self.tokens
+            .iter_mut()
+            .find(|t| t.runtimes.iter().any(|r| r == runtime))
+    }
+
+    /// Takes `runtime` off whatever token it used. Returns the id of a token that no
+    /// runtime uses any more: its secret must be deleted from the store.
+    pub fn unlink(&mut self, runtime: &str) -> Option<String> {
+        let token = self.for_runtime_mut(runtime)?;
+        token.runtimes.retain(|r| r != runtime);
+        if !token.runtimes.is_empty() {
+            return None;
+        }
+        let id = token.id.clone();
+        self.tokens.retain(|t| t.id != id);
+        Some(id)
+    }
+
+    /// Authorises a new token for `runtime` (replacing the one it had). Returns the id of
+    /// a token that became unused.
+    pub fn add(&mut self, mut token: TokenMeta, runtime: &str) -> Option<String> {
+        let orphan = self.unlink(runtime);
+        token.runtimes = vec![runtime.to_string()];
+        self.tokens.push(token);
+        orphan
+    }
+
+    /// Authorises `from`'s token for `runtime` too. Returns the id of the token `runtime`
+    /// used before, when nothing else uses it.
+    pub fn link(&mut self, runtime: &str, from: &str) -> Result<Option<String>, BookError> {
+        let id = self
+            .for_runtime(from)
+            .ok_or_else(|| BookError::NoToken(from.to_string()))?
+            .id
+            .clone();
+        if self.for_runtime(runtime).is_some_and(|t| t.id == id) {
+            return Err(BookError::AlreadyLinked(runtime.to_string()));
+        }
+        let orphan = self.unlink(runtime);
+        let token = self
+            .tokens
+            .iter_mut()
+            .find(|t| t.id == id)
+            .expect("the token of `from` is still there: unlinking `runtime` cannot remove it");
+        token.runtimes.push(runtime.to_string());
+        Ok(orphan)
+    }
+
+    /// The other runtimes sharing `runtime`'s token.
+    pub fn shared_with(&self, runtime: &str) -> Vec<String> {
+        self.for_runtime(runtime)
+            .map(|t| {
+                t.runtimes
+                    .iter()
+                    .filter(|r| *r != runtime)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// A fresh random token id (hex, 16 bytes).
+pub fn new_token_id() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::getrandom(&mut bytes).expect("the OS random source is available");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(id: &str, expires: Option<u64>) -> TokenMeta {
+        TokenMeta {
+            id: id.into(),
+            name: Some(format!("name-{id}")),
+            scopes: vec![],
+            created: 0,
+            expires,
+            last_used: None,
+            rejected_at: None,
+            runtimes: vec![],
+        }
+    }
+
+    #[test]
+    fn state_follows_expiry_and_rejection() {
+        let t = meta("a", Some(100 * 86_400));
+        assert_eq!(t.state(0, 7), TokenState::Valid);
+        assert_eq!(t.state(93 * 86_400, 7), TokenState::Expiring);
+        assert_eq!(t.state(100 * 86_400, 7), TokenState::Expired);
+        assert!(!TokenState::Expired.servable());
+        let mut r = meta("b", None);
+        assert_eq!(r.state(u64::MAX, 7), TokenState::Valid);
+        r.rejected_at = Some(5);
+        assert_eq!(r.state(0, 7), TokenState::Rejected);
+    }
+
+    #[test]
+    fn link_shares_one_token_and_unlink_keeps_the_other() {
+        let mut book = TokenBook::default();
+        assert_eq!(book.add(meta("t1", None), "acme"), None);
+        assert_eq!(book.link("infra", "acme"), Ok(None));
+        assert_eq!(book.tokens.len(), 1, "stored once");
+        assert_eq!(book.shared_with("acme"), vec!["infra".to_string()]);
+        assert_eq!(
+            book.link("infra", "acme"),
+            Err(BookError::AlreadyLinked("infra".into()))
+        );
+
+        assert_eq!(book.unlink("acme"), None, "infra still uses it");
+        assert_eq!(book.for_runtime("infra").unwrap().id, "t1");
+        assert!(book.for_runtime("acme").is_none());
+        assert_eq!(book.unlink("infra"), Some("t1".into()));
+        assert!(book.tokens.is_empty());
+    }
+
+    #[test]
+    fn a_new_token_replaces_and_orphans_the_old_one() {
+        let mut book = TokenBook::default();
+        book.add(meta("old", Some(10)), "acme");
+        assert_eq!(book.add(meta("new", Some(20)), "acme"), Some("old".into()));
+        assert_eq!(book.for_runtime("acme").unwrap().expires, Some(20));
+        assert_eq!(
+            book.link("x", "nobody"),
+            Err(BookError::NoToken("nobody".into()))
+        );
+    }
+
+    #[test]
+    fn ids_are_random_hex() {
+        let (a, b) = (new_token_id(), new_token_id());
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+    }
+}
