@@ -16,11 +16,27 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Show the daemon, its socket and the secret store (never a secret).
+    /// Show the daemon, the store, every runtime and its token (never a secret).
     Status {
         /// Print stable JSON instead of a table (fields documented in README.md).
         #[arg(long)]
         json: bool,
+        /// Exit 3 when a token expires within DAYS (default: the warning window) or is
+        /// expired or rejected: for cron and CI.
+        #[arg(long, value_name = "DAYS", num_args = 0..=1, default_missing_value = "-1")]
+        check: Option<i64>,
+    },
+    /// Give a runtime a new token because its token expires, expired or was rejected:
+    /// shows where to make one and which scopes git needs, then reads it like `token set`.
+    Renew {
+        runtime: String,
+        /// A name for the new token.
+        #[arg(long)]
+        name: Option<String>,
+        /// When the new token expires (a date or an RFC 3339 timestamp); asked on the
+        /// terminal when left out.
+        #[arg(long, value_name = "DATE")]
+        expires: Option<String>,
     },
     /// Add, remove or list runtimes (edits config.toml, keeping your comments).
     Runtime {

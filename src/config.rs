@@ -259,8 +259,8 @@ impl Config {
         let mut config = Config::default();
         for (key, item) in root.iter() {
             match key {
-                "settings" => config.settings = parse_settings(&cx, item)?,
-                "runtime" => config.runtimes = parse_runtimes(&cx, item)?,
+                "settings" => config.settings = parse_settings(&cx, item, value_span(root, key))?,
+                "runtime" => config.runtimes = parse_runtimes(&cx, item, value_span(root, key))?,
                 _ => {
                     return Err(cx.error(
                         key_span(root, key),
@@ -341,7 +341,7 @@ fn key_span(table: &dyn TableLike, key: &str) -> Option<Range<usize>> {
     table.key(key).and_then(|k| k.span())
 }
 
-/// The span of a key's value, else of the key (a table value has no span of its own).
+/// The span of a key's value, else of the key (an implicit table has no span of its own).
 fn value_span(table: &dyn TableLike, key: &str) -> Option<Range<usize>> {
     table
         .get(key)
@@ -349,10 +349,15 @@ fn value_span(table: &dyn TableLike, key: &str) -> Option<Range<usize>> {
         .or_else(|| key_span(table, key))
 }
 
-fn parse_settings(cx: &Cx<'_>, item: &Item) -> Result<Settings, ConfigError> {
+/// `span`: where `settings` is written, for an error about its type.
+fn parse_settings(
+    cx: &Cx<'_>,
+    item: &Item,
+    span: Option<Range<usize>>,
+) -> Result<Settings, ConfigError> {
     let table = item
         .as_table_like()
-        .ok_or_else(|| cx.error(item.span(), "settings must be a table: [settings]".into()))?;
+        .ok_or_else(|| cx.error(span, "settings must be a table: [settings]".into()))?;
     check_keys(cx, table, &SETTINGS_KEYS, "[settings]")?;
     let mut settings = Settings::default();
     if let Some(days) = days_setting(cx, table, "warn_days")? {
@@ -406,10 +411,15 @@ fn check_keys(
     }
 }
 
-fn parse_runtimes(cx: &Cx<'_>, item: &Item) -> Result<Vec<RuntimeConfig>, ConfigError> {
+/// `span`: where `runtime` is written, for an error about its type.
+fn parse_runtimes(
+    cx: &Cx<'_>,
+    item: &Item,
+    span: Option<Range<usize>>,
+) -> Result<Vec<RuntimeConfig>, ConfigError> {
     let tables: &ArrayOfTables = item.as_array_of_tables().ok_or_else(|| {
         cx.error(
-            item.span(),
+            span,
             "runtime must be written as [[runtime]] tables (double brackets), one per runtime"
                 .into(),
         )
@@ -678,5 +688,302 @@ impl RtCx<'_> {
                 format!("auth must be \"basic\" or \"bearer\", not {value:?}"),
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"# example
+[settings]
+warn_days = 7            # optional, default 7 (the expiry warning window)
+stale_days = 90          # optional, default 90
+
+[[runtime]]
+name = "acme"
+provider = "github"      # github | gitlab | bitbucket | bitbucket-server | gitea | generic
+urls = ["https://github.com/acme/", "https://github.com/acme-infra/"]
+username = "octocat"     # optional
+api_url = "https://ghe.example.com/api/v3"   # optional
+auth = "bearer"          # optional: "basic" (default) | "bearer" (Bearer-only tokens)
+oauth_client_id = "Iv1.0123456789abcdef"  # optional
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/home/u/.config/helperd/config.toml"))
+    }
+
+    /// The error's line and message.
+    fn error(text: &str) -> (Option<usize>, String) {
+        let e = parse(text).expect_err("the config is invalid");
+        assert_eq!(e.path, "/home/u/.config/helperd/config.toml");
+        (e.line, e.message)
+    }
+
+    /// A valid runtime table, to which a test adds or changes one line.
+    fn runtime_with(name: &str, extra: &str) -> String {
+        format!("[[runtime]]\nname = \"{name}\"\nprovider = \"github\"\nurls = [\"https://github.com/{name}/\"]\n{extra}")
+    }
+
+    #[test]
+    fn the_example_parses() {
+        let config = parse(EXAMPLE).unwrap();
+        assert_eq!(
+            config.settings,
+            Settings {
+                warn_days: 7,
+                stale_days: 90
+            }
+        );
+        let [rt] = config.runtimes.as_slice() else {
+            panic!("one runtime: {config:?}")
+        };
+        assert_eq!(rt.name, "acme");
+        assert_eq!(rt.provider, Provider::GitHub);
+        let urls: Vec<String> = rt.urls.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            urls,
+            ["https://github.com/acme/", "https://github.com/acme-infra/"]
+        );
+        assert_eq!(rt.username.as_deref(), Some("octocat"));
+        assert_eq!(
+            rt.api_url.as_deref(),
+            Some("https://ghe.example.com/api/v3")
+        );
+        assert_eq!(rt.auth, AuthScheme::Bearer);
+        assert_eq!(rt.oauth_client_id.as_deref(), Some("Iv1.0123456789abcdef"));
+        assert_eq!(rt.line, 6);
+        assert_eq!(config.runtime("acme"), Some(rt));
+        assert_eq!(config.runtime("other"), None);
+    }
+
+    #[test]
+    fn defaults_and_empty_files() {
+        assert_eq!(parse("").unwrap(), Config::default());
+        assert_eq!(parse("# nothing yet\n\n").unwrap(), Config::default());
+        assert_eq!(
+            Settings::default(),
+            Settings {
+                warn_days: 7,
+                stale_days: 90
+            }
+        );
+        let config = parse(&runtime_with("a", "")).unwrap();
+        let rt = &config.runtimes[0];
+        assert_eq!(
+            (rt.username.as_deref(), rt.api_url.as_deref()),
+            (None, None)
+        );
+        assert_eq!(rt.auth, AuthScheme::Basic);
+        assert_eq!(rt.line, 1);
+        assert_eq!(
+            parse("[settings]\nwarn_days = 0\n")
+                .unwrap()
+                .settings
+                .warn_days,
+            0
+        );
+        assert_eq!(
+            parse("settings = { stale_days = 3650 }\n")
+                .unwrap()
+                .settings
+                .stale_days,
+            3650
+        );
+    }
+
+    #[test]
+    fn every_error_names_its_line_and_problem() {
+        let long_name = "a".repeat(65);
+        #[rustfmt::skip]
+        let cases: Vec<(String, usize, String)> = vec![
+            ("[[runtime]]\nname = \"a\nprovider = \"github\"\n".into(), 2,
+                "TOML syntax error: invalid basic string, expected `\"`".into()),
+            ("[settings]\nwarn_days = 1\nwarn_days = 2\n".into(), 3, "TOML syntax error: duplicate key".into()),
+            (runtime_with("acme", "").replace("\"github\"", "\"githup\""), 3,
+                "runtime \"acme\": unknown provider \"githup\"; use one of github, gitlab, bitbucket, \
+                 bitbucket-server, gitea, generic (gitea also serves Forgejo and Codeberg)".into()),
+            ("[[runtime]]\nname = \"acme\"\nprovider = \"github\"\nurls = [\n  \"https://github.com/ok/\",\n  \"htps:/x\",\n]\n".into(), 6,
+                "runtime \"acme\": url \"htps:/x\" is malformed: it has no scheme; write it like https://host/path".into()),
+            (runtime_with("acme", "").replace("https://github.com/acme/", "htps://github.com/acme/"), 4,
+                "runtime \"acme\": url \"htps://github.com/acme/\" is malformed: the scheme must be https or http, not \"htps\"".into()),
+            (runtime_with("acme", "").replace("https://github.com/acme/", "https://*.example.com:x/"), 4,
+                "runtime \"acme\": url \"https://*.example.com:x/\" is malformed: the port \"x\" is not a number from 1 to 65535".into()),
+            (format!("{}\n{}", runtime_with("a", "").replace("github.com/a/", "GitHub.com/acme"),
+                runtime_with("b", "").replace("github.com/b/", "github.com:443/acme/")), 9,
+                "runtime \"b\": url https://github.com/acme/ is already used by runtime \"a\" (line 4)".into()),
+            (runtime_with("a", "").replace("/a/\"]", "/a/\", \"https://github.com/a\"]"), 4,
+                "runtime \"a\": url https://github.com/a/ is listed twice (first at line 4)".into()),
+            (format!("{}\n{}", runtime_with("a", ""), runtime_with("a", "").replace("/a/", "/other/")), 7,
+                "runtime \"a\" is defined twice (first at line 1)".into()),
+            ("[[runtime]]\nprovider = \"github\"\n".into(), 1, "[[runtime]] table has no name; add name = \"...\"".into()),
+            ("[[runtime]]\nname = \"a\"\nurls = []\n".into(), 1,
+                "runtime \"a\": provider is missing; add provider = \"github\"".into()),
+            ("\n[[runtime]]\nname = \"a\"\nprovider = \"github\"\n".into(), 2,
+                "runtime \"a\": urls is missing; add urls = [\"https://github.com/acme/\"]".into()),
+            ("[[runtime]]\nname = \"a\"\nprovider = \"github\"\nurls = []\n".into(), 4,
+                "runtime \"a\": urls is empty; give at least one URL prefix".into()),
+            ("[[runtime]]\nname = \"a b\"\n".into(), 2,
+                "runtime name \"a b\" is invalid: use 1 to 64 ASCII letters, digits, '.', '_' or '-'".into()),
+            ("[[runtime]]\nname = \"\"\n".into(), 2,
+                "runtime name \"\" is invalid: use 1 to 64 ASCII letters, digits, '.', '_' or '-'".into()),
+            (format!("[[runtime]]\nname = \"{long_name}\"\n"), 2,
+                format!("runtime name \"{long_name}\" is invalid: use 1 to 64 ASCII letters, digits, '.', '_' or '-'")),
+            ("[[runtime]]\nname = \"acmé\"\n".into(), 2,
+                "runtime name \"acmé\" is invalid: use 1 to 64 ASCII letters, digits, '.', '_' or '-'".into()),
+            (runtime_with("acme", "usernmae = \"bob\"\n"), 5,
+                "runtime \"acme\": unknown key \"usernmae\"; known keys: name, provider, urls, username, api_url, auth, oauth_client_id".into()),
+            ("[settings]\nwarn_day = 3\n".into(), 2,
+                "[settings]: unknown key \"warn_day\"; known keys: warn_days, stale_days".into()),
+            ("[[runtime]]\nname = 1\n".into(), 2, "runtime name must be a string, not integer".into()),
+            (runtime_with("acme", "").replace("\"github\"", "[\"github\"]"), 3,
+                "runtime \"acme\": provider must be a string, not array".into()),
+            ("[[runtime]]\nname = \"a\"\nprovider = \"github\"\nurls = \"https://github.com/\"\n".into(), 4,
+                "runtime \"a\": urls must be an array of strings, like urls = [\"https://github.com/acme/\"], not string".into()),
+            ("[[runtime]]\nname = \"a\"\nprovider = \"github\"\nurls = [\"https://github.com/\", 1]\n".into(), 4,
+                "runtime \"a\": urls must hold strings, not integer".into()),
+            (runtime_with("acme", "username = true\n"), 5, "runtime \"acme\": username must be a string, not boolean".into()),
+            (runtime_with("acme", "username = \"\"\n"), 5, "runtime \"acme\": username is empty; remove it or give a value".into()),
+            (runtime_with("acme", "username = \"a\\nb\"\n"), 5, "runtime \"acme\": username contains a control character".into()),
+            (runtime_with("acme", "auth = \"token\"\n"), 5,
+                "runtime \"acme\": auth must be \"basic\" or \"bearer\", not \"token\"".into()),
+            (runtime_with("acme", "api_url = \"ghe.example.com/api\"\n"), 5,
+                "runtime \"acme\": api_url \"ghe.example.com/api\" is malformed: it has no scheme; write it like https://host/path".into()),
+            (runtime_with("acme", "api_url = \"ftp://ghe.example.com/api\"\n"), 5,
+                "runtime \"acme\": api_url \"ftp://ghe.example.com/api\" is malformed: the scheme must be https or http, not \"ftp\"".into()),
+            ("[settings]\nwarn_days = \"7\"\n".into(), 2, "warn_days must be a whole number of days, not string".into()),
+            ("[settings]\nwarn_days = 3651\n".into(), 2, "warn_days must be from 0 to 3650 days, not 3651".into()),
+            ("[settings]\nstale_days = -1\n".into(), 2, "stale_days must be from 0 to 3650 days, not -1".into()),
+            ("settings = 3\n".into(), 1, "settings must be a table: [settings]".into()),
+            ("# typo\n[setting]\nwarn_days = 3\n".into(), 2,
+                "unknown key \"setting\"; config.toml has only [settings] and [[runtime]] tables".into()),
+            ("warn_days = 3\n".into(), 1,
+                "unknown key \"warn_days\"; config.toml has only [settings] and [[runtime]] tables".into()),
+            ("[runtime]\nname = \"a\"\n".into(), 1,
+                "runtime must be written as [[runtime]] tables (double brackets), one per runtime".into()),
+            ("[runtime.a]\nname = \"a\"\n".into(), 1,
+                "runtime must be written as [[runtime]] tables (double brackets), one per runtime".into()),
+            ("[[runtime]]\nname = \"a\"\n[runtime.extra]\n".into(), 3,
+                "runtime \"a\": unknown key \"extra\"; known keys: name, provider, urls, username, api_url, auth, oauth_client_id".into()),
+        ];
+        for (text, line, message) in cases {
+            assert_eq!(error(&text), (Some(line), message), "for:\n{text}");
+        }
+    }
+
+    #[test]
+    fn the_first_problem_is_reported() {
+        let text = format!(
+            "{}\n[settings]\nwarn_days = 9999\n",
+            runtime_with("a", "bad = 1\n")
+        );
+        assert_eq!(error(&text).0, Some(5));
+    }
+
+    #[test]
+    fn error_display_names_file_and_line() {
+        let e = ConfigError {
+            path: "/c/config.toml".into(),
+            line: Some(3),
+            message: "unknown key \"x\"".into(),
+        };
+        assert_eq!(e.to_string(), "/c/config.toml:3: unknown key \"x\"");
+        let e = ConfigError { line: None, ..e };
+        assert_eq!(e.to_string(), "/c/config.toml: unknown key \"x\"");
+    }
+
+    #[test]
+    fn load_reads_the_file_and_a_missing_file_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = config_file(dir.path());
+        assert_eq!(path, dir.path().join("config.toml"));
+        assert_eq!(Config::load(&path).unwrap(), Config::default());
+        std::fs::write(&path, EXAMPLE).unwrap();
+        assert_eq!(Config::load(&path).unwrap().runtimes.len(), 1);
+        std::fs::write(&path, "[setting]\n").unwrap();
+        let e = Config::load(&path).unwrap_err();
+        assert_eq!(e.to_string(), format!("{}:1: unknown key \"setting\"; config.toml has only [settings] and [[runtime]] tables", path.display()));
+        // A folder where the file should be: a read error, not an empty config.
+        let e = Config::load(dir.path()).unwrap_err();
+        assert_eq!(e.line, None);
+        assert!(e.message.starts_with("cannot read the file: "), "{e}");
+    }
+
+    #[test]
+    fn hosts_needing_path_are_sorted_and_distinct() {
+        let text = [
+            runtime_with("a", ""),
+            "[[runtime]]\nname = \"b\"\nprovider = \"gitlab\"\nurls = [\"https://gitlab.example.com/\", \"https://github.com:443/b2/\"]\n".into(),
+            "[[runtime]]\nname = \"c\"\nprovider = \"gitea\"\nurls = [\"https://*.example.org/team/\", \"http://h.example:8080/x\"]\n".into(),
+        ]
+        .join("\n");
+        let config = parse(&text).unwrap();
+        assert_eq!(
+            config.hosts_needing_path(),
+            [
+                "http://h.example:8080",
+                "https://*.example.org",
+                "https://github.com"
+            ]
+        );
+        assert!(Config::default().hosts_needing_path().is_empty());
+    }
+
+    #[test]
+    fn usernames_per_provider() {
+        let mut rt = parse(&runtime_with("a", "")).unwrap().runtimes.remove(0);
+        assert_eq!(rt.effective_username(), Some("x-access-token"));
+        assert!(!rt.needs_username());
+        rt.username = Some("octocat".into());
+        assert_eq!(rt.effective_username(), Some("octocat"));
+        rt.username = None;
+        rt.provider = Provider::GitLab;
+        assert_eq!(rt.effective_username(), Some("oauth2"));
+        for provider in [
+            Provider::Bitbucket,
+            Provider::BitbucketServer,
+            Provider::Gitea,
+            Provider::Generic,
+        ] {
+            rt.provider = provider;
+            assert_eq!(rt.effective_username(), None, "{provider}");
+            rt.auth = AuthScheme::Basic;
+            assert!(rt.needs_username(), "{provider}");
+            rt.auth = AuthScheme::Bearer;
+            assert!(
+                !rt.needs_username(),
+                "a Bearer token needs no username: {provider}"
+            );
+        }
+    }
+
+    #[test]
+    fn provider_names_and_token_pages() {
+        for p in Provider::ALL {
+            assert_eq!(Provider::parse(p.name()), Some(p));
+            assert_eq!(p.to_string(), p.name());
+        }
+        assert_eq!(Provider::parse("GitHub"), None);
+        assert_eq!(AuthScheme::parse("bearer"), Some(AuthScheme::Bearer));
+        assert_eq!(AuthScheme::parse("Bearer"), None);
+        #[rustfmt::skip]
+        let cases = [
+            (Provider::GitHub, "https://github.com", Some("https://github.com/settings/tokens")),
+            (Provider::GitHub, "https://ghe.example.com/", Some("https://ghe.example.com/settings/tokens")),
+            (Provider::GitLab, "https://gitlab.example.com", Some("https://gitlab.example.com/-/user_settings/personal_access_tokens")),
+            (Provider::Bitbucket, "https://bitbucket.org", Some("https://id.atlassian.com/manage-profile/security/api-tokens")),
+            (Provider::BitbucketServer, "https://bb.example.com:7990", Some("https://bb.example.com:7990/plugins/servlet/access-tokens/manage")),
+            (Provider::Gitea, "https://codeberg.org", Some("https://codeberg.org/user/settings/applications")),
+            (Provider::Generic, "https://git.example.com", None),
+            (Provider::GitHub, "https://*.example.com", None),
+        ];
+        for (provider, base, page) in cases {
+            assert_eq!(
+                provider.token_page(base).as_deref(),
+                page,
+                "{provider} {base}"
+            );
+        }
     }
 }

@@ -30,15 +30,18 @@ pub struct NewRuntime {
 /// rule (duplicate name or prefix, malformed URL...) applies to the result.
 pub fn add_runtime(text: &str, path: &Path, rt: &NewRuntime) -> Result<String, ConfigError> {
     Config::parse(text, path)?;
+    // Keep the file's own line ending (a file edited on Windows may use CRLF).
+    let eol = if text.contains("\r\n") { "\r\n" } else { "\n" };
     let mut out = String::with_capacity(text.len() + 256);
     out.push_str(text);
     if !text.is_empty() && !text.ends_with('\n') {
-        out.push('\n');
+        out.push_str(eol);
     }
-    if !text.trim().is_empty() && !text.ends_with("\n\n") {
-        out.push('\n');
+    // A blank line between the user's last line and the new table, unless there is one.
+    if !text.trim().is_empty() && !out.ends_with(&format!("{eol}{eol}")) {
+        out.push_str(eol);
     }
-    out.push_str(&render_runtime(rt));
+    out.push_str(&render_runtime(rt).replace('\n', eol));
     Config::parse(&out, path)?;
     Ok(out)
 }
@@ -178,7 +181,12 @@ fn header_lines(text: &str) -> Vec<usize> {
     collect_headers(doc.as_table(), &mut offsets);
     let mut lines: Vec<usize> = offsets
         .into_iter()
-        .map(|o| text.as_bytes()[..o.min(text.len())].iter().filter(|&&b| b == b'\n').count())
+        .map(|o| {
+            text.as_bytes()[..o.min(text.len())]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+        })
         .collect();
     lines.sort_unstable();
     lines
@@ -207,11 +215,248 @@ fn remove_through_document(text: &str, name: &str) -> String {
     let mut doc: DocumentMut = text
         .parse()
         .expect("Config::parse accepted this text, so it is valid TOML");
-    if let Some(tables) = doc.get_mut("runtime").and_then(Item::as_array_of_tables_mut) {
+    if let Some(tables) = doc
+        .get_mut("runtime")
+        .and_then(Item::as_array_of_tables_mut)
+    {
         tables.retain(|t| t.get("name").and_then(Item::as_str) != Some(name));
         if tables.is_empty() {
             doc.remove("runtime");
         }
     }
     doc.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PATH: &str = "/c/config.toml";
+
+    const ORIGINAL: &str = r#"# helperd runtimes
+# (edited by hand, and by helperctl)
+
+[settings]
+warn_days = 14 # two weeks' notice
+
+# Work: both orgs
+[[runtime]]
+name = "acme"
+provider = "github"
+urls = [
+  "https://github.com/acme/",       # the product
+  "https://github.com/acme-infra/", # ops
+]
+# username = "someone"   (left for later)
+
+# Personal account
+[[runtime]]   # everything else on github.com
+name = "oss"
+provider = "github"
+urls = ["https://github.com/"]
+username = "octocat"
+
+[[runtime]]
+name = "work-gl"
+provider = "gitlab"
+urls = ["https://gitlab.example.com/"]
+
+# vim: set ft=toml:
+"#;
+
+    fn new_runtime(name: &str, url: &str) -> NewRuntime {
+        NewRuntime {
+            name: name.into(),
+            provider: Provider::BitbucketServer,
+            urls: vec![url.into()],
+            username: None,
+            api_url: None,
+            auth: AuthScheme::Basic,
+        }
+    }
+
+    fn add(text: &str, rt: &NewRuntime) -> Result<String, ConfigError> {
+        add_runtime(text, Path::new(PATH), rt)
+    }
+
+    fn remove(text: &str, name: &str) -> Result<String, ConfigError> {
+        remove_runtime(text, Path::new(PATH), name)
+    }
+
+    fn names(text: &str) -> Vec<String> {
+        let config = Config::parse(text, Path::new(PATH)).expect("the edit is valid");
+        config.runtimes.into_iter().map(|r| r.name).collect()
+    }
+
+    #[test]
+    fn add_appends_and_keeps_every_byte() {
+        let mut rt = new_runtime("bb", "https://bb.example.com/scm/proj/");
+        rt.username = Some("jdoe".into());
+        rt.api_url = Some("https://bb.example.com/rest".into());
+        rt.auth = AuthScheme::Bearer;
+        let out = add(ORIGINAL, &rt).unwrap();
+        let added = out
+            .strip_prefix(ORIGINAL)
+            .expect("the original text is untouched");
+        assert_eq!(
+            added,
+            "\n[[runtime]]\nname = \"bb\"\nprovider = \"bitbucket-server\"\n\
+             urls = [\"https://bb.example.com/scm/proj/\"]\nusername = \"jdoe\"\n\
+             api_url = \"https://bb.example.com/rest\"\nauth = \"bearer\"\n"
+        );
+        assert_eq!(names(&out), ["acme", "oss", "work-gl", "bb"]);
+        let config = Config::parse(&out, Path::new(PATH)).unwrap();
+        assert_eq!(config.settings.warn_days, 14);
+    }
+
+    #[test]
+    fn add_to_an_empty_or_unterminated_file() {
+        let rt = new_runtime("bb", "https://bb.example.com/");
+        let table = "[[runtime]]\nname = \"bb\"\nprovider = \"bitbucket-server\"\nurls = [\"https://bb.example.com/\"]\n";
+        assert_eq!(add("", &rt).unwrap(), table);
+        assert_eq!(add("# mine", &rt).unwrap(), format!("# mine\n\n{table}"));
+        assert_eq!(
+            add("# mine\n\n", &rt).unwrap(),
+            format!("# mine\n\n{table}")
+        );
+        assert_eq!(
+            add("# mine\r\n", &rt).unwrap(),
+            format!("# mine\r\n\r\n{}", table.replace('\n', "\r\n"))
+        );
+    }
+
+    #[test]
+    fn add_escapes_values() {
+        let mut rt = new_runtime("q", "https://h.example/a\"b/");
+        rt.username = Some("o'neil \"x\"".into());
+        let out = add("", &rt).unwrap();
+        let config = Config::parse(&out, Path::new(PATH)).unwrap();
+        assert_eq!(config.runtimes[0].username.as_deref(), Some("o'neil \"x\""));
+        assert_eq!(config.runtimes[0].urls[0].path, "a\"b");
+    }
+
+    #[test]
+    fn add_refuses_what_the_config_refuses() {
+        let err = add(ORIGINAL, &new_runtime("oss", "https://bb.example.com/")).unwrap_err();
+        assert_eq!(
+            err.message,
+            "runtime \"oss\" is defined twice (first at line 18)"
+        );
+        assert_eq!(err.path, PATH);
+        let err = add(ORIGINAL, &new_runtime("bb", "https://GitHub.com:443/acme")).unwrap_err();
+        assert_eq!(
+            err.message,
+            "runtime \"bb\": url https://github.com/acme/ is already used by runtime \"acme\" (line 12)"
+        );
+        let err = add(ORIGINAL, &new_runtime("b b", "https://bb.example.com/")).unwrap_err();
+        assert!(
+            err.message.starts_with("runtime name \"b b\" is invalid"),
+            "{err}"
+        );
+        let err = add(ORIGINAL, &new_runtime("bb", "bb.example.com")).unwrap_err();
+        assert!(
+            err.message.contains("is malformed: it has no scheme"),
+            "{err}"
+        );
+        let mut rt = new_runtime("bb", "https://bb.example.com/");
+        rt.urls.clear();
+        assert!(add(ORIGINAL, &rt)
+            .unwrap_err()
+            .message
+            .contains("urls is empty"));
+        // A file that is already broken is refused with its own error, and left alone.
+        let err = add("[setting]\n", &new_runtime("bb", "https://bb.example.com/")).unwrap_err();
+        assert_eq!(err.line, Some(1));
+        assert!(err.message.starts_with("unknown key \"setting\""), "{err}");
+    }
+
+    #[test]
+    fn remove_cuts_out_one_table_with_its_comment() {
+        let out = remove(ORIGINAL, "oss").unwrap();
+        let expected = ORIGINAL.replace(
+            "# Personal account\n[[runtime]]   # everything else on github.com\nname = \"oss\"\n\
+             provider = \"github\"\nurls = [\"https://github.com/\"]\nusername = \"octocat\"\n\n",
+            "",
+        );
+        assert_ne!(expected, ORIGINAL);
+        assert_eq!(out, expected);
+        assert!(out.contains(
+            "]\n# username = \"someone\"   (left for later)\n\n[[runtime]]\nname = \"work-gl\""
+        ));
+        assert_eq!(names(&out), ["acme", "work-gl"]);
+    }
+
+    #[test]
+    fn remove_takes_the_comments_inside_the_table_too() {
+        let out = remove(ORIGINAL, "acme").unwrap();
+        let start = ORIGINAL.find("# Work").unwrap();
+        let end = ORIGINAL.find("# Personal").unwrap();
+        let expected = format!("{}{}", &ORIGINAL[..start], &ORIGINAL[end..]);
+        assert_eq!(out, expected);
+        assert!(out.contains("warn_days = 14 # two weeks' notice\n\n# Personal account\n"));
+    }
+
+    #[test]
+    fn remove_the_last_table_keeps_the_footer() {
+        let out = remove(ORIGINAL, "work-gl").unwrap();
+        let expected = ORIGINAL.replace(
+            "[[runtime]]\nname = \"work-gl\"\nprovider = \"gitlab\"\nurls = [\"https://gitlab.example.com/\"]\n\n",
+            "",
+        );
+        assert_eq!(out, expected);
+        assert!(out.ends_with("username = \"octocat\"\n\n# vim: set ft=toml:\n"));
+    }
+
+    #[test]
+    fn remove_at_the_end_of_the_file_leaves_no_blank_tail() {
+        let text = "[[runtime]]\nname = \"a\"\nprovider = \"github\"\nurls = [\"https://github.com/a/\"]\n\n\
+                    [[runtime]]\nname = \"b\"\nprovider = \"github\"\nurls = [\"https://github.com/b/\"]\n";
+        let out = remove(text, "b").unwrap();
+        assert_eq!(out, "[[runtime]]\nname = \"a\"\nprovider = \"github\"\nurls = [\"https://github.com/a/\"]\n");
+        assert_eq!(remove(&out, "a").unwrap(), "");
+    }
+
+    #[test]
+    fn remove_with_settings_between_runtimes() {
+        let text = "[[runtime]]\nname = \"a\"\nprovider = \"github\"\nurls = [\"https://github.com/a/\"]\n\n\
+                    # settings\n[settings]\nwarn_days = 3\n\n\
+                    [[runtime]]\nname = \"b\"\nprovider = \"github\"\nurls = [\"https://github.com/b/\"]\n";
+        let out = remove(text, "a").unwrap();
+        assert_eq!(out, text.replace("[[runtime]]\nname = \"a\"\nprovider = \"github\"\nurls = [\"https://github.com/a/\"]\n\n", ""));
+        assert_eq!(names(&out), ["b"]);
+        assert_eq!(
+            Config::parse(&out, Path::new(PATH))
+                .unwrap()
+                .settings
+                .warn_days,
+            3
+        );
+    }
+
+    #[test]
+    fn remove_then_add_round_trips() {
+        let rt = new_runtime("bb", "https://bb.example.com/");
+        let added = add(ORIGINAL, &rt).unwrap();
+        assert_eq!(remove(&added, "bb").unwrap(), ORIGINAL);
+    }
+
+    #[test]
+    fn remove_a_missing_runtime_is_an_error() {
+        let err = remove(ORIGINAL, "nope").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/c/config.toml: there is no runtime \"nope\""
+        );
+        assert!(remove("", "nope").is_err());
+        // A broken file is refused with its own error.
+        let err = remove("[[runtime]]\nname = 1\n", "a").unwrap_err();
+        assert_eq!(err.line, Some(2));
+    }
+
+    #[test]
+    fn the_document_fallback_removes_the_same_runtime() {
+        let out = remove_through_document(ORIGINAL, "oss");
+        assert_eq!(names(&out), ["acme", "work-gl"]);
+        assert!(out.contains("# Work: both orgs\n"));
+    }
 }

@@ -1,5 +1,7 @@
-//! Man pages generated from the clap definitions, committed under `man/`. A test fails when
-//! the committed pages are stale; `HELPERD_BLESS=1 cargo test -p helperd docs` rewrites them.
+//! Man pages and shell completions generated from the clap definitions, committed under
+//! `man/` and `contrib/completions/`. A test fails when the committed files are stale;
+//! `HELPERD_BLESS=1 cargo test -p helperd docs` rewrites them. `man/helperd.toml.5`, the
+//! configuration reference, is written by hand.
 
 use clap::CommandFactory;
 
@@ -26,17 +28,34 @@ pub fn man_pages() -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// Shell completions for helperctl: file name (under `contrib/completions/`) and script.
+pub fn completions() -> Vec<(String, Vec<u8>)> {
+    use clap_complete::Shell;
+    [
+        (Shell::Bash, "helperctl.bash"),
+        (Shell::Zsh, "_helperctl"),
+        (Shell::Fish, "helperctl.fish"),
+    ]
+    .into_iter()
+    .map(|(shell, name)| {
+        let mut out = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "helperctl", &mut out);
+        (name.to_string(), out)
+    })
+    .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::path::Path;
 
-    #[test]
-    fn committed_man_pages_are_current() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
+    /// Compares (or, with HELPERD_BLESS, rewrites) generated files under `dir`.
+    fn check(dir: &str, files: Vec<(String, Vec<u8>)>) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
         let bless = std::env::var_os("HELPERD_BLESS").is_some();
         let mut stale = Vec::new();
-        for (name, text) in man_pages() {
+        for (name, text) in files {
             let path = dir.join(&name);
             if bless {
                 std::fs::create_dir_all(&dir).unwrap();
@@ -47,8 +66,19 @@ mod tests {
         }
         assert!(
             stale.is_empty(),
-            "stale man pages {stale:?}: run `HELPERD_BLESS=1 cargo test -p helperd docs`"
+            "stale generated files {stale:?} in {}: run `HELPERD_BLESS=1 cargo test -p helperd docs`",
+            dir.display()
         );
+    }
+
+    #[test]
+    fn committed_man_pages_are_current() {
+        check("man", man_pages());
+    }
+
+    #[test]
+    fn committed_completions_are_current() {
+        check("contrib/completions", completions());
     }
 
     #[test]

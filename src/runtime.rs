@@ -221,6 +221,7 @@ fn parse_port(port: Option<&str>) -> Result<Option<u16>, String> {
 /// Checks the host's characters and labels; returns whether it is a `*.` wildcard.
 fn check_host_name(name: &str) -> Result<bool, String> {
     if name.starts_with('[') {
+        // split_port made sure a bracketed name ends with ']'.
         let inner = &name[1..name.len() - 1];
         let ok = !inner.is_empty()
             && inner
@@ -280,7 +281,11 @@ impl UrlPrefix {
     pub fn parse(url: &str) -> Result<UrlPrefix, String> {
         let raw = split_url(url)?;
         if raw.userinfo.is_some() {
-            return Err("a user name (user@) is not allowed in a URL prefix; set the runtime's username instead".to_string());
+            return Err(concat!(
+                "a user name (user@) is not allowed in a URL prefix; ",
+                "set the runtime's username instead"
+            )
+            .to_string());
         }
         if raw.has_query {
             return Err("a query (?...) is not allowed in a URL prefix".to_string());
@@ -622,4 +627,509 @@ fn most_specific(candidates: &[Candidate<'_>]) -> Option<usize> {
         }
     }
     best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{AuthScheme, Provider};
+    use proptest::prelude::*;
+
+    /// protocol, host and path, as git sends them.
+    type GitRequest<'a> = (&'a str, &'a str, Option<&'a str>);
+
+    fn git(proto: &str, host: &str, path: Option<&str>) -> Location {
+        Location::from_git(Some(proto), Some(host), path).expect("protocol and host are given")
+    }
+
+    fn prefix(url: &str) -> UrlPrefix {
+        UrlPrefix::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"))
+    }
+
+    #[test]
+    fn prefix_matching_table() {
+        #[rustfmt::skip]
+        let cases: &[(&str, GitRequest<'_>, bool)] = &[
+            // scheme
+            ("https://github.com/acme/", ("http", "github.com", Some("acme/app.git")), false),
+            ("https://github.com/acme/", ("HTTPS", "github.com", Some("acme/app.git")), true),
+            // host case, on both sides
+            ("https://github.com/acme/", ("https", "GitHub.COM", Some("acme/app")), true),
+            ("HTTPS://GitHub.Com/acme", ("https", "github.com", Some("acme")), true),
+            // default ports are dropped on both sides
+            ("https://h.example:443/", ("https", "h.example", None), true),
+            ("https://h.example/", ("https", "h.example:443", None), true),
+            ("http://h.example:80/x", ("http", "h.example", Some("x")), true),
+            ("http://h.example:443/", ("http", "h.example", None), false),
+            ("http://h.example:443/", ("http", "h.example:443", None), true),
+            // other ports are part of the host
+            ("https://h.example:8443/", ("https", "h.example", None), false),
+            ("https://h.example:8443/", ("https", "h.example:8443", None), true),
+            ("https://h.example/", ("https", "h.example:8443", None), false),
+            // trailing and leading slashes
+            ("https://h.example/acme", ("https", "h.example", Some("acme/app")), true),
+            ("https://h.example/acme/", ("https", "h.example", Some("acme")), true),
+            ("https://h.example/acme///", ("https", "h.example", Some("acme/")), true),
+            ("https://h.example/acme", ("https", "h.example", Some("/acme/app/")), true),
+            // .git suffixes
+            ("https://h.example/acme/app.git", ("https", "h.example", Some("acme/app")), true),
+            ("https://h.example/acme/app", ("https", "h.example", Some("acme/app.git")), true),
+            ("https://h.example/acme/app.git/", ("https", "h.example", Some("acme/app.git/")), true),
+            ("https://h.example/acme/app", ("https", "h.example", Some("acme/app.github.io")), false),
+            ("https://h.example/acme/app", ("https", "h.example", Some("acme/app.git/info")), false),
+            // percent-encoding in the prefix; git sends paths decoded
+            ("https://h.example/%7Euser/", ("https", "h.example", Some("~user/repo.git")), true),
+            ("https://h.example/%7euser/", ("https", "h.example", Some("~user")), true),
+            ("https://h.example/~user/", ("https", "h.example", Some("~user/x")), true),
+            ("https://h.example/my%20org/", ("https", "h.example", Some("my org/x")), true),
+            ("https://h.example/my%20org/", ("https", "h.example", Some("my%20org/x")), false),
+            // '/' boundaries
+            ("https://github.com/acme/", ("https", "github.com", Some("acme")), true),
+            ("https://github.com/acme/", ("https", "github.com", Some("acme/app")), true),
+            ("https://github.com/acme/", ("https", "github.com", Some("acme-infra/ops")), false),
+            ("https://github.com/acme/", ("https", "github.com", Some("acmes")), false),
+            ("https://github.com/acme/app", ("https", "github.com", Some("acme/app2")), false),
+            ("https://github.com/acme/app", ("https", "github.com", Some("acme")), false),
+            // dot segments are resolved, as curl does before the request leaves
+            ("https://github.com/acme/", ("https", "github.com", Some("acme/../evil/x")), false),
+            ("https://github.com/evil/", ("https", "github.com", Some("acme/../evil/x")), true),
+            ("https://github.com/acme/", ("https", "github.com", Some("./acme/app")), true),
+            // wildcards: exactly one label
+            ("https://*.example.com/", ("https", "a.example.com", None), true),
+            ("https://*.example.com/", ("https", "A.Example.COM", None), true),
+            ("https://*.example.com/", ("https", "example.com", None), false),
+            ("https://*.example.com/", ("https", "a.b.example.com", None), false),
+            ("https://*.example.com/", ("https", "aexample.com", None), false),
+            ("https://*.example.com/", ("https", "a.example.com:8443", None), false),
+            ("https://*.example.com:8443/", ("https", "a.example.com:8443", None), true),
+            ("https://*.example.com:8443/", ("https", "a.example.com", None), false),
+            ("https://*.example.com:443/", ("https", "a.example.com:443", None), true),
+            ("https://*.example.com/team/", ("https", "git.example.com", Some("team/x")), true),
+            ("https://*.example.com/team/", ("https", "git.example.com", Some("other/x")), false),
+            // host-wide prefix: every path, and no path
+            ("https://github.com/", ("https", "github.com", None), true),
+            ("https://github.com", ("https", "github.com", Some("any/thing.git")), true),
+            ("https://github.com/acme/", ("https", "github.com", None), false),
+            ("https://github.com/acme/", ("https", "github.com", Some("")), false),
+            // IPv6
+            ("http://[::1]:8080/x/", ("http", "[::1]:8080", Some("x/y")), true),
+            ("http://[::1]:8080/x/", ("http", "[::1]", Some("x/y")), false),
+        ];
+        for (url, (proto, host, path), expected) in cases {
+            let p = prefix(url);
+            let loc = git(proto, host, *path);
+            assert_eq!(
+                p.matches(&loc),
+                *expected,
+                "{url} vs {proto}://{host}/{path:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn matches_host_ignores_the_path() {
+        let p = prefix("https://github.com/acme/");
+        assert!(p.matches_host(&git("https", "github.com", None)));
+        assert!(p.matches_host(&git("https", "github.com", Some("other/x"))));
+        assert!(!p.matches_host(&git("http", "github.com", None)));
+        assert!(!p.matches_host(&git("https", "gitlab.com", None)));
+    }
+
+    #[test]
+    fn malformed_prefixes_say_what_is_wrong() {
+        #[rustfmt::skip]
+        let cases: &[(&str, &str)] = &[
+            ("github.com/acme", "no scheme"),
+            ("htps:/github.com", "no scheme"),
+            ("1https://github.com/", "not a valid URL scheme"),
+            ("https:///acme", "host is empty"),
+            ("https://:8443/", "host is empty"),
+            ("https://user@github.com/", "user name (user@) is not allowed"),
+            ("https://user:pw@github.com/", "user name (user@) is not allowed"),
+            ("https://github.com/acme?tab=1", "query"),
+            ("https://github.com/acme#readme", "fragment"),
+            ("https://github.com:abc/", "port \"abc\""),
+            ("https://github.com:/", "port \"\""),
+            ("https://github.com:0/", "port \"0\""),
+            ("https://github.com:70000/", "port \"70000\""),
+            ("https://github.com:+1/", "port \"+1\""),
+            ("https://github.com/%zz/", "bad %-escape"),
+            ("https://github.com/%4/", "bad %-escape"),
+            ("https://github.com/%+1/", "bad %-escape"),
+            ("https://github.com/%FF/", "bad %-escape"),
+            ("https://git%zzhub.com/", "bad %-escape"),
+            ("https://a.*.example.com/", "wildcard must be the whole first label"),
+            ("https://*example.com/", "wildcard must be the whole first label"),
+            ("https://a*.example.com/", "wildcard must be the whole first label"),
+            ("https://*.*.example.com/", "wildcard must be the whole first label"),
+            ("https://*/", "wildcard needs a domain"),
+            ("https://*.com/", "wildcard needs a domain"),
+            ("https://git hub.com/", "host contains ' '"),
+            ("https://github..com/", "empty label"),
+            ("https://[::1/", "'[' without ']'"),
+            ("https://[zz]/", "not a valid IPv6 address"),
+            ("https://github.com/a%0Ab/", "control character"),
+        ];
+        for (url, expected) in cases {
+            let err = UrlPrefix::parse(url).expect_err(url);
+            assert!(err.contains(expected), "{url}: {err:?} lacks {expected:?}");
+        }
+    }
+
+    #[test]
+    fn canonical_text_and_base_url() {
+        #[rustfmt::skip]
+        let cases: &[(&str, &str, &str)] = &[
+            ("HTTPS://GitHub.com:443/acme/app.git/", "https://github.com/acme/app/", "https://github.com"),
+            ("https://github.com", "https://github.com/", "https://github.com"),
+            ("https://github.com//", "https://github.com/", "https://github.com"),
+            ("https://*.Example.com:8443/x", "https://*.example.com:8443/x/", "https://*.example.com:8443"),
+            ("https://h.example/my%20org/", "https://h.example/my%20org/", "https://h.example"),
+            ("https://h.example/%7Euser", "https://h.example/~user/", "https://h.example"),
+            ("https://h.example/100%25/", "https://h.example/100%25/", "https://h.example"),
+            ("http://[::1]:8080/x", "http://[::1]:8080/x/", "http://[::1]:8080"),
+            ("http://h.example:80/", "http://h.example/", "http://h.example"),
+        ];
+        for (url, canonical, base) in cases {
+            let p = prefix(url);
+            assert_eq!(p.to_string(), *canonical, "{url}");
+            assert_eq!(p.base_url(), *base, "{url}");
+            assert_eq!(
+                prefix(canonical),
+                p,
+                "{canonical} parses back to the same prefix"
+            );
+        }
+    }
+
+    #[test]
+    fn prefix_fields() {
+        let p = prefix("https://*.Example.com:8443/Team/app.git");
+        assert_eq!(p.scheme, "https");
+        assert_eq!(p.host, HostPattern::Wildcard("example.com:8443".into()));
+        assert_eq!(p.path, "Team/app", "paths keep their case");
+    }
+
+    #[test]
+    fn specificity_orders_exact_then_host_then_path() {
+        let s = |u: &str| prefix(u).specificity();
+        assert!(s("https://a.example.com/") > s("https://*.example.com/x/y/z/"));
+        assert!(s("https://github.com/acme/") > s("https://github.com/"));
+        assert!(s("https://github.com/acme/app/") > s("https://github.com/acme/"));
+        assert!(s("https://*.b.example.com/") > s("https://*.example.com/x/"));
+        assert_eq!(s("https://github.com/"), (1, "github.com".len(), 0));
+    }
+
+    #[test]
+    fn locations_from_git() {
+        assert_eq!(Location::from_git(None, Some("github.com"), None), None);
+        assert_eq!(Location::from_git(Some("https"), None, None), None);
+        assert_eq!(Location::from_git(Some("https"), Some(""), None), None);
+        let loc = git("HTTPS", "GitHub.com:443", Some("/acme/app.git/"));
+        assert_eq!(loc.scheme, "https");
+        assert_eq!(loc.host, "github.com");
+        assert_eq!(loc.path.as_deref(), Some("acme/app"));
+        assert_eq!(git("https", "h.example", Some("/")).path, None);
+        // A host git could not make sense of is kept as sent; it matches nothing.
+        assert_eq!(git("https", "h.example:x", None).host, "h.example:x");
+    }
+
+    #[test]
+    fn locations_from_urls() {
+        let (loc, user) =
+            Location::parse_url_with_user("https://bob:s3cret@GitHub.com/acme/app.git?x=1#top")
+                .unwrap();
+        assert_eq!(loc, git("https", "github.com", Some("acme/app")));
+        assert_eq!(
+            user.as_deref(),
+            Some("bob"),
+            "the password is never returned"
+        );
+        let (_, user) = Location::parse_url_with_user("https://al%40ice@h.example/").unwrap();
+        assert_eq!(user.as_deref(), Some("al@ice"));
+        let loc = Location::parse_url("https://github.com").unwrap();
+        assert_eq!(loc.path, None);
+        assert_eq!(loc.to_string(), "https://github.com/");
+        assert!(Location::parse_url("github.com/acme").is_err());
+        assert!(Location::parse_url("https://*.example.com/").is_err());
+        assert!(Location::parse_url("https://h.example/%zz").is_err());
+    }
+
+    fn runtime(
+        name: &str,
+        urls: &[&str],
+        username: Option<&str>,
+        provider: Provider,
+    ) -> RuntimeConfig {
+        RuntimeConfig {
+            name: name.to_string(),
+            provider,
+            urls: urls.iter().map(|u| prefix(u)).collect(),
+            username: username.map(str::to_string),
+            api_url: None,
+            auth: AuthScheme::Basic,
+            oauth_client_id: None,
+            line: 1,
+        }
+    }
+
+    fn sample_config() -> Config {
+        Config {
+            runtimes: vec![
+                runtime(
+                    "acme",
+                    &["https://github.com/acme/", "https://github.com/acme-infra/"],
+                    None,
+                    Provider::GitHub,
+                ),
+                runtime(
+                    "oss",
+                    &["https://github.com/"],
+                    Some("octocat"),
+                    Provider::GitHub,
+                ),
+                runtime(
+                    "app",
+                    &["https://github.com/acme/app/"],
+                    None,
+                    Provider::GitHub,
+                ),
+                runtime(
+                    "gl",
+                    &["https://gitlab.example.com/"],
+                    None,
+                    Provider::GitLab,
+                ),
+                runtime(
+                    "bb",
+                    &["https://*.bb.example.com/"],
+                    None,
+                    Provider::BitbucketServer,
+                ),
+                runtime(
+                    "team",
+                    &["https://git.example.org/team/"],
+                    None,
+                    Provider::Generic,
+                ),
+            ],
+            settings: Default::default(),
+        }
+    }
+
+    /// What a route came to, as plain text for table comparison.
+    fn summary(route: &Route<'_>) -> String {
+        match route {
+            Route::Runtime { runtime, prefix } => format!("{} {prefix}", runtime.name),
+            Route::NeedsPath { fix, runtimes } => {
+                format!("needs path [{}] {fix}", runtimes.join(","))
+            }
+            Route::NoRuntime => "none".to_string(),
+        }
+    }
+
+    #[test]
+    fn routing_table() {
+        let config = sample_config();
+        let gh_fix = "git config --global credential.https://github.com.useHttpPath true";
+        #[rustfmt::skip]
+        let cases: Vec<(GitRequest<'_>, Option<&str>, String)> = vec![
+            // most specific wins: host-wide vs org vs repo prefix
+            (("https", "github.com", Some("acme/api.git")), None, "acme https://github.com/acme/".into()),
+            (("https", "github.com", Some("acme/app.git")), None, "app https://github.com/acme/app/".into()),
+            (("https", "github.com", Some("acme/app/sub")), None, "app https://github.com/acme/app/".into()),
+            (("https", "github.com", Some("acme-infra/ops")), None, "acme https://github.com/acme-infra/".into()),
+            (("https", "github.com", Some("octocat/dotfiles")), None, "oss https://github.com/".into()),
+            (("https", "github.com", Some("acme")), None, "acme https://github.com/acme/".into()),
+            // no path on a host where runtimes differ by path: the fix, never a guess
+            (("https", "github.com", None), None, format!("needs path [acme,oss,app] {gh_fix}")),
+            (("https", "GitHub.com:443", None), None, format!("needs path [acme,oss,app] {gh_fix}")),
+            (("https", "git.example.org", None), None,
+                "needs path [team] git config --global credential.https://git.example.org.useHttpPath true".into()),
+            // username filter
+            (("https", "github.com", Some("acme/api")), Some("x-access-token"), "acme https://github.com/acme/".into()),
+            (("https", "github.com", Some("acme/api")), Some("octocat"), "oss https://github.com/".into()),
+            (("https", "github.com", Some("octocat/x")), Some("bob"), "none".into()),
+            // the username leaves only the host-wide runtime: no path needed
+            (("https", "github.com", None), Some("octocat"), "oss https://github.com/".into()),
+            (("https", "gitlab.example.com", None), None, "gl https://gitlab.example.com/".into()),
+            (("https", "gitlab.example.com", Some("g/p")), Some("oauth2"), "gl https://gitlab.example.com/".into()),
+            (("https", "gitlab.example.com", None), Some("someone"), "none".into()),
+            // a runtime without a username is not filtered by one
+            (("https", "x.bb.example.com", Some("p/r")), Some("alice"), "bb https://*.bb.example.com/".into()),
+            (("https", "bb.example.com", None), None, "none".into()),
+            // no runtime
+            (("https", "git.example.org", Some("other/x")), None, "none".into()),
+            (("http", "github.com", Some("acme/api")), None, "none".into()),
+            (("https", "github.com:8443", Some("acme/api")), None, "none".into()),
+            (("https", "example.net", None), None, "none".into()),
+        ];
+        for ((proto, host, path), user, expected) in cases {
+            let loc = git(proto, host, path);
+            let (route, _) = route(&config, &loc, user);
+            assert_eq!(summary(&route), expected, "{loc} user {user:?}");
+        }
+    }
+
+    #[test]
+    fn routing_notes_explain_every_relevant_pair() {
+        let config = sample_config();
+        let note = |runtime: &str, prefix: &str, outcome| CandidateNote {
+            runtime: runtime.into(),
+            prefix: prefix.into(),
+            outcome,
+        };
+        let (_, notes) = route(&config, &git("https", "github.com", Some("acme/app")), None);
+        assert_eq!(
+            notes,
+            vec![
+                note("acme", "https://github.com/acme/", Outcome::LessSpecific),
+                note("oss", "https://github.com/", Outcome::LessSpecific),
+                note("app", "https://github.com/acme/app/", Outcome::Chosen),
+            ]
+        );
+        let (_, notes) = route(
+            &config,
+            &git("https", "github.com", Some("acme/x")),
+            Some("octocat"),
+        );
+        assert_eq!(
+            notes,
+            vec![
+                note(
+                    "acme",
+                    "https://github.com/acme/",
+                    Outcome::UsernameDiffers {
+                        request: "octocat".into(),
+                        runtime: "x-access-token".into()
+                    }
+                ),
+                note("oss", "https://github.com/", Outcome::Chosen),
+            ]
+        );
+        let (_, notes) = route(&config, &git("https", "github.com", None), None);
+        assert_eq!(notes.len(), 4, "every pair on the host: {notes:?}");
+        assert!(notes.iter().all(|n| n.outcome == Outcome::NeedsPath));
+    }
+
+    #[test]
+    fn a_tie_goes_to_the_first_runtime_in_the_file() {
+        // Config::parse refuses this; routing must still not depend on chance.
+        let config = Config {
+            runtimes: vec![
+                runtime("first", &["https://github.com/"], None, Provider::Generic),
+                runtime("second", &["https://github.com/"], None, Provider::Generic),
+            ],
+            settings: Default::default(),
+        };
+        let (route, _) = route(&config, &git("https", "github.com", None), None);
+        assert_eq!(summary(&route), "first https://github.com/");
+    }
+
+    // Few hosts and path segments, so that several prefixes often match one location.
+    fn host_strategy() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec!["a.com", "b.a.com", "*.a.com", "a.com:8443"])
+    }
+
+    fn path_strategy(segments: Vec<&'static str>, max: usize) -> impl Strategy<Value = String> {
+        prop::collection::vec(prop::sample::select(segments), 0..max)
+            .prop_map(|segments| segments.join("/"))
+    }
+
+    /// Distinct prefixes (by canonical text), spread over runtimes of one or two prefixes,
+    /// some with a username.
+    fn config_strategy() -> impl Strategy<Value = Config> {
+        let pair = (host_strategy(), path_strategy(vec!["x", "y", "x-y"], 3));
+        let user = prop::option::of(prop::sample::select(vec!["x-access-token", "bob"]));
+        prop::collection::vec((pair, prop::bool::ANY, user), 1..10).prop_map(|entries| {
+            let mut seen = std::collections::HashSet::new();
+            let mut runtimes: Vec<RuntimeConfig> = Vec::new();
+            for ((host, path), join_previous, user) in entries {
+                let p = prefix(&format!("https://{host}/{path}"));
+                if !seen.insert(p.to_string()) {
+                    continue;
+                }
+                match runtimes.last_mut() {
+                    Some(last) if join_previous && last.urls.len() < 2 => last.urls.push(p),
+                    _ => {
+                        let name = format!("r{}", runtimes.len());
+                        let mut rt = runtime(&name, &[], user, Provider::Generic);
+                        rt.urls.push(p);
+                        runtimes.push(rt);
+                    }
+                }
+            }
+            Config {
+                runtimes,
+                settings: Default::default(),
+            }
+        })
+    }
+
+    fn location_strategy() -> impl Strategy<Value = Location> {
+        let hosts = vec!["a.com", "b.a.com", "c.a.com", "a.com:8443", "c.b.a.com"];
+        let path = path_strategy(vec!["x", "y", "x-y", "y.git"], 4);
+        (prop::sample::select(hosts), prop::option::of(path))
+            .prop_map(|(host, path)| git("https", host, path.as_deref()))
+    }
+
+    fn chosen(route: &Route<'_>) -> Option<(String, String)> {
+        match route {
+            Route::Runtime { runtime, prefix } => Some((runtime.name.clone(), prefix.to_string())),
+            _ => None,
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn most_specific_wins(config in config_strategy(), loc in location_strategy()) {
+            let all: Vec<&UrlPrefix> = config.runtimes.iter().flat_map(|r| &r.urls).collect();
+            // No username in the request: every runtime competes.
+            let (route, _) = route(&config, &loc, None);
+            match route {
+                Route::Runtime { prefix, .. } => {
+                    prop_assert!(prefix.matches(&loc));
+                    for other in all.iter().filter(|p| p.matches(&loc) && **p != prefix) {
+                        prop_assert!(other.specificity() < prefix.specificity(), "{other} vs {prefix}");
+                    }
+                }
+                Route::NeedsPath { .. } => {
+                    prop_assert!(loc.path.is_none());
+                    prop_assert!(all.iter().any(|p| p.matches_host(&loc) && !p.path.is_empty()));
+                }
+                Route::NoRuntime => {
+                    prop_assert!(all.iter().all(|p| !p.matches(&loc)));
+                }
+            }
+        }
+
+        #[test]
+        fn routing_ignores_the_order_of_runtimes(
+            (config, shuffled) in config_strategy().prop_flat_map(|c| {
+                let runtimes = c.runtimes.clone();
+                (Just(c), Just(runtimes).prop_shuffle())
+            }),
+            loc in location_strategy(),
+            user in prop::option::of(prop::sample::select(vec!["x-access-token", "bob"])),
+        ) {
+            let shuffled = Config { runtimes: shuffled, settings: config.settings };
+            let (a, _) = route(&config, &loc, user);
+            let (b, _) = route(&shuffled, &loc, user);
+            prop_assert_eq!(chosen(&a), chosen(&b));
+            prop_assert_eq!(matches!(a, Route::NoRuntime), matches!(b, Route::NoRuntime));
+            prop_assert_eq!(matches!(a, Route::NeedsPath { .. }), matches!(b, Route::NeedsPath { .. }));
+            // And the same input gives the same answer every time.
+            let (again, _) = route(&config, &loc, user);
+            prop_assert_eq!(chosen(&a), chosen(&again));
+        }
+
+        #[test]
+        fn canonical_text_round_trips(host in host_strategy(), path in "[a-z~ %?#.-]{0,12}(/[a-z.]{1,5}){0,3}") {
+            let encoded: String = path.replace('%', "%25").replace(' ', "%20").replace('?', "%3F").replace('#', "%23");
+            if let Ok(p) = UrlPrefix::parse(&format!("https://{host}/{encoded}")) {
+                let again = UrlPrefix::parse(&p.to_string());
+                prop_assert_eq!(again, Ok(p));
+            }
+        }
+    }
 }

@@ -164,6 +164,14 @@ fn span(secs: u64) -> String {
     }
 }
 
+/// "just now", "5 minutes ago": how long ago `at` was (a time in the past, e.g. last use).
+pub fn ago(at: u64, now: u64) -> String {
+    match now.saturating_sub(at) {
+        d if d < 60 => "just now".into(),
+        d => format!("{} ago", span(d)),
+    }
+}
+
 /// "in 12 days", "in 5 hours", "3 days ago".
 pub fn countdown(at: u64, now: u64) -> String {
     if at >= now {
@@ -239,5 +247,7 @@ mod tests {
         assert_eq!(countdown(100 + 5 * 3600, 100), "in 5 hours");
         assert_eq!(countdown(100, 100 + 3 * 86_400), "3 days ago");
         assert_eq!(countdown(130, 100), "in 30 seconds");
+        assert_eq!(ago(100, 100), "just now");
+        assert_eq!(ago(100, 100 + 7200), "2 hours ago");
     }
 }

@@ -29,6 +29,9 @@ pub struct TokenMeta {
     pub rejected_at: Option<u64>,
     /// The runtimes this token is authorised for, in the order they were added.
     pub runtimes: Vec<String>,
+    /// When a renewal replaced it (then it is kept in [`TokenBook::retired`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_at: Option<u64>,
 }
 
 /// The store key of a token's secret.
@@ -85,10 +88,16 @@ pub enum BookError {
     AlreadyLinked(String),
 }
 
+/// How many replaced tokens the book remembers.
+const RETIRED_KEPT: usize = 50;
+
 /// Every token's metadata: the daemon's `tokens.json`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenBook {
     pub tokens: Vec<TokenMeta>,
+    /// Tokens replaced by a renewal, newest last, with the runtimes they served then.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<TokenMeta>,
 }
 
 impl TokenBook {
@@ -118,10 +127,18 @@ impl TokenBook {
         Some(id)
     }
 
-    /// Authorises a new token for `runtime` (replacing the one it had). Returns the id of
-    /// a token that became unused.
-    pub fn add(&mut self, mut token: TokenMeta, runtime: &str) -> Option<String> {
+    /// Authorises a new token for `runtime`, replacing the one it had; a replaced token
+    /// nothing else uses is retired with `replaced_at = now`. Returns its id: its secret
+    /// must be deleted from the store.
+    pub fn add(&mut self, mut token: TokenMeta, runtime: &str, now: u64) -> Option<String> {
+        let old = self.for_runtime(runtime).cloned();
         let orphan = self.unlink(runtime);
+        if let (Some(mut old), Some(_)) = (old, &orphan) {
+            old.replaced_at = Some(now);
+            self.retired.push(old);
+            let excess = self.retired.len().saturating_sub(RETIRED_KEPT);
+            self.retired.drain(..excess);
+        }
         token.runtimes = vec![runtime.to_string()];
         self.tokens.push(token);
         orphan
@@ -183,6 +200,7 @@ mod tests {
             last_used: None,
             rejected_at: None,
             runtimes: vec![],
+            replaced_at: None,
         }
     }
 
@@ -202,7 +220,7 @@ mod tests {
     #[test]
     fn link_shares_one_token_and_unlink_keeps_the_other() {
         let mut book = TokenBook::default();
-        assert_eq!(book.add(meta("t1", None), "acme"), None);
+        assert_eq!(book.add(meta("t1", None), "acme", 0), None);
         assert_eq!(book.link("infra", "acme"), Ok(None));
         assert_eq!(book.tokens.len(), 1, "stored once");
         assert_eq!(book.shared_with("acme"), vec!["infra".to_string()]);
@@ -221,9 +239,16 @@ mod tests {
     #[test]
     fn a_new_token_replaces_and_orphans_the_old_one() {
         let mut book = TokenBook::default();
-        book.add(meta("old", Some(10)), "acme");
-        assert_eq!(book.add(meta("new", Some(20)), "acme"), Some("old".into()));
+        book.add(meta("old", Some(10)), "acme", 0);
+        assert_eq!(
+            book.add(meta("new", Some(20)), "acme", 15),
+            Some("old".into())
+        );
         assert_eq!(book.for_runtime("acme").unwrap().expires, Some(20));
+        // The old record stays, saying when it was replaced; its expiry is untouched.
+        assert_eq!(book.retired.len(), 1);
+        assert_eq!(book.retired[0].replaced_at, Some(15));
+        assert_eq!(book.retired[0].expires, Some(10));
         assert_eq!(
             book.link("x", "nobody"),
             Err(BookError::NoToken("nobody".into()))

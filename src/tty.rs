@@ -41,3 +41,14 @@ fn read_hidden(tty: File, prompt: &str) -> io::Result<Secret> {
     zeroize::Zeroize::zeroize(&mut line);
     Ok(secret)
 }
+
+/// Asks a visible question on the terminal and reads one line.
+pub fn read_line(prompt: &str) -> io::Result<String> {
+    let tty = OpenOptions::new().read(true).write(true).open("/dev/tty")?;
+    let mut out = tty.try_clone()?;
+    write!(out, "{prompt}")?;
+    out.flush()?;
+    let mut line = String::new();
+    BufReader::new(&tty).read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}

@@ -6,4 +6,5 @@
 
 pub mod client;
 pub mod paths;
+pub mod renewal;
 pub mod wire;

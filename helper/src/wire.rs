@@ -97,6 +97,16 @@ pub enum Request {
     TokenLink { runtime: String, from: String },
     /// Take the token away from `runtime` (`helperctl token remove`).
     TokenRemove { runtime: String },
+    /// The user typed a new token at the client's renewal prompt: store it for `runtime`
+    /// and answer git's original request (`input`) with it.
+    Renew {
+        runtime: String,
+        secret: String,
+        /// As the user typed it (a date or an RFC 3339 time); the daemon parses it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires: Option<String>,
+        input: String,
+    },
 }
 
 /// The daemon's answer to one request.
@@ -108,6 +118,19 @@ pub struct Response {
     /// Text the client prints on its standard error (warnings, hints).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notice: Option<String>,
+    /// A renewal the client should ask for on the terminal; without one, it prints
+    /// `notice` instead (which says the same and how to renew later).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<RenewalPrompt>,
+}
+
+/// What the client shows on `/dev/tty` to ask for a new token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RenewalPrompt {
+    pub runtime: String,
+    /// Which token expired (or was rejected) and when, where to make a new one, which
+    /// scopes git needs.
+    pub text: String,
 }
 
 impl Response {
@@ -116,6 +139,7 @@ impl Response {
             v: PROTOCOL_VERSION,
             reply,
             notice: None,
+            prompt: None,
         }
     }
 
@@ -128,6 +152,11 @@ impl Response {
 
     pub fn with_notice(mut self, notice: Option<String>) -> Self {
         self.notice = notice;
+        self
+    }
+
+    pub fn with_prompt(mut self, prompt: Option<RenewalPrompt>) -> Self {
+        self.prompt = prompt;
         self
     }
 }
@@ -200,6 +229,18 @@ impl std::fmt::Debug for Request {
             Request::TokenRemove { runtime } => f
                 .debug_struct("TokenRemove")
                 .field("runtime", runtime)
+                .finish(),
+            Request::Renew {
+                runtime,
+                secret: _,
+                expires,
+                input: _,
+            } => f
+                .debug_struct("Renew")
+                .field("runtime", runtime)
+                .field("secret", &"<redacted>")
+                .field("expires", expires)
+                .field("input", &"<redacted>")
                 .finish(),
         }
     }

@@ -21,7 +21,12 @@ use crate::tty;
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     let paths = Paths::from_env()?;
     match cli.command {
-        Command::Status { json } => status::status(&paths, json),
+        Command::Status { json, check } => status::status(&paths, json, check),
+        Command::Renew {
+            runtime,
+            name,
+            expires,
+        } => renew(&paths, runtime, name, expires),
         Command::Runtime { action } => runtimes::run(&paths, action),
         Command::Token { action } => token(&paths, action),
         Command::Which { url, json } => status::which(&paths, &url, json),
@@ -100,6 +105,77 @@ fn token(paths: &Paths, action: TokenAction) -> anyhow::Result<u8> {
         }
         TokenAction::Link { runtime, from } => Request::TokenLink { runtime, from },
         TokenAction::Remove { runtime } => Request::TokenRemove { runtime },
+    };
+    print_done(send_starting(paths, request)?)?;
+    Ok(0)
+}
+
+/// `helperctl renew`: the facts, then a new token like `token set`.
+fn renew(
+    paths: &Paths,
+    runtime: String,
+    name: Option<String>,
+    expires: Option<String>,
+) -> anyhow::Result<u8> {
+    let config = crate::config::Config::load(&crate::config::config_file(&paths.config_dir))?;
+    let rt = config.runtime(&runtime).with_context(|| {
+        format!("there is no runtime named {runtime:?} (see `helperctl runtime list`)")
+    })?;
+    let report = status::fetch(paths)?;
+    let current = report
+        .runtimes
+        .iter()
+        .find(|r| r.name == runtime)
+        .and_then(|r| r.token.clone());
+    let now = crate::timefmt::unix_now();
+    let base = rt.urls.first().map(|u| u.base_url()).unwrap_or_default();
+    eprintln!("runtime {runtime} ({})", rt.provider.name());
+    match &current {
+        Some(t) => eprintln!(
+            "current token: {}, {}{}",
+            t.name.as_deref().unwrap_or("(unnamed)"),
+            t.state,
+            t.expires
+                .map(|e| format!(
+                    ", expires {} ({})",
+                    crate::timefmt::format_date(e),
+                    crate::timefmt::countdown(e, now)
+                ))
+                .unwrap_or_default()
+        ),
+        None => eprintln!("it has no token yet"),
+    }
+    if let Some(page) = rt.provider.token_page(&base) {
+        eprintln!("create the new token at {page}");
+    }
+    eprintln!(
+        "scopes git needs: {}",
+        crate::daemon::runtimes::git_scopes(rt.provider)
+    );
+    let secret = tty::read_secret("new token (hidden): ")?;
+    if secret.is_empty() {
+        bail!("no token given; nothing was changed");
+    }
+    let expires = match expires {
+        Some(e) => Some(e),
+        None if std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+            let typed =
+                tty::read_line("when does it expire? (2027-03-01, or empty if it does not say): ")?;
+            Some(typed).filter(|t| !t.trim().is_empty())
+        }
+        None => None,
+    };
+    let expires = expires
+        .map(|e| crate::timefmt::parse_expiry(&e).map_err(anyhow::Error::msg))
+        .transpose()
+        .context("expiry")?;
+    let name = name.or_else(|| Some(format!("renewed {}", crate::timefmt::format_date(now))));
+    let request = Request::TokenSet {
+        runtime,
+        name,
+        expires,
+        scopes: Vec::new(),
+        secret: secret.expose().to_string(),
     };
     print_done(send_starting(paths, request)?)?;
     Ok(0)

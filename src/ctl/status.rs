@@ -12,13 +12,69 @@ use helperd_wire::wire::{
 };
 
 use super::{send, send_starting};
-use crate::timefmt::{countdown, format_date};
+use crate::timefmt::{ago, countdown, format_date};
 
 fn now() -> u64 {
     crate::timefmt::unix_now()
 }
 
-pub fn status(paths: &Paths, json: bool) -> anyhow::Result<u8> {
+/// The daemon's status, starting it when needed.
+pub fn fetch(paths: &Paths) -> anyhow::Result<StatusReport> {
+    match send_starting(paths, Request::Status)?.reply {
+        Reply::Status { status } => Ok(status),
+        Reply::Error { message, .. } => bail!("{message}"),
+        other => bail!("unexpected answer from the daemon: {other:?}"),
+    }
+}
+
+/// Tokens that `--check DAYS` reports: expired, rejected, or expiring within `days`.
+pub fn check_findings(report: &StatusReport, days: u32, now: u64) -> Vec<String> {
+    let horizon = now.saturating_add(u64::from(days) * 86_400);
+    report
+        .runtimes
+        .iter()
+        .filter_map(|rt| {
+            let t = rt.token.as_ref()?;
+            let name = t.name.as_deref().unwrap_or("(unnamed)");
+            match (t.state.as_str(), t.expires) {
+                ("rejected", _) => Some(format!(
+                    "{}: token {name} was rejected by the host",
+                    rt.name
+                )),
+                ("expired", Some(e)) => Some(format!(
+                    "{}: token {name} expired on {}",
+                    rt.name,
+                    format_date(e)
+                )),
+                (_, Some(e)) if e <= horizon => Some(format!(
+                    "{}: token {name} expires on {} ({})",
+                    rt.name,
+                    format_date(e),
+                    countdown(e, now)
+                )),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+pub fn status(paths: &Paths, json: bool, check: Option<i64>) -> anyhow::Result<u8> {
+    if let Some(days) = check {
+        let report = fetch(paths)?;
+        let days = u32::try_from(days).unwrap_or(report.config.warn_days);
+        let findings = check_findings(&report, days, now());
+        if json {
+            let value = serde_json::json!({ "days": days, "findings": findings });
+            println!("{}", serde_json::to_string_pretty(&value)?);
+        } else if findings.is_empty() {
+            println!("all tokens valid for at least {days} more days");
+        } else {
+            for f in &findings {
+                println!("{f}");
+            }
+        }
+        return Ok(if findings.is_empty() { 0 } else { 3 });
+    }
     let report = match send(paths, Request::Status) {
         Err(ClientError::NotRunning(_)) => None,
         Err(e) => return Err(e.into()),
@@ -139,7 +195,7 @@ fn token_cells(t: Option<&TokenStatus>, now: u64) -> [String; 5] {
     };
     let used = t
         .last_used
-        .map(|u| countdown(u, now))
+        .map(|u| ago(u, now))
         .unwrap_or_else(|| "never".into());
     [name, scopes, expires, used, t.state.clone()]
 }

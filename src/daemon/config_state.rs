@@ -85,13 +85,17 @@ impl ConfigState {
         }
     }
 
-    /// Reloads when the file changed since the last look. Returns a notice for git's
-    /// stderr, once per broken version of the file.
-    pub fn refresh(&mut self) -> Option<String> {
-        let now = stamp(&self.path);
-        if now != self.seen {
+    /// Reloads when the file changed since the last look (one `stat`).
+    pub fn refresh(&mut self) {
+        if stamp(&self.path) != self.seen {
             let _ = self.reload();
         }
+    }
+
+    /// Reloads when needed and returns the notice for git's stderr, once per broken
+    /// version of the file. Only git requests take it: `status` shows the error anyway.
+    pub fn refresh_for_git(&mut self) -> Option<String> {
+        self.refresh();
         let error = self.error.as_ref()?;
         if self.reported == self.seen {
             return None;

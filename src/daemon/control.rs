@@ -217,6 +217,7 @@ pub async fn token_set(
         last_used: None,
         rejected_at: None,
         runtimes: Vec::new(),
+        replaced_at: None,
     };
     let label = token
         .name

@@ -50,6 +50,19 @@ pub async fn handle(state: &State, request: Request) -> Response {
         Request::TokenLink { runtime, from } => {
             control::token_link(state, &mut *state.lock().await, runtime, from).await
         }
+        Request::Renew {
+            runtime,
+            secret,
+            expires,
+            mut input,
+        } => {
+            let secret = Secret::new(secret);
+            let mut inner = state.lock().await;
+            let response =
+                runtimes::renew(state, &mut inner, runtime, secret, expires, &input).await;
+            input.zeroize();
+            response
+        }
         Request::TokenRemove { runtime } => {
             control::token_remove(state, &mut *state.lock().await, runtime).await
         }
@@ -97,7 +110,7 @@ async fn git(
     timeout_secs: Option<u64>,
 ) -> Response {
     let mut inner = state.lock().await;
-    let config_notice = inner.config.refresh();
+    let config_notice = inner.config.refresh_for_git();
     let routed = match action {
         GitAction::Get => runtimes::get(state, &mut inner, &cred).await,
         GitAction::Store => runtimes::store(state, &mut inner, &cred).await,

@@ -2,11 +2,11 @@
 //! an expired or rejected one, renewal when git stores a new one, rejection when git erases
 //! one after a 401. Requests no runtime claims go on to the plain credentials.
 
-use helperd_wire::wire::{ErrorCode, Reply, Response};
+use helperd_wire::wire::{ErrorCode, RenewalPrompt, Reply, Response};
 
 use super::handler::store_error;
 use super::state::{unix_now, Inner, State};
-use crate::config::{AuthScheme, Config, RuntimeConfig};
+use crate::config::{AuthScheme, Config, Provider, RuntimeConfig};
 use crate::gitproto::{Answer, GitCredential};
 use crate::runtime::{self, Location, Route};
 use crate::secret::Secret;
@@ -48,6 +48,128 @@ fn token_label(t: &TokenMeta) -> String {
         Some(n) => format!("token {n:?}"),
         None => "its token".to_string(),
     }
+}
+
+/// The scopes git needs, per provider (what to tick on the token page).
+pub fn git_scopes(provider: Provider) -> &'static str {
+    match provider {
+        // https://docs.github.com/en/authentication/keeping-your-account-and-data-secure/managing-your-personal-access-tokens
+        Provider::GitHub => "classic token: repo; fine-grained token: Contents read and write",
+        // https://docs.gitlab.com/user/profile/personal_access_tokens/#personal-access-token-scopes
+        Provider::GitLab => "read_repository, write_repository",
+        // https://support.atlassian.com/bitbucket-cloud/docs/api-token-permissions/
+        Provider::Bitbucket => "read:repository:bitbucket, write:repository:bitbucket",
+        // https://confluence.atlassian.com/bitbucketserver/http-access-tokens-939515499.html
+        Provider::BitbucketServer => "repository write (REPO_WRITE) or project write",
+        // https://docs.gitea.com/development/oauth2-provider#scopes (token scopes)
+        Provider::Gitea => "write:repository",
+        Provider::Generic => "whatever your host needs for git over HTTPS",
+    }
+}
+
+/// An expired or rejected token: a notice for git's stderr (with the command to renew
+/// later) and the same facts as a renewal prompt for a client that has a terminal.
+fn refusal(rt: &RuntimeConfig, token: &TokenMeta, state: TokenState) -> Response {
+    let what = match state {
+        TokenState::Rejected => format!(
+            "{} was rejected by the host on {} (revoked or rotated?)",
+            token_label(token),
+            token.rejected_at.map(format_date).unwrap_or_default()
+        ),
+        _ => format!(
+            "{} expired on {}",
+            token_label(token),
+            token.expires.map(format_date).unwrap_or_default()
+        ),
+    };
+    let base = rt.urls.first().map(|p| p.base_url()).unwrap_or_default();
+    let page = rt
+        .provider
+        .token_page(&base)
+        .map(|p| format!("\nCreate a new one at {p}"))
+        .unwrap_or_default();
+    let scopes = git_scopes(rt.provider);
+    let notice = format!(
+        "helperd: runtime {name}: {what}; it was not sent to git.\nhelperd: renew it with `helperctl renew {name}`{page_hint} (scopes: {scopes})",
+        name = rt.name,
+        page_hint = token_page_hint(rt),
+    );
+    let text = format!(
+        "helperd: runtime {name}: {what}.{page}\nScopes git needs: {scopes}",
+        name = rt.name,
+    );
+    miss(Some(notice)).with_prompt(Some(RenewalPrompt {
+        runtime: rt.name.clone(),
+        text,
+    }))
+}
+
+/// The user typed a new token at the client's terminal prompt: store it, then answer
+/// git's original request with it, so the push goes on.
+pub async fn renew(
+    state: &State,
+    inner: &mut Inner,
+    runtime: String,
+    secret: Secret,
+    expires: Option<String>,
+    input: &str,
+) -> Response {
+    inner.config.refresh();
+    let config = inner.config.current();
+    let Some(rt) = config.runtime(&runtime).cloned() else {
+        return Response::error(
+            ErrorCode::BadRequest,
+            format!("there is no runtime named {runtime:?}"),
+        );
+    };
+    let cred = match GitCredential::parse(input) {
+        Ok(c) => c,
+        Err(e) => return Response::error(ErrorCode::BadRequest, e.to_string()),
+    };
+    if secret.is_empty() {
+        return Response::error(ErrorCode::BadRequest, "no token given; nothing was stored");
+    }
+    let now = unix_now();
+    let expires = match expires.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
+        None => None,
+        Some(text) => match crate::timefmt::parse_expiry(text) {
+            Ok(t) if t > now => Some(t),
+            Ok(_) => {
+                return Response::error(
+                    ErrorCode::BadRequest,
+                    "that expiry is in the past; nothing was stored",
+                )
+            }
+            Err(e) => {
+                return Response::error(
+                    ErrorCode::BadRequest,
+                    format!("expiry: {e}; nothing was stored"),
+                )
+            }
+        },
+    };
+    let token = TokenMeta {
+        id: new_token_id(),
+        name: Some(format!("renewed {}", format_date(now))),
+        scopes: Vec::new(),
+        created: now,
+        expires,
+        last_used: None,
+        rejected_at: None,
+        runtimes: Vec::new(),
+        replaced_at: None,
+    };
+    if let Err(resp) = set_token(state, inner, &rt.name, token, secret).await {
+        return resp;
+    }
+    tracing::info!(runtime = %rt.name, "renewed the runtime's token at the terminal");
+    let answer = serve(state, inner, &rt, &cred).await;
+    let stored = format!("helperd: stored the new token for runtime {}", rt.name);
+    let notice = match answer.notice.clone() {
+        Some(n) => format!("{stored}\n{n}"),
+        None => stored,
+    };
+    answer.with_notice(Some(notice))
 }
 
 /// Decides which runtime (if any) answers `cred`. `Route` borrows the config.
@@ -108,30 +230,9 @@ async fn serve(
         )));
     };
     let token_state = token.state(now, warn_days);
-    match token_state {
-        TokenState::Expired => {
-            tracing::info!(runtime = %rt.name, "get: refused an expired token");
-            return miss(Some(format!(
-                "helperd: runtime {}: {} expired on {} and was not sent to git.\nhelperd: make a new one{} and run `helperctl token set {}`",
-                rt.name,
-                token_label(&token),
-                token.expires.map(format_date).unwrap_or_default(),
-                token_page_hint(rt),
-                rt.name
-            )));
-        }
-        TokenState::Rejected => {
-            tracing::info!(runtime = %rt.name, "get: refused a rejected token");
-            return miss(Some(format!(
-                "helperd: runtime {}: {} was rejected by the host on {} (revoked or rotated?) and is not sent again.\nhelperd: make a new one{} and run `helperctl token set {}`",
-                rt.name,
-                token_label(&token),
-                token.rejected_at.map(format_date).unwrap_or_default(),
-                token_page_hint(rt),
-                rt.name
-            )));
-        }
-        TokenState::Valid | TokenState::Expiring => {}
+    if !token_state.servable() {
+        tracing::info!(runtime = %rt.name, state = token_state.name(), "get: refused the runtime's token");
+        return refusal(rt, &token, token_state);
     }
 
     let username = rt.effective_username().map(str::to_string);
@@ -223,7 +324,7 @@ fn expiry_notice(
     }
     inner.expiry_notices.insert(rt.name.clone(), today);
     let expires = token.expires?;
-    Some(format!(
+    let text = format!(
         "helperd: runtime {}: {} expires on {} ({}); make a new one{} and run `helperctl token set {}`",
         rt.name,
         token_label(token),
@@ -231,7 +332,29 @@ fn expiry_notice(
         countdown(expires, now),
         token_page_hint(rt),
         rt.name
-    ))
+    );
+    #[cfg(feature = "desktop-notifications")]
+    desktop_notification(&text);
+    Some(text)
+}
+
+/// Shows `text` as a desktop notification; failures only reach the log.
+#[cfg(feature = "desktop-notifications")]
+fn desktop_notification(text: &str) {
+    let body = text.trim_start_matches("helperd: ");
+    match std::process::Command::new("notify-send")
+        .args(["--app-name=helperd", "helperd: token expiring", body])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    {
+        // Reaped on a thread so the request does not wait for the notification daemon.
+        Ok(mut child) => {
+            std::thread::spawn(move || child.wait());
+        }
+        Err(e) => tracing::debug!(error = %e, "no desktop notification (notify-send)"),
+    }
 }
 
 /// `store` for a runtime: a renewal when its token is missing, expired or rejected (the
@@ -271,6 +394,7 @@ pub async fn store(state: &State, inner: &mut Inner, cred: &GitCredential) -> Ro
         last_used: Some(now),
         rejected_at: None,
         runtimes: Vec::new(),
+        replaced_at: None,
     };
     let response = match set_token(state, inner, &rt.name, token, secret).await {
         Ok(()) => {
@@ -341,7 +465,7 @@ pub async fn set_token(
     let orphan = state
         .tokens(inner)
         .map_err(|e| Response::error(ErrorCode::Internal, e))?
-        .add(token, runtime);
+        .add(token, runtime, unix_now());
     state
         .save_tokens(inner)
         .map_err(|e| Response::error(ErrorCode::Internal, e))?;

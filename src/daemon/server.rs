@@ -178,7 +178,8 @@ fn decode(line: &[u8]) -> Result<Request, (ErrorCode, String)> {
             ),
         ));
     }
-    const KNOWN: [&str; 9] = [
+    const KNOWN: [&str; 10] = [
+        "renew",
         "git",
         "status",
         "unlock",

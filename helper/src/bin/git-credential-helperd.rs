@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use helperd_wire::client::{self, ClientError};
 use helperd_wire::paths::Paths;
+use helperd_wire::renewal;
 use helperd_wire::wire::{
-    Envelope, ErrorCode, GitAction, Reply, Request, Response, MAX_MESSAGE_BYTES,
+    Envelope, ErrorCode, GitAction, RenewalPrompt, Reply, Request, Response, MAX_MESSAGE_BYTES,
 };
 
 const USAGE: &str = "\
@@ -149,7 +150,34 @@ fn run(action: GitAction, timeout_secs: Option<u64>) -> Result<(), String> {
     } else {
         response
     };
+    let response = match (&response.prompt, &envelope.request) {
+        (Some(prompt), Request::Git { input, .. }) if renewal::terminal_available() => {
+            match renew(&paths, prompt, input)? {
+                Some(renewed) => renewed,
+                // Skipped: say nothing more; git's own prompt comes next.
+                None => return Ok(()),
+            }
+        }
+        _ => response,
+    };
     answer_git(response)
+}
+
+/// Asks for the new token on the terminal and has the daemon answer git with it.
+fn renew(paths: &Paths, prompt: &RenewalPrompt, input: &str) -> Result<Option<Response>, String> {
+    let answer = renewal::ask(prompt).map_err(|e| format!("the renewal prompt failed: {e}"))?;
+    let Some(answer) = answer else {
+        return Ok(None);
+    };
+    let request = Envelope::new(Request::Renew {
+        runtime: prompt.runtime.clone(),
+        secret: answer.token,
+        expires: answer.expires,
+        input: input.to_string(),
+    });
+    client::send(&paths.socket, &request)
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 fn is_version_mismatch(response: &Response) -> bool {

@@ -1,0 +1,151 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_helperctl_global_optspecs
+    string join \n h/help V/version
+end
+
+function __fish_helperctl_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_helperctl_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_helperctl_using_subcommand
+    set -l cmd (__fish_helperctl_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c helperctl -n "__fish_helperctl_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c helperctl -n "__fish_helperctl_needs_command" -s V -l version -d 'Print version'
+complete -c helperctl -n "__fish_helperctl_needs_command" -f -a "status" -d 'Show the daemon, the store, every runtime and its token (never a secret)'
+complete -c helperctl -n "__fish_helperctl_needs_command" -f -a "renew" -d 'Give a runtime a new token because its token expires, expired or was rejected: shows where to make one and which scopes git needs, then reads it like `token set`'
+complete -c helperctl -n "__fish_helperctl_needs_command" -f -a "runtime" -d 'Add, remove or list runtimes (edits config.toml, keeping your comments)'
+complete -c helperctl -n "__fish_helperctl_needs_command" -f -a "token" -d 'Set, share or remove a runtime\'s token'
+complete -c helperctl -n "__fish_helperctl_needs_command" -f -a "which" -d 'Show which runtime answers a URL, and why'
+complete -c helperctl -n "__fish_helperctl_needs_command" -f -a "install" -d 'Point git at helperd: credential.helper (absolute path, the fastest form) and the credential.<url>.useHttpPath lines that path-routed hosts need'
+complete -c helperctl -n "__fish_helperctl_needs_command" -f -a "daemon" -d 'Start, stop, restart or reload the daemon'
+complete -c helperctl -n "__fish_helperctl_needs_command" -f -a "unlock" -d 'Unlock a passphrase-protected file store (passphrase from the terminal, hidden, or from stdin when it is not a terminal)'
+complete -c helperctl -n "__fish_helperctl_needs_command" -f -a "store" -d 'Manage the secret store'
+complete -c helperctl -n "__fish_helperctl_needs_command" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c helperctl -n "__fish_helperctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c helperctl -n "__fish_helperctl_using_subcommand status" -l check -d 'Exit 3 when a token expires within DAYS (default: the warning window) or is expired or rejected: for cron and CI' -r
+complete -c helperctl -n "__fish_helperctl_using_subcommand status" -l json -d 'Print stable JSON instead of a table (fields documented in README.md)'
+complete -c helperctl -n "__fish_helperctl_using_subcommand status" -s h -l help -d 'Print help'
+complete -c helperctl -n "__fish_helperctl_using_subcommand status" -s V -l version -d 'Print version'
+complete -c helperctl -n "__fish_helperctl_using_subcommand renew" -l name -d 'A name for the new token' -r
+complete -c helperctl -n "__fish_helperctl_using_subcommand renew" -l expires -d 'When the new token expires (a date or an RFC 3339 timestamp); asked on the terminal when left out' -r
+complete -c helperctl -n "__fish_helperctl_using_subcommand renew" -s h -l help -d 'Print help'
+complete -c helperctl -n "__fish_helperctl_using_subcommand renew" -s V -l version -d 'Print version'
+complete -c helperctl -n "__fish_helperctl_using_subcommand runtime; and not __fish_seen_subcommand_from add remove list help" -s h -l help -d 'Print help'
+complete -c helperctl -n "__fish_helperctl_using_subcommand runtime; and not __fish_seen_subcommand_from add remove list help" -s V -l version -d 'Print version'
+complete -c helperctl -n "__fish_helperctl_using_subcommand runtime; and not __fish_seen_subcommand_from add remove list help" -f -a "add" -d 'Add a runtime: a named identity with its URL prefixes'
+complete -c helperctl -n "__fish_helperctl_using_subcommand runtime; and not __fish_seen_subcommand_from add remove list help" -f -a "remove" -d 'Remove a runtime and take its token away'
+complete -c helperctl -n "__fish_helperctl_using_subcommand runtime; and not __fish_seen_subcommand_from add remove list help" -f -a "list" -d 'List the runtimes of config.toml'
+complete -c helperctl -n "__fish_helperctl_using_subcommand runtime; and not __fish_seen_subcommand_from add remove list help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c helperctl -n "__fish_helperctl_using_subcommand runtime; and __fish_seen_subcommand_from add" -l url -d 'URL prefix this runtime answers (repeatable), e.g. https://github.com/acme/' -r
+complete -c helperctl -n "__fish_helperctl_using_subcommand runtime; and __fish_seen_subcommand_from add" -l provider -d 'github, gitlab, bitbucket (Cloud), bitbucket-server (Data Center), gitea (also Forgejo, Codeberg) or generic; guessed from the first URL\'s host when left out' -r
+complete -c helperctl -n "__fish_helperctl_using_subcommand runtime; and __fish_seen_subcommand_from add" -l username -d 'The username git sends (default: the provider\'s convention, e.g. x-access-token for GitHub, oauth2 for GitLab)' -r
+complete -c helperctl -n "__fish_helperctl_using_subcommand runtime; and __fish_seen_subcommand_from add" -l api-url -d 'The provider\'s API (GitHub Enterprise, self-hosted GitLab, ...)' -r
+complete -c helperctl -n "__fish_helperctl_using_subcommand runtime; and __fish_seen_subcommand_from add" -l auth -d 'basic (default) or bearer (Bearer-only tokens, e.g. Bitbucket DC project tokens)' -r -f -a "basic\t''
+bearer\t''"
+complete -c helperctl -n "__fish_helperctl_using_subcommand runtime; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
+complete -c helperctl -n "__fish_helperctl_using_subcommand runtime; and __fish_seen_subcommand_from add" -s V -l version -d 'Print version'
+complete -c helperctl -n "__fish_helperctl_using_subcommand runtime; and __fish_seen_subcommand_from remove" -s h -l help -d 'Print help'
+complete -c helperctl -n "__fish_helperctl_using_subcommand runtime; and __fish_seen_subcommand_from remove" -s V -l version -d 'Print version'
+complete -c helperctl -n "__fish_helperctl_using_subcommand runtime; and __fish_seen_subcommand_from list" -l json -d 'Print stable JSON'
+complete -c helperctl -n "__fish_helperctl_using_subcommand runtime; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c helperctl -n "__fish_helperctl_using_subcommand runtime; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c helperctl -n "__fish_helperctl_using_subcommand runtime; and __fish_seen_subcommand_from help" -f -a "add" -d 'Add a runtime: a named identity with its URL prefixes'
+complete -c helperctl -n "__fish_helperctl_using_subcommand runtime; and __fish_seen_subcommand_from help" -f -a "remove" -d 'Remove a runtime and take its token away'
+complete -c helperctl -n "__fish_helperctl_using_subcommand runtime; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the runtimes of config.toml'
+complete -c helperctl -n "__fish_helperctl_using_subcommand runtime; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c helperctl -n "__fish_helperctl_using_subcommand token; and not __fish_seen_subcommand_from set link remove help" -s h -l help -d 'Print help'
+complete -c helperctl -n "__fish_helperctl_using_subcommand token; and not __fish_seen_subcommand_from set link remove help" -s V -l version -d 'Print version'
+complete -c helperctl -n "__fish_helperctl_using_subcommand token; and not __fish_seen_subcommand_from set link remove help" -f -a "set" -d 'Give a runtime a new token. The secret is read from the terminal (hidden), or from stdin when it is not a terminal. A token\'s expiry never changes: a new expiry means a new token'
+complete -c helperctl -n "__fish_helperctl_using_subcommand token; and not __fish_seen_subcommand_from set link remove help" -f -a "link" -d 'Authorise the token of another runtime for this one too (stored once)'
+complete -c helperctl -n "__fish_helperctl_using_subcommand token; and not __fish_seen_subcommand_from set link remove help" -f -a "remove" -d 'Take the token away from a runtime (deleted when no runtime uses it any more)'
+complete -c helperctl -n "__fish_helperctl_using_subcommand token; and not __fish_seen_subcommand_from set link remove help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c helperctl -n "__fish_helperctl_using_subcommand token; and __fish_seen_subcommand_from set" -l name -d 'A name to recognise it by (e.g. its name on the host\'s token page)' -r
+complete -c helperctl -n "__fish_helperctl_using_subcommand token; and __fish_seen_subcommand_from set" -l expires -d 'When it expires: a date (2027-03-01, read as 00:00 UTC) or an RFC 3339 timestamp (2027-03-01T12:00:00Z)' -r
+complete -c helperctl -n "__fish_helperctl_using_subcommand token; and __fish_seen_subcommand_from set" -l scopes -d 'Its scopes, comma-separated (e.g. repo,read:org)' -r
+complete -c helperctl -n "__fish_helperctl_using_subcommand token; and __fish_seen_subcommand_from set" -s h -l help -d 'Print help'
+complete -c helperctl -n "__fish_helperctl_using_subcommand token; and __fish_seen_subcommand_from set" -s V -l version -d 'Print version'
+complete -c helperctl -n "__fish_helperctl_using_subcommand token; and __fish_seen_subcommand_from link" -l from -r
+complete -c helperctl -n "__fish_helperctl_using_subcommand token; and __fish_seen_subcommand_from link" -s h -l help -d 'Print help'
+complete -c helperctl -n "__fish_helperctl_using_subcommand token; and __fish_seen_subcommand_from link" -s V -l version -d 'Print version'
+complete -c helperctl -n "__fish_helperctl_using_subcommand token; and __fish_seen_subcommand_from remove" -s h -l help -d 'Print help'
+complete -c helperctl -n "__fish_helperctl_using_subcommand token; and __fish_seen_subcommand_from remove" -s V -l version -d 'Print version'
+complete -c helperctl -n "__fish_helperctl_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "set" -d 'Give a runtime a new token. The secret is read from the terminal (hidden), or from stdin when it is not a terminal. A token\'s expiry never changes: a new expiry means a new token'
+complete -c helperctl -n "__fish_helperctl_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "link" -d 'Authorise the token of another runtime for this one too (stored once)'
+complete -c helperctl -n "__fish_helperctl_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "remove" -d 'Take the token away from a runtime (deleted when no runtime uses it any more)'
+complete -c helperctl -n "__fish_helperctl_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c helperctl -n "__fish_helperctl_using_subcommand which" -l json -d 'Print stable JSON'
+complete -c helperctl -n "__fish_helperctl_using_subcommand which" -s h -l help -d 'Print help'
+complete -c helperctl -n "__fish_helperctl_using_subcommand which" -s V -l version -d 'Print version'
+complete -c helperctl -n "__fish_helperctl_using_subcommand install" -l dry-run -d 'Print what would be done, change nothing'
+complete -c helperctl -n "__fish_helperctl_using_subcommand install" -l systemd -d 'Also install and enable the systemd user units (socket activation)'
+complete -c helperctl -n "__fish_helperctl_using_subcommand install" -s h -l help -d 'Print help'
+complete -c helperctl -n "__fish_helperctl_using_subcommand install" -s V -l version -d 'Print version'
+complete -c helperctl -n "__fish_helperctl_using_subcommand daemon; and not __fish_seen_subcommand_from start stop restart reload help" -s h -l help -d 'Print help'
+complete -c helperctl -n "__fish_helperctl_using_subcommand daemon; and not __fish_seen_subcommand_from start stop restart reload help" -s V -l version -d 'Print version'
+complete -c helperctl -n "__fish_helperctl_using_subcommand daemon; and not __fish_seen_subcommand_from start stop restart reload help" -f -a "start" -d 'Start the daemon in the background (nothing to do when it already runs)'
+complete -c helperctl -n "__fish_helperctl_using_subcommand daemon; and not __fish_seen_subcommand_from start stop restart reload help" -f -a "stop" -d 'Ask the daemon to close its socket and exit'
+complete -c helperctl -n "__fish_helperctl_using_subcommand daemon; and not __fish_seen_subcommand_from start stop restart reload help" -f -a "restart" -d 'Stop, then start the daemon'
+complete -c helperctl -n "__fish_helperctl_using_subcommand daemon; and not __fish_seen_subcommand_from start stop restart reload help" -f -a "reload" -d 'Re-read config.toml now (the daemon also notices changes by itself)'
+complete -c helperctl -n "__fish_helperctl_using_subcommand daemon; and not __fish_seen_subcommand_from start stop restart reload help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c helperctl -n "__fish_helperctl_using_subcommand daemon; and __fish_seen_subcommand_from start" -s h -l help -d 'Print help'
+complete -c helperctl -n "__fish_helperctl_using_subcommand daemon; and __fish_seen_subcommand_from start" -s V -l version -d 'Print version'
+complete -c helperctl -n "__fish_helperctl_using_subcommand daemon; and __fish_seen_subcommand_from stop" -s h -l help -d 'Print help'
+complete -c helperctl -n "__fish_helperctl_using_subcommand daemon; and __fish_seen_subcommand_from stop" -s V -l version -d 'Print version'
+complete -c helperctl -n "__fish_helperctl_using_subcommand daemon; and __fish_seen_subcommand_from restart" -s h -l help -d 'Print help'
+complete -c helperctl -n "__fish_helperctl_using_subcommand daemon; and __fish_seen_subcommand_from restart" -s V -l version -d 'Print version'
+complete -c helperctl -n "__fish_helperctl_using_subcommand daemon; and __fish_seen_subcommand_from reload" -s h -l help -d 'Print help'
+complete -c helperctl -n "__fish_helperctl_using_subcommand daemon; and __fish_seen_subcommand_from reload" -s V -l version -d 'Print version'
+complete -c helperctl -n "__fish_helperctl_using_subcommand daemon; and __fish_seen_subcommand_from help" -f -a "start" -d 'Start the daemon in the background (nothing to do when it already runs)'
+complete -c helperctl -n "__fish_helperctl_using_subcommand daemon; and __fish_seen_subcommand_from help" -f -a "stop" -d 'Ask the daemon to close its socket and exit'
+complete -c helperctl -n "__fish_helperctl_using_subcommand daemon; and __fish_seen_subcommand_from help" -f -a "restart" -d 'Stop, then start the daemon'
+complete -c helperctl -n "__fish_helperctl_using_subcommand daemon; and __fish_seen_subcommand_from help" -f -a "reload" -d 'Re-read config.toml now (the daemon also notices changes by itself)'
+complete -c helperctl -n "__fish_helperctl_using_subcommand daemon; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c helperctl -n "__fish_helperctl_using_subcommand unlock" -s h -l help -d 'Print help'
+complete -c helperctl -n "__fish_helperctl_using_subcommand unlock" -s V -l version -d 'Print version'
+complete -c helperctl -n "__fish_helperctl_using_subcommand store; and not __fish_seen_subcommand_from set-passphrase help" -s h -l help -d 'Print help'
+complete -c helperctl -n "__fish_helperctl_using_subcommand store; and not __fish_seen_subcommand_from set-passphrase help" -s V -l version -d 'Print version'
+complete -c helperctl -n "__fish_helperctl_using_subcommand store; and not __fish_seen_subcommand_from set-passphrase help" -f -a "set-passphrase" -d 'Protect the encrypted file store with a passphrase instead of the key file (argon2id); afterwards every daemon start needs `helperctl unlock`'
+complete -c helperctl -n "__fish_helperctl_using_subcommand store; and not __fish_seen_subcommand_from set-passphrase help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c helperctl -n "__fish_helperctl_using_subcommand store; and __fish_seen_subcommand_from set-passphrase" -s h -l help -d 'Print help'
+complete -c helperctl -n "__fish_helperctl_using_subcommand store; and __fish_seen_subcommand_from set-passphrase" -s V -l version -d 'Print version'
+complete -c helperctl -n "__fish_helperctl_using_subcommand store; and __fish_seen_subcommand_from help" -f -a "set-passphrase" -d 'Protect the encrypted file store with a passphrase instead of the key file (argon2id); afterwards every daemon start needs `helperctl unlock`'
+complete -c helperctl -n "__fish_helperctl_using_subcommand store; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c helperctl -n "__fish_helperctl_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c helperctl -n "__fish_helperctl_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c helperctl -n "__fish_helperctl_using_subcommand help; and not __fish_seen_subcommand_from status renew runtime token which install daemon unlock store completions help" -f -a "status" -d 'Show the daemon, the store, every runtime and its token (never a secret)'
+complete -c helperctl -n "__fish_helperctl_using_subcommand help; and not __fish_seen_subcommand_from status renew runtime token which install daemon unlock store completions help" -f -a "renew" -d 'Give a runtime a new token because its token expires, expired or was rejected: shows where to make one and which scopes git needs, then reads it like `token set`'
+complete -c helperctl -n "__fish_helperctl_using_subcommand help; and not __fish_seen_subcommand_from status renew runtime token which install daemon unlock store completions help" -f -a "runtime" -d 'Add, remove or list runtimes (edits config.toml, keeping your comments)'
+complete -c helperctl -n "__fish_helperctl_using_subcommand help; and not __fish_seen_subcommand_from status renew runtime token which install daemon unlock store completions help" -f -a "token" -d 'Set, share or remove a runtime\'s token'
+complete -c helperctl -n "__fish_helperctl_using_subcommand help; and not __fish_seen_subcommand_from status renew runtime token which install daemon unlock store completions help" -f -a "which" -d 'Show which runtime answers a URL, and why'
+complete -c helperctl -n "__fish_helperctl_using_subcommand help; and not __fish_seen_subcommand_from status renew runtime token which install daemon unlock store completions help" -f -a "install" -d 'Point git at helperd: credential.helper (absolute path, the fastest form) and the credential.<url>.useHttpPath lines that path-routed hosts need'
+complete -c helperctl -n "__fish_helperctl_using_subcommand help; and not __fish_seen_subcommand_from status renew runtime token which install daemon unlock store completions help" -f -a "daemon" -d 'Start, stop, restart or reload the daemon'
+complete -c helperctl -n "__fish_helperctl_using_subcommand help; and not __fish_seen_subcommand_from status renew runtime token which install daemon unlock store completions help" -f -a "unlock" -d 'Unlock a passphrase-protected file store (passphrase from the terminal, hidden, or from stdin when it is not a terminal)'
+complete -c helperctl -n "__fish_helperctl_using_subcommand help; and not __fish_seen_subcommand_from status renew runtime token which install daemon unlock store completions help" -f -a "store" -d 'Manage the secret store'
+complete -c helperctl -n "__fish_helperctl_using_subcommand help; and not __fish_seen_subcommand_from status renew runtime token which install daemon unlock store completions help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c helperctl -n "__fish_helperctl_using_subcommand help; and not __fish_seen_subcommand_from status renew runtime token which install daemon unlock store completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c helperctl -n "__fish_helperctl_using_subcommand help; and __fish_seen_subcommand_from runtime" -f -a "add" -d 'Add a runtime: a named identity with its URL prefixes'
+complete -c helperctl -n "__fish_helperctl_using_subcommand help; and __fish_seen_subcommand_from runtime" -f -a "remove" -d 'Remove a runtime and take its token away'
+complete -c helperctl -n "__fish_helperctl_using_subcommand help; and __fish_seen_subcommand_from runtime" -f -a "list" -d 'List the runtimes of config.toml'
+complete -c helperctl -n "__fish_helperctl_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "set" -d 'Give a runtime a new token. The secret is read from the terminal (hidden), or from stdin when it is not a terminal. A token\'s expiry never changes: a new expiry means a new token'
+complete -c helperctl -n "__fish_helperctl_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "link" -d 'Authorise the token of another runtime for this one too (stored once)'
+complete -c helperctl -n "__fish_helperctl_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "remove" -d 'Take the token away from a runtime (deleted when no runtime uses it any more)'
+complete -c helperctl -n "__fish_helperctl_using_subcommand help; and __fish_seen_subcommand_from daemon" -f -a "start" -d 'Start the daemon in the background (nothing to do when it already runs)'
+complete -c helperctl -n "__fish_helperctl_using_subcommand help; and __fish_seen_subcommand_from daemon" -f -a "stop" -d 'Ask the daemon to close its socket and exit'
+complete -c helperctl -n "__fish_helperctl_using_subcommand help; and __fish_seen_subcommand_from daemon" -f -a "restart" -d 'Stop, then start the daemon'
+complete -c helperctl -n "__fish_helperctl_using_subcommand help; and __fish_seen_subcommand_from daemon" -f -a "reload" -d 'Re-read config.toml now (the daemon also notices changes by itself)'
+complete -c helperctl -n "__fish_helperctl_using_subcommand help; and __fish_seen_subcommand_from store" -f -a "set-passphrase" -d 'Protect the encrypted file store with a passphrase instead of the key file (argon2id); afterwards every daemon start needs `helperctl unlock`'
