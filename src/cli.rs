@@ -66,6 +66,25 @@ pub enum Command {
         #[arg(long)]
         systemd: bool,
     },
+    /// Show the audit log: one line per decision (served, refused, stored, renewed, ...),
+    /// never a secret.
+    Audit {
+        /// Only events since WHEN: a date (2026-11-01), an RFC 3339 time, or an age
+        /// (30m, 2h, 3d, 1w).
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// Only events of this runtime.
+        #[arg(long)]
+        runtime: Option<String>,
+        /// Print JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Support: a redacted diagnostics bundle, or read-only access for another local user.
+    Support {
+        #[command(subcommand)]
+        action: SupportAction,
+    },
     /// Start, stop, restart or reload the daemon.
     Daemon {
         #[command(subcommand)]
@@ -158,6 +177,32 @@ pub enum TokenAction {
     },
     /// Take the token away from a runtime (deleted when no runtime uses it any more).
     Remove { runtime: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SupportAction {
+    /// Write a redacted diagnostics archive (versions, config, status, recent audit
+    /// events, daemon log tail, environment facts; no secret) and print its path.
+    Bundle {
+        /// Where to write it (default: helperd-support-<time>.tar in the current folder).
+        #[arg(long, value_name = "PATH")]
+        output: Option<std::path::PathBuf>,
+        /// How many of the latest audit events to include.
+        #[arg(long, default_value_t = 200)]
+        audit_events: usize,
+    },
+    /// Let a local user run read-only `status` and `audit` against your daemon, for a
+    /// while (audited).
+    Enable {
+        /// The local user name of the person helping you.
+        #[arg(long)]
+        user: String,
+        /// How long: 30m, 2h, 1d (at most 7 days).
+        #[arg(long = "for", value_name = "DURATION", default_value = "1h")]
+        duration: String,
+    },
+    /// End support access now.
+    Disable,
 }
 
 #[derive(Debug, Subcommand)]

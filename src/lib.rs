@@ -3,6 +3,7 @@
 //! Core, no I/O: [`secret`], [`gitproto`], [`plain`]. Edges: [`store`], [`ipc`],
 //! [`fsutil`]. The daemon: [`daemon`]. Binaries: `helperd`, `helperctl`.
 
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod config_edit;
@@ -13,6 +14,8 @@ pub mod fsutil;
 pub mod gitproto;
 pub mod ipc;
 pub mod plain;
+pub mod policy;
+pub mod provider;
 pub mod runtime;
 pub mod secret;
 pub mod store;

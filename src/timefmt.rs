@@ -83,9 +83,14 @@ fn parse_date(s: &str) -> Result<i64, String> {
 /// timestamp (`2027-03-01T12:00:00Z`, `2027-03-01T14:00:00+02:00`). Unix seconds.
 pub fn parse_expiry(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let secs = match text.find(['T', 't', ' ']) {
+    // An RFC 3339 time has its date part first: the separator sits right after it.
+    let separator = text
+        .as_bytes()
+        .get(10)
+        .filter(|b| matches!(b, b'T' | b't' | b' '));
+    let secs = match separator {
         None => parse_date(text)? * SECS_PER_DAY,
-        Some(i) => parse_rfc3339(&text[..i], &text[i + 1..])?,
+        Some(_) => parse_rfc3339(&text[..10], &text[11..])?,
     };
     u64::try_from(secs).map_err(|_| format!("{text:?} is before 1970"))
 }
@@ -225,7 +230,8 @@ mod tests {
             ("27-03-01", "not a date"),
             ("2027-03-01T12:00:00", "time zone"),
             ("2027-03-01T25:00:00Z", "out of range"),
-            ("tomorrow", "not a date"),
+            ("tomorrow", "\"tomorrow\" is not a date"),
+            ("today at noon", "not a date"),
             ("1969-12-31", "before 1970"),
         ] {
             let err = parse_expiry(input).unwrap_err();

@@ -5,6 +5,8 @@
 //! fixed at creation: a new expiry means a new token, so the record of the old one stays
 //! honest about what was used when.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// What helperd knows about one token. Never holds the secret.
@@ -29,6 +31,14 @@ pub struct TokenMeta {
     pub rejected_at: Option<u64>,
     /// The runtimes this token is authorised for, in the order they were added.
     pub runtimes: Vec<String>,
+    /// Per runtime, the hosts (`scheme://host`) it pointed at when it was given this token.
+    /// A runtime later re-pointed at other hosts does not take the token along.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hosts: BTreeMap<String, Vec<String>>,
+    /// Per runtime, the day (Unix days) the expiry warning was last shown: at most once a
+    /// day, also across daemon restarts.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub warned_on: BTreeMap<String, u64>,
     /// When a renewal replaced it (then it is kept in [`TokenBook::retired`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaced_at: Option<u64>,
@@ -119,6 +129,7 @@ impl TokenBook {
     pub fn unlink(&mut self, runtime: &str) -> Option<String> {
         let token = self.for_runtime_mut(runtime)?;
         token.runtimes.retain(|r| r != runtime);
+        token.hosts.remove(runtime);
         if !token.runtimes.is_empty() {
             return None;
         }
@@ -130,7 +141,13 @@ impl TokenBook {
     /// Authorises a new token for `runtime`, replacing the one it had; a replaced token
     /// nothing else uses is retired with `replaced_at = now`. Returns its id: its secret
     /// must be deleted from the store.
-    pub fn add(&mut self, mut token: TokenMeta, runtime: &str, now: u64) -> Option<String> {
+    pub fn add(
+        &mut self,
+        mut token: TokenMeta,
+        runtime: &str,
+        hosts: &[String],
+        now: u64,
+    ) -> Option<String> {
         let old = self.for_runtime(runtime).cloned();
         let orphan = self.unlink(runtime);
         if let (Some(mut old), Some(_)) = (old, &orphan) {
@@ -140,13 +157,19 @@ impl TokenBook {
             self.retired.drain(..excess);
         }
         token.runtimes = vec![runtime.to_string()];
+        token.hosts = BTreeMap::from([(runtime.to_string(), hosts.to_vec())]);
         self.tokens.push(token);
         orphan
     }
 
     /// Authorises `from`'s token for `runtime` too. Returns the id of the token `runtime`
     /// used before, when nothing else uses it.
-    pub fn link(&mut self, runtime: &str, from: &str) -> Result<Option<String>, BookError> {
+    pub fn link(
+        &mut self,
+        runtime: &str,
+        hosts: &[String],
+        from: &str,
+    ) -> Result<Option<String>, BookError> {
         let id = self
             .for_runtime(from)
             .ok_or_else(|| BookError::NoToken(from.to_string()))?
@@ -162,7 +185,18 @@ impl TokenBook {
             .find(|t| t.id == id)
             .expect("the token of `from` is still there: unlinking `runtime` cannot remove it");
         token.runtimes.push(runtime.to_string());
+        token.hosts.insert(runtime.to_string(), hosts.to_vec());
         Ok(orphan)
+    }
+
+    /// Whether `runtime`'s token may go to a runtime now pointing at `current_hosts`: at
+    /// least one host must be one it pointed at when it got the token (records written
+    /// before hosts were kept pass).
+    pub fn hosts_still_match(token: &TokenMeta, runtime: &str, current_hosts: &[String]) -> bool {
+        match token.hosts.get(runtime) {
+            None => true,
+            Some(bound) => bound.iter().any(|h| current_hosts.contains(h)),
+        }
     }
 
     /// The other runtimes sharing `runtime`'s token.
@@ -200,6 +234,8 @@ mod tests {
             last_used: None,
             rejected_at: None,
             runtimes: vec![],
+            hosts: BTreeMap::new(),
+            warned_on: BTreeMap::new(),
             replaced_at: None,
         }
     }
@@ -220,12 +256,12 @@ mod tests {
     #[test]
     fn link_shares_one_token_and_unlink_keeps_the_other() {
         let mut book = TokenBook::default();
-        assert_eq!(book.add(meta("t1", None), "acme", 0), None);
-        assert_eq!(book.link("infra", "acme"), Ok(None));
+        assert_eq!(book.add(meta("t1", None), "acme", &[], 0), None);
+        assert_eq!(book.link("infra", &[], "acme"), Ok(None));
         assert_eq!(book.tokens.len(), 1, "stored once");
         assert_eq!(book.shared_with("acme"), vec!["infra".to_string()]);
         assert_eq!(
-            book.link("infra", "acme"),
+            book.link("infra", &[], "acme"),
             Err(BookError::AlreadyLinked("infra".into()))
         );
 
@@ -239,9 +275,9 @@ mod tests {
     #[test]
     fn a_new_token_replaces_and_orphans_the_old_one() {
         let mut book = TokenBook::default();
-        book.add(meta("old", Some(10)), "acme", 0);
+        book.add(meta("old", Some(10)), "acme", &[], 0);
         assert_eq!(
-            book.add(meta("new", Some(20)), "acme", 15),
+            book.add(meta("new", Some(20)), "acme", &[], 15),
             Some("old".into())
         );
         assert_eq!(book.for_runtime("acme").unwrap().expires, Some(20));
@@ -250,9 +286,23 @@ mod tests {
         assert_eq!(book.retired[0].replaced_at, Some(15));
         assert_eq!(book.retired[0].expires, Some(10));
         assert_eq!(
-            book.link("x", "nobody"),
+            book.link("x", &[], "nobody"),
             Err(BookError::NoToken("nobody".into()))
         );
+    }
+
+    #[test]
+    fn a_runtime_re_pointed_at_other_hosts_loses_its_token() {
+        let mut book = TokenBook::default();
+        let work = vec!["https://work.example".to_string()];
+        book.add(meta("t", None), "r", &work, 0);
+        let t = book.for_runtime("r").unwrap().clone();
+        assert!(TokenBook::hosts_still_match(&t, "r", &work));
+        assert!(!TokenBook::hosts_still_match(
+            &t,
+            "r",
+            &["https://elsewhere.example".into()]
+        ));
     }
 
     #[test]

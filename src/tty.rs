@@ -25,15 +25,16 @@ pub fn read_secret(prompt: &str) -> io::Result<Secret> {
 
 fn read_hidden(tty: File, prompt: &str) -> io::Result<Secret> {
     let mut out = tty.try_clone()?;
-    write!(out, "{prompt}")?;
-    out.flush()?;
+    // Echo goes off before the prompt appears: nothing typed after it may show.
     let saved = termios::tcgetattr(tty.as_fd()).map_err(io::Error::from)?;
     let mut hidden = saved.clone();
     hidden.local_flags.remove(LocalFlags::ECHO);
     hidden.local_flags.insert(LocalFlags::ECHONL);
     termios::tcsetattr(tty.as_fd(), SetArg::TCSANOW, &hidden).map_err(io::Error::from)?;
     let mut line = String::new();
-    let read = BufReader::new(&tty).read_line(&mut line);
+    let read = write!(out, "{prompt}")
+        .and_then(|()| out.flush())
+        .and_then(|()| BufReader::new(&tty).read_line(&mut line));
     // Restore echo whatever happened.
     let _ = termios::tcsetattr(tty.as_fd(), SetArg::TCSANOW, &saved);
     read?;

@@ -16,6 +16,9 @@ _helperctl() {
             ",$1")
                 cmd="helperctl"
                 ;;
+            helperctl,audit)
+                cmd="helperctl__subcmd__audit"
+                ;;
             helperctl,completions)
                 cmd="helperctl__subcmd__completions"
                 ;;
@@ -39,6 +42,9 @@ _helperctl() {
                 ;;
             helperctl,store)
                 cmd="helperctl__subcmd__store"
+                ;;
+            helperctl,support)
+                cmd="helperctl__subcmd__support"
                 ;;
             helperctl,token)
                 cmd="helperctl__subcmd__token"
@@ -79,6 +85,9 @@ _helperctl() {
             helperctl__subcmd__daemon__subcmd__help,stop)
                 cmd="helperctl__subcmd__daemon__subcmd__help__subcmd__stop"
                 ;;
+            helperctl__subcmd__help,audit)
+                cmd="helperctl__subcmd__help__subcmd__audit"
+                ;;
             helperctl__subcmd__help,completions)
                 cmd="helperctl__subcmd__help__subcmd__completions"
                 ;;
@@ -102,6 +111,9 @@ _helperctl() {
                 ;;
             helperctl__subcmd__help,store)
                 cmd="helperctl__subcmd__help__subcmd__store"
+                ;;
+            helperctl__subcmd__help,support)
+                cmd="helperctl__subcmd__help__subcmd__support"
                 ;;
             helperctl__subcmd__help,token)
                 cmd="helperctl__subcmd__help__subcmd__token"
@@ -135,6 +147,15 @@ _helperctl() {
                 ;;
             helperctl__subcmd__help__subcmd__store,set-passphrase)
                 cmd="helperctl__subcmd__help__subcmd__store__subcmd__set__subcmd__passphrase"
+                ;;
+            helperctl__subcmd__help__subcmd__support,bundle)
+                cmd="helperctl__subcmd__help__subcmd__support__subcmd__bundle"
+                ;;
+            helperctl__subcmd__help__subcmd__support,disable)
+                cmd="helperctl__subcmd__help__subcmd__support__subcmd__disable"
+                ;;
+            helperctl__subcmd__help__subcmd__support,enable)
+                cmd="helperctl__subcmd__help__subcmd__support__subcmd__enable"
                 ;;
             helperctl__subcmd__help__subcmd__token,link)
                 cmd="helperctl__subcmd__help__subcmd__token__subcmd__link"
@@ -181,6 +202,30 @@ _helperctl() {
             helperctl__subcmd__store__subcmd__help,set-passphrase)
                 cmd="helperctl__subcmd__store__subcmd__help__subcmd__set__subcmd__passphrase"
                 ;;
+            helperctl__subcmd__support,bundle)
+                cmd="helperctl__subcmd__support__subcmd__bundle"
+                ;;
+            helperctl__subcmd__support,disable)
+                cmd="helperctl__subcmd__support__subcmd__disable"
+                ;;
+            helperctl__subcmd__support,enable)
+                cmd="helperctl__subcmd__support__subcmd__enable"
+                ;;
+            helperctl__subcmd__support,help)
+                cmd="helperctl__subcmd__support__subcmd__help"
+                ;;
+            helperctl__subcmd__support__subcmd__help,bundle)
+                cmd="helperctl__subcmd__support__subcmd__help__subcmd__bundle"
+                ;;
+            helperctl__subcmd__support__subcmd__help,disable)
+                cmd="helperctl__subcmd__support__subcmd__help__subcmd__disable"
+                ;;
+            helperctl__subcmd__support__subcmd__help,enable)
+                cmd="helperctl__subcmd__support__subcmd__help__subcmd__enable"
+                ;;
+            helperctl__subcmd__support__subcmd__help,help)
+                cmd="helperctl__subcmd__support__subcmd__help__subcmd__help"
+                ;;
             helperctl__subcmd__token,help)
                 cmd="helperctl__subcmd__token__subcmd__help"
                 ;;
@@ -212,12 +257,34 @@ _helperctl() {
 
     case "${cmd}" in
         helperctl)
-            opts="-h -V --help --version status renew runtime token which install daemon unlock store completions help"
+            opts="-h -V --help --version status renew runtime token which install audit support daemon unlock store completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__audit)
+            opts="-h -V --since --runtime --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --runtime)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -394,8 +461,22 @@ _helperctl() {
             return 0
             ;;
         helperctl__subcmd__help)
-            opts="status renew runtime token which install daemon unlock store completions help"
+            opts="status renew runtime token which install audit support daemon unlock store completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__help__subcmd__audit)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -618,6 +699,62 @@ _helperctl() {
             return 0
             ;;
         helperctl__subcmd__help__subcmd__store__subcmd__set__subcmd__passphrase)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__help__subcmd__support)
+            opts="bundle enable disable"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__help__subcmd__support__subcmd__bundle)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__help__subcmd__support__subcmd__disable)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__help__subcmd__support__subcmd__enable)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -974,6 +1111,148 @@ _helperctl() {
         helperctl__subcmd__store__subcmd__set__subcmd__passphrase)
             opts="-h -V --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__support)
+            opts="-h -V --help --version bundle enable disable help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__support__subcmd__bundle)
+            opts="-h -V --output --audit-events --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --audit-events)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__support__subcmd__disable)
+            opts="-h -V --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__support__subcmd__enable)
+            opts="-h -V --user --for --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --for)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__support__subcmd__help)
+            opts="bundle enable disable help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__support__subcmd__help__subcmd__bundle)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__support__subcmd__help__subcmd__disable)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__support__subcmd__help__subcmd__enable)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__support__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

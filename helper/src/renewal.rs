@@ -59,6 +59,9 @@ fn read_line(tty: &File) -> io::Result<String> {
 pub fn ask(prompt: &RenewalPrompt) -> io::Result<Option<Renewal>> {
     let tty = open_tty()?;
     let mut out = tty.try_clone()?;
+    // Echo goes off before the question appears, as getpass does: whatever is typed
+    // after the question is seen must never show.
+    let hidden = stty(&tty, "-echo");
     writeln!(out, "{}", prompt.text.trim_end())?;
     write!(
         out,
@@ -66,9 +69,8 @@ pub fn ask(prompt: &RenewalPrompt) -> io::Result<Option<Renewal>> {
         prompt.runtime
     )?;
     out.flush()?;
-    // Echo must come back even if reading fails.
-    let hidden = stty(&tty, "-echo");
     let token = read_line(&tty);
+    // Echo must come back even if reading failed.
     if hidden.is_ok() {
         let _ = stty(&tty, "echo");
         writeln!(out)?;

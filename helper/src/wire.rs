@@ -97,6 +97,23 @@ pub enum Request {
     TokenLink { runtime: String, from: String },
     /// Take the token away from `runtime` (`helperctl token remove`).
     TokenRemove { runtime: String },
+    /// Audit events (`helperctl audit`), oldest first.
+    Audit {
+        /// Unix seconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        runtime: Option<String>,
+    },
+    /// Let local user `user` (uid `uid`) run read-only `status` and `audit` against this
+    /// daemon through a second socket, for `duration_secs` (`helperctl support enable`).
+    SupportEnable {
+        user: String,
+        uid: u32,
+        duration_secs: u64,
+    },
+    /// End support access now (`helperctl support disable`).
+    SupportDisable,
     /// The user typed a new token at the client's renewal prompt: store it for `runtime`
     /// and answer git's original request (`input`) with it.
     Renew {
@@ -161,6 +178,28 @@ impl Response {
     }
 }
 
+/// `scheme://user:password@host/...` -> `scheme://user@host/...`: a URL as users paste it
+/// may carry a token; logs and reports must not.
+pub fn redact_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            let masked = if userinfo.contains(':') {
+                format!("{user}:<redacted>")
+            } else {
+                user.to_string()
+            };
+            format!("{scheme}://{masked}@{host}{tail}")
+        }
+        None => url.to_string(),
+    }
+}
+
 /// The body of a [`Response`].
 ///
 /// `Debug` is written by hand: the git output carries the password.
@@ -176,6 +215,10 @@ pub enum Reply {
     },
     Which {
         which: WhichReport,
+    },
+    /// Audit events as JSON objects (fields documented in README.md); never secrets.
+    Audit {
+        events: Vec<serde_json::Value>,
     },
     /// The request was carried out and has nothing to report.
     Done,
@@ -206,7 +249,10 @@ impl std::fmt::Debug for Request {
                 f.write_str("SetPassphrase { passphrase: <redacted> }")
             }
             Request::Reload => f.write_str("Reload"),
-            Request::Which { url } => f.debug_struct("Which").field("url", url).finish(),
+            Request::Which { url } => f
+                .debug_struct("Which")
+                .field("url", &redact_userinfo(url))
+                .finish(),
             Request::TokenSet {
                 runtime,
                 name,
@@ -230,6 +276,22 @@ impl std::fmt::Debug for Request {
                 .debug_struct("TokenRemove")
                 .field("runtime", runtime)
                 .finish(),
+            Request::Audit { since, runtime } => f
+                .debug_struct("Audit")
+                .field("since", since)
+                .field("runtime", runtime)
+                .finish(),
+            Request::SupportEnable {
+                user,
+                uid,
+                duration_secs,
+            } => f
+                .debug_struct("SupportEnable")
+                .field("user", user)
+                .field("uid", uid)
+                .field("duration_secs", duration_secs)
+                .finish(),
+            Request::SupportDisable => f.write_str("SupportDisable"),
             Request::Renew {
                 runtime,
                 secret: _,
@@ -252,6 +314,7 @@ impl std::fmt::Debug for Reply {
             Reply::Git { output: _ } => f.write_str("Git { output: <redacted> }"),
             Reply::Status { status } => f.debug_struct("Status").field("status", status).finish(),
             Reply::Which { which } => f.debug_struct("Which").field("which", which).finish(),
+            Reply::Audit { events } => write!(f, "Audit {{ {} events }}", events.len()),
             Reply::Done => f.write_str("Done"),
             Reply::Error { code, message } => f
                 .debug_struct("Error")
@@ -293,6 +356,34 @@ pub struct StatusReport {
     /// Every runtime of the configuration in force, in file order.
     #[serde(default)]
     pub runtimes: Vec<RuntimeStatus>,
+    /// The admin policy in force, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyStatus>,
+    /// Support access granted with `helperctl support enable`, while it lasts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub support: Option<SupportStatus>,
+}
+
+/// The admin policy in force.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PolicyStatus {
+    pub path: String,
+    /// Each rule in force as `name = value`.
+    #[serde(default)]
+    pub rules: Vec<String>,
+    /// Why a policy file was refused (the last trusted policy, if any, stays in force).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Support access in force.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SupportStatus {
+    pub user: String,
+    pub uid: u32,
+    /// Unix seconds.
+    pub until: u64,
+    pub socket: String,
 }
 
 /// The configuration in force.
@@ -342,6 +433,13 @@ pub struct TokenStatus {
     /// Other runtimes authorised for the same token (`helperctl token link`).
     #[serde(default)]
     pub shared_with: Vec<String>,
+    /// How this token breaks the admin policy (set before the policy existed: it keeps
+    /// working until it expires).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_violation: Option<String>,
+    /// "not used since …, consider removing it", when unused for the stale window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale: Option<String>,
 }
 
 /// Which runtime answers a URL, and why.
@@ -430,6 +528,21 @@ mod tests {
             r#"{"v":2,"result":"error","code":"store_locked","message":"run helperctl unlock","notice":"hint"}"#
         );
         assert_eq!(serde_json::from_str::<Response>(&json).unwrap(), resp);
+    }
+
+    #[test]
+    fn userinfo_passwords_are_redacted() {
+        assert_eq!(
+            redact_userinfo("https://x-access-token:ghp_abc@github.com/a.git"),
+            "https://x-access-token:<redacted>@github.com/a.git"
+        );
+        assert_eq!(redact_userinfo("https://bob@h/p"), "https://bob@h/p");
+        assert_eq!(redact_userinfo("https://h/p@q"), "https://h/p@q");
+        assert_eq!(redact_userinfo("not a url"), "not a url");
+        let which = Request::Which {
+            url: "https://u:hunter2@h/".into(),
+        };
+        assert!(!format!("{which:?}").contains("hunter2"));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 mod install;
 mod runtimes;
 mod status;
+mod support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -30,6 +31,12 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Runtime { action } => runtimes::run(&paths, action),
         Command::Token { action } => token(&paths, action),
         Command::Which { url, json } => status::which(&paths, &url, json),
+        Command::Audit {
+            since,
+            runtime,
+            json,
+        } => support::audit_cmd(&paths, since, runtime, json),
+        Command::Support { action } => support::run(&paths, action),
         Command::Install { dry_run, systemd } => install::install(&paths, dry_run, systemd),
         Command::Daemon { action } => match action {
             DaemonAction::Start => start(&paths).map(|()| 0),

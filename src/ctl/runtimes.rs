@@ -4,11 +4,10 @@
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use helperd_wire::client::ClientError;
 use helperd_wire::paths::Paths;
-use helperd_wire::wire::Request;
+use helperd_wire::wire::{Reply, Request};
 
-use super::{notify_reload, send};
+use super::{notify_reload, send_starting};
 use crate::cli::RuntimeAction;
 use crate::config::{config_file, AuthScheme, Config, Provider};
 use crate::config_edit::{self, NewRuntime};
@@ -44,6 +43,11 @@ pub fn run(paths: &Paths, action: RuntimeAction) -> anyhow::Result<u8> {
                 api_url,
                 auth,
             };
+            // A file that is already broken is reported as it is, with its file and line.
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                Config::parse(&text, &path)
+                    .context("fix config.toml first; nothing was changed")?;
+            }
             // The error is about the runtime being added, not a line of the file on disk.
             edit(&path, |text| config_edit::add_runtime(text, &path, &rt)).map_err(|e| {
                 match e.downcast::<crate::config::ConfigError>() {
@@ -80,16 +84,27 @@ pub fn run(paths: &Paths, action: RuntimeAction) -> anyhow::Result<u8> {
             edit(&path, |text| {
                 config_edit::remove_runtime(text, &path, &name)
             })?;
-            // The token goes too: it was authorised for this runtime only by name.
+            // The token goes too: it was authorised for this runtime only by name, and a
+            // runtime added later under the same name must not inherit it. The daemon is
+            // started for this if needed.
             notify_reload(paths)?;
-            match send(
+            let response = send_starting(
                 paths,
                 Request::TokenRemove {
                     runtime: name.clone(),
                 },
-            ) {
-                Ok(_) | Err(ClientError::NotRunning(_)) => {}
-                Err(e) => eprintln!("helperctl: warning: could not remove the token: {e}"),
+            )
+            .context("the runtime was removed, but its token could not be taken away")?;
+            match response.reply {
+                Reply::Done => {}
+                // It had none: nothing to take away.
+                Reply::Error { message, .. } if message.contains("has no token") => {}
+                Reply::Error { message, .. } => {
+                    bail!(
+                        "the runtime was removed, but its token could not be taken away: {message}"
+                    )
+                }
+                other => bail!("unexpected answer from the daemon: {other:?}"),
             }
             println!("removed runtime {name} from {}", path.display());
             Ok(0)

@@ -163,6 +163,31 @@ pub fn render_status(
         None => format!("{} ({} runtimes)", r.config.path, r.runtimes.len()),
     };
     row("config", config);
+    match &r.policy {
+        Some(p) => {
+            let head = match &p.error {
+                Some(e) => format!("{} — REFUSED: {e}", p.path),
+                None => p.path.clone(),
+            };
+            row("policy", head);
+            for rule in &p.rules {
+                row("", rule.clone());
+            }
+        }
+        None => row("policy", "none".into()),
+    }
+    if let Some(sup) = &r.support {
+        row(
+            "support access",
+            format!(
+                "{} (uid {}) until {} via {}",
+                sup.user,
+                sup.uid,
+                crate::timefmt::format_datetime(sup.until),
+                sup.socket
+            ),
+        );
+    }
     if !r.runtimes.is_empty() {
         out.push('\n');
         out.push_str(&runtime_table(&r.runtimes, now, colour));
@@ -249,9 +274,19 @@ fn runtime_table(runtimes: &[RuntimeStatus], now: u64, colour: bool) -> String {
             cells[2] = url.clone();
             rows.push((cells, String::new()));
         }
-        if let Some(p) = &rt.problem {
+        let token_notes = rt
+            .token
+            .iter()
+            .flat_map(|t| {
+                [
+                    t.stale.clone(),
+                    t.policy_violation.clone().map(|v| format!("policy: {v}")),
+                ]
+            })
+            .flatten();
+        for note in rt.problem.clone().into_iter().chain(token_notes) {
             let mut cells: [String; 9] = Default::default();
-            cells[2] = format!("! {p}");
+            cells[2] = format!("! {note}");
             rows.push((cells, String::new()));
         }
     }

@@ -1,17 +1,27 @@
 //! helperctl's requests: status, reload, which, and the token commands.
 
 use helperd_wire::wire::{
-    ConfigStatus, ErrorCode, Reply, Response, RuntimeStatus, TokenStatus, WhichCandidate,
-    WhichReport,
+    ConfigStatus, ErrorCode, PolicyStatus, Reply, Response, RuntimeStatus, TokenStatus,
+    WhichCandidate, WhichReport,
 };
 
-use super::handler::store_error;
+use super::handler::{store_error, Peer};
 use super::runtimes::set_token;
 use super::state::{unix_now, Inner, State};
+use crate::audit::{kind, AuditEvent};
 use crate::config::{AuthScheme, RuntimeConfig};
 use crate::runtime::{self, Location, Outcome, Route};
 use crate::secret::Secret;
 use crate::token::{new_token_id, TokenBook, TokenMeta};
+
+/// An audit event naming the requesting process.
+pub fn peer_event(event: &str, peer: &Peer) -> AuditEvent {
+    let e = AuditEvent::now(event);
+    match peer.pid {
+        Some(pid) => e.peer(pid, peer.uid),
+        None => e,
+    }
+}
 
 fn done(notice: String) -> Response {
     Response::new(Reply::Done).with_notice(Some(notice))
@@ -54,7 +64,27 @@ pub fn token_status(
         last_used: t.last_used,
         state: t.state(now, warn_days).name().into(),
         shared_with: book.shared_with(runtime),
+        policy_violation: None,
+        stale: None,
     })
+}
+
+/// "not used since …": a token unused for `stale_days` (never used: counted from when it
+/// was set), following the advice to delete tokens no longer in use.
+fn stale_note(t: &TokenStatus, now: u64, stale_days: u32) -> Option<String> {
+    let since = t.last_used.unwrap_or(t.created);
+    if stale_days == 0 || now.saturating_sub(since) < u64::from(stale_days) * 86_400 {
+        return None;
+    }
+    let what = if t.last_used.is_some() {
+        "not used since"
+    } else {
+        "never used since it was set on"
+    };
+    Some(format!(
+        "{what} {} — consider removing it (helperctl token remove)",
+        crate::timefmt::format_date(since)
+    ))
 }
 
 fn runtime_problem(rt: &RuntimeConfig, has_token: bool) -> Option<String> {
@@ -71,14 +101,37 @@ fn runtime_problem(rt: &RuntimeConfig, has_token: bool) -> Option<String> {
 pub fn config_and_runtimes(state: &State, inner: &mut Inner) -> (ConfigStatus, Vec<RuntimeStatus>) {
     inner.config.refresh();
     let config = inner.config.current();
+    inner.policy.refresh();
     let now = unix_now();
-    let warn_days = config.settings.warn_days;
+    let warn_days = super::runtimes::effective_warn_days(inner);
     let book = state.tokens(inner).ok().cloned().unwrap_or_default();
+    let policy = inner.policy.current();
+    let violations: Vec<(String, String)> = match &policy {
+        Some((p, source)) => p
+            .violations(&book.tokens, now, source)
+            .into_iter()
+            .map(|(id, v)| (id, v.message))
+            .collect(),
+        None => Vec::new(),
+    };
     let runtimes = config
         .runtimes
         .iter()
         .map(|rt| {
-            let token = token_status(&book, &rt.name, now, warn_days);
+            let mut token = token_status(&book, &rt.name, now, warn_days);
+            if let Some(t) = &mut token {
+                t.stale = stale_note(t, now, config.settings.stale_days);
+                t.policy_violation = violations
+                    .iter()
+                    .find(|(id, _)| *id == t.id)
+                    .map(|(_, m)| m.clone());
+            }
+            let mut problem = runtime_problem(rt, token.is_some());
+            if let Some((p, source)) = &policy {
+                if let Err(v) = p.check_runtime(rt, source) {
+                    problem = Some(v.message);
+                }
+            }
             RuntimeStatus {
                 name: rt.name.clone(),
                 provider: rt.provider.name().into(),
@@ -88,7 +141,7 @@ pub fn config_and_runtimes(state: &State, inner: &mut Inner) -> (ConfigStatus, V
                     AuthScheme::Basic => "basic".into(),
                     AuthScheme::Bearer => "bearer".into(),
                 },
-                problem: runtime_problem(rt, token.is_some()),
+                problem,
                 token,
             }
         })
@@ -108,12 +161,14 @@ pub fn config_and_runtimes(state: &State, inner: &mut Inner) -> (ConfigStatus, V
 /// `helperctl which URL`.
 pub fn which(state: &State, inner: &mut Inner, url: &str) -> Response {
     inner.config.refresh();
+    // The URL may carry a token (https://user:TOKEN@host/...): never echo it.
+    let shown = helperd_wire::wire::redact_userinfo(url);
     let (loc, user) = match Location::parse_url_with_user(url) {
         Ok(parsed) => parsed,
         Err(e) => {
             return Response::error(
                 ErrorCode::BadRequest,
-                format!("{url:?} is not a URL helperd can route: {e}"),
+                format!("{shown:?} is not a URL helperd can route: {e}"),
             )
         }
     };
@@ -135,7 +190,7 @@ pub fn which(state: &State, inner: &mut Inner, url: &str) -> Response {
         })
         .collect();
     let mut report = WhichReport {
-        url: url.to_string(),
+        url: shown,
         runtime: None,
         prefix: None,
         reason: String::new(),
@@ -177,15 +232,27 @@ pub fn which(state: &State, inner: &mut Inner, url: &str) -> Response {
 }
 
 /// `helperctl token set`.
+/// What `helperctl token set` asks for, besides the secret.
+pub struct NewToken {
+    pub runtime: String,
+    pub name: Option<String>,
+    pub expires: Option<u64>,
+    pub scopes: Vec<String>,
+}
+
 pub async fn token_set(
     state: &State,
     inner: &mut Inner,
-    runtime: String,
-    name: Option<String>,
-    expires: Option<u64>,
-    scopes: Vec<String>,
+    peer: &Peer,
+    new: NewToken,
     secret: Secret,
 ) -> Response {
+    let NewToken {
+        runtime,
+        name,
+        expires,
+        scopes,
+    } = new;
     inner.config.refresh();
     if inner.config.current().runtime(&runtime).is_none() {
         return no_runtime(&runtime);
@@ -217,6 +284,8 @@ pub async fn token_set(
         last_used: None,
         rejected_at: None,
         runtimes: Vec::new(),
+        hosts: Default::default(),
+        warned_on: Default::default(),
         replaced_at: None,
     };
     let label = token
@@ -227,9 +296,14 @@ pub async fn token_set(
     let expiry = expires
         .map(|t| format!("expires {}", crate::timefmt::format_datetime(t)))
         .unwrap_or_else(|| "no expiry".into());
+    let audit_name = super::runtimes::token_audit_name(&token);
     match set_token(state, inner, &runtime, token, secret).await {
         Ok(()) => {
             tracing::info!(%runtime, "token set");
+            let e = peer_event(kind::TOKEN_SET, peer)
+                .runtime(&runtime)
+                .token(audit_name);
+            state.audit(inner, e);
             done(format!("{label} set for runtime {runtime} ({expiry})"))
         }
         Err(resp) => resp,
@@ -240,6 +314,7 @@ pub async fn token_set(
 pub async fn token_link(
     state: &State,
     inner: &mut Inner,
+    peer: &Peer,
     runtime: String,
     from: String,
 ) -> Response {
@@ -250,8 +325,9 @@ pub async fn token_link(
             return no_runtime(name);
         }
     }
+    let hosts = super::runtimes::runtime_hosts(&config, &runtime);
     let orphan = match state.tokens(inner) {
-        Ok(book) => match book.link(&runtime, &from) {
+        Ok(book) => match book.link(&runtime, &hosts, &from) {
             Ok(orphan) => orphan,
             Err(e) => return Response::error(ErrorCode::BadRequest, e.to_string()),
         },
@@ -266,13 +342,22 @@ pub async fn token_link(
         }
     }
     tracing::info!(%runtime, %from, "token linked");
+    let e = peer_event(kind::TOKEN_LINKED, peer)
+        .runtime(&runtime)
+        .reason(format!("the token of runtime {from}"));
+    state.audit(inner, e);
     done(format!(
         "runtime {runtime} now uses the token of runtime {from} (stored once)"
     ))
 }
 
 /// `helperctl token remove RUNTIME`.
-pub async fn token_remove(state: &State, inner: &mut Inner, runtime: String) -> Response {
+pub async fn token_remove(
+    state: &State,
+    inner: &mut Inner,
+    peer: &Peer,
+    runtime: String,
+) -> Response {
     let (had, shared, orphan) = match state.tokens(inner) {
         Ok(book) => (
             book.for_runtime(&runtime).is_some(),
@@ -298,5 +383,47 @@ pub async fn token_remove(state: &State, inner: &mut Inner, runtime: String) -> 
         None => format!("the token stays for {}", shared.join(", ")),
     };
     tracing::info!(%runtime, "token removed");
+    let e = peer_event(kind::TOKEN_REMOVED, peer)
+        .runtime(&runtime)
+        .reason(what.clone());
+    state.audit(inner, e);
     done(format!("runtime {runtime} has no token any more; {what}"))
+}
+
+/// The policy part of `status`.
+pub fn policy_status(inner: &mut Inner) -> Option<PolicyStatus> {
+    inner.policy.refresh();
+    let error = inner.policy.error().map(str::to_string);
+    match inner.policy.current() {
+        Some((p, path)) => Some(PolicyStatus {
+            path: path.display().to_string(),
+            rules: p
+                .rules()
+                .into_iter()
+                .map(|(k, v)| format!("{k} = {v}"))
+                .collect(),
+            error,
+        }),
+        None => error.map(|e| PolicyStatus {
+            path: crate::policy::policy_path().display().to_string(),
+            rules: Vec::new(),
+            error: Some(e),
+        }),
+    }
+}
+
+/// `helperctl audit`.
+pub fn audit(state: &State, since: Option<u64>, runtime: Option<&str>) -> Response {
+    match crate::audit::read_events(&state.settings.state_dir, since, runtime) {
+        Ok(events) => Response::new(Reply::Audit {
+            events: events
+                .iter()
+                .map(|e| serde_json::to_value(e).expect("audit events serialize"))
+                .collect(),
+        }),
+        Err(e) => Response::error(
+            ErrorCode::Internal,
+            format!("failed to read the audit log: {e}"),
+        ),
+    }
 }

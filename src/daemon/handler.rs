@@ -6,16 +6,27 @@ use helperd_wire::wire::{
 };
 use zeroize::Zeroize;
 
+use std::sync::Arc;
+
 use super::control;
-use super::runtimes::{self, Routed};
+use super::runtimes::{self, Ctx, Routed};
 use super::state::{unix_now, Inner, State};
+use super::support;
+use crate::audit::kind;
 use crate::gitproto::GitCredential;
 use crate::plain::StoreOutcome;
 use crate::secret::Secret;
 use crate::store::StoreError;
 
+/// Who is asking (from the socket's peer credentials), for the log and the audit trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    pub uid: u32,
+    pub pid: Option<i32>,
+}
+
 /// Answers one request. `Shutdown` is answered here; the server then stops.
-pub async fn handle(state: &State, request: Request) -> Response {
+pub async fn handle(state: &Arc<State>, request: Request, peer: &Peer) -> Response {
     match request {
         Request::Git {
             action,
@@ -26,7 +37,7 @@ pub async fn handle(state: &State, request: Request) -> Response {
             // git's input holds the password on `store`: gone as soon as it is parsed.
             input.zeroize();
             match parsed {
-                Ok(cred) => git(state, action, cred, timeout_secs).await,
+                Ok(cred) => git(state, action, cred, timeout_secs, peer).await,
                 Err(e) => {
                     tracing::warn!(?action, error = %e, "refused a malformed git request");
                     Response::error(ErrorCode::BadRequest, e.to_string())
@@ -34,6 +45,13 @@ pub async fn handle(state: &State, request: Request) -> Response {
             }
         }
         Request::Status => status(state).await,
+        Request::Audit { since, runtime } => control::audit(state, since, runtime.as_deref()),
+        Request::SupportEnable {
+            user,
+            uid,
+            duration_secs,
+        } => support::enable(state, peer, user, uid, duration_secs).await,
+        Request::SupportDisable => support::disable(state, peer).await,
         Request::Reload => control::reload(&mut *state.lock().await),
         Request::Which { url } => control::which(state, &mut *state.lock().await, &url),
         Request::TokenSet {
@@ -45,10 +63,16 @@ pub async fn handle(state: &State, request: Request) -> Response {
         } => {
             let secret = Secret::new(secret);
             let mut inner = state.lock().await;
-            control::token_set(state, &mut inner, runtime, name, expires, scopes, secret).await
+            let new = control::NewToken {
+                runtime,
+                name,
+                expires,
+                scopes,
+            };
+            control::token_set(state, &mut inner, peer, new, secret).await
         }
         Request::TokenLink { runtime, from } => {
-            control::token_link(state, &mut *state.lock().await, runtime, from).await
+            control::token_link(state, &mut *state.lock().await, peer, runtime, from).await
         }
         Request::Renew {
             runtime,
@@ -59,12 +83,12 @@ pub async fn handle(state: &State, request: Request) -> Response {
             let secret = Secret::new(secret);
             let mut inner = state.lock().await;
             let response =
-                runtimes::renew(state, &mut inner, runtime, secret, expires, &input).await;
+                runtimes::renew(state, &mut inner, peer, runtime, secret, expires, &input).await;
             input.zeroize();
             response
         }
         Request::TokenRemove { runtime } => {
-            control::token_remove(state, &mut *state.lock().await, runtime).await
+            control::token_remove(state, &mut *state.lock().await, peer, runtime).await
         }
         Request::Shutdown => Response::new(Reply::Done),
         Request::Unlock { passphrase } => {
@@ -108,17 +132,25 @@ async fn git(
     action: GitAction,
     cred: GitCredential,
     timeout_secs: Option<u64>,
+    peer: &Peer,
 ) -> Response {
     let mut inner = state.lock().await;
     let config_notice = inner.config.refresh_for_git();
+    inner.policy.refresh();
+    let ctx = Ctx::new(peer, &cred);
+    if action != GitAction::Erase {
+        if let Some(refusal) = store_below_policy(state, &mut inner, &ctx).await {
+            return refusal;
+        }
+    }
     let routed = match action {
-        GitAction::Get => runtimes::get(state, &mut inner, &cred).await,
-        GitAction::Store => runtimes::store(state, &mut inner, &cred).await,
-        GitAction::Erase => runtimes::erase(state, &mut inner, &cred).await,
+        GitAction::Get => runtimes::get(state, &mut inner, &cred, &ctx).await,
+        GitAction::Store => runtimes::store(state, &mut inner, &cred, &ctx).await,
+        GitAction::Erase => runtimes::erase(state, &mut inner, &cred, &ctx).await,
     };
     let response = match routed {
         Routed::Done(response) => *response,
-        Routed::Plain => plain(state, &mut inner, action, &cred, timeout_secs).await,
+        Routed::Plain => plain(state, &mut inner, action, &cred, timeout_secs, &ctx).await,
     };
     with_extra_notice(response, config_notice)
 }
@@ -139,8 +171,21 @@ async fn plain(
     action: GitAction,
     cred: &GitCredential,
     timeout_secs: Option<u64>,
+    ctx: &Ctx<'_>,
 ) -> Response {
     let now = unix_now();
+    if action == GitAction::Store {
+        if let Some((policy, source)) = inner.policy.current() {
+            if let Err(v) = policy.check_plain_store(&source) {
+                let e = ctx
+                    .event(kind::REFUSED)
+                    .reason(format!("policy: {}", v.rule));
+                state.audit(inner, e);
+                return done_for_git()
+                    .with_notice(Some(format!("helperd: not stored: {}", v.message)));
+            }
+        }
+    }
     let table = match state.table(inner).await {
         Ok(t) => t,
         Err(e) => {
@@ -160,6 +205,7 @@ async fn plain(
             }
             Some(Ok(text)) => {
                 tracing::info!(protocol, host, "get: served a plain credential");
+                state.audit(inner, ctx.event(kind::SERVED).reason("plain credential"));
                 Response::new(Reply::Git {
                     output: text.expose().to_string(),
                 })
@@ -173,6 +219,7 @@ async fn plain(
             StoreOutcome::Stored => match state.persist(inner).await {
                 Ok(()) => {
                     tracing::info!(protocol, host, lifetime = ?timeout_secs, "store: kept a plain credential");
+                    state.audit(inner, ctx.event(kind::STORED).reason("plain credential"));
                     done_for_git()
                 }
                 Err(e) => store_error(e),
@@ -191,12 +238,30 @@ async fn plain(
             match state.persist(inner).await {
                 Ok(()) => {
                     tracing::info!(protocol, host, erased, "erase: removed plain credentials");
+                    let e = ctx
+                        .event(kind::ERASED)
+                        .reason(format!("{erased} plain credential(s)"));
+                    state.audit(inner, e);
                     done_for_git()
                 }
                 Err(e) => store_error(e),
             }
         }
     }
+}
+
+/// The policy's `min_store`: no secret is served or stored through a weaker store.
+async fn store_below_policy(state: &State, inner: &mut Inner, ctx: &Ctx<'_>) -> Option<Response> {
+    let (policy, source) = inner.policy.current()?;
+    // Opening the store is what tells its strength; an unopenable store errs later anyway.
+    state.store(inner).await.ok()?;
+    let strength = state.store_strength(inner)?;
+    let violation = policy.check_store(strength, &source).err()?;
+    let e = ctx
+        .event(kind::POLICY_VIOLATION)
+        .reason(violation.message.clone());
+    state.audit(inner, e);
+    Some(Response::error(ErrorCode::Policy, violation.message))
 }
 
 /// `store` and `erase` print nothing for git.
@@ -206,7 +271,8 @@ fn done_for_git() -> Response {
     })
 }
 
-async fn status(state: &State) -> Response {
+/// `status`: daemon, store, configuration, runtimes, policy, support access.
+pub async fn status(state: &State) -> Response {
     let mut inner = state.lock().await;
     let store = match state.store(&mut inner).await {
         Err(e) => StoreStatus {
@@ -249,10 +315,14 @@ async fn status(state: &State) -> Response {
         }
     };
     let (config, runtimes) = control::config_and_runtimes(state, &mut inner);
+    let policy = control::policy_status(&mut inner);
+    let support = inner.support.as_ref().map(|g| g.status.clone());
     Response::new(Reply::Status {
         status: StatusReport {
             config,
             runtimes,
+            policy,
+            support,
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").into(),
             protocol: PROTOCOL_VERSION,

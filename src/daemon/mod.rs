@@ -5,9 +5,11 @@ pub mod config_state;
 pub mod control;
 pub mod handler;
 pub mod hardening;
+pub mod policy_state;
 pub mod runtimes;
 pub mod server;
 pub mod state;
+pub mod support;
 pub mod tokens_file;
 
 use std::fs::{File, OpenOptions};

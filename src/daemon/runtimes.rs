@@ -4,14 +4,67 @@
 
 use helperd_wire::wire::{ErrorCode, RenewalPrompt, Reply, Response};
 
-use super::handler::store_error;
+use super::handler::{store_error, Peer};
 use super::state::{unix_now, Inner, State};
+use crate::audit::{kind, AuditEvent};
 use crate::config::{AuthScheme, Config, Provider, RuntimeConfig};
 use crate::gitproto::{Answer, GitCredential};
 use crate::runtime::{self, Location, Route};
 use crate::secret::Secret;
 use crate::timefmt::{countdown, format_date};
-use crate::token::{new_token_id, TokenMeta, TokenState};
+use crate::token::{new_token_id, TokenBook, TokenMeta, TokenState};
+
+/// Who asked and for which URL: what the audit trail records with each decision.
+pub struct Ctx<'a> {
+    pub peer: &'a Peer,
+    /// `protocol://host/path` of git's request (never a username or password).
+    pub url: String,
+}
+
+impl Ctx<'_> {
+    pub fn new<'a>(peer: &'a Peer, cred: &GitCredential) -> Ctx<'a> {
+        let mut url = format!(
+            "{}://{}",
+            cred.protocol.as_deref().unwrap_or(""),
+            cred.host.as_deref().unwrap_or("")
+        );
+        if let Some(path) = &cred.path {
+            url.push('/');
+            url.push_str(path);
+        }
+        Ctx { peer, url }
+    }
+
+    /// An audit event about this request.
+    pub fn event(&self, kind: &str) -> AuditEvent {
+        let mut e = AuditEvent::now(kind).url(&self.url);
+        if let Some(pid) = self.peer.pid {
+            e = e.peer(pid, self.peer.uid);
+        }
+        e
+    }
+}
+
+/// Records that a runtime's token was refused, and why.
+fn refused(
+    state: &State,
+    inner: &mut Inner,
+    ctx: &Ctx,
+    rt: &str,
+    token: Option<&TokenMeta>,
+    reason: &str,
+) {
+    let mut e = ctx.event(kind::REFUSED).runtime(rt).reason(reason);
+    if let Some(t) = token {
+        e = e.token(token_audit_name(t));
+    }
+    state.audit(inner, e);
+}
+
+/// How a token appears in the audit log: its name, else its id (never the secret).
+pub fn token_audit_name(t: &TokenMeta) -> String {
+    t.name.clone().unwrap_or_else(|| t.id.clone())
+}
 
 /// What routing decided for one git request.
 pub enum Routed {
@@ -109,6 +162,7 @@ fn refusal(rt: &RuntimeConfig, token: &TokenMeta, state: TokenState) -> Response
 pub async fn renew(
     state: &State,
     inner: &mut Inner,
+    peer: &Peer,
     runtime: String,
     secret: Secret,
     expires: Option<String>,
@@ -157,13 +211,21 @@ pub async fn renew(
         last_used: None,
         rejected_at: None,
         runtimes: Vec::new(),
+        hosts: Default::default(),
+        warned_on: Default::default(),
         replaced_at: None,
     };
     if let Err(resp) = set_token(state, inner, &rt.name, token, secret).await {
         return resp;
     }
     tracing::info!(runtime = %rt.name, "renewed the runtime's token at the terminal");
-    let answer = serve(state, inner, &rt, &cred).await;
+    let ctx = Ctx::new(peer, &cred);
+    let e = ctx
+        .event(kind::RENEWED)
+        .runtime(&rt.name)
+        .reason("new token typed at the renewal prompt");
+    state.audit(inner, e);
+    let answer = serve(state, inner, &rt, &cred, &ctx).await;
     let stored = format!("helperd: stored the new token for runtime {}", rt.name);
     let notice = match answer.notice.clone() {
         Some(n) => format!("{stored}\n{n}"),
@@ -192,7 +254,7 @@ fn needs_path_notice(fix: &str, runtimes: &[&str]) -> String {
 }
 
 /// `get` for a runtime.
-pub async fn get(state: &State, inner: &mut Inner, cred: &GitCredential) -> Routed {
+pub async fn get(state: &State, inner: &mut Inner, cred: &GitCredential, ctx: &Ctx<'_>) -> Routed {
     let config = inner.config.current();
     let rt = match decide(&config, cred) {
         None | Some(Route::NoRuntime) => return Routed::Plain,
@@ -201,11 +263,17 @@ pub async fn get(state: &State, inner: &mut Inner, cred: &GitCredential) -> Rout
                 ?runtimes,
                 "get: refused, git sent no path on a path-routed host"
             );
-            return Routed::done(miss(Some(needs_path_notice(&fix, &runtimes))));
+            let notice = needs_path_notice(&fix, &runtimes);
+            let e = ctx.event(kind::REFUSED).reason(format!(
+                "ambiguous path: runtimes {} share the host and git sent no path",
+                runtimes.join(", ")
+            ));
+            state.audit(inner, e);
+            return Routed::done(miss(Some(notice)));
         }
         Some(Route::Runtime { runtime, .. }) => runtime.clone(),
     };
-    Routed::done(serve(state, inner, &rt, cred).await)
+    Routed::done(serve(state, inner, &rt, cred, ctx).await)
 }
 
 async fn serve(
@@ -213,15 +281,29 @@ async fn serve(
     inner: &mut Inner,
     rt: &RuntimeConfig,
     cred: &GitCredential,
+    ctx: &Ctx<'_>,
 ) -> Response {
+    if let Some((policy, source)) = inner.policy.current() {
+        if let Err(v) = policy.check_runtime(rt, &source) {
+            tracing::warn!(runtime = %rt.name, "get: refused by the policy");
+            let e = ctx
+                .event(kind::POLICY_VIOLATION)
+                .runtime(&rt.name)
+                .reason(v.message.clone());
+            state.audit(inner, e);
+            refused(state, inner, ctx, &rt.name, None, "policy");
+            return miss(Some(format!("helperd: runtime {}: {}", rt.name, v.message)));
+        }
+    }
     let now = unix_now();
-    let warn_days = inner.config.current().settings.warn_days;
+    let warn_days = effective_warn_days(inner);
     let book = match state.tokens(inner) {
         Ok(b) => b,
         Err(e) => return Response::error(ErrorCode::Internal, e),
     };
     let Some(token) = book.for_runtime(&rt.name).cloned() else {
         tracing::info!(runtime = %rt.name, "get: runtime has no token");
+        refused(state, inner, ctx, &rt.name, None, "no token");
         return miss(Some(format!(
             "helperd: runtime {} has no token yet: run `helperctl token set {}`{}",
             rt.name,
@@ -229,14 +311,39 @@ async fn serve(
             token_page_hint(rt)
         )));
     };
+    let current_hosts = runtime_hosts(&inner.config.current(), &rt.name);
+    if !TokenBook::hosts_still_match(&token, &rt.name, &current_hosts) {
+        tracing::warn!(runtime = %rt.name, "get: refused; the runtime points at other hosts than when its token was set");
+        refused(
+            state,
+            inner,
+            ctx,
+            &rt.name,
+            Some(&token),
+            "runtime re-pointed at other hosts",
+        );
+        return miss(Some(format!(
+            "helperd: runtime {} now points at other hosts than when its token was set, so the token is not sent; if that is intended, run `helperctl token set {}`",
+            rt.name, rt.name
+        )));
+    }
     let token_state = token.state(now, warn_days);
     if !token_state.servable() {
         tracing::info!(runtime = %rt.name, state = token_state.name(), "get: refused the runtime's token");
+        refused(
+            state,
+            inner,
+            ctx,
+            &rt.name,
+            Some(&token),
+            token_state.name(),
+        );
         return refusal(rt, &token, token_state);
     }
 
     let username = rt.effective_username().map(str::to_string);
     if rt.auth == AuthScheme::Basic && username.is_none() {
+        refused(state, inner, ctx, &rt.name, Some(&token), "username needed");
         return miss(Some(format!(
             "helperd: runtime {} ({}) needs your account username for git: add `username = \"...\"` to its [[runtime]] in {}",
             rt.name,
@@ -245,6 +352,14 @@ async fn serve(
         )));
     }
     if rt.auth == AuthScheme::Bearer && !cred.capability_authtype {
+        refused(
+            state,
+            inner,
+            ctx,
+            &rt.name,
+            Some(&token),
+            "bearer token needs capability[]=authtype",
+        );
         return miss(Some(format!(
             "helperd: runtime {} uses a Bearer-only token, and this git did not announce \
              capability[]=authtype (git 2.46 or newer is needed)",
@@ -268,14 +383,30 @@ async fn serve(
         Ok(a) => a,
         Err(e) => return Response::error(ErrorCode::Internal, e.to_string()),
     };
-    let notice = expiry_notice(inner, rt, &token, token_state, now);
+    let notice = expiry_notice(rt, &token, token_state, now);
+    let today = now / 86_400;
     if let Ok(book) = state.tokens(inner) {
         if let Some(t) = book.for_runtime_mut(&rt.name) {
             t.last_used = Some(now);
+            if notice.is_some() {
+                t.warned_on.insert(rt.name.clone(), today);
+            }
         }
     }
-    state.save_tokens_lazily(inner);
+    if notice.is_some() {
+        // The once-a-day promise must survive a daemon restart: save now.
+        if let Err(e) = state.save_tokens(inner) {
+            tracing::warn!(error = %e, "could not save token metadata");
+        }
+    } else {
+        state.save_tokens_lazily(inner);
+    }
     tracing::info!(runtime = %rt.name, token = ?token.name, "get: served the runtime's token");
+    let e = ctx
+        .event(kind::SERVED)
+        .runtime(&rt.name)
+        .token(token_audit_name(&token));
+    state.audit(inner, e);
     Response::new(Reply::Git {
         output: answer.expose().to_string(),
     })
@@ -307,9 +438,9 @@ fn answer(
     Ok(a.finish())
 }
 
-/// The warning-window notice, at most once a day per runtime.
+/// The warning-window notice, at most once a day per runtime (the day is recorded in the
+/// token's `warned_on` by the caller).
 fn expiry_notice(
-    inner: &mut Inner,
     rt: &RuntimeConfig,
     token: &TokenMeta,
     token_state: TokenState,
@@ -319,10 +450,9 @@ fn expiry_notice(
         return None;
     }
     let today = now / 86_400;
-    if inner.expiry_notices.get(&rt.name) == Some(&today) {
+    if token.warned_on.get(&rt.name) == Some(&today) {
         return None;
     }
-    inner.expiry_notices.insert(rt.name.clone(), today);
     let expires = token.expires?;
     let text = format!(
         "helperd: runtime {}: {} expires on {} ({}); make a new one{} and run `helperctl token set {}`",
@@ -359,7 +489,12 @@ fn desktop_notification(text: &str) {
 
 /// `store` for a runtime: a renewal when its token is missing, expired or rejected (the
 /// user typed a new one at git's prompt).
-pub async fn store(state: &State, inner: &mut Inner, cred: &GitCredential) -> Routed {
+pub async fn store(
+    state: &State,
+    inner: &mut Inner,
+    cred: &GitCredential,
+    ctx: &Ctx<'_>,
+) -> Routed {
     let config = inner.config.current();
     let rt = match decide(&config, cred) {
         None | Some(Route::NoRuntime) => return Routed::Plain,
@@ -373,7 +508,7 @@ pub async fn store(state: &State, inner: &mut Inner, cred: &GitCredential) -> Ro
         _ => return Routed::done(miss(None)),
     };
     let now = unix_now();
-    let warn_days = config.settings.warn_days;
+    let warn_days = effective_warn_days(inner);
     let current = match state.tokens(inner) {
         Ok(book) => book.for_runtime(&rt.name).cloned(),
         Err(e) => return Routed::done(Response::error(ErrorCode::Internal, e)),
@@ -394,11 +529,18 @@ pub async fn store(state: &State, inner: &mut Inner, cred: &GitCredential) -> Ro
         last_used: Some(now),
         rejected_at: None,
         runtimes: Vec::new(),
+        hosts: Default::default(),
+        warned_on: Default::default(),
         replaced_at: None,
     };
     let response = match set_token(state, inner, &rt.name, token, secret).await {
         Ok(()) => {
             tracing::info!(runtime = %rt.name, "store: renewed the runtime's token from git's prompt");
+            let e = ctx
+                .event(kind::RENEWED)
+                .runtime(&rt.name)
+                .reason("new token typed at git's prompt");
+            state.audit(inner, e);
             miss(Some(format!(
                 "helperd: stored the new token for runtime {} (`helperctl status` shows it)",
                 rt.name
@@ -411,7 +553,12 @@ pub async fn store(state: &State, inner: &mut Inner, cred: &GitCredential) -> Ro
 
 /// `erase` for a runtime: git got a 401 with this token. It is marked rejected, not
 /// deleted, so the next request can say what happened.
-pub async fn erase(state: &State, inner: &mut Inner, cred: &GitCredential) -> Routed {
+pub async fn erase(
+    state: &State,
+    inner: &mut Inner,
+    cred: &GitCredential,
+    ctx: &Ctx<'_>,
+) -> Routed {
     let config = inner.config.current();
     let rt = match decide(&config, cred) {
         None | Some(Route::NoRuntime) => return Routed::Plain,
@@ -446,7 +593,33 @@ pub async fn erase(state: &State, inner: &mut Inner, cred: &GitCredential) -> Ro
         return Routed::done(Response::error(ErrorCode::Internal, e));
     }
     tracing::warn!(runtime = %rt.name, token = ?token.name, "erase: the host rejected the runtime's token; marked rejected");
+    let e = ctx
+        .event(kind::ERASED)
+        .runtime(&rt.name)
+        .token(token_audit_name(&token))
+        .reason("the host rejected the token (git erased it after a 401); marked rejected, kept");
+    state.audit(inner, e);
     Routed::done(miss(None))
+}
+
+/// The warning window: the user's, raised to the policy's floor.
+pub fn effective_warn_days(inner: &Inner) -> u32 {
+    let user = inner.config.current().settings.warn_days;
+    match inner.policy.current() {
+        Some((policy, _)) => policy.effective_warn_days(user),
+        None => user,
+    }
+}
+
+/// The hosts (`scheme://host`) a runtime points at now.
+pub fn runtime_hosts(config: &Config, runtime: &str) -> Vec<String> {
+    let mut hosts: Vec<String> = config
+        .runtime(runtime)
+        .map(|rt| rt.urls.iter().map(|u| u.base_url()).collect())
+        .unwrap_or_default();
+    hosts.sort();
+    hosts.dedup();
+    hosts
 }
 
 /// Stores `secret` as `runtime`'s new token and forgets a token nothing uses any more.
@@ -457,7 +630,21 @@ pub async fn set_token(
     token: TokenMeta,
     secret: Secret,
 ) -> Result<(), Response> {
+    if let Some((policy, source)) = inner.policy.current() {
+        if let Err(v) = policy.check_token(token.expires, unix_now(), &source) {
+            tracing::warn!(%runtime, rule = v.rule, "token refused by the policy");
+            let e = AuditEvent::now(kind::POLICY_VIOLATION)
+                .runtime(runtime)
+                .reason(v.message.clone());
+            state.audit(inner, e);
+            return Err(Response::error(
+                ErrorCode::Policy,
+                format!("{}; nothing was stored", v.message),
+            ));
+        }
+    }
     let id = token.id.clone();
+    let hosts = runtime_hosts(&inner.config.current(), runtime);
     state
         .set_token_secret(inner, &id, secret)
         .await
@@ -465,7 +652,7 @@ pub async fn set_token(
     let orphan = state
         .tokens(inner)
         .map_err(|e| Response::error(ErrorCode::Internal, e))?
-        .add(token, runtime, unix_now());
+        .add(token, runtime, &hosts, unix_now());
     state
         .save_tokens(inner)
         .map_err(|e| Response::error(ErrorCode::Internal, e))?;

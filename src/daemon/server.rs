@@ -12,7 +12,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::Notify;
 
-use super::handler;
+use super::handler::{self, Peer};
 use super::state::State;
 use crate::ipc;
 
@@ -58,8 +58,8 @@ pub async fn serve(listener: UnixListener, state: Arc<State>) -> std::io::Result
 }
 
 async fn connection(mut stream: UnixStream, me: u32, state: Arc<State>, shutdown: Arc<Notify>) {
-    match ipc::peer(&stream) {
-        Ok((uid, _)) if uid == me => {}
+    let peer = match ipc::peer(&stream) {
+        Ok((uid, pid)) if uid == me => Peer { uid, pid },
         Ok((uid, pid)) => {
             tracing::warn!(
                 peer_uid = uid,
@@ -80,56 +80,69 @@ async fn connection(mut stream: UnixStream, me: u32, state: Arc<State>, shutdown
             tracing::warn!(error = %e, "refused a connection whose peer credentials cannot be read");
             return;
         }
-    }
+    };
 
-    let line = match tokio::time::timeout(REQUEST_TIMEOUT, read_request_line(&mut stream)).await {
+    let (response, stop) = match read_request(&mut stream).await {
+        Incoming::Nothing => return,
+        Incoming::Reply(response) => (*response, false),
+        Incoming::Request(Request::Shutdown) => (Response::new(Reply::Done), true),
+        Incoming::Request(request) => {
+            tracing::debug!(?request, "request");
+            (handler::handle(&state, request, &peer).await, false)
+        }
+    };
+    if let Err(e) = write_response(&mut stream, &response).await {
+        tracing::debug!(error = %e, "client went away before the answer");
+    }
+    if stop {
+        shutdown.notify_one();
+    }
+}
+
+/// What a connection sent.
+pub enum Incoming {
+    /// Nothing worth an answer (silence, hang-up).
+    Nothing,
+    /// A request that cannot be served: this is the answer.
+    Reply(Box<Response>),
+    Request(Request),
+}
+
+/// Reads and decodes one request, within the request timeout.
+pub async fn read_request(stream: &mut UnixStream) -> Incoming {
+    let line = match tokio::time::timeout(REQUEST_TIMEOUT, read_request_line(stream)).await {
         Err(_) => {
             tracing::debug!("client sent no request in time; closing");
-            return;
+            return Incoming::Nothing;
         }
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "failed to read a request");
-            return;
+            return Incoming::Nothing;
         }
-        Ok(Ok(RequestLine::Empty)) => return,
+        Ok(Ok(RequestLine::Empty)) => return Incoming::Nothing,
         Ok(Ok(RequestLine::TooLong)) => {
             let msg = format!(
                 "request larger than {} KiB; refused",
                 MAX_MESSAGE_BYTES / 1024
             );
             tracing::warn!("{msg}");
-            let _ = write_response(&mut stream, &Response::error(ErrorCode::BadRequest, msg)).await;
-            return;
+            return Incoming::Reply(Box::new(Response::error(ErrorCode::BadRequest, msg)));
         }
         Ok(Ok(RequestLine::Truncated)) => {
             tracing::warn!("refused a truncated request");
-            let resp = Response::error(
+            return Incoming::Reply(Box::new(Response::error(
                 ErrorCode::BadRequest,
                 "truncated request (no final newline)",
-            );
-            let _ = write_response(&mut stream, &resp).await;
-            return;
+            )));
         }
         Ok(Ok(RequestLine::Line(line))) => line,
     };
-
-    let (response, stop) = match decode(&line) {
-        Ok(Request::Shutdown) => (Response::new(Reply::Done), true),
-        Ok(request) => {
-            tracing::debug!(?request, "request");
-            (handler::handle(&state, request).await, false)
-        }
+    match decode(&line) {
+        Ok(request) => Incoming::Request(request),
         Err((code, message)) => {
             tracing::warn!(?code, %message, "refused a request");
-            (Response::error(code, message), false)
+            Incoming::Reply(Box::new(Response::error(code, message)))
         }
-    };
-    drop(line);
-    if let Err(e) = write_response(&mut stream, &response).await {
-        tracing::debug!(error = %e, "client went away before the answer");
-    }
-    if stop {
-        shutdown.notify_one();
     }
 }
 
@@ -178,7 +191,10 @@ fn decode(line: &[u8]) -> Result<Request, (ErrorCode, String)> {
             ),
         ));
     }
-    const KNOWN: [&str; 10] = [
+    const KNOWN: [&str; 13] = [
+        "audit",
+        "support_enable",
+        "support_disable",
         "renew",
         "git",
         "status",
@@ -199,7 +215,7 @@ fn decode(line: &[u8]) -> Result<Request, (ErrorCode, String)> {
         .map_err(|_| bad(format!("malformed {op} request")))
 }
 
-async fn write_response(stream: &mut UnixStream, response: &Response) -> std::io::Result<()> {
+pub async fn write_response(stream: &mut UnixStream, response: &Response) -> std::io::Result<()> {
     let mut bytes =
         zeroize::Zeroizing::new(serde_json::to_vec(response).expect("wire types always serialize"));
     bytes.push(b'\n');

@@ -11,7 +11,9 @@ use std::time::Instant;
 use tokio::sync::{Mutex, MutexGuard};
 
 use super::config_state::ConfigState;
+use super::policy_state::PolicyState;
 use super::tokens_file;
+use crate::audit::{AuditEvent, AuditLog};
 use crate::plain::PlainTable;
 use crate::secret::Secret;
 use crate::store::choice::{self, StoreChoice};
@@ -42,6 +44,11 @@ pub struct State {
 
 pub struct Inner {
     store: Option<(Arc<dyn SecretStore>, StoreChoice)>,
+    pub policy: PolicyState,
+    /// Support access in force (`helperctl support enable`).
+    pub support: Option<super::support::SupportGrant>,
+    /// `None` when the audit log cannot be opened (reported in the log at each event).
+    audit: Option<AuditLog>,
     table: Option<PlainTable>,
     pub config: ConfigState,
     /// Token metadata, or why `tokens.json` cannot be read (then nothing is written to it,
@@ -51,9 +58,11 @@ pub struct Inner {
     token_secrets: HashMap<String, Secret>,
     /// When `tokens.json` was last written; `last_used` is saved at most hourly.
     tokens_saved_at: u64,
-    /// Per runtime, the day (Unix days) its expiry warning was last shown.
-    pub expiry_notices: HashMap<String, u64>,
 }
+
+/// The audit log rotates past this size, keeping this many older files.
+const AUDIT_MAX_BYTES: u64 = 4 * 1024 * 1024;
+const AUDIT_KEEP: usize = 5;
 
 /// How often `last_used` alone is worth a write of `tokens.json`.
 const LAST_USED_SAVE_INTERVAL: u64 = 3600;
@@ -79,6 +88,11 @@ async fn blocking<T: Send + 'static>(
 impl State {
     pub fn new(settings: Settings) -> State {
         let config = ConfigState::load(&settings.config_file);
+        let policy = PolicyState::load();
+        let audit = crate::fsutil::create_private_dir(&settings.state_dir)
+            .and_then(|()| AuditLog::open(&settings.state_dir, AUDIT_MAX_BYTES, AUDIT_KEEP))
+            .map_err(|e| tracing::error!(error = %e, "cannot open the audit log"))
+            .ok();
         let tokens = tokens_file::load(&settings.state_dir);
         if let Err(e) = &tokens {
             tracing::error!(error = %e, "token metadata unreadable; runtimes cannot be served");
@@ -86,12 +100,14 @@ impl State {
         State {
             inner: Mutex::new(Inner {
                 store: None,
+                policy,
+                support: None,
+                audit,
                 table: None,
                 config,
                 tokens,
                 token_secrets: HashMap::new(),
                 tokens_saved_at: 0,
-                expiry_notices: HashMap::new(),
             }),
             settings,
             started: Instant::now(),
@@ -188,6 +204,28 @@ impl State {
     ) -> Result<(), StoreError> {
         let store = self.store(inner).await?;
         blocking(move || store.set_passphrase(&passphrase)).await
+    }
+
+    /// Appends one event to the audit log. Never fails the request: a broken audit log is
+    /// an error in the daemon's log.
+    pub fn audit(&self, inner: &mut Inner, event: AuditEvent) {
+        match &mut inner.audit {
+            Some(log) => {
+                if let Err(e) = log.append(&event) {
+                    tracing::error!(error = %e, event = %event.event, "could not write the audit log");
+                }
+            }
+            None => {
+                tracing::error!(event = %event.event, "audit log unavailable; event not recorded")
+            }
+        }
+    }
+
+    /// The store's strength for the policy's `min_store`, once the store is open.
+    pub fn store_strength(&self, inner: &Inner) -> Option<crate::policy::StoreStrength> {
+        let (store, _) = inner.store.as_ref()?;
+        let passphrase = store.protection().contains("passphrase");
+        Some(crate::policy::StoreStrength::of(store.kind(), passphrase))
     }
 
     /// The token book, or why it cannot be used.

@@ -4,8 +4,10 @@
 mod bad_input;
 mod daemon;
 mod e2e_http;
+mod expiry;
 mod git_server;
 mod protocol;
+mod runtimes;
 mod secret_service;
 mod stores;
 mod util;

@@ -1,0 +1,1600 @@
+//! The system policy (`/etc/helperd/policy.toml`, DESIGN.md §1, §2): the rules an
+//! administrator sets for every user's tokens, runtimes and secret store.
+//!
+//! ```toml
+//! require_expiry = true          # every token must have an expiry
+//! max_days = 90                  # a token may expire at most this many days after it is set
+//! warn_days = 14                 # a floor for the users' warning window
+//! allowed_providers = ["github", "gitlab"]
+//! allowed_hosts = ["github.com", "*.corp.example"]
+//! store_plain_credentials = false
+//! min_store = "passphrase"       # "keyfile" < "passphrase" < "keyring"
+//! ```
+//!
+//! Every key is optional; a missing file is no policy at all. Like `config.toml`, the file
+//! is parsed strictly: an unknown key is an error naming the file and the line, because a
+//! misspelt rule that is silently ignored would leave the organisation unprotected while
+//! the administrator believes otherwise.
+//!
+//! # Which file is trusted
+//!
+//! The policy restricts the user, so a file the user could have written restricts nothing.
+//! [`load`] refuses the file when the file itself, or the folder holding it, is not owned
+//! by root (uid 0), or is writable by group or others. A symlink is followed only when its
+//! target passes the same checks, and the folder holding each link must pass them too
+//! (whoever can write that folder can re-point the link). The checks on the file are made on the
+//! opened file descriptor, so the text read is the text that was checked. Only the
+//! immediate folders are checked, not every ancestor: `/etc` is root's by construction,
+//! and a sandbox (`HELPERD_POLICY`) is set up by whoever runs it. [`load_trusting`] takes
+//! the trusted owner as a parameter, so that tests (which run as root in CI) can exercise
+//! the rule with a throwaway uid.
+
+use std::fs;
+use std::io::{self, Read};
+use std::ops::Range;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use toml_edit::{Item, TableLike};
+
+use crate::config::{Provider, RuntimeConfig};
+use crate::runtime::{HostPattern, UrlPrefix};
+use crate::store::StoreKind;
+use crate::timefmt::format_date;
+use crate::token::TokenMeta;
+
+/// Where the system policy lives.
+pub const SYSTEM_POLICY_PATH: &str = "/etc/helperd/policy.toml";
+
+/// Overrides [`SYSTEM_POLICY_PATH`]. Meant for tests and sandboxes: the file it names must
+/// still pass the trust rule of [`load`]. It cannot protect against the user (who can
+/// point it at a missing file, as they could run another helper): the policy is hygiene
+/// for honest users, and the trust rule keeps others from loosening it behind their back.
+pub const POLICY_ENV: &str = "HELPERD_POLICY";
+
+const SECS_PER_DAY: u64 = 86_400;
+
+/// Largest `max_days` / `warn_days`: ten years, like `config.toml`; more is surely a typo.
+const MAX_DAYS: i64 = 3650;
+
+/// The keys a policy file may have, in the order the docs list them.
+const KEYS: [&str; 7] = [
+    "require_expiry",
+    "max_days",
+    "warn_days",
+    "allowed_providers",
+    "allowed_hosts",
+    "store_plain_credentials",
+    "min_store",
+];
+
+/// The policy file to use: `$HELPERD_POLICY` when set and not empty, else
+/// [`SYSTEM_POLICY_PATH`].
+pub fn policy_path() -> PathBuf {
+    std::env::var_os(POLICY_ENV)
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(SYSTEM_POLICY_PATH))
+}
+
+/// How well a secret store protects secrets at rest; ordered weakest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum StoreStrength {
+    /// The encrypted file store whose key sits in a file next to it: anyone who can read the
+    /// user's files can decrypt it.
+    KeyFile,
+    /// The encrypted file store keyed by the user's passphrase (argon2id).
+    Passphrase,
+    /// An OS keyring (Secret Service, macOS Keychain, Windows Credential Manager).
+    Keyring,
+}
+
+impl StoreStrength {
+    /// Every strength, weakest first.
+    pub const ALL: [StoreStrength; 3] = [
+        StoreStrength::KeyFile,
+        StoreStrength::Passphrase,
+        StoreStrength::Keyring,
+    ];
+
+    /// The name used in `policy.toml`.
+    pub fn name(self) -> &'static str {
+        match self {
+            StoreStrength::KeyFile => "keyfile",
+            StoreStrength::Passphrase => "passphrase",
+            StoreStrength::Keyring => "keyring",
+        }
+    }
+
+    /// The strength with this [`StoreStrength::name`]; exact, lower-case.
+    pub fn parse(s: &str) -> Option<StoreStrength> {
+        Self::ALL.into_iter().find(|k| k.name() == s)
+    }
+
+    /// The strength of a store of record; `passphrase`: whether the file store is keyed by
+    /// a passphrase (ignored for the keyrings).
+    pub fn of(kind: StoreKind, passphrase: bool) -> StoreStrength {
+        match kind {
+            StoreKind::File if passphrase => StoreStrength::Passphrase,
+            StoreKind::File => StoreStrength::KeyFile,
+            StoreKind::SecretService | StoreKind::Keychain | StoreKind::WinCred => {
+                StoreStrength::Keyring
+            }
+        }
+    }
+
+    /// In words, for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            StoreStrength::KeyFile => "the file store protected by a key file",
+            StoreStrength::Passphrase => "the file store protected by a passphrase",
+            StoreStrength::Keyring => "an OS keyring",
+        }
+    }
+}
+
+impl std::fmt::Display for StoreStrength {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The rules of `policy.toml`. [`Policy::default`] is no rule at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// Every token must have an expiry.
+    pub require_expiry: bool,
+    /// A token may expire at most this many days after it is set (implies an expiry).
+    pub max_days: Option<u32>,
+    /// A floor for the users' warning window.
+    pub warn_days: Option<u32>,
+    /// The providers runtimes may use; `None`: any.
+    pub allowed_providers: Option<Vec<Provider>>,
+    /// Lower-case host names or `*.domain` patterns (one label, as in `config.toml`) that
+    /// runtimes may point at, on any port; `None`: any.
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Whether git's `store` may keep credentials for URLs outside every runtime.
+    pub store_plain_credentials: bool,
+    /// The weakest acceptable secret store; `None`: any.
+    pub min_store: Option<StoreStrength>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            require_expiry: false,
+            max_days: None,
+            warn_days: None,
+            allowed_providers: None,
+            allowed_hosts: None,
+            store_plain_credentials: true,
+            min_store: None,
+        }
+    }
+}
+
+/// Where a policy came from, for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicySource {
+    pub path: PathBuf,
+}
+
+impl PolicySource {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        PolicySource { path: path.into() }
+    }
+}
+
+impl std::fmt::Display for PolicySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the system policy ({})", self.path.display())
+    }
+}
+
+/// Something the policy does not allow. `message` names the policy file, the rule and the
+/// way to comply; it is the whole text shown to the user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct PolicyViolation {
+    /// The key of the rule in `policy.toml`, e.g. `max_days`.
+    pub rule: &'static str,
+    pub message: String,
+}
+
+/// A policy file that cannot be used. Never ignored: a policy that is there but broken
+/// must not silently mean "no policy".
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// The text is wrong: the file, the line when known, and the problem.
+    #[error("{path}{}: {message}", line_suffix(.line))]
+    Invalid {
+        path: String,
+        line: Option<usize>,
+        message: String,
+    },
+    /// The file or its folder could have been written by someone other than the trusted
+    /// owner.
+    #[error("refusing the system policy {path}: {why}; fix it with: {fix}")]
+    Untrusted {
+        path: String,
+        why: String,
+        fix: String,
+    },
+    #[error("cannot read the system policy {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn line_suffix(line: &Option<usize>) -> String {
+    line.map(|l| format!(":{l}")).unwrap_or_default()
+}
+
+fn io_error(path: &Path, source: io::Error) -> PolicyError {
+    PolicyError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// The start of every violation message.
+fn policy_name(source: &Path) -> String {
+    PolicySource::new(source).to_string()
+}
+
+/// A day count as a number of seconds.
+fn days(n: u32) -> u64 {
+    u64::from(n) * SECS_PER_DAY
+}
+
+impl Policy {
+    /// Parses the text of a policy file; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Policy, PolicyError> {
+        let cx = Cx {
+            text,
+            path: path.display().to_string(),
+        };
+        let doc = toml_edit::Document::parse(text).map_err(|e| {
+            cx.error(
+                e.span(),
+                format!("TOML syntax error: {}", e.message().trim_end()),
+            )
+        })?;
+        let root = doc.as_table();
+        let mut policy = Policy::default();
+        for (key, item) in root.iter() {
+            let span = value_span(root, key);
+            match key {
+                "require_expiry" => policy.require_expiry = cx.boolean(key, item, span)?,
+                "max_days" => policy.max_days = Some(cx.days(key, item, span, 1)?),
+                "warn_days" => policy.warn_days = Some(cx.days(key, item, span, 0)?),
+                "allowed_providers" => policy.allowed_providers = Some(cx.providers(item, span)?),
+                "allowed_hosts" => policy.allowed_hosts = Some(cx.hosts(item, span)?),
+                "store_plain_credentials" => {
+                    policy.store_plain_credentials = cx.boolean(key, item, span)?
+                }
+                "min_store" => policy.min_store = Some(cx.min_store(item, span)?),
+                _ => {
+                    return Err(cx.error(
+                        key_span(root, key),
+                        format!("unknown key {key:?}; known keys: {}", KEYS.join(", ")),
+                    ))
+                }
+            }
+        }
+        Ok(policy)
+    }
+
+    /// The rules in force, as `(key, value)` in `policy.toml` syntax, in the order the docs
+    /// list them: what `helperctl status` shows. Empty for [`Policy::default`].
+    pub fn rules(&self) -> Vec<(&'static str, String)> {
+        let quoted = |items: Vec<String>| {
+            let items: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
+            format!("[{}]", items.join(", "))
+        };
+        let mut rules = Vec::new();
+        if self.require_expiry {
+            rules.push(("require_expiry", "true".to_string()));
+        }
+        if let Some(n) = self.max_days {
+            rules.push(("max_days", n.to_string()));
+        }
+        if let Some(n) = self.warn_days {
+            rules.push(("warn_days", n.to_string()));
+        }
+        if let Some(providers) = &self.allowed_providers {
+            let names = providers.iter().map(|p| p.name().to_string()).collect();
+            rules.push(("allowed_providers", quoted(names)));
+        }
+        if let Some(hosts) = &self.allowed_hosts {
+            rules.push(("allowed_hosts", quoted(hosts.clone())));
+        }
+        if !self.store_plain_credentials {
+            rules.push(("store_plain_credentials", "false".to_string()));
+        }
+        if let Some(min) = self.min_store {
+            rules.push(("min_store", format!("{:?}", min.name())));
+        }
+        rules
+    }
+
+    /// The latest expiry allowed for a token set at `now`, when `max_days` is set.
+    fn latest_expiry(&self, now: u64) -> Option<u64> {
+        self.max_days.map(|n| now.saturating_add(days(n)))
+    }
+
+    /// A token about to be set or renewed at `now`, expiring at `expires` (Unix seconds;
+    /// `None`: no expiry). `max_days` implies an expiry: a token that never expires
+    /// certainly expires more than `max_days` ahead.
+    pub fn check_token(
+        &self,
+        expires: Option<u64>,
+        now: u64,
+        source: &Path,
+    ) -> Result<(), PolicyViolation> {
+        let policy = policy_name(source);
+        let latest = self.latest_expiry(now);
+        match (expires, self.max_days, latest) {
+            (None, _, _) if self.require_expiry => Err(PolicyViolation {
+                rule: "require_expiry",
+                message: format!(
+                    "{policy} requires every token to have an expiry: make a token that \
+                     expires{} and give its expiry with --expires DATE",
+                    latest
+                        .map(|t| format!(" by {}", format_date(t)))
+                        .unwrap_or_default()
+                ),
+            }),
+            (None, Some(n), Some(latest)) => Err(PolicyViolation {
+                rule: "max_days",
+                message: format!(
+                    "{policy} allows tokens that expire at most {n} days ahead, and this one \
+                     has no expiry: make a token that expires by {} and give its expiry with \
+                     --expires DATE",
+                    format_date(latest)
+                ),
+            }),
+            (Some(t), Some(n), Some(latest)) if t > latest => Err(PolicyViolation {
+                rule: "max_days",
+                message: format!(
+                    "{policy} allows tokens that expire at most {n} days ahead, and this one \
+                     expires on {}: the latest allowed expiry is {}; make a token with an \
+                     earlier expiry",
+                    format_date(t),
+                    format_date(latest)
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// A runtime's provider and every host its token may be sent to: each URL prefix, and
+    /// the `api_url` (the token travels there too, for introspection and revocation).
+    pub fn check_runtime(&self, rt: &RuntimeConfig, source: &Path) -> Result<(), PolicyViolation> {
+        self.check_provider(rt, source)?;
+        let Some(allowed) = &self.allowed_hosts else {
+            return Ok(());
+        };
+        for prefix in &rt.urls {
+            if !host_allowed(allowed, &prefix.host) {
+                return Err(host_violation(
+                    rt,
+                    &format!("url {prefix}"),
+                    &prefix.host,
+                    allowed,
+                    source,
+                ));
+            }
+        }
+        // The config loader validated api_url as a URL with an exact host; one that no
+        // longer parses has no host to check.
+        let api = rt.api_url.as_deref().and_then(|u| UrlPrefix::parse(u).ok());
+        match api {
+            Some(api) if !host_allowed(allowed, &api.host) => {
+                let what = format!("api_url {}", api.base_url());
+                Err(host_violation(rt, &what, &api.host, allowed, source))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn check_provider(&self, rt: &RuntimeConfig, source: &Path) -> Result<(), PolicyViolation> {
+        match &self.allowed_providers {
+            Some(allowed) if !allowed.contains(&rt.provider) => {
+                let names: Vec<&str> = allowed.iter().map(|p| p.name()).collect();
+                Err(PolicyViolation {
+                    rule: "allowed_providers",
+                    message: format!(
+                        "{} allows only runtimes for {}, and runtime {:?} uses {}: change its \
+                         provider, or ask your administrator to allow {}",
+                        policy_name(source),
+                        names.join(", "),
+                        rt.name,
+                        rt.provider,
+                        rt.provider
+                    ),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The store of record, whose strength is `strength`.
+    pub fn check_store(
+        &self,
+        strength: StoreStrength,
+        source: &Path,
+    ) -> Result<(), PolicyViolation> {
+        let Some(min) = self.min_store.filter(|&min| strength < min) else {
+            return Ok(());
+        };
+        let fix = match min {
+            StoreStrength::KeyFile => "",
+            StoreStrength::Passphrase => {
+                "protect it with a passphrase: helperctl store set-passphrase"
+            }
+            StoreStrength::Keyring => {
+                "use an OS keyring (Secret Service, macOS Keychain or Windows Credential \
+                 Manager) instead, or ask your administrator if this machine has none"
+            }
+        };
+        Err(PolicyViolation {
+            rule: "min_store",
+            message: format!(
+                "{} requires secrets to be kept in {} or a stronger store (min_store = {:?}), \
+                 and this store is {}: {fix}",
+                policy_name(source),
+                min.describe(),
+                min.name(),
+                strength.describe()
+            ),
+        })
+    }
+
+    /// Whether git's `store` may keep credentials for URLs outside every runtime.
+    pub fn allows_plain_store(&self) -> bool {
+        self.store_plain_credentials
+    }
+
+    /// [`Policy::allows_plain_store`] as a violation with its message, for a `store` of a
+    /// credential no runtime answers for.
+    pub fn check_plain_store(&self, source: &Path) -> Result<(), PolicyViolation> {
+        if self.store_plain_credentials {
+            return Ok(());
+        }
+        Err(PolicyViolation {
+            rule: "store_plain_credentials",
+            message: format!(
+                "{} does not allow keeping credentials for URLs outside every runtime \
+                 (store_plain_credentials = false): add a runtime for this URL with \
+                 `helperctl runtime add`",
+                policy_name(source)
+            ),
+        })
+    }
+
+    /// The warning window to use: the user's, raised to the policy's floor.
+    pub fn effective_warn_days(&self, user_warn_days: u32) -> u32 {
+        user_warn_days.max(self.warn_days.unwrap_or(0))
+    }
+
+    /// Existing tokens that break the expiry rules, e.g. set before the policy existed:
+    /// they keep working until they expire, and `status` flags them. `max_days` counts
+    /// from when each token was set (`created`), as for a new token. An expired token is
+    /// not listed: it no longer works anyway. At most one violation per token.
+    pub fn violations(
+        &self,
+        tokens: &[TokenMeta],
+        now: u64,
+        source: &Path,
+    ) -> Vec<(String, PolicyViolation)> {
+        tokens
+            .iter()
+            .filter(|t| t.expires.is_none_or(|e| e > now))
+            .filter_map(|t| {
+                self.token_violation(t, now, source)
+                    .map(|v| (t.id.clone(), v))
+            })
+            .collect()
+    }
+
+    fn token_violation(&self, t: &TokenMeta, now: u64, source: &Path) -> Option<PolicyViolation> {
+        let policy = policy_name(source);
+        let label = match &t.name {
+            Some(name) => format!("token {name:?}"),
+            None => format!("token {}", t.id),
+        };
+        let runtime = t.runtimes.first().map_or("RUNTIME", String::as_str);
+        let replace = |by: Option<u64>| {
+            format!(
+                "replace it with a token that expires{} (helperctl token set {runtime} \
+                 --expires DATE)",
+                by.map(|t| format!(" by {}", format_date(t)))
+                    .unwrap_or_default()
+            )
+        };
+        let latest = self.latest_expiry(now);
+        match (t.expires, self.max_days) {
+            (None, _) if self.require_expiry => Some(PolicyViolation {
+                rule: "require_expiry",
+                message: format!(
+                    "{label} has no expiry, which {policy} no longer allows: it keeps working \
+                     until it is replaced; {}",
+                    replace(latest)
+                ),
+            }),
+            (None, Some(n)) => Some(PolicyViolation {
+                rule: "max_days",
+                message: format!(
+                    "{label} has no expiry, but {policy} allows tokens that expire at most {n} \
+                     days after they are set: it keeps working until it is replaced; {}",
+                    replace(latest)
+                ),
+            }),
+            (Some(e), Some(n)) if e > t.created.saturating_add(days(n)) => Some(PolicyViolation {
+                rule: "max_days",
+                message: format!(
+                    "{label} was set on {} and expires on {}, but {policy} allows tokens \
+                         that expire at most {n} days after they are set: it keeps working \
+                         until then; {}",
+                    format_date(t.created),
+                    format_date(e),
+                    replace(latest)
+                ),
+            }),
+            _ => None,
+        }
+    }
+}
+
+fn host_violation(
+    rt: &RuntimeConfig,
+    what: &str,
+    host: &HostPattern,
+    allowed: &[String],
+    source: &Path,
+) -> PolicyViolation {
+    PolicyViolation {
+        rule: "allowed_hosts",
+        message: format!(
+            "{} allows runtimes only on {}, and runtime {:?} has {what} (host {host}): remove \
+             it, or ask your administrator to allow the host",
+            policy_name(source),
+            allowed.join(", "),
+            rt.name
+        ),
+    }
+}
+
+/// `name:port` -> `name`; a bracketed IPv6 address keeps its colons. The policy names
+/// hosts, not ports.
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.find(']').map_or(host, |end| &host[..=end]);
+    }
+    host.split_once(':').map_or(host, |(name, _)| name)
+}
+
+/// An allowed-hosts entry as a pattern, with `config.toml`'s matching rule.
+fn as_pattern(entry: &str) -> HostPattern {
+    match entry.strip_prefix("*.") {
+        Some(domain) => HostPattern::Wildcard(domain.to_string()),
+        None => HostPattern::Exact(entry.to_string()),
+    }
+}
+
+/// Whether a runtime's host is allowed. An exact host must match an entry (exactly or by
+/// an entry's wildcard); a runtime's own wildcard `*.d` stands for every host of `d`, so it
+/// is allowed only by the same wildcard entry `*.d`.
+fn host_allowed(allowed: &[String], host: &HostPattern) -> bool {
+    match host {
+        HostPattern::Exact(h) => {
+            let name = strip_port(h);
+            allowed.iter().any(|entry| as_pattern(entry).matches(name))
+        }
+        HostPattern::Wildcard(domain) => {
+            let pattern = format!("*.{}", strip_port(domain));
+            allowed.contains(&pattern)
+        }
+    }
+}
+
+/// Checks and lower-cases one `allowed_hosts` entry: a host name (`github.com`), a
+/// wildcard of one label over a domain of two labels or more (`*.corp.example`), or a
+/// bracketed IPv6 address; no scheme, port or path, since the policy allows a host on
+/// every port.
+fn host_entry(entry: &str) -> Result<String, String> {
+    let lower = entry.to_lowercase();
+    let name = lower.strip_prefix("*.").unwrap_or(&lower);
+    let ipv6 = name.len() > 2
+        && name.starts_with('[')
+        && name.ends_with(']')
+        && name[1..name.len() - 1]
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() || ":.".contains(c));
+    let host_name = !name.is_empty()
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_'))
+        });
+    let wildcard = name.len() != lower.len();
+    // As in config.toml: `*.com` would allow a whole top-level domain.
+    let wildcard_ok = !wildcard || (!ipv6 && name.contains('.'));
+    if (ipv6 || host_name) && wildcard_ok {
+        Ok(lower)
+    } else {
+        Err(format!(
+            "allowed_hosts entry {entry:?} is not a host name like \"github.com\" or \
+             \"*.corp.example\" (write no scheme, port or path: every port of an allowed \
+             host is allowed)"
+        ))
+    }
+}
+
+/// A string from the file and where it is written, for errors about it.
+type Spanned<'a> = (&'a str, Option<Range<usize>>);
+
+/// What every parse error needs: the text (for line numbers) and the file's name.
+struct Cx<'a> {
+    text: &'a str,
+    path: String,
+}
+
+impl Cx<'_> {
+    /// 1-based line of a byte offset.
+    fn line(&self, span: Option<Range<usize>>) -> Option<usize> {
+        let start = span?.start.min(self.text.len());
+        Some(
+            self.text.as_bytes()[..start]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1,
+        )
+    }
+
+    fn error(&self, span: Option<Range<usize>>, message: String) -> PolicyError {
+        PolicyError::Invalid {
+            path: self.path.clone(),
+            line: self.line(span),
+            message,
+        }
+    }
+
+    fn boolean(
+        &self,
+        key: &str,
+        item: &Item,
+        span: Option<Range<usize>>,
+    ) -> Result<bool, PolicyError> {
+        item.as_bool().ok_or_else(|| {
+            self.error(
+                span,
+                format!("{key} must be true or false, not {}", item.type_name()),
+            )
+        })
+    }
+
+    /// A whole number of days from `min` to [`MAX_DAYS`].
+    fn days(
+        &self,
+        key: &str,
+        item: &Item,
+        span: Option<Range<usize>>,
+        min: i64,
+    ) -> Result<u32, PolicyError> {
+        let n = item.as_integer().ok_or_else(|| {
+            self.error(
+                span.clone(),
+                format!(
+                    "{key} must be a whole number of days, not {}",
+                    item.type_name()
+                ),
+            )
+        })?;
+        match u32::try_from(n) {
+            Ok(d) if (min..=MAX_DAYS).contains(&n) => Ok(d),
+            _ => Err(self.error(
+                span,
+                format!("{key} must be from {min} to {MAX_DAYS} days, not {n}"),
+            )),
+        }
+    }
+
+    /// A non-empty array of strings, each with its span: an empty list would allow nothing,
+    /// which is surely not what was meant.
+    fn strings<'i>(
+        &self,
+        key: &str,
+        item: &'i Item,
+        span: Option<Range<usize>>,
+    ) -> Result<Vec<Spanned<'i>>, PolicyError> {
+        let array = item.as_array().ok_or_else(|| {
+            self.error(
+                span.clone(),
+                format!(
+                    "{key} must be an array of strings, not {}",
+                    item.type_name()
+                ),
+            )
+        })?;
+        if array.is_empty() {
+            return Err(self.error(
+                span,
+                format!("{key} is empty, which would allow nothing; remove it to allow any"),
+            ));
+        }
+        array
+            .iter()
+            .map(|v| match v.as_str() {
+                Some(s) => Ok((s, v.span())),
+                None => Err(self.error(
+                    v.span(),
+                    format!("{key} must hold strings, not {}", v.type_name()),
+                )),
+            })
+            .collect()
+    }
+
+    fn providers(
+        &self,
+        item: &Item,
+        span: Option<Range<usize>>,
+    ) -> Result<Vec<Provider>, PolicyError> {
+        let names: Vec<&str> = Provider::ALL.iter().map(|p| p.name()).collect();
+        self.strings("allowed_providers", item, span)?
+            .into_iter()
+            .map(|(s, span)| {
+                Provider::parse(s).ok_or_else(|| {
+                    self.error(
+                        span,
+                        format!(
+                            "allowed_providers: unknown provider {s:?}; use some of {}",
+                            names.join(", ")
+                        ),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    fn hosts(&self, item: &Item, span: Option<Range<usize>>) -> Result<Vec<String>, PolicyError> {
+        self.strings("allowed_hosts", item, span)?
+            .into_iter()
+            .map(|(s, span)| host_entry(s).map_err(|why| self.error(span, why)))
+            .collect()
+    }
+
+    fn min_store(
+        &self,
+        item: &Item,
+        span: Option<Range<usize>>,
+    ) -> Result<StoreStrength, PolicyError> {
+        let names: Vec<String> = StoreStrength::ALL
+            .iter()
+            .map(|s| format!("{:?}", s.name()))
+            .collect();
+        let problem = match item.as_str() {
+            Some(s) => match StoreStrength::parse(s) {
+                Some(strength) => return Ok(strength),
+                None => format!("unknown store strength {s:?}"),
+            },
+            None => format!("a {}", item.type_name()),
+        };
+        Err(self.error(
+            span,
+            format!(
+                "min_store must be one of {} (weakest first), not {problem}",
+                names.join(", ")
+            ),
+        ))
+    }
+}
+
+fn key_span(table: &dyn TableLike, key: &str) -> Option<Range<usize>> {
+    table.key(key).and_then(|k| k.span())
+}
+
+/// The span of a key's value, else of the key (an implicit table has no span of its own).
+fn value_span(table: &dyn TableLike, key: &str) -> Option<Range<usize>> {
+    table
+        .get(key)
+        .and_then(Item::span)
+        .or_else(|| key_span(table, key))
+}
+
+/// Loads the policy file, trusting it only when root owns it and its folder and nobody
+/// else can write either (see the module docs). A missing file is no policy: `Ok(None)`.
+pub fn load(path: &Path) -> Result<Option<Policy>, PolicyError> {
+    load_trusting(path, 0)
+}
+
+/// [`load`] with another trusted owner than root, for tests.
+pub fn load_trusting(path: &Path, trusted_owner: u32) -> Result<Option<Policy>, PolicyError> {
+    match read_trusted(path, trusted_owner)? {
+        Some(text) => Policy::parse(&text, path).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The folder holding `path` (`.` for a bare file name).
+fn folder_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Symlinks followed at most, as the kernel's own limit (`ELOOP`).
+const MAX_LINKS: usize = 40;
+
+/// Reads the file after the trust checks; `None` when there is no file at all.
+fn read_trusted(path: &Path, owner: u32) -> Result<Option<String>, PolicyError> {
+    let Some(target) = follow_links(path, owner)? else {
+        return Ok(None);
+    };
+    // O_NOFOLLOW: `target` was no link a moment ago, so one there now is a swap under us.
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(&target)
+        .map_err(|e| io_error(path, e))?;
+    // Checked on the open descriptor: the text read below is the file that was checked.
+    let meta = file.metadata().map_err(|e| io_error(path, e))?;
+    if !meta.is_file() {
+        return Err(io_error(
+            path,
+            io::Error::new(io::ErrorKind::InvalidInput, "it is not a regular file"),
+        ));
+    }
+    check_trusted(path, &target, &meta, owner, "the file", 0o644)?;
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .map_err(|e| io_error(path, e))?;
+    Ok(Some(text))
+}
+
+/// Follows the symlinks at `path` one by one, checking the folder holding each link and
+/// the file: whoever can write one of those folders can re-point a link or swap the file.
+/// Returns the file reached (not a link), or `None` when `path` itself does not exist; a
+/// dangling link is an error, not "no policy".
+fn follow_links(path: &Path, owner: u32) -> Result<Option<PathBuf>, PolicyError> {
+    let mut current = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        let meta = match fs::symlink_metadata(&current) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && current == path => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let why = format!("it links to {}, which does not exist", current.display());
+                return Err(io_error(path, io::Error::new(e.kind(), why)));
+            }
+            Err(e) => return Err(io_error(path, e)),
+            Ok(meta) => meta,
+        };
+        let folder = folder_of(&current);
+        let folder_meta = fs::metadata(folder).map_err(|e| io_error(folder, e))?;
+        // Named without `..` or links in messages and in the fix command.
+        let shown = fs::canonicalize(folder).unwrap_or_else(|_| folder.to_path_buf());
+        check_trusted(path, &shown, &folder_meta, owner, "its folder", 0o755)?;
+        if !meta.file_type().is_symlink() {
+            return Ok(Some(current));
+        }
+        let target = fs::read_link(&current).map_err(|e| io_error(path, e))?;
+        // A relative target is relative to the link's folder; an absolute one replaces it.
+        current = folder.join(target);
+    }
+    let why = format!("more than {MAX_LINKS} symbolic links to follow");
+    Err(io_error(path, io::Error::other(why)))
+}
+
+/// Refuses `target` (the policy file or a folder holding it) when it is not owned by
+/// `owner` or group or others may write it. `mode`: the mode the fix sets.
+fn check_trusted(
+    policy: &Path,
+    target: &Path,
+    meta: &fs::Metadata,
+    owner: u32,
+    what: &str,
+    mode: u32,
+) -> Result<(), PolicyError> {
+    let owner_name = if owner == 0 {
+        "root".to_string()
+    } else {
+        format!("uid {owner}")
+    };
+    let why = if meta.uid() != owner {
+        format!(
+            "{what} {} belongs to uid {}, not to {owner_name}",
+            target.display(),
+            meta.uid()
+        )
+    } else if meta.mode() & 0o022 != 0 {
+        format!(
+            "{what} {} is writable by group or others (mode {:04o})",
+            target.display(),
+            meta.mode() & 0o7777
+        )
+    } else {
+        return Ok(());
+    };
+    let chown = if owner == 0 {
+        "root:root".to_string()
+    } else {
+        owner.to_string()
+    };
+    Err(PolicyError::Untrusted {
+        path: policy.display().to_string(),
+        why: format!("{why}, so someone other than {owner_name} could have changed the policy"),
+        fix: format!(
+            "sudo chown {chown} {t} && sudo chmod {mode:o} {t}",
+            t = target.display()
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use std::os::unix::fs::PermissionsExt;
+
+    const POLICY: &str = "/etc/helperd/policy.toml";
+    const DAY: u64 = SECS_PER_DAY;
+    /// 2026-11-22 00:00 UTC.
+    const NOW: u64 = 1_795_305_600;
+
+    const EXAMPLE: &str = r#"# the organisation's rules
+require_expiry = true
+max_days = 90
+warn_days = 14
+allowed_providers = ["github", "gitlab"]
+allowed_hosts = ["github.com", "*.Corp.example"]
+store_plain_credentials = false
+min_store = "passphrase"
+"#;
+
+    fn parse(text: &str) -> Result<Policy, PolicyError> {
+        Policy::parse(text, Path::new(POLICY))
+    }
+
+    fn src() -> &'static Path {
+        Path::new(POLICY)
+    }
+
+    fn runtime(provider: &str, urls: &[&str], extra: &str) -> RuntimeConfig {
+        let urls: Vec<String> = urls.iter().map(|u| format!("{u:?}")).collect();
+        let text = format!(
+            "[[runtime]]\nname = \"acme\"\nprovider = \"{provider}\"\nurls = [{}]\n{extra}",
+            urls.join(", ")
+        );
+        Config::parse(&text, Path::new("config.toml"))
+            .expect("the test config is valid")
+            .runtimes
+            .remove(0)
+    }
+
+    /// Built through serde, so that fields added to `TokenMeta` later take their defaults.
+    fn token(id: &str, name: Option<&str>, created: u64, expires: Option<u64>) -> TokenMeta {
+        serde_json::from_value(serde_json::json!({
+            "id": id,
+            "name": name,
+            "created": created,
+            "expires": expires,
+            "runtimes": ["acme"],
+        }))
+        .expect("the test token's JSON matches TokenMeta")
+    }
+
+    #[test]
+    fn the_example_parses() {
+        let policy = parse(EXAMPLE).unwrap();
+        assert_eq!(
+            policy,
+            Policy {
+                require_expiry: true,
+                max_days: Some(90),
+                warn_days: Some(14),
+                allowed_providers: Some(vec![Provider::GitHub, Provider::GitLab]),
+                allowed_hosts: Some(vec!["github.com".into(), "*.corp.example".into()]),
+                store_plain_credentials: false,
+                min_store: Some(StoreStrength::Passphrase),
+            }
+        );
+        assert_eq!(
+            policy.rules(),
+            [
+                ("require_expiry", "true".to_string()),
+                ("max_days", "90".into()),
+                ("warn_days", "14".into()),
+                ("allowed_providers", r#"["github", "gitlab"]"#.into()),
+                (
+                    "allowed_hosts",
+                    r#"["github.com", "*.corp.example"]"#.into()
+                ),
+                ("store_plain_credentials", "false".into()),
+                ("min_store", r#""passphrase""#.into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_empty_policy_has_no_rules() {
+        let policy = parse("# nothing yet\n").unwrap();
+        assert_eq!(policy, Policy::default());
+        assert!(policy.rules().is_empty());
+        assert!(policy.allows_plain_store());
+        assert_eq!(policy.check_token(None, NOW, src()), Ok(()));
+        assert_eq!(policy.check_store(StoreStrength::KeyFile, src()), Ok(()));
+        let rt = runtime("bitbucket", &["https://bitbucket.org/acme/"], "");
+        assert_eq!(policy.check_runtime(&rt, src()), Ok(()));
+        assert_eq!(policy.effective_warn_days(3), 3);
+        let old = token("t", None, 0, Some(NOW + 9999 * DAY));
+        assert!(policy.violations(&[old], NOW, src()).is_empty());
+    }
+
+    #[test]
+    fn every_parse_error_names_its_line_and_problem() {
+        #[rustfmt::skip]
+        let cases: Vec<(&str, usize, &str)> = vec![
+            ("max_days = 90\nmax_days = 30\n", 2, "TOML syntax error: duplicate key"),
+            ("require_expiry = yes\n", 1, "TOML syntax error: string values must be quoted, expected literal string"),
+            ("\nmax_day = 90\n", 2, "unknown key \"max_day\"; known keys: require_expiry, max_days, \
+                warn_days, allowed_providers, allowed_hosts, store_plain_credentials, min_store"),
+            ("[rules]\nmax_days = 3\n", 1, "unknown key \"rules\"; known keys: require_expiry, max_days, \
+                warn_days, allowed_providers, allowed_hosts, store_plain_credentials, min_store"),
+            ("require_expiry = 1\n", 1, "require_expiry must be true or false, not integer"),
+            ("store_plain_credentials = \"no\"\n", 1, "store_plain_credentials must be true or false, not string"),
+            ("\n\nmax_days = 0\n", 3, "max_days must be from 1 to 3650 days, not 0"),
+            ("max_days = 3651\n", 1, "max_days must be from 1 to 3650 days, not 3651"),
+            ("max_days = \"90\"\n", 1, "max_days must be a whole number of days, not string"),
+            ("warn_days = -1\n", 1, "warn_days must be from 0 to 3650 days, not -1"),
+            ("allowed_providers = \"github\"\n", 1, "allowed_providers must be an array of strings, not string"),
+            ("allowed_providers = []\n", 1, "allowed_providers is empty, which would allow nothing; remove it to allow any"),
+            ("allowed_providers = [\n  \"github\",\n  \"githup\",\n]\n", 3,
+                "allowed_providers: unknown provider \"githup\"; use some of github, gitlab, bitbucket, \
+                 bitbucket-server, gitea, generic"),
+            ("allowed_hosts = [\"github.com\", 3]\n", 1, "allowed_hosts must hold strings, not integer"),
+            ("allowed_hosts = [\n\"https://github.com\"]\n", 2,
+                "allowed_hosts entry \"https://github.com\" is not a host name like \"github.com\" or \
+                 \"*.corp.example\" (write no scheme, port or path: every port of an allowed host is allowed)"),
+            ("allowed_hosts = [\"github.com:443\"]\n", 1,
+                "allowed_hosts entry \"github.com:443\" is not a host name like \"github.com\" or \
+                 \"*.corp.example\" (write no scheme, port or path: every port of an allowed host is allowed)"),
+            ("allowed_hosts = [\"a..b\"]\n", 1,
+                "allowed_hosts entry \"a..b\" is not a host name like \"github.com\" or \
+                 \"*.corp.example\" (write no scheme, port or path: every port of an allowed host is allowed)"),
+            ("allowed_hosts = [\"*.*.b\"]\n", 1,
+                "allowed_hosts entry \"*.*.b\" is not a host name like \"github.com\" or \
+                 \"*.corp.example\" (write no scheme, port or path: every port of an allowed host is allowed)"),
+            ("min_store = \"file\"\n", 1,
+                "min_store must be one of \"keyfile\", \"passphrase\", \"keyring\" (weakest first), not \
+                 unknown store strength \"file\""),
+            ("min_store = 2\n", 1,
+                "min_store must be one of \"keyfile\", \"passphrase\", \"keyring\" (weakest first), not a integer"),
+        ];
+        for (text, line, message) in cases {
+            match parse(text) {
+                Err(PolicyError::Invalid {
+                    path,
+                    line: l,
+                    message: m,
+                }) => {
+                    assert_eq!(path, POLICY);
+                    assert_eq!((l, m.as_str()), (Some(line), message), "for:\n{text}");
+                }
+                other => panic!("for:\n{text}\nexpected an Invalid error, got {other:?}"),
+            }
+        }
+        let e = parse("max_days = 0\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/etc/helperd/policy.toml:1: max_days must be from 1 to 3650 days, not 0"
+        );
+    }
+
+    #[test]
+    fn host_entries_accept_names_wildcards_and_ipv6() {
+        for (entry, normalised) in [
+            ("GitHub.com", "github.com"),
+            ("*.corp.example", "*.corp.example"),
+            ("localhost", "localhost"),
+            ("[::1]", "[::1]"),
+            ("git_01.example", "git_01.example"),
+        ] {
+            assert_eq!(host_entry(entry).as_deref(), Ok(normalised), "{entry}");
+        }
+        for bad in [
+            "",
+            "*.",
+            "*.com",
+            "*.[::1]",
+            "[zz]",
+            "host/path",
+            "user@host",
+            "*",
+        ] {
+            assert!(host_entry(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn require_expiry_accepts_an_expiry_and_refuses_none() {
+        let policy = parse("require_expiry = true\n").unwrap();
+        assert_eq!(
+            policy.check_token(Some(NOW + 3000 * DAY), NOW, src()),
+            Ok(())
+        );
+        let v = policy.check_token(None, NOW, src()).unwrap_err();
+        assert_eq!(v.rule, "require_expiry");
+        assert_eq!(
+            v.to_string(),
+            "the system policy (/etc/helperd/policy.toml) requires every token to have an \
+             expiry: make a token that expires and give its expiry with --expires DATE"
+        );
+        // With max_days, the message names the latest allowed date.
+        let policy = parse("require_expiry = true\nmax_days = 90\n").unwrap();
+        let v = policy.check_token(None, NOW, src()).unwrap_err();
+        assert_eq!(v.rule, "require_expiry");
+        assert!(
+            v.message
+                .contains("make a token that expires by 2027-02-20 and"),
+            "{v}"
+        );
+    }
+
+    #[test]
+    fn max_days_accepts_up_to_the_limit_and_refuses_beyond() {
+        let policy = parse("max_days = 90\n").unwrap();
+        let latest = NOW + 90 * DAY;
+        assert_eq!(format_date(latest), "2027-02-20");
+        assert_eq!(policy.check_token(Some(latest), NOW, src()), Ok(()));
+        assert_eq!(policy.check_token(Some(NOW + DAY), NOW, src()), Ok(()));
+        // A date typed as 2027-02-20 (midnight) is allowed later that day too.
+        assert_eq!(policy.check_token(Some(latest), NOW + 3600, src()), Ok(()));
+        let v = policy
+            .check_token(Some(latest + 1), NOW, src())
+            .unwrap_err();
+        assert_eq!(v.rule, "max_days");
+        assert_eq!(
+            v.to_string(),
+            "the system policy (/etc/helperd/policy.toml) allows tokens that expire at most 90 \
+             days ahead, and this one expires on 2027-02-20: the latest allowed expiry is \
+             2027-02-20; make a token with an earlier expiry"
+        );
+        let v = policy
+            .check_token(Some(NOW + 365 * DAY), NOW, src())
+            .unwrap_err();
+        assert!(v.message.contains("this one expires on 2027-11-22"), "{v}");
+        // max_days implies an expiry.
+        let v = policy.check_token(None, NOW, src()).unwrap_err();
+        assert_eq!(v.rule, "max_days");
+        assert_eq!(
+            v.to_string(),
+            "the system policy (/etc/helperd/policy.toml) allows tokens that expire at most 90 \
+             days ahead, and this one has no expiry: make a token that expires by 2027-02-20 \
+             and give its expiry with --expires DATE"
+        );
+    }
+
+    #[test]
+    fn warn_days_is_a_floor() {
+        let policy = parse("warn_days = 14\n").unwrap();
+        assert_eq!(policy.effective_warn_days(7), 14);
+        assert_eq!(policy.effective_warn_days(30), 30);
+        assert_eq!(policy.check_token(None, NOW, src()), Ok(()));
+    }
+
+    #[test]
+    fn allowed_providers_accepts_listed_and_refuses_others() {
+        let policy = parse("allowed_providers = [\"github\", \"gitlab\"]\n").unwrap();
+        let ok = runtime("gitlab", &["https://gitlab.example.com/"], "");
+        assert_eq!(policy.check_runtime(&ok, src()), Ok(()));
+        let bad = runtime("bitbucket", &["https://bitbucket.org/acme/"], "");
+        let v = policy.check_runtime(&bad, src()).unwrap_err();
+        assert_eq!(v.rule, "allowed_providers");
+        assert_eq!(
+            v.to_string(),
+            "the system policy (/etc/helperd/policy.toml) allows only runtimes for github, \
+             gitlab, and runtime \"acme\" uses bitbucket: change its provider, or ask your \
+             administrator to allow bitbucket"
+        );
+    }
+
+    #[test]
+    fn allowed_hosts_accepts_listed_hosts_on_any_port() {
+        let policy = parse("allowed_hosts = [\"github.com\", \"*.corp.example\"]\n").unwrap();
+        for urls in [
+            &["https://github.com/acme/"][..],
+            &[
+                "https://GitHub.com:8443/acme/",
+                "http://git.corp.example/x/",
+            ],
+            &["https://*.corp.example/"],
+            &["https://*.corp.example:8443/team/"],
+        ] {
+            let rt = runtime("github", urls, "");
+            assert_eq!(policy.check_runtime(&rt, src()), Ok(()), "{urls:?}");
+        }
+        let rt = runtime(
+            "github",
+            &["https://git.corp.example/"],
+            "api_url = \"https://api.corp.example/v3\"\n",
+        );
+        assert_eq!(policy.check_runtime(&rt, src()), Ok(()));
+    }
+
+    #[test]
+    fn allowed_hosts_refuses_other_hosts() {
+        let policy = parse("allowed_hosts = [\"github.com\", \"*.corp.example\"]\n").unwrap();
+        let rt = runtime(
+            "github",
+            &["https://github.com/acme/", "https://evil.example/acme/"],
+            "",
+        );
+        let v = policy.check_runtime(&rt, src()).unwrap_err();
+        assert_eq!(v.rule, "allowed_hosts");
+        assert_eq!(
+            v.to_string(),
+            "the system policy (/etc/helperd/policy.toml) allows runtimes only on github.com, \
+             *.corp.example, and runtime \"acme\" has url https://evil.example/acme/ (host \
+             evil.example): remove it, or ask your administrator to allow the host"
+        );
+        for url in [
+            // A wildcard allows exactly one more label, as in config.toml.
+            "https://a.b.corp.example/",
+            "https://corp.example/",
+            // A runtime wildcard covers hosts the entry does not name.
+            "https://*.other.example/",
+            "https://*.github.com/",
+            "https://gist.github.com/",
+        ] {
+            let rt = runtime("github", &[url], "");
+            let v = policy.check_runtime(&rt, src()).unwrap_err();
+            assert_eq!(v.rule, "allowed_hosts", "{url}");
+        }
+        // The token travels to the api_url too.
+        let rt = runtime(
+            "github",
+            &["https://github.com/acme/"],
+            "api_url = \"https://api.evil.example/v3\"\n",
+        );
+        let v = policy.check_runtime(&rt, src()).unwrap_err();
+        assert!(
+            v.message
+                .contains("has api_url https://api.evil.example (host api.evil.example)"),
+            "{v}"
+        );
+    }
+
+    #[test]
+    fn min_store_orders_strengths() {
+        assert!(StoreStrength::KeyFile < StoreStrength::Passphrase);
+        assert!(StoreStrength::Passphrase < StoreStrength::Keyring);
+        assert_eq!(
+            StoreStrength::of(StoreKind::File, false),
+            StoreStrength::KeyFile
+        );
+        assert_eq!(
+            StoreStrength::of(StoreKind::File, true),
+            StoreStrength::Passphrase
+        );
+        assert_eq!(
+            StoreStrength::of(StoreKind::SecretService, false),
+            StoreStrength::Keyring
+        );
+        for s in StoreStrength::ALL {
+            assert_eq!(StoreStrength::parse(s.name()), Some(s));
+        }
+
+        let policy = parse("min_store = \"passphrase\"\n").unwrap();
+        assert_eq!(policy.check_store(StoreStrength::Passphrase, src()), Ok(()));
+        assert_eq!(policy.check_store(StoreStrength::Keyring, src()), Ok(()));
+        let v = policy
+            .check_store(StoreStrength::KeyFile, src())
+            .unwrap_err();
+        assert_eq!(v.rule, "min_store");
+        assert_eq!(
+            v.to_string(),
+            "the system policy (/etc/helperd/policy.toml) requires secrets to be kept in the \
+             file store protected by a passphrase or a stronger store (min_store = \
+             \"passphrase\"), and this store is the file store protected by a key file: protect \
+             it with a passphrase: helperctl store set-passphrase"
+        );
+
+        let policy = parse("min_store = \"keyring\"\n").unwrap();
+        assert_eq!(policy.check_store(StoreStrength::Keyring, src()), Ok(()));
+        let v = policy
+            .check_store(StoreStrength::Passphrase, src())
+            .unwrap_err();
+        assert!(
+            v.message.contains(
+                "and this store is the file store protected by a passphrase: use an OS keyring"
+            ),
+            "{v}"
+        );
+
+        let policy = parse("min_store = \"keyfile\"\n").unwrap();
+        assert_eq!(policy.check_store(StoreStrength::KeyFile, src()), Ok(()));
+    }
+
+    #[test]
+    fn store_plain_credentials_allows_or_refuses() {
+        let policy = parse("store_plain_credentials = true\n").unwrap();
+        assert!(policy.allows_plain_store());
+        assert_eq!(policy.check_plain_store(src()), Ok(()));
+        let policy = parse("store_plain_credentials = false\n").unwrap();
+        assert!(!policy.allows_plain_store());
+        let v = policy.check_plain_store(src()).unwrap_err();
+        assert_eq!(v.rule, "store_plain_credentials");
+        assert_eq!(
+            v.to_string(),
+            "the system policy (/etc/helperd/policy.toml) does not allow keeping credentials \
+             for URLs outside every runtime (store_plain_credentials = false): add a runtime \
+             for this URL with `helperctl runtime add`"
+        );
+    }
+
+    #[test]
+    fn violations_flag_tokens_set_before_the_policy() {
+        let policy = parse("max_days = 90\n").unwrap();
+        let set = NOW - 100 * DAY;
+        let tokens = [
+            token("ok", Some("ci"), NOW - 10 * DAY, Some(NOW + 80 * DAY)),
+            token("long", Some("laptop"), set, Some(set + 365 * DAY)),
+            token("forever", None, set, None),
+            token("expired", None, 0, Some(NOW)),
+        ];
+        let found = policy.violations(&tokens, NOW, src());
+        let ids: Vec<&str> = found.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["long", "forever"]);
+        assert_eq!(found[0].1.rule, "max_days");
+        assert_eq!(
+            found[0].1.to_string(),
+            "token \"laptop\" was set on 2026-08-14 and expires on 2027-08-14, but the system \
+             policy (/etc/helperd/policy.toml) allows tokens that expire at most 90 days after \
+             they are set: it keeps working until then; replace it with a token that expires by \
+             2027-02-20 (helperctl token set acme --expires DATE)"
+        );
+        assert_eq!(
+            found[1].1.to_string(),
+            "token forever has no expiry, but the system policy (/etc/helperd/policy.toml) \
+             allows tokens that expire at most 90 days after they are set: it keeps working \
+             until it is replaced; replace it with a token that expires by 2027-02-20 \
+             (helperctl token set acme --expires DATE)"
+        );
+
+        let policy = parse("require_expiry = true\n").unwrap();
+        let found = policy.violations(&tokens, NOW, src());
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].0, "forever");
+        assert_eq!(found[0].1.rule, "require_expiry");
+        assert_eq!(
+            found[0].1.to_string(),
+            "token forever has no expiry, which the system policy (/etc/helperd/policy.toml) no \
+             longer allows: it keeps working until it is replaced; replace it with a token that \
+             expires (helperctl token set acme --expires DATE)"
+        );
+    }
+
+    /// A policy file in a fresh folder, both owned by us with the usual modes.
+    fn policy_dir(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("a temp folder can be made");
+        set_mode(dir.path(), 0o755);
+        let file = dir.path().join("policy.toml");
+        fs::write(&file, text).expect("the temp folder is writable");
+        set_mode(&file, 0o644);
+        (dir, file)
+    }
+
+    fn set_mode(path: &Path, mode: u32) {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("we own the temp files");
+    }
+
+    fn me() -> u32 {
+        nix::unistd::geteuid().as_raw()
+    }
+
+    fn untrusted(result: Result<Option<Policy>, PolicyError>) -> (String, String, String) {
+        match result {
+            Err(PolicyError::Untrusted { path, why, fix }) => (path, why, fix),
+            other => panic!("expected an Untrusted error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_trusted_file_loads_and_a_missing_one_is_no_policy() {
+        let (dir, file) = policy_dir("max_days = 30\n");
+        let policy = load_trusting(&file, me()).unwrap().unwrap();
+        assert_eq!(policy.max_days, Some(30));
+        assert!(load_trusting(&dir.path().join("none.toml"), me())
+            .unwrap()
+            .is_none());
+        if me() == 0 {
+            assert_eq!(load(&file).unwrap().unwrap().max_days, Some(30));
+        }
+        // A parse error names the path given, not the resolved one.
+        fs::write(&file, "max_days = 0\n").unwrap();
+        let e = load_trusting(&file, me()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}:1: max_days must be from 1 to 3650 days, not 0",
+                file.display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_file_writable_by_others_is_refused() {
+        let (_dir, file) = policy_dir("max_days = 30\n");
+        for mode in [0o666, 0o664, 0o646] {
+            set_mode(&file, mode);
+            let (path, why, fix) = untrusted(load_trusting(&file, me()));
+            let f = file.display();
+            assert_eq!(path, f.to_string());
+            assert!(
+                why.starts_with(&format!(
+                    "the file {f} is writable by group or others (mode {mode:04o}), so someone \
+                     other than"
+                )),
+                "{why}"
+            );
+            assert!(
+                fix.ends_with(&format!(" {f} && sudo chmod 644 {f}")),
+                "{fix}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_folder_writable_by_others_is_refused() {
+        let (dir, file) = policy_dir("max_days = 30\n");
+        set_mode(dir.path(), 0o777);
+        let (_, why, fix) = untrusted(load_trusting(&file, me()));
+        let d = dir.path().display();
+        assert!(
+            why.starts_with(&format!(
+                "its folder {d} is writable by group or others (mode 0777)"
+            )),
+            "{why}"
+        );
+        assert!(
+            fix.ends_with(&format!(" {d} && sudo chmod 755 {d}")),
+            "{fix}"
+        );
+    }
+
+    #[test]
+    fn a_symlink_is_followed_only_to_a_trusted_target() {
+        let (good_dir, good) = policy_dir("max_days = 30\n");
+        let (_link_dir, link_base) = policy_dir("");
+        let link = link_base.with_file_name("link.toml");
+        std::os::unix::fs::symlink(&good, &link).unwrap();
+        assert_eq!(
+            load_trusting(&link, me()).unwrap().unwrap().max_days,
+            Some(30)
+        );
+        // The target turns world-writable: refused through the link too.
+        set_mode(&good, 0o666);
+        let (path, why, _) = untrusted(load_trusting(&link, me()));
+        assert_eq!(path, link.display().to_string());
+        assert!(why.contains(&good.display().to_string()), "{why}");
+        // The target's folder is loose.
+        set_mode(&good, 0o644);
+        set_mode(good_dir.path(), 0o757);
+        let (_, why, _) = untrusted(load_trusting(&link, me()));
+        assert!(why.starts_with("its folder"), "{why}");
+        // A dangling link is an error, not "no policy".
+        set_mode(good_dir.path(), 0o755);
+        fs::remove_file(&good).unwrap();
+        let e = load_trusting(&link, me()).unwrap_err();
+        assert!(matches!(e, PolicyError::Io { .. }), "{e}");
+        assert!(
+            e.to_string().contains(&format!(
+                "it links to {}, which does not exist",
+                good.display()
+            )),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn every_link_of_a_chain_must_sit_in_a_trusted_folder() {
+        let (_good_dir, good) = policy_dir("max_days = 30\n");
+        let (loose, _) = policy_dir("");
+        let (_first_dir, first_base) = policy_dir("");
+        let middle = loose.path().join("middle.toml");
+        let first = first_base.with_file_name("first.toml");
+        std::os::unix::fs::symlink(&good, &middle).unwrap();
+        // A relative link, resolved from the link's own folder.
+        std::os::unix::fs::symlink(
+            Path::new("..")
+                .join(loose.path().file_name().unwrap())
+                .join("middle.toml"),
+            &first,
+        )
+        .unwrap();
+        assert_eq!(
+            load_trusting(&first, me()).unwrap().unwrap().max_days,
+            Some(30)
+        );
+        set_mode(loose.path(), 0o775);
+        let (path, why, _) = untrusted(load_trusting(&first, me()));
+        assert_eq!(path, first.display().to_string());
+        assert!(
+            why.starts_with(&format!("its folder {}", loose.path().display())),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn a_link_in_a_loose_folder_is_refused() {
+        let (_good_dir, good) = policy_dir("max_days = 30\n");
+        let (loose, _) = policy_dir("");
+        set_mode(loose.path(), 0o777);
+        let link = loose.path().join("link.toml");
+        std::os::unix::fs::symlink(&good, &link).unwrap();
+        let (_, why, _) = untrusted(load_trusting(&link, me()));
+        assert!(
+            why.starts_with(&format!("its folder {}", loose.path().display())),
+            "{why}"
+        );
+    }
+
+    /// Needs root to hand files to another uid; CI runs as root.
+    #[test]
+    fn a_file_owned_by_another_uid_is_refused() {
+        if me() != 0 {
+            eprintln!("skipped: changing a file's owner needs root");
+            return;
+        }
+        const NOBODY: u32 = 65_534;
+        let nobody = Some(nix::unistd::Uid::from_raw(NOBODY));
+        let (dir, file) = policy_dir("max_days = 30\n");
+        nix::unistd::chown(&file, nobody, None).expect("root can chown");
+        let (_, why, fix) = untrusted(load(&file));
+        let f = file.display();
+        assert_eq!(
+            why,
+            format!(
+                "the file {f} belongs to uid 65534, not to root, so someone other than root \
+                 could have changed the policy"
+            )
+        );
+        assert_eq!(
+            fix,
+            format!("sudo chown root:root {f} && sudo chmod 644 {f}")
+        );
+        let e = load(&file).unwrap_err();
+        assert!(
+            e.to_string().starts_with(&format!(
+                "refusing the system policy {f}: the file {f} belongs to uid 65534"
+            )),
+            "{e}"
+        );
+        // Trusting that uid instead: the folder (still root's) is now the problem...
+        let (_, why, _) = untrusted(load_trusting(&file, NOBODY));
+        assert!(why.starts_with("its folder"), "{why}");
+        // ...and once it is handed over too, the file is accepted.
+        nix::unistd::chown(dir.path(), nobody, None).expect("root can chown");
+        let policy = load_trusting(&file, NOBODY).unwrap().unwrap();
+        assert_eq!(policy.max_days, Some(30));
+        let (_, why, _) = untrusted(load(&file));
+        assert!(why.contains("belongs to uid 65534, not to root"), "{why}");
+    }
+
+    #[test]
+    fn the_path_comes_from_the_environment_or_the_default() {
+        // Only reads the variable: tests must not set process-wide environment.
+        let expected = std::env::var_os(POLICY_ENV)
+            .filter(|p| !p.is_empty())
+            .map_or_else(|| PathBuf::from(SYSTEM_POLICY_PATH), PathBuf::from);
+        assert_eq!(policy_path(), expected);
+        assert_eq!(
+            PolicySource::new("/p.toml").to_string(),
+            "the system policy (/p.toml)"
+        );
+    }
+}
