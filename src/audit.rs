@@ -39,6 +39,7 @@ pub mod kind {
     pub const TOKEN_SET: &str = "token_set";
     pub const TOKEN_LINKED: &str = "token_linked";
     pub const TOKEN_REMOVED: &str = "token_removed";
+    pub const TOKEN_VERIFIED: &str = "token_verified";
     pub const TOKEN_REVOKED: &str = "token_revoked";
     pub const POLICY_VIOLATION: &str = "policy_violation";
     pub const SUPPORT_GRANTED: &str = "support_granted";

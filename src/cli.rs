@@ -37,6 +37,9 @@ pub enum Command {
         /// terminal when left out.
         #[arg(long, value_name = "DATE")]
         expires: Option<String>,
+        /// Do not ask the host whether the new token works.
+        #[arg(long)]
+        offline: bool,
     },
     /// Add, remove or list runtimes (edits config.toml, keeping your comments).
     Runtime {
@@ -48,6 +51,9 @@ pub enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Log in with OAuth (device flow: GitHub, GitLab) instead of pasting a token; needs
+    /// the runtime's oauth_client_id (the OAuth app your admin registered for that host).
+    Login { runtime: String },
     /// Show which runtime answers a URL, and why.
     Which {
         /// e.g. https://github.com/acme/api.git
@@ -165,9 +171,24 @@ pub enum TokenAction {
         /// timestamp (2027-03-01T12:00:00Z).
         #[arg(long, value_name = "DATE")]
         expires: Option<String>,
-        /// Its scopes, comma-separated (e.g. repo,read:org).
+        /// Its scopes, comma-separated (e.g. repo,read:org), for hosts that cannot report
+        /// them; what the host reports wins.
         #[arg(long, value_delimiter = ',')]
         scopes: Vec<String>,
+        /// Do not ask the host whether the token works (no network; nothing is checked).
+        #[arg(long)]
+        offline: bool,
+        /// Store it even though the host says it lacks scopes git needs (recorded).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Ask the host again whether a runtime's token works, its scopes and expiry.
+    Verify {
+        /// The runtime; every runtime with --all.
+        #[arg(required_unless_present = "all")]
+        runtime: Option<String>,
+        #[arg(long, conflicts_with = "runtime")]
+        all: bool,
     },
     /// Authorise the token of another runtime for this one too (stored once).
     Link {
@@ -176,7 +197,13 @@ pub enum TokenAction {
         from: String,
     },
     /// Take the token away from a runtime (deleted when no runtime uses it any more).
-    Remove { runtime: String },
+    Remove {
+        runtime: String,
+        /// Also revoke it at the host, where the host's API allows it (says plainly where
+        /// it does not).
+        #[arg(long)]
+        revoke: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

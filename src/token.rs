@@ -39,6 +39,25 @@ pub struct TokenMeta {
     /// day, also across daemon restarts.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub warned_on: BTreeMap<String, u64>,
+    /// When the provider was last asked about it (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_at: Option<u64>,
+    /// What the provider says it is ("classic PAT", ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The account the provider says it acts as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<String>,
+    /// What the provider reported beyond the fields, and what `--force` overrode.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// Set for an OAuth token: the client id it was issued to. Its refresh token is a
+    /// secret under [`refresh_key`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth_client_id: Option<String>,
+    /// When the refresh token itself expires (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_expires_at: Option<u64>,
     /// When a renewal replaced it (then it is kept in [`TokenBook::retired`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaced_at: Option<u64>,
@@ -47,6 +66,36 @@ pub struct TokenMeta {
 /// The store key of a token's secret.
 pub fn secret_key(id: &str) -> String {
     format!("token/{id}")
+}
+
+/// The store key of an OAuth token's refresh token.
+pub fn refresh_key(id: &str) -> String {
+    format!("token/{id}/refresh")
+}
+
+impl TokenMeta {
+    /// A new token's record with nothing known about it yet.
+    pub fn new(name: Option<String>, created: u64, expires: Option<u64>) -> TokenMeta {
+        TokenMeta {
+            id: new_token_id(),
+            name,
+            scopes: Vec::new(),
+            created,
+            expires,
+            last_used: None,
+            rejected_at: None,
+            runtimes: Vec::new(),
+            hosts: BTreeMap::new(),
+            warned_on: BTreeMap::new(),
+            checked_at: None,
+            kind: None,
+            login: None,
+            notes: Vec::new(),
+            oauth_client_id: None,
+            refresh_expires_at: None,
+            replaced_at: None,
+        }
+    }
 }
 
 /// A token's condition at a given moment.
@@ -227,16 +276,7 @@ mod tests {
     fn meta(id: &str, expires: Option<u64>) -> TokenMeta {
         TokenMeta {
             id: id.into(),
-            name: Some(format!("name-{id}")),
-            scopes: vec![],
-            created: 0,
-            expires,
-            last_used: None,
-            rejected_at: None,
-            runtimes: vec![],
-            hosts: BTreeMap::new(),
-            warned_on: BTreeMap::new(),
-            replaced_at: None,
+            ..TokenMeta::new(Some(format!("name-{id}")), 0, expires)
         }
     }
 

@@ -31,6 +31,9 @@ _helperctl() {
             helperctl,install)
                 cmd="helperctl__subcmd__install"
                 ;;
+            helperctl,login)
+                cmd="helperctl__subcmd__login"
+                ;;
             helperctl,renew)
                 cmd="helperctl__subcmd__renew"
                 ;;
@@ -100,6 +103,9 @@ _helperctl() {
             helperctl__subcmd__help,install)
                 cmd="helperctl__subcmd__help__subcmd__install"
                 ;;
+            helperctl__subcmd__help,login)
+                cmd="helperctl__subcmd__help__subcmd__login"
+                ;;
             helperctl__subcmd__help,renew)
                 cmd="helperctl__subcmd__help__subcmd__renew"
                 ;;
@@ -165,6 +171,9 @@ _helperctl() {
                 ;;
             helperctl__subcmd__help__subcmd__token,set)
                 cmd="helperctl__subcmd__help__subcmd__token__subcmd__set"
+                ;;
+            helperctl__subcmd__help__subcmd__token,verify)
+                cmd="helperctl__subcmd__help__subcmd__token__subcmd__verify"
                 ;;
             helperctl__subcmd__runtime,add)
                 cmd="helperctl__subcmd__runtime__subcmd__add"
@@ -238,6 +247,9 @@ _helperctl() {
             helperctl__subcmd__token,set)
                 cmd="helperctl__subcmd__token__subcmd__set"
                 ;;
+            helperctl__subcmd__token,verify)
+                cmd="helperctl__subcmd__token__subcmd__verify"
+                ;;
             helperctl__subcmd__token__subcmd__help,help)
                 cmd="helperctl__subcmd__token__subcmd__help__subcmd__help"
                 ;;
@@ -250,6 +262,9 @@ _helperctl() {
             helperctl__subcmd__token__subcmd__help,set)
                 cmd="helperctl__subcmd__token__subcmd__help__subcmd__set"
                 ;;
+            helperctl__subcmd__token__subcmd__help,verify)
+                cmd="helperctl__subcmd__token__subcmd__help__subcmd__verify"
+                ;;
             *)
                 ;;
         esac
@@ -257,7 +272,7 @@ _helperctl() {
 
     case "${cmd}" in
         helperctl)
-            opts="-h -V --help --version status renew runtime token which install audit support daemon unlock store completions help"
+            opts="-h -V --help --version status renew runtime token login which install audit support daemon unlock store completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -461,7 +476,7 @@ _helperctl() {
             return 0
             ;;
         helperctl__subcmd__help)
-            opts="status renew runtime token which install audit support daemon unlock store completions help"
+            opts="status renew runtime token login which install audit support daemon unlock store completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -587,6 +602,20 @@ _helperctl() {
             return 0
             ;;
         helperctl__subcmd__help__subcmd__install)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__help__subcmd__login)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -769,7 +798,7 @@ _helperctl() {
             return 0
             ;;
         helperctl__subcmd__help__subcmd__token)
-            opts="set link remove"
+            opts="set verify link remove"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -811,6 +840,20 @@ _helperctl() {
             return 0
             ;;
         helperctl__subcmd__help__subcmd__token__subcmd__set)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__help__subcmd__token__subcmd__verify)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -866,8 +909,22 @@ _helperctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        helperctl__subcmd__login)
+            opts="-h -V --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         helperctl__subcmd__renew)
-            opts="-h -V --name --expires --help --version"
+            opts="-h -V --name --expires --offline --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1265,7 +1322,7 @@ _helperctl() {
             return 0
             ;;
         helperctl__subcmd__token)
-            opts="-h -V --help --version set link remove help"
+            opts="-h -V --help --version set verify link remove help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1279,7 +1336,7 @@ _helperctl() {
             return 0
             ;;
         helperctl__subcmd__token__subcmd__help)
-            opts="set link remove help"
+            opts="set verify link remove help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1348,6 +1405,20 @@ _helperctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        helperctl__subcmd__token__subcmd__help__subcmd__verify)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         helperctl__subcmd__token__subcmd__link)
             opts="-h -V --from --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1367,7 +1438,7 @@ _helperctl() {
             return 0
             ;;
         helperctl__subcmd__token__subcmd__remove)
-            opts="-h -V --help --version"
+            opts="-h -V --revoke --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1381,7 +1452,7 @@ _helperctl() {
             return 0
             ;;
         helperctl__subcmd__token__subcmd__set)
-            opts="-h -V --name --expires --scopes --help --version"
+            opts="-h -V --name --expires --scopes --offline --force --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1399,6 +1470,20 @@ _helperctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__token__subcmd__verify)
+            opts="-h -V --all --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;

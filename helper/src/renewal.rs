@@ -1,11 +1,11 @@
 //! The renewal dialog on the terminal: when git asked for a runtime whose token expired or
 //! was rejected, the client asks for the new token on `/dev/tty` (hidden), so the push
-//! that is waiting goes on with it. std only: echo is turned off with `stty`, which runs
-//! only in this rare path.
+//! that is waiting goes on with it. Echo is switched off with termios and put back on
+//! every way out, Ctrl-C included (a signal handler restores it, then lets the signal do
+//! its usual work).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
 
 use crate::wire::RenewalPrompt;
 
@@ -33,19 +33,91 @@ fn open_tty() -> io::Result<File> {
     OpenOptions::new().read(true).write(true).open("/dev/tty")
 }
 
-/// Runs `stty` on the terminal (`-echo` / `echo`).
-fn stty(tty: &File, arg: &str) -> io::Result<()> {
-    let status = Command::new("stty")
-        .arg(arg)
-        .stdin(Stdio::from(tty.try_clone()?))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(io::Error::other(format!("stty {arg} failed")))
+/// The terminal's settings before echo went off, for the signal handler to put back.
+/// Written once before the handlers are installed, read only by them.
+static mut SAVED: std::mem::MaybeUninit<libc::termios> = std::mem::MaybeUninit::uninit();
+static TTY_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// The signals that end a prompt: the terminal is restored, then the signal does what it
+/// always does (git and this client stop), so the terminal is never left silent.
+const ENDING_SIGNALS: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
+
+extern "C" fn restore_and_reraise(sig: libc::c_int) {
+    let fd = TTY_FD.load(std::sync::atomic::Ordering::SeqCst);
+    // SAFETY: tcsetattr, signal and raise are async-signal-safe; SAVED was fully written
+    // before this handler was installed (TTY_FD >= 0 says so) and is never written again.
+    unsafe {
+        if fd >= 0 {
+            libc::tcsetattr(fd, libc::TCSANOW, std::ptr::addr_of!(SAVED).cast());
+        }
+        libc::signal(sig, libc::SIG_DFL);
+        libc::raise(sig);
     }
+}
+
+/// Echo off on `tty` until dropped, with the ending signals restoring it too.
+struct EchoOff {
+    fd: libc::c_int,
+    saved: libc::termios,
+}
+
+impl EchoOff {
+    fn new(tty: &File) -> io::Result<EchoOff> {
+        use std::os::fd::AsRawFd;
+        let fd = tty.as_raw_fd();
+        let mut saved = std::mem::MaybeUninit::<libc::termios>::uninit();
+        // SAFETY: fd is an open terminal; tcgetattr fills `saved` when it returns 0.
+        if unsafe { libc::tcgetattr(fd, saved.as_mut_ptr()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: initialised by the successful tcgetattr above.
+        let saved = unsafe { saved.assume_init() };
+        // SAFETY: single-threaded at this point (the client starts no threads before the
+        // prompt), and no handler reads SAVED until TTY_FD is set below.
+        unsafe {
+            std::ptr::addr_of_mut!(SAVED).write(std::mem::MaybeUninit::new(saved));
+        }
+        TTY_FD.store(fd, std::sync::atomic::Ordering::SeqCst);
+        for sig in ENDING_SIGNALS {
+            // SAFETY: installs a handler that only calls async-signal-safe functions.
+            unsafe {
+                libc::signal(sig, restore_and_reraise as *const () as libc::sighandler_t);
+            }
+        }
+        let mut hidden = saved;
+        hidden.c_lflag &= !libc::ECHO;
+        hidden.c_lflag |= libc::ECHONL;
+        // SAFETY: fd is an open terminal and `hidden` a valid termios.
+        if unsafe { libc::tcsetattr(fd, libc::TCSANOW, &hidden) } != 0 {
+            let e = io::Error::last_os_error();
+            drop(EchoOff { fd, saved });
+            return Err(e);
+        }
+        Ok(EchoOff { fd, saved })
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        // SAFETY: as in `new`; restoring the saved settings and the default handlers.
+        unsafe {
+            libc::tcsetattr(self.fd, libc::TCSANOW, &self.saved);
+            for sig in ENDING_SIGNALS {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+        TTY_FD.store(-1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Asks `question` with echo off — switched off before the question appears, so nothing
+/// typed after it can show — and reads one line.
+fn read_hidden_line(tty: &File, question: &str) -> io::Result<String> {
+    let _echo_off = EchoOff::new(tty)?;
+    let mut out = tty.try_clone()?;
+    write!(out, "{question}")?;
+    out.flush()?;
+    read_line(tty)
 }
 
 fn read_line(tty: &File) -> io::Result<String> {
@@ -59,23 +131,13 @@ fn read_line(tty: &File) -> io::Result<String> {
 pub fn ask(prompt: &RenewalPrompt) -> io::Result<Option<Renewal>> {
     let tty = open_tty()?;
     let mut out = tty.try_clone()?;
-    // Echo goes off before the question appears, as getpass does: whatever is typed
-    // after the question is seen must never show.
-    let hidden = stty(&tty, "-echo");
     writeln!(out, "{}", prompt.text.trim_end())?;
-    write!(
-        out,
+    out.flush()?;
+    let question = format!(
         "New token for runtime {} (hidden; empty to skip): ",
         prompt.runtime
-    )?;
-    out.flush()?;
-    let token = read_line(&tty);
-    // Echo must come back even if reading failed.
-    if hidden.is_ok() {
-        let _ = stty(&tty, "echo");
-        writeln!(out)?;
-    }
-    let token = token?;
+    );
+    let token = read_hidden_line(&tty, &question)?;
     if token.trim().is_empty() {
         writeln!(out, "skipped; git asks next")?;
         return Ok(None);

@@ -92,11 +92,32 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         scopes: Vec<String>,
         secret: String,
+        /// Do not ask the provider about the token.
+        #[serde(default)]
+        offline: bool,
+        /// Store it even when the provider says it lacks scopes git needs (recorded).
+        #[serde(default)]
+        force: bool,
     },
+    /// Ask the provider about the token of `runtime` again (or of every runtime).
+    TokenVerify {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        runtime: Option<String>,
+    },
+    /// Start an OAuth login for `runtime` (`helperctl login`): the daemon asks the host for
+    /// a device code and keeps it; the answer is what the user must see.
+    LoginStart { runtime: String },
+    /// Poll the host once for the login started for `runtime`.
+    LoginPoll { runtime: String },
     /// Authorise `from`'s token for `runtime` too (`helperctl token link`).
     TokenLink { runtime: String, from: String },
-    /// Take the token away from `runtime` (`helperctl token remove`).
-    TokenRemove { runtime: String },
+    /// Take the token away from `runtime` (`helperctl token remove`); with `revoke`, also
+    /// revoke it at the host where the API allows it.
+    TokenRemove {
+        runtime: String,
+        #[serde(default)]
+        revoke: bool,
+    },
     /// Audit events (`helperctl audit`), oldest first.
     Audit {
         /// Unix seconds.
@@ -138,7 +159,7 @@ pub struct Response {
     /// A renewal the client should ask for on the terminal; without one, it prints
     /// `notice` instead (which says the same and how to renew later).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prompt: Option<RenewalPrompt>,
+    pub prompt: Option<Box<RenewalPrompt>>,
 }
 
 /// What the client shows on `/dev/tty` to ask for a new token.
@@ -173,7 +194,7 @@ impl Response {
     }
 
     pub fn with_prompt(mut self, prompt: Option<RenewalPrompt>) -> Self {
-        self.prompt = prompt;
+        self.prompt = prompt.map(Box::new);
         self
     }
 }
@@ -210,15 +231,20 @@ pub enum Reply {
     Git {
         output: String,
     },
+    // Boxed: these are large, and every other answer would pay for their size.
     Status {
-        status: StatusReport,
+        status: Box<StatusReport>,
     },
     Which {
-        which: WhichReport,
+        which: Box<WhichReport>,
     },
     /// Audit events as JSON objects (fields documented in README.md); never secrets.
     Audit {
         events: Vec<serde_json::Value>,
+    },
+    /// A step of an OAuth device login.
+    Login {
+        login: Box<LoginStep>,
     },
     /// The request was carried out and has nothing to report.
     Done,
@@ -259,6 +285,8 @@ impl std::fmt::Debug for Request {
                 expires,
                 scopes,
                 secret: _,
+                offline,
+                force,
             } => f
                 .debug_struct("TokenSet")
                 .field("runtime", runtime)
@@ -266,15 +294,30 @@ impl std::fmt::Debug for Request {
                 .field("expires", expires)
                 .field("scopes", scopes)
                 .field("secret", &"<redacted>")
+                .field("offline", offline)
+                .field("force", force)
+                .finish(),
+            Request::TokenVerify { runtime } => f
+                .debug_struct("TokenVerify")
+                .field("runtime", runtime)
+                .finish(),
+            Request::LoginStart { runtime } => f
+                .debug_struct("LoginStart")
+                .field("runtime", runtime)
+                .finish(),
+            Request::LoginPoll { runtime } => f
+                .debug_struct("LoginPoll")
+                .field("runtime", runtime)
                 .finish(),
             Request::TokenLink { runtime, from } => f
                 .debug_struct("TokenLink")
                 .field("runtime", runtime)
                 .field("from", from)
                 .finish(),
-            Request::TokenRemove { runtime } => f
+            Request::TokenRemove { runtime, revoke } => f
                 .debug_struct("TokenRemove")
                 .field("runtime", runtime)
+                .field("revoke", revoke)
                 .finish(),
             Request::Audit { since, runtime } => f
                 .debug_struct("Audit")
@@ -315,6 +358,7 @@ impl std::fmt::Debug for Reply {
             Reply::Status { status } => f.debug_struct("Status").field("status", status).finish(),
             Reply::Which { which } => f.debug_struct("Which").field("which", which).finish(),
             Reply::Audit { events } => write!(f, "Audit {{ {} events }}", events.len()),
+            Reply::Login { login } => f.debug_struct("Login").field("login", login).finish(),
             Reply::Done => f.write_str("Done"),
             Reply::Error { code, message } => f
                 .debug_struct("Error")
@@ -323,6 +367,28 @@ impl std::fmt::Debug for Reply {
                 .finish(),
         }
     }
+}
+
+/// What a device login needs from the user, or where it stands. Never a secret (the
+/// device code stays in the daemon).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum LoginStep {
+    /// Show the user where to go and what to type.
+    Code {
+        user_code: String,
+        verification_uri: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        verification_uri_complete: Option<String>,
+        /// Seconds between polls.
+        interval: u64,
+        /// Seconds until the code expires.
+        expires_in: u64,
+    },
+    /// Not approved yet: poll again after `interval` seconds.
+    Pending { interval: u64 },
+    /// Approved; the token is stored.
+    Done { message: String },
 }
 
 /// Fixed, machine-readable error codes (DESIGN.md §4). Messages are for humans; scripts
@@ -339,6 +405,8 @@ pub enum ErrorCode {
     Policy,
     /// `config.toml` is broken; the last good configuration stays in force.
     Config,
+    /// The provider refused the token or the request, or could not be reached.
+    Provider,
     Internal,
 }
 
@@ -440,6 +508,21 @@ pub struct TokenStatus {
     /// "not used since …, consider removing it", when unused for the stale window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stale: Option<String>,
+    /// When the provider was last asked about the token (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_at: Option<u64>,
+    /// What the provider says it is ("classic PAT", "OAuth app token", ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The account the provider says the token acts as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<String>,
+    /// What the provider reported that the fields cannot say, and `--force` records.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// An OAuth token the daemon refreshes by itself.
+    #[serde(default)]
+    pub oauth: bool,
 }
 
 /// Which runtime answers a URL, and why.
@@ -561,6 +644,8 @@ mod tests {
             expires: None,
             scopes: vec![],
             secret: "hunter2".into(),
+            offline: false,
+            force: false,
         };
         let reply = Reply::Git {
             output: "password=hunter2\n".into(),

@@ -3,6 +3,7 @@
 //! itself.
 
 mod install;
+mod login;
 mod runtimes;
 mod status;
 mod support;
@@ -27,10 +28,12 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             runtime,
             name,
             expires,
-        } => renew(&paths, runtime, name, expires),
+            offline,
+        } => renew(&paths, runtime, name, expires, offline),
         Command::Runtime { action } => runtimes::run(&paths, action),
         Command::Token { action } => token(&paths, action),
         Command::Which { url, json } => status::which(&paths, &url, json),
+        Command::Login { runtime } => login::login(&paths, &runtime),
         Command::Audit {
             since,
             runtime,
@@ -93,6 +96,8 @@ fn token(paths: &Paths, action: TokenAction) -> anyhow::Result<u8> {
             name,
             expires,
             scopes,
+            offline,
+            force,
         } => {
             let expires = expires
                 .map(|e| crate::timefmt::parse_expiry(&e).map_err(anyhow::Error::msg))
@@ -108,10 +113,13 @@ fn token(paths: &Paths, action: TokenAction) -> anyhow::Result<u8> {
                 expires,
                 scopes: scopes.into_iter().filter(|s| !s.is_empty()).collect(),
                 secret: secret.expose().to_string(),
+                offline,
+                force,
             }
         }
+        TokenAction::Verify { runtime, all: _ } => Request::TokenVerify { runtime },
         TokenAction::Link { runtime, from } => Request::TokenLink { runtime, from },
-        TokenAction::Remove { runtime } => Request::TokenRemove { runtime },
+        TokenAction::Remove { runtime, revoke } => Request::TokenRemove { runtime, revoke },
     };
     print_done(send_starting(paths, request)?)?;
     Ok(0)
@@ -123,6 +131,7 @@ fn renew(
     runtime: String,
     name: Option<String>,
     expires: Option<String>,
+    offline: bool,
 ) -> anyhow::Result<u8> {
     let config = crate::config::Config::load(&crate::config::config_file(&paths.config_dir))?;
     let rt = config.runtime(&runtime).with_context(|| {
@@ -183,6 +192,8 @@ fn renew(
         expires,
         scopes: Vec::new(),
         secret: secret.expose().to_string(),
+        offline,
+        force: false,
     };
     print_done(send_starting(paths, request)?)?;
     Ok(0)
@@ -196,6 +207,18 @@ pub(crate) fn send(paths: &Paths, request: Request) -> Result<Response, ClientEr
 pub(crate) fn send_starting(paths: &Paths, request: Request) -> anyhow::Result<Response> {
     match send(paths, request.clone()) {
         Err(ClientError::NotRunning(_)) => {
+            // A socket in someone else's folder (support access) is theirs to start, not
+            // ours: starting a daemon there would give us a second, empty one.
+            if let Some(dir) = paths.socket.parent() {
+                use std::os::unix::fs::MetadataExt;
+                if std::fs::metadata(dir).is_ok_and(|m| m.uid() != nix::unistd::geteuid().as_raw())
+                {
+                    bail!(
+                        "no helperd daemon answers at {} (if it was lent to you for support, that access has ended)",
+                        paths.socket.display()
+                    );
+                }
+            }
             start(paths)?;
             Ok(send(paths, request)?)
         }

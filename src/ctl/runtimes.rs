@@ -92,6 +92,7 @@ pub fn run(paths: &Paths, action: RuntimeAction) -> anyhow::Result<u8> {
                 paths,
                 Request::TokenRemove {
                     runtime: name.clone(),
+                    revoke: false,
                 },
             )
             .context("the runtime was removed, but its token could not be taken away")?;

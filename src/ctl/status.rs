@@ -21,7 +21,7 @@ fn now() -> u64 {
 /// The daemon's status, starting it when needed.
 pub fn fetch(paths: &Paths) -> anyhow::Result<StatusReport> {
     match send_starting(paths, Request::Status)?.reply {
-        Reply::Status { status } => Ok(status),
+        Reply::Status { status } => Ok(*status),
         Reply::Error { message, .. } => bail!("{message}"),
         other => bail!("unexpected answer from the daemon: {other:?}"),
     }
@@ -99,7 +99,7 @@ pub fn status(paths: &Paths, json: bool, check: Option<i64>) -> anyhow::Result<u
         let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         print!(
             "{}",
-            render_status(&paths.socket, report.as_ref(), now(), colour)
+            render_status(&paths.socket, report.as_deref(), now(), colour)
         );
     }
     Ok(0)

@@ -12,7 +12,7 @@ use crate::audit::{kind, AuditEvent};
 use crate::config::{AuthScheme, RuntimeConfig};
 use crate::runtime::{self, Location, Outcome, Route};
 use crate::secret::Secret;
-use crate::token::{new_token_id, TokenBook, TokenMeta};
+use crate::token::{TokenBook, TokenMeta};
 
 /// An audit event naming the requesting process.
 pub fn peer_event(event: &str, peer: &Peer) -> AuditEvent {
@@ -66,6 +66,11 @@ pub fn token_status(
         shared_with: book.shared_with(runtime),
         policy_violation: None,
         stale: None,
+        checked_at: t.checked_at,
+        kind: t.kind.clone(),
+        login: t.login.clone(),
+        notes: t.notes.clone(),
+        oauth: t.oauth_client_id.is_some(),
     })
 }
 
@@ -228,7 +233,9 @@ pub fn which(state: &State, inner: &mut Inner, url: &str) -> Response {
                 "no runtime's URL prefix matches; git's stored plain credentials answer".into();
         }
     }
-    Response::new(Reply::Which { which: report })
+    Response::new(Reply::Which {
+        which: Box::new(report),
+    })
 }
 
 /// `helperctl token set`.
@@ -238,6 +245,9 @@ pub struct NewToken {
     pub name: Option<String>,
     pub expires: Option<u64>,
     pub scopes: Vec<String>,
+    /// What the provider said about it; `None` with `--offline`.
+    pub checked: Option<crate::provider::TokenInfo>,
+    pub force: bool,
 }
 
 pub async fn token_set(
@@ -252,6 +262,8 @@ pub async fn token_set(
         name,
         expires,
         scopes,
+        checked,
+        force,
     } = new;
     inner.config.refresh();
     if inner.config.current().runtime(&runtime).is_none() {
@@ -275,19 +287,27 @@ pub async fn token_set(
             );
         }
     }
-    let token = TokenMeta {
-        id: new_token_id(),
-        name,
+    let mut token = TokenMeta {
         scopes,
-        created: now,
-        expires,
-        last_used: None,
-        rejected_at: None,
-        runtimes: Vec::new(),
-        hosts: Default::default(),
-        warned_on: Default::default(),
-        replaced_at: None,
+        ..TokenMeta::new(name, now, expires)
     };
+    match checked {
+        Some(info) => {
+            if let Err(resp) = super::providers::apply_check(&mut token, info, expires, force) {
+                return resp;
+            }
+        }
+        None => token
+            .notes
+            .push("not checked with the host (--offline)".into()),
+    }
+    let expires = token.expires;
+    if expires.is_some_and(|t| t <= now) {
+        return Response::error(
+            ErrorCode::Provider,
+            "the host says this token has already expired; nothing was stored",
+        );
+    }
     let label = token
         .name
         .clone()
@@ -297,7 +317,7 @@ pub async fn token_set(
         .map(|t| format!("expires {}", crate::timefmt::format_datetime(t)))
         .unwrap_or_else(|| "no expiry".into());
     let audit_name = super::runtimes::token_audit_name(&token);
-    match set_token(state, inner, &runtime, token, secret).await {
+    match set_token(state, inner, Some(peer), &runtime, token, secret).await {
         Ok(()) => {
             tracing::info!(%runtime, "token set");
             let e = peer_event(kind::TOKEN_SET, peer)
@@ -342,9 +362,16 @@ pub async fn token_link(
         }
     }
     tracing::info!(%runtime, %from, "token linked");
-    let e = peer_event(kind::TOKEN_LINKED, peer)
+    let mut e = peer_event(kind::TOKEN_LINKED, peer)
         .runtime(&runtime)
         .reason(format!("the token of runtime {from}"));
+    if let Some(t) = state
+        .tokens(inner)
+        .ok()
+        .and_then(|b| b.for_runtime(&runtime).cloned())
+    {
+        e = e.token(super::runtimes::token_audit_name(&t));
+    }
     state.audit(inner, e);
     done(format!(
         "runtime {runtime} now uses the token of runtime {from} (stored once)"
@@ -357,7 +384,52 @@ pub async fn token_remove(
     inner: &mut Inner,
     peer: &Peer,
     runtime: String,
+    revoke: bool,
 ) -> Response {
+    // Revoke first, while the secret is still there; only the last user may revoke.
+    let mut revoked = None;
+    if revoke {
+        let token = state
+            .tokens(inner)
+            .ok()
+            .and_then(|b| b.for_runtime(&runtime).cloned());
+        let rt = inner.config.current().runtime(&runtime).cloned();
+        if let (Some(token), Some(rt)) = (token, rt) {
+            let others: Vec<_> = token
+                .runtimes
+                .iter()
+                .filter(|r| **r != runtime)
+                .cloned()
+                .collect();
+            if others.is_empty() {
+                match state.token_secret(inner, &token.id).await {
+                    Ok(Some(secret)) => {
+                        let said = super::providers::revoke(state, &rt, &secret).await;
+                        let e = peer_event(kind::TOKEN_REVOKED, peer)
+                            .runtime(&runtime)
+                            .token(super::runtimes::token_audit_name(&token))
+                            .reason(said.clone());
+                        state.audit(inner, e);
+                        revoked = Some(said);
+                    }
+                    Ok(None) => {
+                        revoked =
+                            Some("its secret was already gone, so it could not be revoked".into())
+                    }
+                    Err(e) => return store_error(e),
+                }
+            } else {
+                revoked = Some(format!(
+                    "it was not revoked: runtimes {} still use it",
+                    others.join(", ")
+                ));
+            }
+        }
+    }
+    let removed_name = state.tokens(inner).ok().and_then(|b| {
+        b.for_runtime(&runtime)
+            .map(super::runtimes::token_audit_name)
+    });
     let (had, shared, orphan) = match state.tokens(inner) {
         Ok(book) => (
             book.for_runtime(&runtime).is_some(),
@@ -383,11 +455,19 @@ pub async fn token_remove(
         None => format!("the token stays for {}", shared.join(", ")),
     };
     tracing::info!(%runtime, "token removed");
-    let e = peer_event(kind::TOKEN_REMOVED, peer)
+    let mut e = peer_event(kind::TOKEN_REMOVED, peer)
         .runtime(&runtime)
         .reason(what.clone());
+    if let Some(name) = removed_name {
+        e = e.token(name);
+    }
     state.audit(inner, e);
-    done(format!("runtime {runtime} has no token any more; {what}"))
+    match revoked {
+        Some(said) => done(format!(
+            "runtime {runtime} has no token any more; {what}; {said}"
+        )),
+        None => done(format!("runtime {runtime} has no token any more; {what}")),
+    }
 }
 
 /// The policy part of `status`.

@@ -9,12 +9,14 @@ use zeroize::Zeroize;
 use std::sync::Arc;
 
 use super::control;
+use super::providers;
 use super::runtimes::{self, Ctx, Routed};
 use super::state::{unix_now, Inner, State};
 use super::support;
 use crate::audit::kind;
 use crate::gitproto::GitCredential;
 use crate::plain::StoreOutcome;
+use crate::provider::{ProviderError, TokenInfo};
 use crate::secret::Secret;
 use crate::store::StoreError;
 
@@ -60,17 +62,80 @@ pub async fn handle(state: &Arc<State>, request: Request, peer: &Peer) -> Respon
             expires,
             scopes,
             secret,
+            offline,
+            force,
         } => {
             let secret = Secret::new(secret);
+            let rt = {
+                let mut inner = state.lock().await;
+                inner.config.refresh();
+                inner.config.current().runtime(&runtime).cloned()
+            };
+            let Some(rt) = rt else {
+                return Response::error(
+                    ErrorCode::BadRequest,
+                    format!("there is no runtime named {runtime:?} (see `helperctl runtime list`)"),
+                );
+            };
+            // Asked without the lock: git requests must not wait for a slow host.
+            let checked = if offline {
+                None
+            } else {
+                match providers::client(&state.providers) {
+                    Err(resp) => return resp,
+                    Ok(client) => match providers::check(&client, &rt, &secret).await {
+                        Ok(info) => Some(info),
+                        // The provider cannot check this kind of token: store it, say so.
+                        Err(ProviderError::Unsupported { what }) => Some(TokenInfo {
+                            notes: vec![format!("not checked: {what}")],
+                            ..TokenInfo::default()
+                        }),
+                        Err(e) => {
+                            tracing::info!(%runtime, error = %e, "token set: the provider check failed");
+                            return providers::provider_error(e);
+                        }
+                    },
+                }
+            };
             let mut inner = state.lock().await;
             let new = control::NewToken {
                 runtime,
                 name,
                 expires,
                 scopes,
+                checked,
+                force,
             };
             control::token_set(state, &mut inner, peer, new, secret).await
         }
+        Request::TokenVerify { runtime } => {
+            let runtimes: Vec<_> = {
+                let mut inner = state.lock().await;
+                inner.config.refresh();
+                let config = inner.config.current();
+                match &runtime {
+                    Some(name) => match config.runtime(name) {
+                        Some(rt) => vec![rt.clone()],
+                        None => {
+                            return Response::error(
+                                ErrorCode::BadRequest,
+                                format!("there is no runtime named {name:?}"),
+                            )
+                        }
+                    },
+                    None => config.runtimes.clone(),
+                }
+            };
+            providers::verify(state, peer, runtimes).await
+        }
+        Request::LoginStart { runtime } => match login_runtime(state, &runtime).await {
+            Ok(rt) => providers::login_start(state, &rt).await,
+            Err(resp) => resp,
+        },
+        Request::LoginPoll { runtime } => match login_runtime(state, &runtime).await {
+            Ok(rt) => providers::login_poll(state, peer, &rt).await,
+            Err(resp) => resp,
+        },
         Request::TokenLink { runtime, from } => {
             control::token_link(state, &mut *state.lock().await, peer, runtime, from).await
         }
@@ -87,8 +152,8 @@ pub async fn handle(state: &Arc<State>, request: Request, peer: &Peer) -> Respon
             input.zeroize();
             response
         }
-        Request::TokenRemove { runtime } => {
-            control::token_remove(state, &mut *state.lock().await, peer, runtime).await
+        Request::TokenRemove { runtime, revoke } => {
+            control::token_remove(state, &mut *state.lock().await, peer, runtime, revoke).await
         }
         Request::Shutdown => Response::new(Reply::Done),
         Request::Unlock { passphrase } => {
@@ -114,6 +179,26 @@ pub async fn handle(state: &Arc<State>, request: Request, peer: &Peer) -> Respon
             }
         }
     }
+}
+
+/// The runtime a login is for.
+async fn login_runtime(
+    state: &State,
+    name: &str,
+) -> Result<crate::config::RuntimeConfig, Response> {
+    let mut inner = state.lock().await;
+    inner.config.refresh();
+    inner
+        .config
+        .current()
+        .runtime(name)
+        .cloned()
+        .ok_or_else(|| {
+            Response::error(
+                ErrorCode::BadRequest,
+                format!("there is no runtime named {name:?} (see `helperctl runtime list`)"),
+            )
+        })
 }
 
 /// Maps a store failure to the wire: a fixed code plus the message naming the way out.
@@ -318,7 +403,7 @@ pub async fn status(state: &State) -> Response {
     let policy = control::policy_status(&mut inner);
     let support = inner.support.as_ref().map(|g| g.status.clone());
     Response::new(Reply::Status {
-        status: StatusReport {
+        status: Box::new(StatusReport {
             config,
             runtimes,
             policy,
@@ -329,6 +414,6 @@ pub async fn status(state: &State) -> Response {
             uptime_secs: state.started.elapsed().as_secs(),
             socket: state.settings.socket.display().to_string(),
             store,
-        },
+        }),
     })
 }

@@ -6,6 +6,7 @@ pub mod control;
 pub mod handler;
 pub mod hardening;
 pub mod policy_state;
+pub mod providers;
 pub mod runtimes;
 pub mod server;
 pub mod state;

@@ -12,7 +12,7 @@ use crate::gitproto::{Answer, GitCredential};
 use crate::runtime::{self, Location, Route};
 use crate::secret::Secret;
 use crate::timefmt::{countdown, format_date};
-use crate::token::{new_token_id, TokenBook, TokenMeta, TokenState};
+use crate::token::{TokenBook, TokenMeta, TokenState};
 
 /// Who asked and for which URL: what the audit trail records with each decision.
 pub struct Ctx<'a> {
@@ -202,20 +202,9 @@ pub async fn renew(
             }
         },
     };
-    let token = TokenMeta {
-        id: new_token_id(),
-        name: Some(format!("renewed {}", format_date(now))),
-        scopes: Vec::new(),
-        created: now,
-        expires,
-        last_used: None,
-        rejected_at: None,
-        runtimes: Vec::new(),
-        hosts: Default::default(),
-        warned_on: Default::default(),
-        replaced_at: None,
-    };
-    if let Err(resp) = set_token(state, inner, &rt.name, token, secret).await {
+    let token = TokenMeta::new(Some(format!("renewed {}", format_date(now))), now, expires);
+    let audit_name = token_audit_name(&token);
+    if let Err(resp) = set_token(state, inner, Some(peer), &rt.name, token, secret).await {
         return resp;
     }
     tracing::info!(runtime = %rt.name, "renewed the runtime's token at the terminal");
@@ -223,6 +212,7 @@ pub async fn renew(
     let e = ctx
         .event(kind::RENEWED)
         .runtime(&rt.name)
+        .token(audit_name)
         .reason("new token typed at the renewal prompt");
     state.audit(inner, e);
     let answer = serve(state, inner, &rt, &cred, &ctx).await;
@@ -301,7 +291,7 @@ async fn serve(
         Ok(b) => b,
         Err(e) => return Response::error(ErrorCode::Internal, e),
     };
-    let Some(token) = book.for_runtime(&rt.name).cloned() else {
+    let Some(mut token) = book.for_runtime(&rt.name).cloned() else {
         tracing::info!(runtime = %rt.name, "get: runtime has no token");
         refused(state, inner, ctx, &rt.name, None, "no token");
         return miss(Some(format!(
@@ -326,6 +316,13 @@ async fn serve(
             "helperd: runtime {} now points at other hosts than when its token was set, so the token is not sent; if that is intended, run `helperctl token set {}`",
             rt.name, rt.name
         )));
+    }
+    if token.oauth_client_id.is_some() && token.rejected_at.is_none() {
+        // An OAuth token is refreshed before it expires; a failed refresh falls through to
+        // the expired/renewal path below.
+        if let Some(fresh) = super::providers::refresh_if_due(state, inner, rt, &token).await {
+            token = fresh;
+        }
     }
     let token_state = token.state(now, warn_days);
     if !token_state.servable() {
@@ -455,7 +452,7 @@ fn expiry_notice(
     }
     let expires = token.expires?;
     let text = format!(
-        "helperd: runtime {}: {} expires on {} ({}); make a new one{} and run `helperctl token set {}`",
+        "helperd: runtime {}: {} expires on {} ({}); make a new one{} and run `helperctl renew {}`",
         rt.name,
         token_label(token),
         format_date(expires),
@@ -521,24 +518,21 @@ pub async fn store(
         }
     }
     let token = TokenMeta {
-        id: new_token_id(),
-        name: Some("entered at git's prompt".into()),
-        scopes: Vec::new(),
-        created: now,
-        expires: cred.password_expiry_utc,
         last_used: Some(now),
-        rejected_at: None,
-        runtimes: Vec::new(),
-        hosts: Default::default(),
-        warned_on: Default::default(),
-        replaced_at: None,
+        ..TokenMeta::new(
+            Some("entered at git's prompt".into()),
+            now,
+            cred.password_expiry_utc,
+        )
     };
-    let response = match set_token(state, inner, &rt.name, token, secret).await {
+    let audit_name = token_audit_name(&token);
+    let response = match set_token(state, inner, Some(ctx.peer), &rt.name, token, secret).await {
         Ok(()) => {
             tracing::info!(runtime = %rt.name, "store: renewed the runtime's token from git's prompt");
             let e = ctx
                 .event(kind::RENEWED)
                 .runtime(&rt.name)
+                .token(audit_name)
                 .reason("new token typed at git's prompt");
             state.audit(inner, e);
             miss(Some(format!(
@@ -626,16 +620,35 @@ pub fn runtime_hosts(config: &Config, runtime: &str) -> Vec<String> {
 pub async fn set_token(
     state: &State,
     inner: &mut Inner,
+    peer: Option<&Peer>,
     runtime: &str,
     token: TokenMeta,
     secret: Secret,
 ) -> Result<(), Response> {
+    // The policy as it is now: an admin's edit applies to the very next token.
+    inner.policy.refresh();
     if let Some((policy, source)) = inner.policy.current() {
-        if let Err(v) = policy.check_token(token.expires, unix_now(), &source) {
+        let mut violation = policy.check_token(token.expires, unix_now(), &source).err();
+        if violation.is_none() {
+            // No secret goes into a store weaker than the policy's min_store either.
+            state.store(inner).await.map_err(store_error)?;
+            if let Some(strength) = state.store_strength(inner) {
+                violation = policy.check_store(strength, &source).err();
+            }
+        }
+        if let Some(v) = violation {
             tracing::warn!(%runtime, rule = v.rule, "token refused by the policy");
-            let e = AuditEvent::now(kind::POLICY_VIOLATION)
+            let mut e = AuditEvent::now(kind::POLICY_VIOLATION)
                 .runtime(runtime)
+                .token(token_audit_name(&token))
                 .reason(v.message.clone());
+            if let Some(Peer {
+                uid,
+                pid: Some(pid),
+            }) = peer
+            {
+                e = e.peer(*pid, *uid);
+            }
             state.audit(inner, e);
             return Err(Response::error(
                 ErrorCode::Policy,

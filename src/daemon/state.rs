@@ -38,6 +38,8 @@ pub struct Settings {
 
 pub struct State {
     pub settings: Settings,
+    /// The provider HTTP client, built on first use.
+    pub providers: std::sync::OnceLock<crate::provider::ProviderClient>,
     pub started: Instant,
     inner: Mutex<Inner>,
 }
@@ -45,6 +47,8 @@ pub struct State {
 pub struct Inner {
     store: Option<(Arc<dyn SecretStore>, StoreChoice)>,
     pub policy: PolicyState,
+    /// OAuth device logins waiting for the user's approval.
+    pub logins: super::providers::Logins,
     /// Support access in force (`helperctl support enable`).
     pub support: Option<super::support::SupportGrant>,
     /// `None` when the audit log cannot be opened (reported in the log at each event).
@@ -102,6 +106,7 @@ impl State {
                 store: None,
                 policy,
                 support: None,
+                logins: Default::default(),
                 audit,
                 table: None,
                 config,
@@ -110,6 +115,7 @@ impl State {
                 tokens_saved_at: 0,
             }),
             settings,
+            providers: std::sync::OnceLock::new(),
             started: Instant::now(),
         }
     }
@@ -250,6 +256,44 @@ impl State {
         }
     }
 
+    /// Any secret by store key (refresh tokens); not cached.
+    pub async fn get_secret(
+        &self,
+        inner: &mut Inner,
+        key: &str,
+    ) -> Result<Option<Secret>, StoreError> {
+        let store = self.store(inner).await?;
+        if store.is_locked() {
+            return Err(StoreError::Locked {
+                store: store.kind(),
+            });
+        }
+        let key = key.to_string();
+        blocking(move || store.get(&key)).await
+    }
+
+    pub async fn set_secret(
+        &self,
+        inner: &mut Inner,
+        key: &str,
+        value: Secret,
+    ) -> Result<(), StoreError> {
+        let store = self.store(inner).await?;
+        if store.is_locked() {
+            return Err(StoreError::Locked {
+                store: store.kind(),
+            });
+        }
+        let key = key.to_string();
+        blocking(move || store.set(&key, &value)).await
+    }
+
+    pub async fn delete_secret(&self, inner: &mut Inner, key: &str) -> Result<(), StoreError> {
+        let store = self.store(inner).await?;
+        let key = key.to_string();
+        blocking(move || store.delete(&key)).await
+    }
+
     /// The secret of token `id`, from the cache or the store.
     pub async fn token_secret(
         &self,
@@ -293,12 +337,13 @@ impl State {
         Ok(())
     }
 
-    /// Deletes the secret of a token no runtime uses any more.
+    /// Deletes the secrets of a token no runtime uses any more (and its refresh token).
     pub async fn delete_token_secret(&self, inner: &mut Inner, id: &str) -> Result<(), StoreError> {
         inner.token_secrets.remove(id);
         let store = self.store(inner).await?;
         let key = token::secret_key(id);
-        blocking(move || store.delete(&key)).await
+        let refresh = token::refresh_key(id);
+        blocking(move || store.delete(&key).and_then(|()| store.delete(&refresh))).await
     }
 
     /// The remembered store choice, when the store is open.

@@ -128,7 +128,7 @@ fn add_runtime(sb: &Sandbox, base_url: &str) {
 #[track_caller]
 fn token_set(sb: &Sandbox, secret: &str, name: &str, expires: Option<&str>) -> Output {
     let mut c = sb.ctl();
-    c.args(["token", "set", RUNTIME, "--name", name]);
+    c.args(["token", "set", RUNTIME, "--offline", "--name", name]);
     if let Some(e) = expires {
         c.args(["--expires", e]);
     }
@@ -1066,7 +1066,7 @@ fn helperctl_renew_shows_the_facts_and_stores_the_token_from_stdin() {
     let (date, expires) = date_in(60);
 
     let mut c = sb.ctl();
-    c.args(["renew", RUNTIME, "--expires", &date]);
+    c.args(["renew", RUNTIME, "--offline", "--expires", &date]);
     let out = run_with_stdin(c, format!("{NEW}\n").as_bytes());
     seen.all("helperctl renew", &out);
     assert_ok(&out);
@@ -1114,12 +1114,12 @@ fn helperctl_renew_shows_the_facts_and_stores_the_token_from_stdin() {
 
     // Refusals change nothing: no token, a bad expiry, an unknown runtime.
     let mut c = sb.ctl();
-    c.args(["renew", RUNTIME, "--expires", &date]);
+    c.args(["renew", RUNTIME, "--offline", "--expires", &date]);
     let out = run_with_stdin(c, b"\n");
     seen.all("helperctl renew (empty)", &out);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let mut c = sb.ctl();
-    c.args(["renew", RUNTIME, "--expires", "2020-01-01"]);
+    c.args(["renew", RUNTIME, "--offline", "--expires", "2020-01-01"]);
     let out = run_with_stdin(c, b"ghp_neverStoredPast1\n");
     seen.all("helperctl renew (past)", &out);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -1296,7 +1296,7 @@ fn no_token_appears_in_any_message_or_log_across_every_expiry_flow() {
     // helperctl renew.
     let (date, _) = date_in(5);
     let mut c = sb.ctl();
-    c.args(["renew", RUNTIME, "--expires", &date]);
+    c.args(["renew", RUNTIME, "--offline", "--expires", &date]);
     let out = run_with_stdin(c, format!("{NEW}\n").as_bytes());
     seen.all("helperctl renew", &out);
     assert_ok(&out);

@@ -1,6 +1,7 @@
 //! helperd's integration tests: the real binaries, the real git, a real git HTTP server and
 //! a real Secret Service (gnome-keyring under a private D-Bus session).
 
+mod admin;
 mod bad_input;
 mod daemon;
 mod e2e_http;

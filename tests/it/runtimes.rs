@@ -84,7 +84,7 @@ fn ctl_err(sb: &Sandbox, args: &[&str]) -> String {
 /// `helperctl token set RUNTIME EXTRA...` with the secret on stdin.
 fn token_set_output(sb: &Sandbox, runtime: &str, secret: &str, extra: &[&str]) -> Output {
     let mut c = sb.ctl();
-    c.args(["token", "set", runtime]).args(extra);
+    c.args(["token", "set", runtime, "--offline"]).args(extra);
     run_with_stdin(c, format!("{secret}\n").as_bytes())
 }
 

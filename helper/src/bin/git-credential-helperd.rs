@@ -218,6 +218,7 @@ fn answer_git(response: Response) -> Result<(), String> {
                 .map_err(|e| format!("failed to write the answer to git: {e}"))
         }
         Reply::Error { message, .. } => Err(message),
-        Reply::Done | Reply::Status { .. } | Reply::Which { .. } | Reply::Audit { .. } => Ok(()),
+        // Answers to other requests never come for a git request.
+        _ => Ok(()),
     }
 }

@@ -1,0 +1,432 @@
+//! The daemon's use of the provider APIs (`crate::provider`): checking a token before it
+//! is stored, re-checking it (`token verify`), revoking it, the OAuth device login, and
+//! refreshing OAuth tokens before they expire.
+//!
+//! HTTP calls are made without the state lock where the caller allows it (token set,
+//! verify, revoke, login polling), so git requests never wait for a slow host; a refresh
+//! happens under the lock, which is what makes many concurrent git processes cause exactly
+//! one refresh: the first refreshes, the others then find a fresh token.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use helperd_wire::wire::{ErrorCode, LoginStep, Reply, Response};
+
+use super::handler::{store_error, Peer};
+use super::runtimes::{set_token, token_audit_name};
+use super::state::{unix_now, Inner, State};
+use crate::audit::kind;
+use crate::config::RuntimeConfig;
+use crate::provider::{
+    self, DevicePoll, OAuthTokens, ProviderClient, ProviderError, RevokeOutcome, Target, TokenInfo,
+};
+use crate::secret::Secret;
+use crate::token::{refresh_key, TokenMeta};
+
+/// The one HTTP client, built on first use (an idle daemon never pays for it).
+pub fn client(cell: &OnceLock<ProviderClient>) -> Result<ProviderClient, Response> {
+    if let Some(c) = cell.get() {
+        return Ok(c.clone());
+    }
+    let c = ProviderClient::new().map_err(provider_error)?;
+    Ok(cell.get_or_init(|| c).clone())
+}
+
+/// A provider failure on the wire. Provider errors never contain a secret.
+pub fn provider_error(e: ProviderError) -> Response {
+    Response::error(ErrorCode::Provider, e.to_string())
+}
+
+/// How long before expiry an OAuth token is refreshed.
+const REFRESH_AHEAD_SECS: u64 = 300;
+
+/// A device login waiting for the user's approval.
+pub struct PendingLogin {
+    device_code: Secret,
+    client_id: String,
+    interval: u64,
+    deadline: u64,
+}
+
+/// Logins in progress, by runtime.
+pub type Logins = HashMap<String, PendingLogin>;
+
+/// What the provider says about `secret`, for the runtime `rt`.
+pub async fn check(
+    client: &ProviderClient,
+    rt: &RuntimeConfig,
+    secret: &Secret,
+) -> Result<TokenInfo, ProviderError> {
+    let target = Target::for_runtime(rt);
+    client
+        .introspect(&target, rt.effective_username(), secret)
+        .await
+}
+
+/// Merges what the host reported into a new token's record. Errors: the answer to send.
+pub fn apply_check(
+    token: &mut TokenMeta,
+    info: TokenInfo,
+    user_expires: Option<u64>,
+    force: bool,
+) -> Result<(), Response> {
+    if !info.missing_git_scopes.is_empty() {
+        if !force {
+            return Err(Response::error(
+                ErrorCode::Provider,
+                format!(
+                    "the token lacks scopes git needs: {}; nothing was stored (make a token with them, or pass --force to store it anyway)",
+                    info.missing_git_scopes.join(", ")
+                ),
+            ));
+        }
+        token.notes.push(format!(
+            "stored with --force although it lacks {}",
+            info.missing_git_scopes.join(", ")
+        ));
+    }
+    match (user_expires, info.expires) {
+        // GitLab reports whole days: a day apart is the same date, read cautiously.
+        (Some(user), Some(host)) if user.abs_diff(host) > 86_400 => {
+            return Err(Response::error(
+                ErrorCode::BadRequest,
+                format!(
+                    "--expires {} contradicts the host, which says the token expires on {}; nothing was stored",
+                    crate::timefmt::format_date(user),
+                    crate::timefmt::format_datetime(host)
+                ),
+            ))
+        }
+        (_, Some(host)) => token.expires = Some(host),
+        _ => {}
+    }
+    if let Some(scopes) = info.scopes {
+        token.scopes = scopes;
+    }
+    token.kind = info.kind;
+    token.login = info.login;
+    token.notes.extend(info.notes);
+    token.checked_at = Some(unix_now());
+    Ok(())
+}
+
+/// `token verify`: asks the host again about the token of each runtime in `runtimes`.
+pub async fn verify(state: &State, peer: &Peer, runtimes: Vec<RuntimeConfig>) -> Response {
+    let client = match client(&state.providers) {
+        Ok(c) => c,
+        Err(resp) => return resp,
+    };
+    let mut lines = Vec::new();
+    for rt in runtimes {
+        let (token, secret) = {
+            let mut inner = state.lock().await;
+            let Some(token) = state
+                .tokens(&mut inner)
+                .ok()
+                .and_then(|b| b.for_runtime(&rt.name).cloned())
+            else {
+                lines.push(format!("{}: no token", rt.name));
+                continue;
+            };
+            match state.token_secret(&mut inner, &token.id).await {
+                Ok(Some(s)) => (token, s),
+                Ok(None) => {
+                    lines.push(format!(
+                        "{}: the token's secret is missing from the store",
+                        rt.name
+                    ));
+                    continue;
+                }
+                Err(e) => return store_error(e),
+            }
+        };
+        let result = check(&client, &rt, &secret).await;
+        let mut inner = state.lock().await;
+        let now = unix_now();
+        let line = match &result {
+            Ok(info) => {
+                let scopes = info
+                    .scopes
+                    .as_ref()
+                    .map(|s| s.join(","))
+                    .unwrap_or_else(|| "not reported".into());
+                let missing = if info.missing_git_scopes.is_empty() {
+                    String::new()
+                } else {
+                    format!("; lacks {}", info.missing_git_scopes.join(", "))
+                };
+                format!(
+                    "{}: accepted by the host (scopes: {scopes}{missing})",
+                    rt.name
+                )
+            }
+            Err(ProviderError::Rejected { .. }) => format!(
+                "{}: REJECTED by the host — {}",
+                rt.name,
+                result
+                    .as_ref()
+                    .err()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default()
+            ),
+            Err(e) => format!("{}: not checked: {e}", rt.name),
+        };
+        if let Ok(book) = state.tokens(&mut inner) {
+            if let Some(t) = book.for_runtime_mut(&rt.name).filter(|t| t.id == token.id) {
+                match result {
+                    Ok(info) => {
+                        if let Some(scopes) = info.scopes {
+                            t.scopes = scopes;
+                        }
+                        t.kind = info.kind.or(t.kind.take());
+                        t.login = info.login.or(t.login.take());
+                        t.checked_at = Some(now);
+                    }
+                    Err(ProviderError::Rejected { .. }) => {
+                        t.rejected_at.get_or_insert(now);
+                        t.checked_at = Some(now);
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
+        if let Err(e) = state.save_tokens(&mut inner) {
+            return Response::error(ErrorCode::Internal, e);
+        }
+        let e = super::control::peer_event(kind::TOKEN_VERIFIED, peer)
+            .runtime(&rt.name)
+            .token(token_audit_name(&token))
+            .reason(line.clone());
+        state.audit(&mut inner, e);
+        lines.push(line);
+    }
+    Response::new(Reply::Done).with_notice(Some(lines.join("\n")))
+}
+
+/// Revokes `secret` at `rt`'s host; the sentence to show.
+pub async fn revoke(state: &State, rt: &RuntimeConfig, secret: &Secret) -> String {
+    let client = match client(&state.providers) {
+        Ok(c) => c,
+        Err(_) => return "it could not be revoked at the host (no HTTP client)".into(),
+    };
+    let target = Target::for_runtime(rt);
+    match client.revoke(&target, secret).await {
+        Ok(RevokeOutcome::Revoked) => "it was revoked at the host".into(),
+        Ok(RevokeOutcome::NotSupported { reason, token_page }) => format!(
+            "the host's API cannot revoke it ({reason}); it still works there until you delete it{}",
+            token_page.map(|p| format!(" at {p}")).unwrap_or_default()
+        ),
+        Err(e) => format!(
+            "revoking it at the host failed ({e}); delete it by hand{}",
+            target.token_page().map(|p| format!(" at {p}")).unwrap_or_default()
+        ),
+    }
+}
+
+/// `login` step 1: a device code from the host.
+pub async fn login_start(state: &State, rt: &RuntimeConfig) -> Response {
+    let target = Target::for_runtime(rt);
+    let Some(client_id) = provider::oauth_client_id(rt) else {
+        return provider_error(provider::oauth_not_registered(&target));
+    };
+    let client = match client(&state.providers) {
+        Ok(c) => c,
+        Err(resp) => return resp,
+    };
+    let scopes = login_scopes(rt);
+    let code = match client.device_start(&target, &client_id, &scopes).await {
+        Ok(c) => c,
+        Err(e) => return provider_error(e),
+    };
+    let step = LoginStep::Code {
+        user_code: code.user_code.clone(),
+        verification_uri: code.verification_uri.clone(),
+        verification_uri_complete: code.verification_uri_complete.clone(),
+        interval: code.interval,
+        expires_in: code.expires_in,
+    };
+    let mut inner = state.lock().await;
+    inner.logins.insert(
+        rt.name.clone(),
+        PendingLogin {
+            device_code: code.device_code,
+            client_id,
+            interval: code.interval,
+            deadline: unix_now().saturating_add(code.expires_in),
+        },
+    );
+    Response::new(Reply::Login {
+        login: Box::new(step),
+    })
+}
+
+/// The scopes a login asks for: what git needs on that provider.
+fn login_scopes(rt: &RuntimeConfig) -> Vec<&'static str> {
+    use crate::config::Provider;
+    match rt.provider {
+        // https://docs.github.com/en/apps/oauth-apps/building-oauth-apps/scopes-for-oauth-apps
+        Provider::GitHub => vec!["repo"],
+        // https://docs.gitlab.com/integration/oauth_provider/#view-all-authorized-applications (scopes)
+        Provider::GitLab => vec!["read_repository", "write_repository"],
+        _ => Vec::new(),
+    }
+}
+
+/// `login` step 2..n: one poll; stores the token once the user approved.
+pub async fn login_poll(state: &State, peer: &Peer, rt: &RuntimeConfig) -> Response {
+    let (device_code, client_id, interval, deadline) = {
+        let inner = state.lock().await;
+        match inner.logins.get(&rt.name) {
+            Some(p) => (
+                p.device_code.clone(),
+                p.client_id.clone(),
+                p.interval,
+                p.deadline,
+            ),
+            None => {
+                return Response::error(
+                    ErrorCode::BadRequest,
+                    format!(
+                        "no login in progress for runtime {}; run `helperctl login {}`",
+                        rt.name, rt.name
+                    ),
+                )
+            }
+        }
+    };
+    if unix_now() > deadline {
+        state.lock().await.logins.remove(&rt.name);
+        return provider_error(ProviderError::Expired);
+    }
+    let client = match client(&state.providers) {
+        Ok(c) => c,
+        Err(resp) => return resp,
+    };
+    let target = Target::for_runtime(rt);
+    let poll = client.device_poll(&target, &client_id, &device_code).await;
+    let mut inner = state.lock().await;
+    match poll {
+        Ok(DevicePoll::Pending) => Response::new(Reply::Login {
+            login: Box::new(LoginStep::Pending { interval }),
+        }),
+        Ok(DevicePoll::SlowDown) => {
+            // RFC 8628 §3.5: add 5 seconds to the interval for this and later polls.
+            let interval = interval + 5;
+            if let Some(p) = inner.logins.get_mut(&rt.name) {
+                p.interval = interval;
+            }
+            Response::new(Reply::Login {
+                login: Box::new(LoginStep::Pending { interval }),
+            })
+        }
+        Ok(DevicePoll::Done(tokens)) => {
+            inner.logins.remove(&rt.name);
+            let name = Some(format!(
+                "OAuth login {}",
+                crate::timefmt::format_date(unix_now())
+            ));
+            match store_oauth(state, &mut inner, rt, name, &client_id, tokens).await {
+                Ok(()) => {
+                    let e = super::control::peer_event(kind::TOKEN_SET, peer)
+                        .runtime(&rt.name)
+                        .reason("OAuth device login");
+                    state.audit(&mut inner, e);
+                    let message = format!("logged in: runtime {} has a new OAuth token", rt.name);
+                    Response::new(Reply::Login {
+                        login: Box::new(LoginStep::Done { message }),
+                    })
+                }
+                Err(resp) => resp,
+            }
+        }
+        Err(e) => {
+            inner.logins.remove(&rt.name);
+            provider_error(e)
+        }
+    }
+}
+
+/// Stores OAuth tokens as `rt`'s new token: the access token as the token, the refresh
+/// token as a second secret.
+async fn store_oauth(
+    state: &State,
+    inner: &mut Inner,
+    rt: &RuntimeConfig,
+    name: Option<String>,
+    client_id: &str,
+    tokens: OAuthTokens,
+) -> Result<(), Response> {
+    let mut token = TokenMeta::new(name, unix_now(), tokens.expires_at);
+    token.scopes = tokens.scopes;
+    token.kind = Some("OAuth token".into());
+    token.oauth_client_id = Some(client_id.to_string());
+    token.refresh_expires_at = tokens.refresh_expires_at;
+    token.checked_at = Some(unix_now());
+    let id = token.id.clone();
+    set_token(state, inner, None, &rt.name, token, tokens.access_token).await?;
+    if let Some(refresh) = tokens.refresh_token {
+        state
+            .set_secret(inner, &refresh_key(&id), refresh)
+            .await
+            .map_err(store_error)?;
+    }
+    Ok(())
+}
+
+/// Refreshes `token` (an OAuth token of `rt`) when it expires within a few minutes.
+/// Called under the state lock: concurrent requests wait, and then find the fresh token.
+/// Returns the token to serve now, or `None` when it could not be refreshed (the caller
+/// then treats it as expired: renewal).
+pub async fn refresh_if_due(
+    state: &State,
+    inner: &mut Inner,
+    rt: &RuntimeConfig,
+    token: &TokenMeta,
+) -> Option<TokenMeta> {
+    let client_id = token.oauth_client_id.clone()?;
+    let expires = token.expires?;
+    if expires > unix_now().saturating_add(REFRESH_AHEAD_SECS) {
+        return Some(token.clone());
+    }
+    let refresh = match state.get_secret(inner, &refresh_key(&token.id)).await {
+        Ok(Some(r)) => r,
+        _ => return None,
+    };
+    let client = client(&state.providers).ok()?;
+    let target = Target::for_runtime(rt);
+    match client.refresh(&target, &client_id, &refresh).await {
+        Ok(tokens) => {
+            let name = token.name.clone();
+            let old_id = token.id.clone();
+            let shared: Vec<String> = token
+                .runtimes
+                .iter()
+                .filter(|r| **r != rt.name)
+                .cloned()
+                .collect();
+            if let Err(e) = store_oauth(state, inner, rt, name, &client_id, tokens).await {
+                tracing::warn!(runtime = %rt.name, reply = ?e.reply, "could not store the refreshed token");
+                return None;
+            }
+            // The refreshed token serves every runtime the old one did.
+            for other in shared {
+                let hosts = super::runtimes::runtime_hosts(&inner.config.current(), &other);
+                if let Ok(book) = state.tokens(inner) {
+                    let _ = book.link(&other, &hosts, &rt.name);
+                }
+            }
+            let _ = state.save_tokens(inner);
+            let _ = state.delete_secret(inner, &refresh_key(&old_id)).await;
+            tracing::info!(runtime = %rt.name, "refreshed the OAuth token");
+            let e = crate::audit::AuditEvent::now(kind::RENEWED)
+                .runtime(&rt.name)
+                .reason("OAuth refresh");
+            state.audit(inner, e);
+            state.tokens(inner).ok()?.for_runtime(&rt.name).cloned()
+        }
+        Err(e) => {
+            tracing::warn!(runtime = %rt.name, error = %e, "OAuth refresh failed; the token needs a renewal");
+            None
+        }
+    }
+}
