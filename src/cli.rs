@@ -40,6 +40,10 @@ pub enum Command {
         /// Do not ask the host whether the new token works.
         #[arg(long)]
         offline: bool,
+        /// Have the host rotate the token instead (GitLab; the token needs the api or
+        /// self_rotate scope): no copy and paste, a new expiry, the old token revoked.
+        #[arg(long, conflicts_with_all = ["name", "expires", "offline"])]
+        rotate: bool,
     },
     /// Add, remove or list runtimes (edits config.toml, keeping your comments).
     Runtime {
@@ -51,8 +55,9 @@ pub enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
-    /// Log in with OAuth (device flow: GitHub, GitLab) instead of pasting a token; needs
-    /// the runtime's oauth_client_id (the OAuth app your admin registered for that host).
+    /// Log in with OAuth instead of pasting a token: the device flow (GitHub, GitLab) or
+    /// the browser flow with PKCE (Gitea, Forgejo, Codeberg). Needs the runtime's
+    /// oauth_client_id (the OAuth app your admin registered for that host).
     Login { runtime: String },
     /// Show which runtime answers a URL, and why.
     Which {

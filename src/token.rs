@@ -132,6 +132,14 @@ impl TokenMeta {
         }
         match self.expires {
             Some(t) if now >= t => TokenState::Expired,
+            // An OAuth token with a refresh token is renewed by the daemon by itself: its
+            // short life is no reason to warn (its refresh token's expiry is).
+            Some(_) if self.oauth_client_id.is_some() => match self.refresh_expires_at {
+                Some(r) if r.saturating_sub(now) <= u64::from(warn_days) * 86_400 => {
+                    TokenState::Expiring
+                }
+                _ => TokenState::Valid,
+            },
             Some(t) if t - now <= u64::from(warn_days) * 86_400 => TokenState::Expiring,
             _ => TokenState::Valid,
         }

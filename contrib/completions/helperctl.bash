@@ -924,7 +924,7 @@ _helperctl() {
             return 0
             ;;
         helperctl__subcmd__renew)
-            opts="-h -V --name --expires --offline --help --version"
+            opts="-h -V --name --expires --offline --rotate --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

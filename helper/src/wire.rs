@@ -109,6 +109,20 @@ pub enum Request {
     LoginStart { runtime: String },
     /// Poll the host once for the login started for `runtime`.
     LoginPoll { runtime: String },
+    /// Start a browser login with PKCE (Gitea, Forgejo, Codeberg): the daemon keeps the
+    /// verifier and answers the page to open; the host redirects to `redirect_uri`.
+    LoginBrowserStart {
+        runtime: String,
+        redirect_uri: String,
+    },
+    /// The authorization code the host redirected with: the daemon exchanges it.
+    LoginBrowserFinish {
+        runtime: String,
+        code: String,
+        state: String,
+    },
+    /// Rotate the runtime's token at the host (GitLab): a new token, a new expiry.
+    TokenRotate { runtime: String },
     /// Authorise `from`'s token for `runtime` too (`helperctl token link`).
     TokenLink { runtime: String, from: String },
     /// Take the token away from `runtime` (`helperctl token remove`); with `revoke`, also
@@ -309,6 +323,27 @@ impl std::fmt::Debug for Request {
                 .debug_struct("LoginPoll")
                 .field("runtime", runtime)
                 .finish(),
+            Request::LoginBrowserStart {
+                runtime,
+                redirect_uri,
+            } => f
+                .debug_struct("LoginBrowserStart")
+                .field("runtime", runtime)
+                .field("redirect_uri", redirect_uri)
+                .finish(),
+            Request::LoginBrowserFinish {
+                runtime,
+                code: _,
+                state: _,
+            } => f
+                .debug_struct("LoginBrowserFinish")
+                .field("runtime", runtime)
+                .field("code", &"<redacted>")
+                .finish(),
+            Request::TokenRotate { runtime } => f
+                .debug_struct("TokenRotate")
+                .field("runtime", runtime)
+                .finish(),
             Request::TokenLink { runtime, from } => f
                 .debug_struct("TokenLink")
                 .field("runtime", runtime)
@@ -387,6 +422,8 @@ pub enum LoginStep {
     },
     /// Not approved yet: poll again after `interval` seconds.
     Pending { interval: u64 },
+    /// Open this page in a browser; the host redirects back to the loopback address.
+    Browser { url: String },
     /// Approved; the token is stored.
     Done { message: String },
 }

@@ -44,6 +44,13 @@ impl Spinner {
 }
 
 pub fn login(paths: &Paths, runtime: &str) -> anyhow::Result<u8> {
+    let config = crate::config::Config::load(&crate::config::config_file(&paths.config_dir))?;
+    if config
+        .runtime(runtime)
+        .is_some_and(|rt| rt.provider == crate::config::Provider::Gitea)
+    {
+        return browser_login(paths, runtime);
+    }
     let (mut interval, expires_in) = match step(
         paths,
         Request::LoginStart {
@@ -104,5 +111,104 @@ pub fn login(paths: &Paths, runtime: &str) -> anyhow::Result<u8> {
                 return Err(e);
             }
         }
+    }
+}
+
+/// Gitea, Forgejo, Codeberg: the authorization code flow with PKCE on a loopback redirect
+/// (RFC 8252 §7.3). helperctl listens on 127.0.0.1 for the one redirect; the daemon keeps
+/// the verifier and exchanges the code.
+fn browser_login(paths: &Paths, runtime: &str) -> anyhow::Result<u8> {
+    use std::io::{BufRead, BufReader};
+    use std::net::TcpListener;
+
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let redirect_uri = format!("http://127.0.0.1:{port}/callback");
+    let url = match step(
+        paths,
+        Request::LoginBrowserStart {
+            runtime: runtime.to_string(),
+            redirect_uri,
+        },
+    )? {
+        LoginStep::Browser { url } => url,
+        other => bail!("unexpected login step from the daemon: {other:?}"),
+    };
+    eprintln!("To log in runtime {runtime}, open this page in your browser and approve:");
+    eprintln!("  {url}");
+    // Best effort: a desktop opens it by itself.
+    if std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some() {
+        let _ = std::process::Command::new("xdg-open")
+            .arg(&url)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+    }
+
+    listener.set_nonblocking(true)?;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut spinner = Spinner {
+        on: std::io::stderr().is_terminal(),
+        frame: 0,
+    };
+    let (mut stream, _) = loop {
+        match listener.accept() {
+            Ok(conn) => break conn,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if Instant::now() > deadline {
+                    spinner.clear();
+                    bail!("no answer from the browser within 10 minutes; run `helperctl login {runtime}` again");
+                }
+                spinner.tick("waiting for the browser…");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    spinner.clear();
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut request_line = String::new();
+    BufReader::new(&stream).read_line(&mut request_line)?;
+    let target = request_line.split_whitespace().nth(1).unwrap_or("");
+    let query = target.split_once('?').map_or("", |(_, q)| q);
+    let param = |name: &str| {
+        query.split('&').find_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            (k == name).then(|| crate::gitproto::percent_decode(&v.replace('+', " ")))?
+        })
+    };
+    let (code, state, error) = (param("code"), param("state"), param("error"));
+    let page = if code.is_some() {
+        "helperd: you are logged in; you can close this tab."
+    } else {
+        "helperd: the login did not complete; see the terminal."
+    };
+    let _ = write!(
+        stream,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+        page.len()
+    );
+    let (Some(code), Some(state)) = (code, state) else {
+        bail!(
+            "the host did not send a code{}",
+            error
+                .map(|e| format!(" (it said: {e})"))
+                .unwrap_or_default()
+        );
+    };
+    match step(
+        paths,
+        Request::LoginBrowserFinish {
+            runtime: runtime.to_string(),
+            code,
+            state,
+        },
+    )? {
+        LoginStep::Done { message } => {
+            println!("{message}");
+            Ok(0)
+        }
+        other => bail!("unexpected login step from the daemon: {other:?}"),
     }
 }

@@ -26,9 +26,18 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Status { json, check } => status::status(&paths, json, check),
         Command::Renew {
             runtime,
+            rotate: true,
+            ..
+        } => {
+            print_done(send_starting(&paths, Request::TokenRotate { runtime })?)?;
+            Ok(0)
+        }
+        Command::Renew {
+            runtime,
             name,
             expires,
             offline,
+            rotate: false,
         } => renew(&paths, runtime, name, expires, offline),
         Command::Runtime { action } => runtimes::run(&paths, action),
         Command::Token { action } => token(&paths, action),

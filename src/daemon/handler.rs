@@ -136,6 +136,28 @@ pub async fn handle(state: &Arc<State>, request: Request, peer: &Peer) -> Respon
             Ok(rt) => providers::login_poll(state, peer, &rt).await,
             Err(resp) => resp,
         },
+        Request::LoginBrowserStart {
+            runtime,
+            redirect_uri,
+        } => match login_runtime(state, &runtime).await {
+            Ok(rt) => providers::login_browser_start(state, &rt, redirect_uri).await,
+            Err(resp) => resp,
+        },
+        Request::LoginBrowserFinish {
+            runtime,
+            code,
+            state: login_state,
+        } => match login_runtime(state, &runtime).await {
+            Ok(rt) => {
+                providers::login_browser_finish(state, peer, &rt, Secret::new(code), &login_state)
+                    .await
+            }
+            Err(resp) => resp,
+        },
+        Request::TokenRotate { runtime } => match login_runtime(state, &runtime).await {
+            Ok(rt) => providers::rotate(state, peer, &rt).await,
+            Err(resp) => resp,
+        },
         Request::TokenLink { runtime, from } => {
             control::token_link(state, &mut *state.lock().await, peer, runtime, from).await
         }

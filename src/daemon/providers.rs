@@ -40,12 +40,245 @@ pub fn provider_error(e: ProviderError) -> Response {
 /// How long before expiry an OAuth token is refreshed.
 const REFRESH_AHEAD_SECS: u64 = 300;
 
-/// A device login waiting for the user's approval.
+/// A login waiting for the user's approval: a device code to poll with, or (browser
+/// login) the PKCE verifier and state to finish with.
 pub struct PendingLogin {
     device_code: Secret,
     client_id: String,
     interval: u64,
     deadline: u64,
+    browser: Option<BrowserLogin>,
+}
+
+struct BrowserLogin {
+    verifier: Secret,
+    state: String,
+    redirect_uri: String,
+}
+
+/// How long a browser login may take.
+const BROWSER_LOGIN_SECS: u64 = 600;
+
+/// Unpadded base64url (RFC 4648 §5), as PKCE wants it.
+fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len() * 4 / 3 + 3);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+        }
+    }
+    out
+}
+
+fn random_base64url(len: usize) -> String {
+    let mut bytes = vec![0u8; len];
+    getrandom::getrandom(&mut bytes).expect("the OS random source is available");
+    base64url(&bytes)
+}
+
+/// RFC 7636 §4.2: S256 challenge of a verifier.
+fn pkce_challenge(verifier: &str) -> String {
+    use sha2::Digest;
+    base64url(&sha2::Sha256::digest(verifier.as_bytes()))
+}
+
+/// `login` for Gitea/Forgejo/Codeberg: the page to open, with a fresh PKCE verifier kept
+/// here (never sent to helperctl).
+pub async fn login_browser_start(
+    state: &State,
+    rt: &RuntimeConfig,
+    redirect_uri: String,
+) -> Response {
+    let target = Target::for_runtime(rt);
+    let Some(client_id) = provider::oauth_client_id(rt) else {
+        return provider_error(provider::oauth_not_registered(&target));
+    };
+    if !(redirect_uri.starts_with("http://127.0.0.1:") || redirect_uri.starts_with("http://[::1]:"))
+    {
+        return Response::error(
+            ErrorCode::BadRequest,
+            "the redirect must go to the loopback address",
+        );
+    }
+    let client = match client(&state.providers) {
+        Ok(c) => c,
+        Err(resp) => return resp,
+    };
+    let verifier = Secret::new(random_base64url(32));
+    let login_state = random_base64url(16);
+    let challenge = pkce_challenge(verifier.expose());
+    let url =
+        match client.authorize_url(&target, &client_id, &redirect_uri, &challenge, &login_state) {
+            Ok(u) => u,
+            Err(e) => return provider_error(e),
+        };
+    let mut inner = state.lock().await;
+    inner.logins.insert(
+        rt.name.clone(),
+        PendingLogin {
+            device_code: Secret::new(""),
+            client_id,
+            interval: 0,
+            deadline: unix_now().saturating_add(BROWSER_LOGIN_SECS),
+            browser: Some(BrowserLogin {
+                verifier,
+                state: login_state,
+                redirect_uri,
+            }),
+        },
+    );
+    Response::new(Reply::Login {
+        login: Box::new(LoginStep::Browser { url }),
+    })
+}
+
+/// The code the host redirected with: exchanged for tokens, which are stored.
+pub async fn login_browser_finish(
+    state: &State,
+    peer: &Peer,
+    rt: &RuntimeConfig,
+    code: Secret,
+    returned_state: &str,
+) -> Response {
+    let pending = state.lock().await.logins.remove(&rt.name);
+    let Some(PendingLogin {
+        client_id,
+        deadline,
+        browser: Some(browser),
+        ..
+    }) = pending
+    else {
+        return Response::error(
+            ErrorCode::BadRequest,
+            format!("no browser login in progress for runtime {}", rt.name),
+        );
+    };
+    // RFC 6749 §10.12: the state ties the redirect to this login (no forged callbacks).
+    if returned_state != browser.state {
+        return Response::error(
+            ErrorCode::Forbidden,
+            "the login's state does not match; nothing was stored",
+        );
+    }
+    if unix_now() > deadline {
+        return provider_error(ProviderError::Expired);
+    }
+    let client = match client(&state.providers) {
+        Ok(c) => c,
+        Err(resp) => return resp,
+    };
+    let target = Target::for_runtime(rt);
+    let tokens = match client
+        .exchange_code(
+            &target,
+            &client_id,
+            &code,
+            &browser.verifier,
+            &browser.redirect_uri,
+        )
+        .await
+    {
+        Ok(t) => t,
+        Err(e) => return provider_error(e),
+    };
+    let mut inner = state.lock().await;
+    let name = Some(format!(
+        "OAuth login {}",
+        crate::timefmt::format_date(unix_now())
+    ));
+    match store_oauth(state, &mut inner, rt, name, &client_id, tokens).await {
+        Ok(()) => {
+            let e = super::control::peer_event(kind::TOKEN_SET, peer)
+                .runtime(&rt.name)
+                .reason("OAuth browser login (PKCE)");
+            state.audit(&mut inner, e);
+            let message = format!("logged in: runtime {} has a new OAuth token", rt.name);
+            Response::new(Reply::Login {
+                login: Box::new(LoginStep::Done { message }),
+            })
+        }
+        Err(resp) => resp,
+    }
+}
+
+/// `renew --rotate` (GitLab): the host revokes the token and issues a new one.
+pub async fn rotate(state: &State, peer: &Peer, rt: &RuntimeConfig) -> Response {
+    let (token, secret) = {
+        let mut inner = state.lock().await;
+        let Some(token) = state
+            .tokens(&mut inner)
+            .ok()
+            .and_then(|b| b.for_runtime(&rt.name).cloned())
+        else {
+            return Response::error(
+                ErrorCode::BadRequest,
+                format!("runtime {} has no token to rotate", rt.name),
+            );
+        };
+        match state.token_secret(&mut inner, &token.id).await {
+            Ok(Some(s)) => (token, s),
+            Ok(None) => {
+                return Response::error(
+                    ErrorCode::Internal,
+                    "the token's secret is missing from the store",
+                )
+            }
+            Err(e) => return store_error(e),
+        }
+    };
+    let client = match client(&state.providers) {
+        Ok(c) => c,
+        Err(resp) => return resp,
+    };
+    let rotated = match client.rotate(&Target::for_runtime(rt), &secret).await {
+        Ok(r) => r,
+        Err(e) => return provider_error(e),
+    };
+    let mut inner = state.lock().await;
+    let now = unix_now();
+    let mut new = TokenMeta::new(
+        Some(format!("rotated {}", crate::timefmt::format_date(now))),
+        now,
+        rotated.expires,
+    );
+    new.scopes = rotated.scopes;
+    new.kind = token.kind.clone();
+    new.checked_at = Some(now);
+    if let Err(resp) = set_token(state, &mut inner, Some(peer), &rt.name, new, rotated.token).await
+    {
+        // The host already revoked the old token: say so, the user must act.
+        return Response::error(
+            ErrorCode::Provider,
+            format!(
+                "the host rotated the token, but the new one could not be stored ({}); make a new token and run `helperctl renew {}`",
+                match resp.reply {
+                    Reply::Error { message, .. } => message,
+                    _ => "unknown".into(),
+                },
+                rt.name
+            ),
+        );
+    }
+    let e = super::control::peer_event(kind::RENEWED, peer)
+        .runtime(&rt.name)
+        .token(token_audit_name(&token))
+        .reason("rotated at the host");
+    state.audit(&mut inner, e);
+    let expiry = rotated
+        .expires
+        .map(|t| format!(", expires {}", crate::timefmt::format_date(t)))
+        .unwrap_or_default();
+    Response::new(Reply::Done).with_notice(Some(format!(
+        "rotated: runtime {} has a new token{expiry}; the host revoked the old one",
+        rt.name
+    )))
 }
 
 /// Logins in progress, by runtime.
@@ -253,6 +486,7 @@ pub async fn login_start(state: &State, rt: &RuntimeConfig) -> Response {
             client_id,
             interval: code.interval,
             deadline: unix_now().saturating_add(code.expires_in),
+            browser: None,
         },
     );
     Response::new(Reply::Login {
@@ -428,5 +662,28 @@ pub async fn refresh_if_due(
             tracing::warn!(runtime = %rt.name, error = %e, "OAuth refresh failed; the token needs a renewal");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64url_matches_rfc_4648_vectors() {
+        assert_eq!(base64url(b""), "");
+        assert_eq!(base64url(b"f"), "Zg");
+        assert_eq!(base64url(b"fo"), "Zm8");
+        assert_eq!(base64url(b"foo"), "Zm9v");
+        assert_eq!(base64url(b"foobar"), "Zm9vYmFy");
+        assert_eq!(base64url(&[0xfb, 0xff]), "-_8");
+    }
+
+    #[test]
+    fn pkce_challenge_matches_rfc_7636_appendix_b() {
+        assert_eq!(
+            pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
     }
 }

@@ -177,6 +177,51 @@ pub(super) async fn revoke(
     }
 }
 
+/// https://docs.gitlab.com/api/personal_access_tokens/#rotate-a-personal-access-token
+/// (`POST /personal_access_tokens/self/rotate`, 200 with the new token; the old one is
+/// revoked; needs the `api` or `self_rotate` scope).
+pub(super) async fn rotate(
+    http: &Http,
+    target: &Target,
+    token: &Secret,
+) -> Result<super::RotatedToken, ProviderError> {
+    #[derive(Deserialize)]
+    struct Rotated {
+        token: oauth::SecretText,
+        expires_at: Option<String>,
+        #[serde(default)]
+        scopes: Vec<String>,
+    }
+    let url = format!("{}/personal_access_tokens/self/rotate", target.api_base);
+    let reply = http
+        .send(http.request(Method::POST, &url, Auth::Bearer(token))?)
+        .await?;
+    match reply.status {
+        200..=299 => {
+            let body: Rotated = reply.json()?;
+            let expires = match body.expires_at.as_deref() {
+                Some(date) => Some(timefmt::parse_expiry(date).map_err(|e| ProviderError::Protocol {
+                    detail: format!("GitLab sent an unreadable expires_at ({e})"),
+                })?),
+                None => None,
+            };
+            Ok(super::RotatedToken {
+                token: body.token.0,
+                expires,
+                scopes: body.scopes,
+            })
+        }
+        403 => Err(ProviderError::MissingScopes {
+            scopes: vec!["api or self_rotate (to rotate itself)".into()],
+        }),
+        404 => Err(ProviderError::Unsupported {
+            what: "this GitLab cannot rotate the token through its API (an OAuth token, or a                    server before 16.0); use `helperctl renew` with a new token"
+                .into(),
+        }),
+        _ => Err(reply.rejected()),
+    }
+}
+
 pub(super) async fn device_start(
     http: &Http,
     target: &Target,

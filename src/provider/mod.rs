@@ -28,6 +28,15 @@ pub use types::{DeviceCode, DevicePoll, OAuthTokens, RevokeOutcome, TokenInfo};
 use crate::config::{Provider, RuntimeConfig};
 use crate::secret::Secret;
 
+/// A token issued by a rotation.
+#[derive(Debug)]
+pub struct RotatedToken {
+    pub token: Secret,
+    /// Unix seconds.
+    pub expires: Option<u64>,
+    pub scopes: Vec<String>,
+}
+
 /// Where a runtime's provider lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -249,6 +258,85 @@ impl ProviderClient {
             Provider::BitbucketServer => Err(bitbucket_server::no_device_flow()),
             Provider::Gitea => Err(gitea::no_device_flow()),
             Provider::Generic => Err(generic("log in with OAuth")),
+        }
+    }
+
+    /// The page where the user approves a login with PKCE (Gitea, Forgejo, Codeberg): the
+    /// authorization code flow for public clients, redirected to `redirect_uri` on the
+    /// loopback interface (https://docs.gitea.com/development/oauth2-provider, RFC 7636,
+    /// RFC 8252 §7.3).
+    pub fn authorize_url(
+        &self,
+        target: &Target,
+        client_id: &str,
+        redirect_uri: &str,
+        challenge: &str,
+        state: &str,
+    ) -> Result<String, ProviderError> {
+        target.check()?;
+        match target.provider {
+            Provider::Gitea => {
+                let base = format!("{}/login/oauth/authorize", target.web_base);
+                let url = reqwest::Url::parse_with_params(
+                    &base,
+                    &[
+                        ("client_id", client_id),
+                        ("redirect_uri", redirect_uri),
+                        ("response_type", "code"),
+                        ("code_challenge", challenge),
+                        ("code_challenge_method", "S256"),
+                        ("state", state),
+                    ],
+                )
+                .map_err(|e| ProviderError::Protocol {
+                    detail: format!("cannot build the login URL ({e})"),
+                })?;
+                Ok(url.to_string())
+            }
+            _ => Err(ProviderError::Unsupported {
+                what: "the browser login (PKCE) is for Gitea, Forgejo and Codeberg; GitHub \
+                       and GitLab use the device flow"
+                    .into(),
+            }),
+        }
+    }
+
+    /// The tokens for the authorization code of a PKCE login (Gitea, Forgejo, Codeberg).
+    pub async fn exchange_code(
+        &self,
+        target: &Target,
+        client_id: &str,
+        code: &Secret,
+        verifier: &Secret,
+        redirect_uri: &str,
+    ) -> Result<OAuthTokens, ProviderError> {
+        target.check()?;
+        match target.provider {
+            Provider::Gitea => {
+                let url = format!("{}/login/oauth/access_token", target.web_base);
+                oauth::exchange_code(&self.http, &url, client_id, code, verifier, redirect_uri)
+                    .await
+            }
+            _ => Err(ProviderError::Unsupported {
+                what: "the browser login (PKCE) is for Gitea, Forgejo and Codeberg".into(),
+            }),
+        }
+    }
+
+    /// Rotates a GitLab token: the host revokes it and issues a new one with a new expiry.
+    pub async fn rotate(
+        &self,
+        target: &Target,
+        token: &Secret,
+    ) -> Result<RotatedToken, ProviderError> {
+        target.check()?;
+        match target.provider {
+            Provider::GitLab => gitlab::rotate(&self.http, target, token).await,
+            _ => Err(ProviderError::Unsupported {
+                what: "only GitLab can rotate a token through its API; make a new token and \
+                       run `helperctl renew`"
+                    .into(),
+            }),
         }
     }
 

@@ -25,6 +25,15 @@ const DEFAULT_INTERVAL: u64 = 5;
 /// is zeroized even when a later field fails to parse.
 struct SecretField(Secret);
 
+/// [`SecretField`] for other modules' answer bodies.
+pub(crate) struct SecretText(pub(crate) Secret);
+
+impl<'de> Deserialize<'de> for SecretText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(|s| SecretText(Secret::new(s)))
+    }
+}
+
 impl<'de> Deserialize<'de> for SecretField {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         String::deserialize(d).map(|s| SecretField(Secret::new(s)))
@@ -223,6 +232,40 @@ pub(crate) async fn refresh(
             },
             other => client_error(&reply.host, other).unwrap_or_else(|| ProviderError::Protocol {
                 detail: format!("{} refused the refresh ({other})", reply.host),
+            }),
+        });
+    }
+    tokens(&reply)
+}
+
+/// RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.5): the tokens for an authorization code, for a
+/// public client (no secret; the verifier proves it is the same client).
+pub(crate) async fn exchange_code(
+    http: &Http,
+    url: &str,
+    client_id: &str,
+    code: &Secret,
+    verifier: &Secret,
+    redirect_uri: &str,
+) -> Result<OAuthTokens, ProviderError> {
+    let request = http.request(Method::POST, url, Auth::None)?.form(&[
+        ("client_id", client_id),
+        ("grant_type", "authorization_code"),
+        ("code", code.expose()),
+        ("code_verifier", verifier.expose()),
+        ("redirect_uri", redirect_uri),
+    ]);
+    let reply = http.send(request).await?;
+    if let Some(code) = error_code(&reply) {
+        return Err(match code.as_str() {
+            "invalid_grant" => ProviderError::Protocol {
+                detail: format!(
+                    "{} refused the authorization code (expired, used, or for another client)",
+                    reply.host
+                ),
+            },
+            other => client_error(&reply.host, other).unwrap_or_else(|| ProviderError::Protocol {
+                detail: format!("{} refused the login ({other})", reply.host),
             }),
         });
     }
