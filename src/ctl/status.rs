@@ -225,6 +225,26 @@ fn token_cells(t: Option<&TokenStatus>, now: u64) -> [String; 5] {
     [name, scopes, expires, used, t.state.clone()]
 }
 
+/// "checked with the host 2 hours ago: classic PAT of octocat" (or nothing if never).
+fn host_facts(t: &TokenStatus, now: u64) -> Option<String> {
+    let when = ago(t.checked_at?, now);
+    let mut facts = Vec::new();
+    if let Some(kind) = &t.kind {
+        facts.push(kind.clone());
+    }
+    if let Some(login) = &t.login {
+        facts.push(format!("of {login}"));
+    }
+    if t.oauth {
+        facts.push("refreshed by helperd".into());
+    }
+    Some(if facts.is_empty() {
+        format!("checked with the host {when}")
+    } else {
+        format!("checked with the host {when}: {}", facts.join(" "))
+    })
+}
+
 fn paint(text: &str, state: &str, colour: bool) -> String {
     let code = match state {
         "expiring" => "33",
@@ -279,11 +299,13 @@ fn runtime_table(runtimes: &[RuntimeStatus], now: u64, colour: bool) -> String {
             .iter()
             .flat_map(|t| {
                 [
+                    host_facts(t, now),
                     t.stale.clone(),
                     t.policy_violation.clone().map(|v| format!("policy: {v}")),
                 ]
             })
-            .flatten();
+            .flatten()
+            .chain(rt.token.iter().flat_map(|t| t.notes.clone()));
         for note in rt.problem.clone().into_iter().chain(token_notes) {
             let mut cells: [String; 9] = Default::default();
             cells[2] = format!("! {note}");

@@ -378,54 +378,57 @@ pub async fn token_link(
     ))
 }
 
-/// `helperctl token remove RUNTIME`.
+/// `token remove --revoke`, first part: revokes the runtime's token at the host, with the
+/// state lock held only to read the secret (git requests must not wait for the host).
+/// Returns what to tell the user.
+pub async fn revoke_first(state: &State, peer: &Peer, runtime: &str) -> Option<String> {
+    let (token, rt, secret) = {
+        let mut inner = state.lock().await;
+        let token = state
+            .tokens(&mut inner)
+            .ok()?
+            .for_runtime(runtime)
+            .cloned()?;
+        let rt = inner.config.current().runtime(runtime).cloned()?;
+        let others: Vec<_> = token
+            .runtimes
+            .iter()
+            .filter(|r| *r != runtime)
+            .cloned()
+            .collect();
+        if !others.is_empty() {
+            return Some(format!(
+                "it was not revoked: runtimes {} still use it",
+                others.join(", ")
+            ));
+        }
+        match state.token_secret(&mut inner, &token.id).await {
+            Ok(Some(secret)) => (token, rt, secret),
+            Ok(None) => {
+                return Some("its secret was already gone, so it could not be revoked".into())
+            }
+            Err(e) => return Some(format!("it could not be revoked: {e}")),
+        }
+    };
+    let said = super::providers::revoke(state, &rt, &secret).await;
+    let mut inner = state.lock().await;
+    let e = peer_event(kind::TOKEN_REVOKED, peer)
+        .runtime(runtime)
+        .token(super::runtimes::token_audit_name(&token))
+        .reason(said.clone());
+    state.audit(&mut inner, e);
+    Some(said)
+}
+
+/// `helperctl token remove RUNTIME`; `revoked`: what revoking it at the host did (see
+/// [`revoke_first`]).
 pub async fn token_remove(
     state: &State,
     inner: &mut Inner,
     peer: &Peer,
     runtime: String,
-    revoke: bool,
+    revoked: Option<String>,
 ) -> Response {
-    // Revoke first, while the secret is still there; only the last user may revoke.
-    let mut revoked = None;
-    if revoke {
-        let token = state
-            .tokens(inner)
-            .ok()
-            .and_then(|b| b.for_runtime(&runtime).cloned());
-        let rt = inner.config.current().runtime(&runtime).cloned();
-        if let (Some(token), Some(rt)) = (token, rt) {
-            let others: Vec<_> = token
-                .runtimes
-                .iter()
-                .filter(|r| **r != runtime)
-                .cloned()
-                .collect();
-            if others.is_empty() {
-                match state.token_secret(inner, &token.id).await {
-                    Ok(Some(secret)) => {
-                        let said = super::providers::revoke(state, &rt, &secret).await;
-                        let e = peer_event(kind::TOKEN_REVOKED, peer)
-                            .runtime(&runtime)
-                            .token(super::runtimes::token_audit_name(&token))
-                            .reason(said.clone());
-                        state.audit(inner, e);
-                        revoked = Some(said);
-                    }
-                    Ok(None) => {
-                        revoked =
-                            Some("its secret was already gone, so it could not be revoked".into())
-                    }
-                    Err(e) => return store_error(e),
-                }
-            } else {
-                revoked = Some(format!(
-                    "it was not revoked: runtimes {} still use it",
-                    others.join(", ")
-                ));
-            }
-        }
-    }
     let removed_name = state.tokens(inner).ok().and_then(|b| {
         b.for_runtime(&runtime)
             .map(super::runtimes::token_audit_name)

@@ -175,7 +175,11 @@ pub async fn handle(state: &Arc<State>, request: Request, peer: &Peer) -> Respon
             response
         }
         Request::TokenRemove { runtime, revoke } => {
-            control::token_remove(state, &mut *state.lock().await, peer, runtime, revoke).await
+            let revoked = match revoke {
+                true => control::revoke_first(state, peer, &runtime).await,
+                false => None,
+            };
+            control::token_remove(state, &mut *state.lock().await, peer, runtime, revoked).await
         }
         Request::Shutdown => Response::new(Reply::Done),
         Request::Unlock { passphrase } => {

@@ -350,6 +350,7 @@ pub async fn verify(state: &State, peer: &Peer, runtimes: Vec<RuntimeConfig>) ->
         Err(resp) => return resp,
     };
     let mut lines = Vec::new();
+    let mut rejected_any = false;
     for rt in runtimes {
         let (token, secret) = {
             let mut inner = state.lock().await;
@@ -374,6 +375,7 @@ pub async fn verify(state: &State, peer: &Peer, runtimes: Vec<RuntimeConfig>) ->
             }
         };
         let result = check(&client, &rt, &secret).await;
+        rejected_any |= matches!(result, Err(ProviderError::Rejected { .. }));
         let mut inner = state.lock().await;
         let now = unix_now();
         let line = match &result {
@@ -414,6 +416,13 @@ pub async fn verify(state: &State, peer: &Peer, runtimes: Vec<RuntimeConfig>) ->
                         t.kind = info.kind.or(t.kind.take());
                         t.login = info.login.or(t.login.take());
                         t.checked_at = Some(now);
+                        // The host accepts it (again): it may be served again.
+                        t.rejected_at = None;
+                        // An expiry is never edited, but one nobody knew may be learned.
+                        if t.expires.is_none() {
+                            t.expires = info.expires;
+                        }
+                        t.notes.retain(|n| !n.contains("--offline"));
                     }
                     Err(ProviderError::Rejected { .. }) => {
                         t.rejected_at.get_or_insert(now);
@@ -432,6 +441,10 @@ pub async fn verify(state: &State, peer: &Peer, runtimes: Vec<RuntimeConfig>) ->
             .reason(line.clone());
         state.audit(&mut inner, e);
         lines.push(line);
+    }
+    if rejected_any {
+        // Scripts must be able to tell: a rejected token is an error.
+        return Response::error(ErrorCode::Provider, lines.join("\n"));
     }
     Response::new(Reply::Done).with_notice(Some(lines.join("\n")))
 }
@@ -619,7 +632,17 @@ pub async fn refresh_if_due(
 ) -> Option<TokenMeta> {
     let client_id = token.oauth_client_id.clone()?;
     let expires = token.expires?;
-    if expires > unix_now().saturating_add(REFRESH_AHEAD_SECS) {
+    let now = unix_now();
+    if expires > now.saturating_add(REFRESH_AHEAD_SECS) {
+        return Some(token.clone());
+    }
+    // After a failure the host is not asked again for a while: every git request would
+    // otherwise wait for it under the lock.
+    if inner
+        .refresh_backoff
+        .get(&token.id)
+        .is_some_and(|&until| now < until)
+    {
         return Some(token.clone());
     }
     let refresh = match state.get_secret(inner, &refresh_key(&token.id)).await {
@@ -658,12 +681,40 @@ pub async fn refresh_if_due(
             state.audit(inner, e);
             state.tokens(inner).ok()?.for_runtime(&rt.name).cloned()
         }
+        Err(ProviderError::RefreshRejected { .. }) => {
+            // The refresh token is dead: the access token cannot be kept alive, so the
+            // user is asked for a renewal now rather than at its last minute.
+            tracing::warn!(runtime = %rt.name, "the host rejected the OAuth refresh token; the token needs a renewal");
+            if let Ok(book) = state.tokens(inner) {
+                if let Some(t) = book.for_runtime_mut(&rt.name).filter(|t| t.id == token.id) {
+                    t.rejected_at = Some(now);
+                    t.notes.push(format!(
+                        "the host rejected its refresh token on {}",
+                        crate::timefmt::format_date(now)
+                    ));
+                }
+            }
+            let _ = state.save_tokens(inner);
+            let _ = state.delete_secret(inner, &refresh_key(&token.id)).await;
+            let e = crate::audit::AuditEvent::now(kind::REFUSED)
+                .runtime(&rt.name)
+                .token(token_audit_name(token))
+                .reason("the host rejected the OAuth refresh token");
+            state.audit(inner, e);
+            state.tokens(inner).ok()?.for_runtime(&rt.name).cloned()
+        }
         Err(e) => {
-            tracing::warn!(runtime = %rt.name, error = %e, "OAuth refresh failed; the token needs a renewal");
-            None
+            tracing::warn!(runtime = %rt.name, error = %e, "OAuth refresh failed; trying again in a minute");
+            inner
+                .refresh_backoff
+                .insert(token.id.clone(), now.saturating_add(REFRESH_RETRY_SECS));
+            Some(token.clone())
         }
     }
 }
+
+/// How long after a failed refresh (host unreachable, 5xx) the next one is tried.
+const REFRESH_RETRY_SECS: u64 = 60;
 
 #[cfg(test)]
 mod tests {

@@ -49,6 +49,8 @@ pub struct Inner {
     pub policy: PolicyState,
     /// OAuth device logins waiting for the user's approval.
     pub logins: super::providers::Logins,
+    /// Per token id, no refresh is tried before this time (after a failed one).
+    pub refresh_backoff: HashMap<String, u64>,
     /// Support access in force (`helperctl support enable`).
     pub support: Option<super::support::SupportGrant>,
     /// `None` when the audit log cannot be opened (reported in the log at each event).
@@ -107,6 +109,7 @@ impl State {
                 policy,
                 support: None,
                 logins: Default::default(),
+                refresh_backoff: HashMap::new(),
                 audit,
                 table: None,
                 config,

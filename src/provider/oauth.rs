@@ -147,6 +147,11 @@ pub(crate) async fn device_start(
         .request(Method::POST, url, Auth::None)?
         .form(&[("client_id", client_id), ("scope", scope.as_str())]);
     let reply = http.send(request).await?;
+    // Before the body: GitHub answers an unknown client id with 404 and a body
+    // `{"error":"Not Found"}`, which is not an OAuth error code.
+    if reply.status == 404 && error_code(&reply).as_deref() != Some("device_flow_disabled") {
+        return Err(not_found);
+    }
     if let Some(code) = error_code(&reply) {
         return Err(match code.as_str() {
             "device_flow_disabled" => ProviderError::DeviceFlowDisabled,

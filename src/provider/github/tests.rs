@@ -340,7 +340,15 @@ async fn device_flow_disabled_on_start() {
 #[tokio::test]
 async fn an_unknown_client_id_is_not_registered() {
     let (server, target) = server().await;
-    server.route("POST", "/login/device/code", vec![FakeReply::empty(404)]);
+    // What GitHub really answers for an unknown client id (github/app#1320).
+    server.route(
+        "POST",
+        "/login/device/code",
+        vec![FakeReply::json(
+            404,
+            serde_json::json!({"error": "Not Found"}),
+        )],
+    );
     let err = ProviderClient::unproxied()
         .device_start(&target, "nobody", &["repo"])
         .await
