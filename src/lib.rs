@@ -21,6 +21,7 @@ pub mod secret;
 pub mod store;
 pub mod timefmt;
 pub mod token;
+pub mod tomlspan;
 pub mod tty;
 
 pub use helperd_wire as wire;

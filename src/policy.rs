@@ -647,14 +647,7 @@ struct Cx<'a> {
 impl Cx<'_> {
     /// 1-based line of a byte offset.
     fn line(&self, span: Option<Range<usize>>) -> Option<usize> {
-        let start = span?.start.min(self.text.len());
-        Some(
-            self.text.as_bytes()[..start]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count()
-                + 1,
-        )
+        crate::tomlspan::line_of(self.text, span)
     }
 
     fn error(&self, span: Option<Range<usize>>, message: String) -> PolicyError {

@@ -189,23 +189,43 @@ pub async fn login_browser_finish(
         Err(e) => return provider_error(e),
     };
     let mut inner = state.lock().await;
+    finish_login(
+        state,
+        &mut inner,
+        peer,
+        rt,
+        &client_id,
+        tokens,
+        "OAuth browser login (PKCE)",
+    )
+    .await
+}
+
+/// Stores the tokens of a completed login, audits it, and answers helperctl.
+async fn finish_login(
+    state: &State,
+    inner: &mut Inner,
+    peer: &Peer,
+    rt: &RuntimeConfig,
+    client_id: &str,
+    tokens: OAuthTokens,
+    how: &str,
+) -> Response {
     let name = Some(format!(
         "OAuth login {}",
         crate::timefmt::format_date(unix_now())
     ));
-    match store_oauth(state, &mut inner, rt, name, &client_id, tokens).await {
-        Ok(()) => {
-            let e = super::control::peer_event(kind::TOKEN_SET, peer)
-                .runtime(&rt.name)
-                .reason("OAuth browser login (PKCE)");
-            state.audit(&mut inner, e);
-            let message = format!("logged in: runtime {} has a new OAuth token", rt.name);
-            Response::new(Reply::Login {
-                login: Box::new(LoginStep::Done { message }),
-            })
-        }
-        Err(resp) => resp,
+    if let Err(resp) = store_oauth(state, inner, rt, name, client_id, tokens).await {
+        return resp;
     }
+    let e = super::control::peer_event(kind::TOKEN_SET, peer)
+        .runtime(&rt.name)
+        .reason(how);
+    state.audit(inner, e);
+    let message = format!("logged in: runtime {} has a new OAuth token", rt.name);
+    Response::new(Reply::Login {
+        login: Box::new(LoginStep::Done { message }),
+    })
 }
 
 /// `renew --rotate` (GitLab): the host revokes the token and issues a new one.
@@ -568,23 +588,16 @@ pub async fn login_poll(state: &State, peer: &Peer, rt: &RuntimeConfig) -> Respo
         }
         Ok(DevicePoll::Done(tokens)) => {
             inner.logins.remove(&rt.name);
-            let name = Some(format!(
-                "OAuth login {}",
-                crate::timefmt::format_date(unix_now())
-            ));
-            match store_oauth(state, &mut inner, rt, name, &client_id, tokens).await {
-                Ok(()) => {
-                    let e = super::control::peer_event(kind::TOKEN_SET, peer)
-                        .runtime(&rt.name)
-                        .reason("OAuth device login");
-                    state.audit(&mut inner, e);
-                    let message = format!("logged in: runtime {} has a new OAuth token", rt.name);
-                    Response::new(Reply::Login {
-                        login: Box::new(LoginStep::Done { message }),
-                    })
-                }
-                Err(resp) => resp,
-            }
+            finish_login(
+                state,
+                &mut inner,
+                peer,
+                rt,
+                &client_id,
+                tokens,
+                "OAuth device login",
+            )
+            .await
         }
         Err(e) => {
             inner.logins.remove(&rt.name);

@@ -484,6 +484,17 @@ fn desktop_notification(text: &str) {
     }
 }
 
+/// The runtime a `store` or `erase` is about. Without a path on a path-routed host, git
+/// cannot say which runtime it meant: nothing is changed rather than a guess.
+fn runtime_for_change(inner: &Inner, cred: &GitCredential) -> Result<RuntimeConfig, Routed> {
+    let config = inner.config.current();
+    match decide(&config, cred) {
+        None | Some(Route::NoRuntime) => Err(Routed::Plain),
+        Some(Route::NeedsPath { .. }) => Err(Routed::done(miss(None))),
+        Some(Route::Runtime { runtime, .. }) => Ok(runtime.clone()),
+    }
+}
+
 /// `store` for a runtime: a renewal when its token is missing, expired or rejected (the
 /// user typed a new one at git's prompt).
 pub async fn store(
@@ -492,12 +503,9 @@ pub async fn store(
     cred: &GitCredential,
     ctx: &Ctx<'_>,
 ) -> Routed {
-    let config = inner.config.current();
-    let rt = match decide(&config, cred) {
-        None | Some(Route::NoRuntime) => return Routed::Plain,
-        // git cannot know which runtime it stored for: keep nothing rather than guess.
-        Some(Route::NeedsPath { .. }) => return Routed::done(miss(None)),
-        Some(Route::Runtime { runtime, .. }) => runtime.clone(),
+    let rt = match runtime_for_change(inner, cred) {
+        Ok(rt) => rt,
+        Err(routed) => return routed,
     };
     let secret = match (&cred.password, &cred.credential) {
         (Some(p), _) if rt.auth == AuthScheme::Basic => p.clone(),
@@ -553,11 +561,9 @@ pub async fn erase(
     cred: &GitCredential,
     ctx: &Ctx<'_>,
 ) -> Routed {
-    let config = inner.config.current();
-    let rt = match decide(&config, cred) {
-        None | Some(Route::NoRuntime) => return Routed::Plain,
-        Some(Route::NeedsPath { .. }) => return Routed::done(miss(None)),
-        Some(Route::Runtime { runtime, .. }) => runtime.clone(),
+    let rt = match runtime_for_change(inner, cred) {
+        Ok(rt) => rt,
+        Err(routed) => return routed,
     };
     let Some(token) = state
         .tokens(inner)

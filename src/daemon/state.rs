@@ -147,14 +147,24 @@ impl State {
         Ok(store)
     }
 
-    /// The plain-credential table, read from the store on first use.
-    pub async fn table<'a>(&self, inner: &'a mut Inner) -> Result<&'a mut PlainTable, StoreError> {
+    /// The store of record, when it can be read now (a passphrase-protected store must
+    /// be unlocked first).
+    pub async fn unlocked_store(
+        &self,
+        inner: &mut Inner,
+    ) -> Result<Arc<dyn SecretStore>, StoreError> {
         let store = self.store(inner).await?;
         if store.is_locked() {
             return Err(StoreError::Locked {
                 store: store.kind(),
             });
         }
+        Ok(store)
+    }
+
+    /// The plain-credential table, read from the store on first use.
+    pub async fn table<'a>(&self, inner: &'a mut Inner) -> Result<&'a mut PlainTable, StoreError> {
+        let store = self.unlocked_store(inner).await?;
         if inner.table.is_none() {
             let reader = store.clone();
             let blob = match blocking(move || reader.get(PLAIN_KEY)).await {
@@ -265,12 +275,7 @@ impl State {
         inner: &mut Inner,
         key: &str,
     ) -> Result<Option<Secret>, StoreError> {
-        let store = self.store(inner).await?;
-        if store.is_locked() {
-            return Err(StoreError::Locked {
-                store: store.kind(),
-            });
-        }
+        let store = self.unlocked_store(inner).await?;
         let key = key.to_string();
         blocking(move || store.get(&key)).await
     }
@@ -281,12 +286,7 @@ impl State {
         key: &str,
         value: Secret,
     ) -> Result<(), StoreError> {
-        let store = self.store(inner).await?;
-        if store.is_locked() {
-            return Err(StoreError::Locked {
-                store: store.kind(),
-            });
-        }
+        let store = self.unlocked_store(inner).await?;
         let key = key.to_string();
         blocking(move || store.set(&key, &value)).await
     }
@@ -306,12 +306,7 @@ impl State {
         if let Some(secret) = inner.token_secrets.get(id) {
             return Ok(Some(secret.clone()));
         }
-        let store = self.store(inner).await?;
-        if store.is_locked() {
-            return Err(StoreError::Locked {
-                store: store.kind(),
-            });
-        }
+        let store = self.unlocked_store(inner).await?;
         let key = token::secret_key(id);
         let secret = blocking(move || store.get(&key)).await?;
         if let Some(s) = &secret {
@@ -327,12 +322,7 @@ impl State {
         id: &str,
         secret: Secret,
     ) -> Result<(), StoreError> {
-        let store = self.store(inner).await?;
-        if store.is_locked() {
-            return Err(StoreError::Locked {
-                store: store.kind(),
-            });
-        }
+        let store = self.unlocked_store(inner).await?;
         let key = token::secret_key(id);
         let value = secret.clone();
         blocking(move || store.set(&key, &value)).await?;
