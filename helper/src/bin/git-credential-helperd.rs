@@ -3,10 +3,17 @@
 //! It forwards git's standard input to the daemon unparsed, prints the daemon's answer and
 //! its notices, and starts the daemon when none is listening. Whatever goes wrong, it
 //! prints one line on stderr and exits 0, so that git goes on to its own prompt.
+//!
+//! git starts this program for every credential it needs, so its start-up is on the path
+//! of every fetch and push: `no_main` skips the Rust runtime's set-up (stack-guard probing
+//! of /proc/self/maps, signal stacks), about a dozen system calls this program has no use
+//! for. std still works: its arguments and environment come from glibc as usual.
+
+// (Test builds keep the harness's own main.)
+#![cfg_attr(not(test), no_main)]
 
 use std::io::{self, BufRead, Read, Write};
 use std::path::Path;
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use helperd_wire::client::{self, ClientError};
@@ -31,25 +38,39 @@ It forwards git's request to the helperd daemon (starting it when needed).
 /// Most input git ever sends; far above any real credential.
 const MAX_INPUT_BYTES: usize = MAX_MESSAGE_BYTES / 2;
 
-fn main() -> ExitCode {
+/// The C entry point; see the note at the top.
+#[cfg(not(test))]
+#[no_mangle]
+pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    // What the Rust runtime would have done and this program needs: a closed pipe is an
+    // error to handle (EPIPE), not a signal that kills the process.
+    // SAFETY: sets a signal disposition before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+    libc::c_int::from(run_main())
+}
+
+#[cfg_attr(test, allow(dead_code))]
+fn run_main() -> u8 {
     let invocation = match parse_args(std::env::args().skip(1)) {
         Ok(inv) => inv,
         Err(msg) => {
             eprintln!("git-credential-helperd: {msg}\n{USAGE}");
-            return ExitCode::from(2);
+            return 2;
         }
     };
     let (action, timeout_secs) = match invocation {
         Invocation::Help => {
             println!("{USAGE}");
-            return ExitCode::SUCCESS;
+            return 0;
         }
         Invocation::Version => {
             println!("git-credential-helperd {}", env!("CARGO_PKG_VERSION"));
-            return ExitCode::SUCCESS;
+            return 0;
         }
         // git's rule: a helper ignores an action it does not know.
-        Invocation::Unknown => return ExitCode::SUCCESS,
+        Invocation::Unknown => return 0,
         Invocation::Git(action, timeout) => (action, timeout),
     };
 
@@ -57,7 +78,7 @@ fn main() -> ExitCode {
         eprintln!("helperd: {msg}");
     }
     // Always 0: git then carries on with its other helpers and its own prompt.
-    ExitCode::SUCCESS
+    0
 }
 
 enum Invocation {
