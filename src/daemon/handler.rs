@@ -16,7 +16,6 @@ use super::support;
 use crate::audit::kind;
 use crate::gitproto::GitCredential;
 use crate::plain::StoreOutcome;
-use crate::provider::{ProviderError, TokenInfo};
 use crate::secret::Secret;
 use crate::store::StoreError;
 
@@ -65,48 +64,15 @@ pub async fn handle(state: &Arc<State>, request: Request, peer: &Peer) -> Respon
             offline,
             force,
         } => {
-            let secret = Secret::new(secret);
-            let rt = {
-                let mut inner = state.lock().await;
-                inner.config.refresh();
-                inner.config.current().runtime(&runtime).cloned()
-            };
-            let Some(rt) = rt else {
-                return Response::error(
-                    ErrorCode::BadRequest,
-                    format!("there is no runtime named {runtime:?} (see `helperctl runtime list`)"),
-                );
-            };
-            // Asked without the lock: git requests must not wait for a slow host.
-            let checked = if offline {
-                None
-            } else {
-                match providers::client(&state.providers) {
-                    Err(resp) => return resp,
-                    Ok(client) => match providers::check(&client, &rt, &secret).await {
-                        Ok(info) => Some(info),
-                        // The provider cannot check this kind of token: store it, say so.
-                        Err(ProviderError::Unsupported { what }) => Some(TokenInfo {
-                            notes: vec![format!("not checked: {what}")],
-                            ..TokenInfo::default()
-                        }),
-                        Err(e) => {
-                            tracing::info!(%runtime, error = %e, "token set: the provider check failed");
-                            return providers::provider_error(e);
-                        }
-                    },
-                }
-            };
-            let mut inner = state.lock().await;
             let new = control::NewToken {
                 runtime,
                 name,
                 expires,
                 scopes,
-                checked,
+                checked: None,
                 force,
             };
-            control::token_set(state, &mut inner, peer, new, secret).await
+            providers::token_set(state, peer, new, Secret::new(secret), offline).await
         }
         Request::TokenVerify { runtime } => {
             let runtimes: Vec<_> = {

@@ -316,6 +316,51 @@ pub async fn check(
         .await
 }
 
+/// `token set`: asks the host about the token (unless `offline`), without the state lock
+/// so git requests never wait for a slow host, then stores it.
+pub async fn token_set(
+    state: &State,
+    peer: &Peer,
+    mut new: super::control::NewToken,
+    secret: Secret,
+    offline: bool,
+) -> Response {
+    let rt = {
+        let mut inner = state.lock().await;
+        inner.config.refresh();
+        inner.config.current().runtime(&new.runtime).cloned()
+    };
+    let Some(rt) = rt else {
+        return Response::error(
+            ErrorCode::BadRequest,
+            format!(
+                "there is no runtime named {:?} (see `helperctl runtime list`)",
+                new.runtime
+            ),
+        );
+    };
+    if !offline {
+        let client = match client(&state.providers) {
+            Ok(c) => c,
+            Err(resp) => return resp,
+        };
+        new.checked = match check(&client, &rt, &secret).await {
+            Ok(info) => Some(info),
+            // The provider cannot check this kind of token: store it, and say so.
+            Err(ProviderError::Unsupported { what }) => Some(TokenInfo {
+                notes: vec![format!("not checked: {what}")],
+                ..TokenInfo::default()
+            }),
+            Err(e) => {
+                tracing::info!(runtime = %rt.name, error = %e, "token set: the provider check failed");
+                return provider_error(e);
+            }
+        };
+    }
+    let mut inner = state.lock().await;
+    super::control::token_set(state, &mut inner, peer, new, secret).await
+}
+
 /// Merges what the host reported into a new token's record. Errors: the answer to send.
 pub fn apply_check(
     token: &mut TokenMeta,
