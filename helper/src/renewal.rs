@@ -142,14 +142,29 @@ pub fn ask(prompt: &RenewalPrompt) -> io::Result<Option<Renewal>> {
         writeln!(out, "skipped; git asks next")?;
         return Ok(None);
     }
-    write!(
-        out,
-        "When does it expire? (2027-03-01 or 2027-03-01T12:00:00Z; empty if it does not say): "
-    )?;
-    out.flush()?;
-    let expires = read_line(&tty)?;
+    let expires = ask_expiry(&tty)?;
     Ok(Some(Renewal {
         token: token.trim().to_string(),
-        expires: Some(expires).filter(|e| !e.trim().is_empty()),
+        expires,
     }))
+}
+
+const EXPIRY_QUESTION: &str =
+    "When does it expire? (2027-03-01 or 2027-03-01T12:00:00Z; empty if it does not say): ";
+
+fn ask_expiry(tty: &File) -> io::Result<Option<String>> {
+    let mut out = tty.try_clone()?;
+    write!(out, "{EXPIRY_QUESTION}")?;
+    out.flush()?;
+    let expires = read_line(tty)?;
+    Ok(Some(expires).filter(|e| !e.trim().is_empty()))
+}
+
+/// After the daemon refused the typed expiry: shows why and asks again.
+pub fn ask_expiry_again(why: &str) -> io::Result<Option<String>> {
+    let tty = open_tty()?;
+    let mut out = tty.try_clone()?;
+    let why = why.trim_end().trim_end_matches("; nothing was stored");
+    writeln!(out, "helperd: {why}; try again")?;
+    ask_expiry(&tty)
 }

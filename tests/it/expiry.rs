@@ -936,6 +936,37 @@ fn a_malformed_expiry_at_the_terminal_stores_nothing_and_names_what_was_typed() 
     );
 }
 
+/// A typo in the expiry does not throw the typed token away: the prompt says what was
+/// wrong, asks for the expiry again, and the push goes on with the corrected one.
+#[test]
+fn a_mistyped_expiry_is_asked_again_and_the_push_still_succeeds() {
+    let f = Fixture::new(NEW);
+    let sb = &f.sb;
+    set_expired_token(sb, OLD, "laptop pat");
+    let work = f.work_with_commit();
+    let (typed, typed_unix) = date_in(60);
+    let mut steps = renewal_steps(NEW, "2027-02-30");
+    steps.as_array_mut().expect("steps are a list").push(json!(
+        {"expect": "try again", "unless": ["Username for"], "send": format!("{typed}\n")}
+    ));
+    let run = pty_run(sb, &work, steps, &["git", "push", "origin", "HEAD:main"]);
+    assert_pty_code(&run, 0, "the push succeeds after the corrected expiry");
+    assert_contains(
+        &run.transcript,
+        "does not exist",
+        "the terminal names the typo",
+    );
+    assert_lacks(
+        &run.transcript,
+        NEW,
+        "the terminal (the token must not be echoed)",
+    );
+    assert_only_sent(&f.server.auth_log(), NEW, true);
+    let status = status_json(sb);
+    let token = &status["daemon"]["runtimes"][0]["token"];
+    assert_eq!(token["expires"], typed_unix, "{token:#}");
+}
+
 /// Ctrl-C at the hidden prompt abandons the push and gives the terminal its echo back, as
 /// git's own password prompt does (the shell after it would not show what is typed).
 #[test]

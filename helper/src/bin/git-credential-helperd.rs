@@ -187,19 +187,34 @@ fn run(action: GitAction, timeout_secs: Option<u64>) -> Result<(), String> {
 /// Asks for the new token on the terminal and has the daemon answer git with it.
 fn renew(paths: &Paths, prompt: &RenewalPrompt, input: &str) -> Result<Option<Response>, String> {
     let answer = renewal::ask(prompt).map_err(|e| format!("the renewal prompt failed: {e}"))?;
-    let Some(answer) = answer else {
+    let Some(mut answer) = answer else {
         return Ok(None);
     };
-    let request = Envelope::new(Request::Renew {
-        runtime: prompt.runtime.clone(),
-        secret: answer.token,
-        expires: answer.expires,
-        input: input.to_string(),
-    });
-    client::send(&paths.socket, &request)
-        .map(Some)
-        .map_err(|e| e.to_string())
+    // A mistyped expiry must not throw away the token just typed: ask for it again.
+    for attempt in 1..=MAX_EXPIRY_ATTEMPTS {
+        let request = Envelope::new(Request::Renew {
+            runtime: prompt.runtime.clone(),
+            secret: answer.token.clone(),
+            expires: answer.expires.clone(),
+            input: input.to_string(),
+        });
+        let response = client::send(&paths.socket, &request).map_err(|e| e.to_string())?;
+        match &response.reply {
+            Reply::Error {
+                code: ErrorCode::BadRequest,
+                message,
+            } if message.contains("expiry") && attempt < MAX_EXPIRY_ATTEMPTS => {
+                answer.expires = renewal::ask_expiry_again(message)
+                    .map_err(|e| format!("the renewal prompt failed: {e}"))?;
+            }
+            _ => return Ok(Some(response)),
+        }
+    }
+    unreachable!("the last attempt returns")
 }
+
+/// How often the expiry may be typed at the renewal prompt.
+const MAX_EXPIRY_ATTEMPTS: u32 = 3;
 
 fn is_version_mismatch(response: &Response) -> bool {
     matches!(
