@@ -33,10 +33,48 @@ impl std::fmt::Display for NoHomeError {
 
 impl std::error::Error for NoHomeError {}
 
+/// This user's home folder from the password database.
+#[cfg(unix)]
+fn account_home() -> Option<OsString> {
+    use std::ffi::CStr;
+    use std::os::unix::ffi::OsStrExt;
+    let mut buf = vec![0 as libc::c_char; 4096];
+    // SAFETY: zeroed is a valid initial state for this plain C struct, filled in by
+    // getpwuid_r below.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer points to memory that lives for the call; buf.len() is its size.
+    let rc = unsafe {
+        libc::getpwuid_r(
+            libc::geteuid(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 || result.is_null() || pwd.pw_dir.is_null() {
+        return None;
+    }
+    // SAFETY: getpwuid_r succeeded, so pw_dir is a NUL-terminated string inside buf.
+    let dir = unsafe { CStr::from_ptr(pwd.pw_dir) };
+    let dir = std::ffi::OsStr::from_bytes(dir.to_bytes());
+    (!dir.is_empty()).then(|| dir.to_os_string())
+}
+
+#[cfg(not(unix))]
+fn account_home() -> Option<OsString> {
+    None
+}
+
 impl Paths {
-    /// Resolves the paths from the process environment.
+    /// Resolves the paths from the process environment; without `HOME`, the home folder
+    /// from the password database (as git does).
     pub fn from_env() -> Result<Paths, NoHomeError> {
-        Paths::resolve(|name| std::env::var_os(name))
+        Paths::resolve(|name| match std::env::var_os(name) {
+            None if name == "HOME" => account_home(),
+            value => value,
+        })
     }
 
     /// Resolves the paths from an environment given as a lookup function (testable).
