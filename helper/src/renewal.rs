@@ -16,7 +16,8 @@ pub struct Renewal {
     pub expires: Option<String>,
 }
 
-/// Whether a dialog may run: git allows prompts and a terminal is there.
+/// Whether a dialog may run: git allows prompts (`GIT_TERMINAL_PROMPT`, and git 2.46's
+/// `credential.interactive`) and a terminal is there.
 pub fn terminal_available() -> bool {
     let disabled = std::env::var("GIT_TERMINAL_PROMPT")
         .map(|v| {
@@ -26,7 +27,19 @@ pub fn terminal_available() -> bool {
             )
         })
         .unwrap_or(false);
-    !disabled && open_tty().is_ok()
+    !disabled && open_tty().is_ok() && !interactive_disabled()
+}
+
+/// `credential.interactive = false` (git 2.46+): the user asked git never to prompt.
+/// Read through `git config` (this program runs under git, so `-c` options and the
+/// repository's config apply); only on the rare renewal path.
+fn interactive_disabled() -> bool {
+    std::process::Command::new("git")
+        .args(["config", "--type=bool", "--get", "credential.interactive"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .is_ok_and(|out| out.status.success() && out.stdout.trim_ascii() == b"false")
 }
 
 fn open_tty() -> io::Result<File> {

@@ -1025,6 +1025,35 @@ fn git_terminal_prompt_0_means_no_dialog_even_with_a_terminal() {
     assert_eq!(passwords_sent(&f.server.auth_log()), Vec::<String>::new());
 }
 
+/// `credential.interactive = false` (git 2.46+) also means no dialog, even in a terminal.
+#[test]
+fn credential_interactive_false_means_no_dialog_either() {
+    let f = Fixture::new(NEW);
+    let sb = &f.sb;
+    set_expired_token(sb, OLD, "laptop pat");
+    let work = f.work_with_commit();
+    let run = pty_run(
+        sb,
+        &work,
+        json!([]),
+        &[
+            "git",
+            "-c",
+            "credential.interactive=false",
+            "fetch",
+            "origin",
+        ],
+    );
+    assert!(
+        run.code.is_some_and(|c| c != 0 && c != 101),
+        "the fetch fails without waiting\n{}",
+        run.describe()
+    );
+    assert_lacks(&run.transcript, "New token for runtime", "the terminal");
+    assert_contains(&run.transcript, "`helperctl renew work`", "the terminal");
+    assert_eq!(passwords_sent(&f.server.auth_log()), Vec::<String>::new());
+}
+
 // ---------------------------------------------------------------------------------------
 // 6. Renewal through git's own prompt
 // ---------------------------------------------------------------------------------------
