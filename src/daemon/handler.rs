@@ -134,6 +134,14 @@ pub async fn handle(state: &Arc<State>, request: Request, peer: &Peer) -> Respon
             mut input,
         } => {
             let secret = Secret::new(secret);
+            let typed = expires.filter(|e| !e.trim().is_empty());
+            // Left empty: the expiry the host reports, when it answers quickly.
+            let expires = match typed {
+                Some(e) => Some(e),
+                None => providers::reported_expiry(state, &runtime, &secret)
+                    .await
+                    .map(crate::timefmt::format_rfc3339),
+            };
             let mut inner = state.lock().await;
             let response =
                 runtimes::renew(state, &mut inner, peer, runtime, secret, expires, &input).await;

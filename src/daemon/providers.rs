@@ -361,6 +361,35 @@ pub async fn token_set(
     super::control::token_set(state, &mut inner, peer, new, secret).await
 }
 
+/// How long the renewal prompt waits for the host's word on the expiry: the user is in the
+/// middle of a push.
+const RENEWAL_CHECK_SECS: u64 = 5;
+
+/// The expiry the host reports for a token typed at the renewal prompt, if it answers
+/// within a few seconds. Best effort: any failure leaves the expiry unknown (git's own
+/// use of the token is the real check, and `helperctl token verify` can ask again).
+pub async fn reported_expiry(state: &State, runtime: &str, secret: &Secret) -> Option<u64> {
+    let rt = {
+        let mut inner = state.lock().await;
+        inner.config.refresh();
+        inner.config.current().runtime(runtime).cloned()?
+    };
+    let client = client(&state.providers).ok()?;
+    let checked = tokio::time::timeout(
+        std::time::Duration::from_secs(RENEWAL_CHECK_SECS),
+        check(&client, &rt, secret),
+    )
+    .await;
+    match checked {
+        Ok(Ok(info)) => info.expires,
+        Ok(Err(e)) => {
+            tracing::info!(%runtime, error = %e, "renewal: the host did not say when the new token expires");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
 /// Merges what the host reported into a new token's record. Errors: the answer to send.
 pub fn apply_check(
     token: &mut TokenMeta,

@@ -552,6 +552,44 @@ fn github(api_path: &str) -> Fx {
 // 1. GitHub classic token: scopes and expiry learned (both header forms)
 // ---------------------------------------------------------------------------------------
 
+/// The renewal prompt's "empty if it does not say": the daemon then takes the expiry the
+/// host reports for the token just typed. (The prompt itself is driven in expiry.rs; this
+/// sends the client's `renew` request as it would.)
+#[test]
+fn a_renewal_without_a_typed_expiry_takes_the_hosts() {
+    use helperd::wire::client;
+    use helperd::wire::wire::{Envelope, Reply, Request};
+    let fx = github("");
+    let expires = noon_in(45);
+    let header = format!("{} 12:00:00 UTC", date_of(expires));
+    fx.fake.route(
+        "GET",
+        "/user",
+        vec![fake::github_user(Some("repo"), Some(&header))],
+    );
+    // A daemon must be running to take the request.
+    fx.ctl_ok(&["daemon", "start"]);
+    let input = format!(
+        "protocol=http\nhost={}\n",
+        fx.base().trim_start_matches("http://")
+    );
+    let request = Envelope::new(Request::Renew {
+        runtime: "gh".into(),
+        secret: GH_CLASSIC.into(),
+        expires: None,
+        input,
+    });
+    let answer = client::send(&fx.sb.socket(), &request).expect("the daemon answers");
+    let Reply::Git { output } = answer.reply else {
+        panic!("a git answer, got {:?}", answer.reply)
+    };
+    assert!(
+        output.contains(&format!("password_expiry_utc={expires}")),
+        "{output}"
+    );
+    assert_eq!(fx.token_status("gh")["expires"], expires);
+}
+
 #[test]
 fn github_classic_token_records_scopes_and_utc_expiry() {
     let fx = github("");
