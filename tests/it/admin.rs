@@ -13,27 +13,21 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
 use crate::git_server::{Account, GitServer};
-use crate::util::{self, assert_ok, run_with_stdin, stderr, stdout, value, wait_until, Sandbox};
-
-/// The name of the throwaway user of the support tests (the same as daemon.rs's).
-const OTHER_USER: &str = "helperd-test";
+use crate::util::{self, assert_ok, run_with_stdin, stderr, stdout, wait_until, Sandbox};
+use crate::util::{
+    assert_contains, assert_lacks, ctl_ok, files_under, other_user, served, status_json, unix_now,
+    OTHER_USER,
+};
 
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("the clock is after 1970")
-        .as_secs()
-}
 
 /// RFC 3339 UTC for Unix seconds (Howard Hinnant's `civil_from_days`).
 fn rfc3339(unix: u64) -> String {
@@ -97,24 +91,6 @@ fn write_policy(path: &Path, text: &str) {
     fs::write(&tmp, text).expect("the policy folder is writable by root");
     set_mode(&tmp, 0o644);
     fs::rename(&tmp, path).expect("rename within the policy folder");
-}
-
-fn ctl(sb: &Sandbox, args: &[&str]) -> Output {
-    sb.ctl().args(args).output().expect("helperctl runs")
-}
-
-/// Runs `helperctl ARGS`, asserts success, returns stdout.
-#[track_caller]
-fn ctl_ok(sb: &Sandbox, args: &[&str]) -> String {
-    let out = ctl(sb, args);
-    assert!(
-        out.status.success(),
-        "helperctl {args:?} failed ({:?})\nstdout: {}\nstderr: {}",
-        out.status,
-        stdout(&out),
-        stderr(&out)
-    );
-    stdout(&out)
 }
 
 /// Runs `helperctl ARGS` with `input` on stdin.
@@ -213,11 +189,6 @@ fn fill(sb: &Sandbox, url: &str) -> Output {
     fill_url(sb, url, true)
 }
 
-/// The secret git was given, if any (Basic: `password`).
-fn served(out: &Output) -> Option<String> {
-    value(&stdout(out), "password")
-}
-
 #[track_caller]
 fn assert_serves(sb: &Sandbox, url: &str, secret: &str) {
     let out = fill(sb, url);
@@ -244,12 +215,6 @@ fn assert_serves_nothing(sb: &Sandbox, url: &str) -> String {
     stderr(&out)
 }
 
-#[track_caller]
-fn status_json(sb: &Sandbox) -> Value {
-    let text = ctl_ok(sb, &["status", "--json"]);
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("status --json is JSON ({e}):\n{text}"))
-}
-
 /// The `status --json` entry of one runtime.
 #[track_caller]
 fn runtime_status(sb: &Sandbox, name: &str) -> Value {
@@ -261,22 +226,6 @@ fn runtime_status(sb: &Sandbox, name: &str) -> Value {
         .find(|r| r["name"] == name)
         .cloned()
         .unwrap_or_else(|| panic!("status --json lists runtime {name}:\n{status:#}"))
-}
-
-#[track_caller]
-fn assert_contains(haystack: &str, needle: &str, what: &str) {
-    assert!(
-        haystack.contains(needle),
-        "{what} should contain {needle:?}, but is:\n{haystack}"
-    );
-}
-
-#[track_caller]
-fn assert_lacks(haystack: &str, needle: &str, what: &str) {
-    assert!(
-        !haystack.contains(needle),
-        "{what} must not contain {needle:?}, but is:\n{haystack}"
-    );
 }
 
 /// `helperctl audit --json EXTRA...`, one event per line.
@@ -313,22 +262,6 @@ fn real_path(path: &Path) -> String {
         .to_string()
 }
 
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        let Ok(kind) = entry.file_type() else {
-            continue;
-        };
-        if kind.is_dir() {
-            files.extend(files_under(&path));
-        } else if kind.is_file() {
-            files.push(path);
-        }
-    }
-    files
-}
-
 fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -363,27 +296,6 @@ fn assert_no_secret_in_files(dir: &Path, secrets: &[(&str, Vec<u8>)]) -> usize {
         }
     }
     files.len()
-}
-
-/// Creates (once) the throwaway user of the support tests; CI runs as root. Same as
-/// daemon.rs's `other_user`.
-fn other_user() -> (u32, u32) {
-    if nix::unistd::User::from_name(OTHER_USER).unwrap().is_none() {
-        let out = Command::new("useradd")
-            .args(["-M", "-s", "/usr/sbin/nologin", OTHER_USER])
-            .output()
-            .expect("useradd runs (the tests run as root, as CI does)");
-        // Another test may have created it meanwhile.
-        assert!(
-            out.status.success() || stderr(&out).contains("already exists"),
-            "useradd failed: {}",
-            stderr(&out)
-        );
-    }
-    let user = nix::unistd::User::from_name(OTHER_USER)
-        .unwrap()
-        .expect("user exists");
-    (user.uid.as_raw(), user.gid.as_raw())
 }
 
 #[track_caller]

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
+use crate::util::other_user;
 use crate::util::{self, assert_ok, stderr, stdout, value, wait_until, Sandbox};
 
 const ALICE: &str = "protocol=https\nhost=example.com\nusername=alice\npassword=pw-daemon-1\n";
@@ -178,27 +179,6 @@ fn core_dumps_are_disabled_in_the_daemon() {
         .expect("limits lists the core size");
     let fields: Vec<&str> = core.split_whitespace().collect();
     assert_eq!(&fields[4..6], ["0", "0"], "{core}");
-}
-
-/// Creates (once) a throwaway user for the other-uid test; CI runs as root.
-fn other_user() -> (u32, u32) {
-    const NAME: &str = "helperd-test";
-    if nix::unistd::User::from_name(NAME).unwrap().is_none() {
-        let out = std::process::Command::new("useradd")
-            .args(["-M", "-s", "/usr/sbin/nologin", NAME])
-            .output()
-            .expect("useradd runs (the tests run as root, as CI does)");
-        // Another test may have created it meanwhile.
-        assert!(
-            out.status.success() || stderr(&out).contains("already exists"),
-            "useradd failed: {}",
-            stderr(&out)
-        );
-    }
-    let user = nix::unistd::User::from_name(NAME)
-        .unwrap()
-        .expect("user exists");
-    (user.uid.as_raw(), user.gid.as_raw())
 }
 
 #[test]

@@ -7,11 +7,12 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use crate::git_server::{Account, AuthAttempt, GitServer};
+use crate::util::{assert_contains, assert_lacks, config_path, ctl, ctl_ok, status_json, unix_now};
 use crate::util::{assert_ok, run_with_stdin, stderr, stdout, value, wait_until, Sandbox};
 
 /// The token the runtime had, expired (or revoked) by the time it matters.
@@ -31,13 +32,6 @@ const PTY_STEP_SECS: u64 = 30;
 // ---------------------------------------------------------------------------------------
 // Helpers (in the style of runtimes.rs)
 // ---------------------------------------------------------------------------------------
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("the clock is after 1970")
-        .as_secs()
-}
 
 /// RFC 3339 UTC for Unix seconds (Howard Hinnant's `civil_from_days`).
 fn rfc3339(unix: u64) -> String {
@@ -66,32 +60,10 @@ fn date_in(days: u64) -> (String, u64) {
     (rfc3339(midnight)[..10].to_string(), midnight)
 }
 
-fn config_path(sb: &Sandbox) -> PathBuf {
-    sb.helperd_home().join("config/config.toml")
-}
-
 fn write_config(sb: &Sandbox, text: &str) {
     let path = config_path(sb);
     fs::create_dir_all(path.parent().expect("config.toml is in a folder")).unwrap();
     fs::write(&path, text).unwrap();
-}
-
-fn ctl(sb: &Sandbox, args: &[&str]) -> Output {
-    sb.ctl().args(args).output().expect("helperctl runs")
-}
-
-/// Runs `helperctl ARGS`, asserts success, returns stdout.
-#[track_caller]
-fn ctl_ok(sb: &Sandbox, args: &[&str]) -> String {
-    let out = ctl(sb, args);
-    assert!(
-        out.status.success(),
-        "helperctl {args:?} failed ({:?})\nstdout: {}\nstderr: {}",
-        out.status,
-        stdout(&out),
-        stderr(&out)
-    );
-    stdout(&out)
 }
 
 /// `helperctl status ARGS`: asserts the exit code, returns the output.
@@ -162,12 +134,6 @@ fn fill(sb: &Sandbox, url: &str) -> Output {
     sb.credential("fill", &format!("url={url}\n"))
 }
 
-#[track_caller]
-fn status_json(sb: &Sandbox) -> Value {
-    let text = ctl_ok(sb, &["status", "--json"]);
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("status --json is JSON ({e}):\n{text}"))
-}
-
 /// The `token` of the runtime in `status --json` (`null` when it has none).
 #[track_caller]
 fn token_status(sb: &Sandbox) -> Value {
@@ -195,22 +161,6 @@ fn retired(sb: &Sandbox) -> Vec<Value> {
         .as_array()
         .cloned()
         .unwrap_or_default()
-}
-
-#[track_caller]
-fn assert_contains(haystack: &str, needle: &str, what: &str) {
-    assert!(
-        haystack.contains(needle),
-        "{what} should contain {needle:?}, but is:\n{haystack}"
-    );
-}
-
-#[track_caller]
-fn assert_lacks(haystack: &str, needle: &str, what: &str) {
-    assert!(
-        !haystack.contains(needle),
-        "{what} must not contain {needle:?}, but is:\n{haystack}"
-    );
 }
 
 /// The lines of `text` that helperd wrote (its notices start with `helperd:`), plus any

@@ -8,13 +8,13 @@
 use std::cell::RefCell;
 use std::fs;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::fake_provider::{self as fake, FakeProvider, Reply};
+use crate::util::{assert_contains, assert_lacks, config_path, files_under, served, unix_now};
 use crate::util::{stderr, stdout, value, wait_until, Sandbox};
 
 // Every secret of these tests, distinct per test so that one test's leak cannot hide
@@ -97,13 +97,6 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 // ---------------------------------------------------------------------------------------
 // Time
 // ---------------------------------------------------------------------------------------
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("the clock is after 1970")
-        .as_secs()
-}
 
 /// RFC 3339 UTC for Unix seconds (Howard Hinnant's `civil_from_days`).
 fn rfc3339(unix: u64) -> String {
@@ -188,22 +181,6 @@ fn run_bounded(mut c: Command, input: &[u8], timeout: Duration) -> Output {
         stdout: out_reader.join().unwrap_or_default(),
         stderr: err_reader.join().unwrap_or_default(),
     }
-}
-
-#[track_caller]
-fn assert_contains(haystack: &str, needle: &str, what: &str) {
-    assert!(
-        haystack.contains(needle),
-        "{what} should contain {needle:?}, but is:\n{haystack}"
-    );
-}
-
-#[track_caller]
-fn assert_lacks(haystack: &str, needle: &str, what: &str) {
-    assert!(
-        !haystack.contains(needle),
-        "{what} must not contain {needle:?}, but is:\n{haystack}"
-    );
 }
 
 /// One test's world: a fake forge, a sandbox (its own daemon), and everything the user or
@@ -460,34 +437,10 @@ fn check_err(args: &[&str], out: &Output) -> String {
     stderr(out)
 }
 
-fn config_path(sb: &Sandbox) -> PathBuf {
-    sb.helperd_home().join("config/config.toml")
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = fs::read_dir(dir) else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        match entry.file_type() {
-            Ok(t) if t.is_dir() => out.extend(files_under(&path)),
-            Ok(t) if t.is_file() => out.push(path),
-            _ => {}
-        }
-    }
-    out
-}
-
 fn fill_in(sb: &Sandbox, url: &str) -> Output {
     let mut c = sb.git();
     c.args(["-c", "credential.useHttpPath=true", "credential", "fill"]);
     run_bounded(c, format!("url={url}\n").as_bytes(), COMMAND_TIMEOUT)
-}
-
-fn served(out: &Output) -> Option<String> {
-    value(&stdout(out), "password")
 }
 
 #[track_caller]

@@ -6,11 +6,15 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::git_server::{Account, AuthAttempt, GitServer};
+use crate::util::{
+    assert_contains, assert_lacks, config_path, ctl, ctl_ok, files_under, served, status_json,
+    unix_now,
+};
 use crate::util::{assert_ok, run_with_stdin, stderr, stdout, value, wait_until, Sandbox};
 
 /// The acme org's token: good for /acme/ and /acme-infra/ only.
@@ -25,11 +29,6 @@ const DOTFILES: &str = "/octocat/dotfiles.git";
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-/// `config.toml` of the sandbox (`HELPERD_HOME/config/config.toml`).
-fn config_path(sb: &Sandbox) -> PathBuf {
-    sb.helperd_home().join("config/config.toml")
-}
 
 fn read_config(sb: &Sandbox) -> String {
     fs::read_to_string(config_path(sb)).unwrap_or_default()
@@ -47,24 +46,6 @@ fn append_config(sb: &Sandbox, text: &str) {
         .open(config_path(sb))
         .expect("config.toml exists");
     file.write_all(text.as_bytes()).unwrap();
-}
-
-fn ctl(sb: &Sandbox, args: &[&str]) -> Output {
-    sb.ctl().args(args).output().expect("helperctl runs")
-}
-
-/// Runs `helperctl ARGS`, asserts success, returns stdout.
-#[track_caller]
-fn ctl_ok(sb: &Sandbox, args: &[&str]) -> String {
-    let out = ctl(sb, args);
-    assert!(
-        out.status.success(),
-        "helperctl {args:?} failed ({:?})\nstdout: {}\nstderr: {}",
-        out.status,
-        stdout(&out),
-        stderr(&out)
-    );
-    stdout(&out)
 }
 
 /// Runs `helperctl ARGS`, asserts exit code 1 (an error, DESIGN.md §8), returns stderr.
@@ -109,11 +90,6 @@ fn fill(sb: &Sandbox, url: &str) -> Output {
     )
 }
 
-/// The password helperd gave git, if any.
-fn served(out: &Output) -> Option<String> {
-    value(&stdout(out), "password")
-}
-
 #[track_caller]
 fn assert_serves(sb: &Sandbox, url: &str, username: &str, token: &str) {
     let out = fill(sb, url);
@@ -150,12 +126,6 @@ fn assert_serves_nothing(sb: &Sandbox, url: &str) -> String {
     stderr(&out)
 }
 
-#[track_caller]
-fn status_json(sb: &Sandbox) -> Value {
-    let text = ctl_ok(sb, &["status", "--json"]);
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("status --json is JSON ({e}):\n{text}"))
-}
-
 /// The `status --json` entry of one runtime.
 #[track_caller]
 fn runtime_status(sb: &Sandbox, name: &str) -> Value {
@@ -169,22 +139,6 @@ fn runtime_status(sb: &Sandbox, name: &str) -> Value {
         .unwrap_or_else(|| panic!("status --json lists runtime {name}:\n{status:#}"))
 }
 
-#[track_caller]
-fn assert_contains(haystack: &str, needle: &str, what: &str) {
-    assert!(
-        haystack.contains(needle),
-        "{what} should contain {needle:?}, but is:\n{haystack}"
-    );
-}
-
-#[track_caller]
-fn assert_lacks(haystack: &str, needle: &str, what: &str) {
-    assert!(
-        !haystack.contains(needle),
-        "{what} must not contain {needle:?}, but is:\n{haystack}"
-    );
-}
-
 /// The 1-based line of the first line of `text` that contains `needle`.
 #[track_caller]
 fn line_of(text: &str, needle: &str) -> usize {
@@ -192,13 +146,6 @@ fn line_of(text: &str, needle: &str) -> usize {
         .position(|l| l.contains(needle))
         .unwrap_or_else(|| panic!("{needle:?} is in:\n{text}"))
         + 1
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("the clock is after 1970")
-        .as_secs()
 }
 
 /// RFC 3339 UTC for Unix seconds (Howard Hinnant's `civil_from_days`).
@@ -1220,22 +1167,6 @@ fn which_neither_prints_nor_logs_a_token_written_in_the_url() {
         assert_lacks(&stderr(&out), TOKEN_ACME, "which's stderr");
     }
     assert_lacks(&sb.log(), TOKEN_ACME, "the daemon log");
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        let Ok(kind) = entry.file_type() else {
-            continue;
-        };
-        if kind.is_dir() {
-            files.extend(files_under(&path));
-        } else if kind.is_file() {
-            files.push(path);
-        }
-    }
-    files
 }
 
 // ---------------------------------------------------------------------------------------

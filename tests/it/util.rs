@@ -310,3 +310,100 @@ pub fn value(text: &str, key: &str) -> Option<String> {
         .find(|(k, _)| k == key)
         .map(|(_, v)| v)
 }
+
+// Shared by several test modules: one definition each.
+
+/// Seconds since the Unix epoch (the daemon's own clock function).
+pub fn unix_now() -> u64 {
+    helperd::timefmt::unix_now()
+}
+
+#[track_caller]
+pub fn assert_contains(haystack: &str, needle: &str, what: &str) {
+    assert!(
+        haystack.contains(needle),
+        "{what} should contain {needle:?}, but is:\n{haystack}"
+    );
+}
+
+#[track_caller]
+pub fn assert_lacks(haystack: &str, needle: &str, what: &str) {
+    assert!(
+        !haystack.contains(needle),
+        "{what} must not contain {needle:?}, but is:\n{haystack}"
+    );
+}
+
+/// `helperctl ARGS...` in the sandbox.
+pub fn ctl(sb: &Sandbox, args: &[&str]) -> Output {
+    sb.ctl().args(args).output().expect("helperctl runs")
+}
+
+/// `helperctl ARGS...`, which must succeed; its stdout.
+#[track_caller]
+pub fn ctl_ok(sb: &Sandbox, args: &[&str]) -> String {
+    let out = ctl(sb, args);
+    assert!(
+        out.status.success(),
+        "helperctl {args:?} failed ({:?})\nstdout: {}\nstderr: {}",
+        out.status,
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+#[track_caller]
+pub fn status_json(sb: &Sandbox) -> serde_json::Value {
+    let text = ctl_ok(sb, &["status", "--json"]);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("status --json is JSON ({e}):\n{text}"))
+}
+
+/// The password git got in a `git credential fill`.
+pub fn served(out: &Output) -> Option<String> {
+    value(&stdout(out), "password")
+}
+
+pub fn config_path(sb: &Sandbox) -> PathBuf {
+    sb.helperd_home().join("config/config.toml")
+}
+
+/// Every regular file below `dir`.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => out.extend(files_under(&path)),
+            Ok(t) if t.is_file() => out.push(path),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The throwaway second user of the peer-credential and support tests.
+pub const OTHER_USER: &str = "helperd-test";
+
+/// Creates (once) [`OTHER_USER`]; its uid and gid. CI runs as root.
+pub fn other_user() -> (u32, u32) {
+    if nix::unistd::User::from_name(OTHER_USER).unwrap().is_none() {
+        let out = Command::new("useradd")
+            .args(["-M", "-s", "/usr/sbin/nologin", OTHER_USER])
+            .output()
+            .expect("useradd runs (the tests run as root, as CI does)");
+        // Another test may have created it meanwhile.
+        assert!(
+            out.status.success() || stderr(&out).contains("already exists"),
+            "useradd failed: {}",
+            stderr(&out)
+        );
+    }
+    let user = nix::unistd::User::from_name(OTHER_USER)
+        .unwrap()
+        .expect("user exists");
+    (user.uid.as_raw(), user.gid.as_raw())
+}
