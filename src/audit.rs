@@ -426,8 +426,10 @@ pub fn parse_since(text: &str, now: u64) -> Result<u64, String> {
     if text.is_empty() {
         return Err("--since needs a value, like 2h, 3d or 2026-11-01".to_string());
     }
-    if let Some(secs) = parse_span(text)? {
-        return Ok(now.saturating_sub(secs));
+    match crate::timefmt::parse_span(text) {
+        Some(Some(secs)) => return Ok(now.saturating_sub(secs)),
+        Some(None) => return Err(format!("--since {text:?} is too far back")),
+        None => {}
     }
     parse_expiry(text).map_err(|why| {
         format!(
@@ -435,28 +437,6 @@ pub fn parse_since(text: &str, now: u64) -> Result<u64, String> {
              (2026-11-01T09:00:00Z) or a span back from now (30m, 2h, 3d, 2w)"
         )
     })
-}
-
-/// `2h` -> 7200; `None` when `text` is not digits followed by a unit.
-fn parse_span(text: &str) -> Result<Option<u64>, String> {
-    let (digits, unit) = text.split_at(text.len() - text.chars().last().map_or(0, char::len_utf8));
-    let unit_secs = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        _ => return Ok(None),
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Ok(None);
-    }
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(unit_secs))
-        .map(Some)
-        .ok_or_else(|| format!("--since {text:?} is too far back"))
 }
 
 const TABLE_HEADER: [&str; 7] = [

@@ -169,6 +169,30 @@ fn span(secs: u64) -> String {
     }
 }
 
+/// A span of time as users type it: digits and one unit, `s`, `m`, `h`, `d` or `w`
+/// (`90s`, `30m`, `2h`, `3d`, `1w`). `None`: the text is not of that form;
+/// `Some(None)`: it is, but too large to count in seconds.
+pub fn parse_span(text: &str) -> Option<Option<u64>> {
+    let (digits, unit) = text.split_at(text.len() - text.chars().last().map_or(0, char::len_utf8));
+    let unit_secs: u64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return None,
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(
+        digits
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(unit_secs)),
+    )
+}
+
 /// "just now", "5 minutes ago": how long ago `at` was (a time in the past, e.g. last use).
 pub fn ago(at: u64, now: u64) -> String {
     match now.saturating_sub(at) {
@@ -245,6 +269,17 @@ mod tests {
             let t = day * 86_400;
             assert_eq!(parse_expiry(&format_date(t)), Ok(t));
         }
+    }
+
+    #[test]
+    fn spans_have_digits_and_one_unit() {
+        assert_eq!(parse_span("90s"), Some(Some(90)));
+        assert_eq!(parse_span("2h"), Some(Some(7200)));
+        assert_eq!(parse_span("1w"), Some(Some(604_800)));
+        assert_eq!(parse_span("30"), None);
+        assert_eq!(parse_span("5y"), None);
+        assert_eq!(parse_span("h"), None);
+        assert_eq!(parse_span("99999999999999999999d"), Some(None));
     }
 
     #[test]

@@ -53,25 +53,19 @@ pub fn audit_cmd(
     Ok(0)
 }
 
-/// Parses "30m", "2h", "1d", "90s", "1w".
+/// Parses "30m", "2h", "1d", "90s", "1w"; bare digits are minutes.
 pub fn parse_duration(text: &str) -> anyhow::Result<u64> {
     let text = text.trim();
-    let (digits, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let n: u64 = digits
-        .parse()
-        .with_context(|| format!("{text:?} is not a duration like 30m, 2h or 1d"))?;
-    let secs = match unit {
-        "s" => 1,
-        "m" | "" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        let minutes: u64 = text
+            .parse()
+            .with_context(|| format!("{text:?} is not a duration like 30m, 2h or 1d"))?;
+        return Ok(minutes.saturating_mul(60));
+    }
+    match crate::timefmt::parse_span(text) {
+        Some(Some(secs)) => Ok(secs),
         _ => bail!("{text:?} is not a duration like 30m, 2h or 1d"),
-    };
-    Ok(n.saturating_mul(secs))
+    }
 }
 
 pub fn run(paths: &Paths, action: SupportAction) -> anyhow::Result<u8> {

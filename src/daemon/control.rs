@@ -473,9 +473,8 @@ pub async fn token_remove(
     }
 }
 
-/// The policy part of `status`.
-pub fn policy_status(inner: &mut Inner) -> Option<PolicyStatus> {
-    inner.policy.refresh();
+/// The policy part of `status` (after [`config_and_runtimes`], which re-read the files).
+pub fn policy_status(inner: &Inner) -> Option<PolicyStatus> {
     let error = inner.policy.error().map(str::to_string);
     match inner.policy.current() {
         Some((p, path)) => Some(PolicyStatus {

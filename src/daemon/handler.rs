@@ -400,7 +400,7 @@ pub async fn status(state: &State) -> Response {
         }
     };
     let (config, runtimes) = control::config_and_runtimes(state, &mut inner);
-    let policy = control::policy_status(&mut inner);
+    let policy = control::policy_status(&inner);
     let support = inner.support.as_ref().map(|g| g.status.clone());
     Response::new(Reply::Status {
         status: Box::new(StatusReport {
