@@ -81,6 +81,36 @@ pub fn send(socket: &Path, envelope: &Envelope) -> Result<Response, ClientError>
     })
 }
 
+/// Asks the daemon on `socket` to stop (every version honours `shutdown`) and waits until
+/// nothing answers there any more. `Ok(false)`: no daemon was running.
+pub fn stop_daemon(socket: &Path, timeout: Duration) -> Result<bool, ClientError> {
+    match send(socket, &Envelope::new(crate::wire::Request::Shutdown)) {
+        Err(ClientError::NotRunning(_)) => return Ok(false),
+        Err(e) => return Err(e),
+        Ok(_) => {}
+    }
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match transport::connect(socket) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+                ) =>
+            {
+                return Ok(true)
+            }
+            _ if std::time::Instant::now() >= deadline => {
+                return Err(ClientError::Failed(format!(
+                    "the daemon on {} did not stop within {timeout:?}",
+                    socket.display()
+                )))
+            }
+            _ => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
 /// One request line, refused when larger than the daemon accepts.
 fn encode(envelope: &Envelope) -> Result<Vec<u8>, ClientError> {
     let mut line = serde_json::to_vec(envelope).expect("wire types always serialize");

@@ -8,8 +8,7 @@ mod runtimes;
 mod status;
 mod support;
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use helperd_wire::client::{self, ClientError};
@@ -273,36 +272,17 @@ fn start(paths: &Paths) -> anyhow::Result<()> {
 }
 
 fn stop(paths: &Paths) -> anyhow::Result<()> {
-    match send(paths, Request::Shutdown) {
-        Err(ClientError::NotRunning(_)) => {
-            eprintln!("helperd is not running");
-            return Ok(());
+    let stopped = client::stop_daemon(&paths.socket, Duration::from_secs(5))
+        .context("failed to stop the daemon")?;
+    eprintln!(
+        "{}",
+        if stopped {
+            "helperd stopped"
+        } else {
+            "helperd is not running"
         }
-        other => {
-            other.context("failed to ask the daemon to stop")?;
-        }
-    }
-    wait_gone(&paths.socket, Duration::from_secs(5))?;
-    eprintln!("helperd stopped");
+    );
     Ok(())
-}
-
-/// Waits until nobody answers on the socket any more.
-fn wait_gone(socket: &Path, timeout: Duration) -> anyhow::Result<()> {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if matches!(
-            client::send(socket, &Envelope::new(Request::Status)),
-            Err(ClientError::NotRunning(_))
-        ) {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    bail!(
-        "the daemon on {} did not stop within {timeout:?}",
-        socket.display()
-    )
 }
 
 /// Tells a running daemon to re-read the configuration; fine when none runs (it reads

@@ -14,7 +14,7 @@
 
 use std::io::{self, BufRead, Read, Write};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use helperd_wire::client::{self, ClientError};
 use helperd_wire::paths::Paths;
@@ -233,11 +233,8 @@ fn start_daemon() -> Result<(), String> {
 
 /// Stops the daemon on `socket` (every version honours `shutdown`) and starts ours.
 fn replace_daemon(socket: &Path) -> Result<(), String> {
-    let _ = client::send(socket, &Envelope::new(Request::Shutdown));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while socket.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    // A daemon that does not stop in time is reported by the start that follows.
+    let _ = client::stop_daemon(socket, Duration::from_secs(5));
     start_daemon()
 }
 
