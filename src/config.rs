@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use toml_edit::{ArrayOfTables, Item, Table, TableLike};
 
-use crate::runtime::UrlPrefix;
+use crate::location::UrlPrefix;
 
 /// The forge behind a runtime: decides the username convention, the token page and the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -656,7 +656,7 @@ impl RtCx<'_> {
         };
         // Parsed like a prefix for its error messages; kept as written (its path matters).
         let checked = UrlPrefix::parse(value).and_then(|p| match p.scheme.as_str() {
-            "https" | "http" if !matches!(p.host, crate::runtime::HostPattern::Wildcard(_)) => {
+            "https" | "http" if !matches!(p.host, crate::location::HostPattern::Wildcard(_)) => {
                 Ok(())
             }
             "https" | "http" => Err("a wildcard host names no single server".to_string()),

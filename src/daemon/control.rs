@@ -487,7 +487,7 @@ pub fn policy_status(inner: &Inner) -> Option<PolicyStatus> {
             error,
         }),
         None => error.map(|e| PolicyStatus {
-            path: crate::policy::policy_path().display().to_string(),
+            path: crate::policy_file::policy_path().display().to_string(),
             rules: Vec::new(),
             error: Some(e),
         }),

@@ -66,7 +66,7 @@ impl PolicyState {
         }
         candidates.push(&self.system_path);
         for path in candidates {
-            match policy::load(path) {
+            match crate::policy_file::load(path) {
                 Ok(None) => continue,
                 Ok(Some(p)) => {
                     tracing::info!(path = %path.display(), "policy in force");

@@ -244,7 +244,7 @@ impl State {
     pub fn store_strength(&self, inner: &Inner) -> Option<crate::policy::StoreStrength> {
         let (store, _) = inner.store.as_ref()?;
         let passphrase = store.protection().contains("passphrase");
-        Some(crate::policy::StoreStrength::of(store.kind(), passphrase))
+        Some(store.kind().strength(passphrase))
     }
 
     /// The token book, or why it cannot be used.

@@ -8,7 +8,7 @@ use serde_json::json;
 use super::fake::{closed_port_url, target, FakeReply, FakeServer};
 use super::*;
 use crate::config::AuthScheme;
-use crate::runtime::UrlPrefix;
+use crate::location::UrlPrefix;
 
 fn runtime(provider: Provider, url: &str, api_url: Option<&str>) -> RuntimeConfig {
     RuntimeConfig {

@@ -14,6 +14,8 @@ pub mod keyring;
 
 use crate::secret::Secret;
 
+use crate::policy::StoreStrength;
+
 /// Which kind of store holds the secrets. The names are the values of `HELPERD_STORE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreKind {
@@ -42,6 +44,19 @@ impl StoreKind {
 
     pub fn parse(name: &str) -> Option<StoreKind> {
         StoreKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// How well this store protects secrets, for the policy's `min_store`;
+    /// `passphrase`: whether the file store is keyed by a passphrase (ignored for the
+    /// keyrings).
+    pub fn strength(self, passphrase: bool) -> StoreStrength {
+        match self {
+            StoreKind::File if passphrase => StoreStrength::Passphrase,
+            StoreKind::File => StoreStrength::KeyFile,
+            StoreKind::SecretService | StoreKind::Keychain | StoreKind::WinCred => {
+                StoreStrength::Keyring
+            }
+        }
     }
 }
 
