@@ -109,10 +109,26 @@ pub enum Command {
         #[command(subcommand)]
         action: StoreAction,
     },
+    /// For tests: move the daemon's clock forward (only a daemon started with
+    /// HELPERD_TEST_CLOCK=1 accepts it).
+    #[command(hide = true)]
+    Debug {
+        #[command(subcommand)]
+        action: DebugAction,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DebugAction {
+    /// Move the daemon's clock forward, e.g. `10s`, `3d` (tokens expire without waiting).
+    AdvanceClock {
+        /// A span: 30s, 30m, 2h, 3d, 2w.
+        span: String,
     },
 }
 

@@ -86,6 +86,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     result
 }
 
+/// Runs `f` while holding an exclusive `flock(2)` on `lock_path` (created 0600 if
+/// missing), so that read-modify-write edits of one file by several processes never
+/// interleave: each one reads what the one before it wrote. The lock goes with the file
+/// descriptor, so a killed editor never leaves it held.
+pub fn with_file_lock<T>(lock_path: &Path, f: impl FnOnce() -> T) -> io::Result<T> {
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(lock_path)?;
+    let _held = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, errno)| io::Error::from(errno))?;
+    Ok(f())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

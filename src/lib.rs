@@ -9,6 +9,7 @@ pub mod config;
 pub mod config_edit;
 pub mod ctl;
 pub mod daemon;
+pub mod decision;
 pub mod docs;
 pub mod fsutil;
 pub mod gitproto;

@@ -25,6 +25,9 @@ _helperctl() {
             helperctl,daemon)
                 cmd="helperctl__subcmd__daemon"
                 ;;
+            helperctl,debug)
+                cmd="helperctl__subcmd__debug"
+                ;;
             helperctl,help)
                 cmd="helperctl__subcmd__help"
                 ;;
@@ -88,6 +91,18 @@ _helperctl() {
             helperctl__subcmd__daemon__subcmd__help,stop)
                 cmd="helperctl__subcmd__daemon__subcmd__help__subcmd__stop"
                 ;;
+            helperctl__subcmd__debug,advance-clock)
+                cmd="helperctl__subcmd__debug__subcmd__advance__subcmd__clock"
+                ;;
+            helperctl__subcmd__debug,help)
+                cmd="helperctl__subcmd__debug__subcmd__help"
+                ;;
+            helperctl__subcmd__debug__subcmd__help,advance-clock)
+                cmd="helperctl__subcmd__debug__subcmd__help__subcmd__advance__subcmd__clock"
+                ;;
+            helperctl__subcmd__debug__subcmd__help,help)
+                cmd="helperctl__subcmd__debug__subcmd__help__subcmd__help"
+                ;;
             helperctl__subcmd__help,audit)
                 cmd="helperctl__subcmd__help__subcmd__audit"
                 ;;
@@ -96,6 +111,9 @@ _helperctl() {
                 ;;
             helperctl__subcmd__help,daemon)
                 cmd="helperctl__subcmd__help__subcmd__daemon"
+                ;;
+            helperctl__subcmd__help,debug)
+                cmd="helperctl__subcmd__help__subcmd__debug"
                 ;;
             helperctl__subcmd__help,help)
                 cmd="helperctl__subcmd__help__subcmd__help"
@@ -141,6 +159,9 @@ _helperctl() {
                 ;;
             helperctl__subcmd__help__subcmd__daemon,stop)
                 cmd="helperctl__subcmd__help__subcmd__daemon__subcmd__stop"
+                ;;
+            helperctl__subcmd__help__subcmd__debug,advance-clock)
+                cmd="helperctl__subcmd__help__subcmd__debug__subcmd__advance__subcmd__clock"
                 ;;
             helperctl__subcmd__help__subcmd__runtime,add)
                 cmd="helperctl__subcmd__help__subcmd__runtime__subcmd__add"
@@ -272,7 +293,7 @@ _helperctl() {
 
     case "${cmd}" in
         helperctl)
-            opts="-h -V --help --version status renew runtime token login which install audit support daemon unlock store completions help"
+            opts="-h -V --help --version status renew runtime token login which install audit support daemon unlock store debug completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -475,8 +496,78 @@ _helperctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        helperctl__subcmd__debug)
+            opts="-h -V --help --version advance-clock help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__debug__subcmd__advance__subcmd__clock)
+            opts="-h -V --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__debug__subcmd__help)
+            opts="advance-clock help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__debug__subcmd__help__subcmd__advance__subcmd__clock)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__debug__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         helperctl__subcmd__help)
-            opts="status renew runtime token login which install audit support daemon unlock store completions help"
+            opts="status renew runtime token login which install audit support daemon unlock store debug completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -574,6 +665,34 @@ _helperctl() {
             return 0
             ;;
         helperctl__subcmd__help__subcmd__daemon__subcmd__stop)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__help__subcmd__debug)
+            opts="advance-clock"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__help__subcmd__debug__subcmd__advance__subcmd__clock)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

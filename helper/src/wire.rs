@@ -149,6 +149,10 @@ pub enum Request {
     },
     /// End support access now (`helperctl support disable`).
     SupportDisable,
+    /// Moves the daemon's clock forward by `secs` (`helperctl debug advance-clock`), so
+    /// that tests see tokens expire without waiting. Refused unless the daemon was started
+    /// with `HELPERD_TEST_CLOCK=1`.
+    AdvanceClock { secs: u64 },
     /// The user typed a new token at the client's renewal prompt: store it for `runtime`
     /// and answer git's original request (`input`) with it.
     Renew {
@@ -289,6 +293,9 @@ impl std::fmt::Debug for Request {
                 f.write_str("SetPassphrase { passphrase: <redacted> }")
             }
             Request::Reload => f.write_str("Reload"),
+            Request::AdvanceClock { secs } => {
+                f.debug_struct("AdvanceClock").field("secs", secs).finish()
+            }
             Request::Which { url } => f
                 .debug_struct("Which")
                 .field("url", &redact_userinfo(url))

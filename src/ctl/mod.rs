@@ -15,7 +15,7 @@ use helperd_wire::client::{self, ClientError};
 use helperd_wire::paths::Paths;
 use helperd_wire::wire::{Envelope, Reply, Request, Response};
 
-use crate::cli::{Cli, Command, DaemonAction, StoreAction, TokenAction};
+use crate::cli::{Cli, Command, DaemonAction, DebugAction, StoreAction, TokenAction};
 use crate::tty;
 
 /// Runs one command; the result is the process exit code.
@@ -65,6 +65,15 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             };
             expect_done(send_starting(&paths, request)?)?;
             println!("store unlocked");
+            Ok(0)
+        }
+        Command::Debug {
+            action: DebugAction::AdvanceClock { span },
+        } => {
+            let Some(Some(secs)) = crate::timefmt::parse_span(&span) else {
+                bail!("{span:?} is not a span like 30s, 30m, 2h, 3d or 2w");
+            };
+            print_done(send_starting(&paths, Request::AdvanceClock { secs })?)?;
             Ok(0)
         }
         Command::Completions { shell } => {
@@ -174,7 +183,7 @@ fn renew(
     }
     eprintln!(
         "scopes git needs: {}",
-        crate::daemon::runtimes::git_scopes(rt.provider)
+        crate::decision::git_scopes(rt.provider)
     );
     let secret = tty::read_secret("new token (hidden): ")?;
     if secret.is_empty() {

@@ -167,7 +167,22 @@ fn guess_provider(url: &str) -> Provider {
 }
 
 /// Applies `change` to the file's text and writes it back atomically, keeping its mode.
+/// Edits by concurrent `helperctl` processes are serialised by a lock file beside it
+/// (`config.toml.lock`), so none is lost; a change that cannot be applied writes nothing.
 fn edit(
+    path: &Path,
+    change: impl FnOnce(&str) -> Result<String, crate::config::ConfigError>,
+) -> anyhow::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
+    let mut lock = path.as_os_str().to_os_string();
+    lock.push(".lock");
+    let lock = std::path::PathBuf::from(lock);
+    fsutil::with_file_lock(&lock, || edit_locked(path, change))
+        .with_context(|| format!("failed to lock {}", lock.display()))?
+}
+
+fn edit_locked(
     path: &Path,
     change: impl FnOnce(&str) -> Result<String, crate::config::ConfigError>,
 ) -> anyhow::Result<()> {
@@ -177,8 +192,6 @@ fn edit(
         Err(e) => bail!("failed to read {}: {e}", path.display()),
     };
     let new = change(&text).map_err(anyhow::Error::new)?;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
     let mode = std::fs::metadata(path)
         .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
         .unwrap_or(0o600);

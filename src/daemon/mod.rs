@@ -1,24 +1,33 @@
 //! The daemon: takes the socket, detaches (unless told to stay in the foreground), and
-//! serves requests until told to stop.
+//! serves requests until told to stop. It executes decisions, never makes them
+//! (`crate::decision` does). Dependencies point one way, down this list (a test checks):
+//!
+//! 1. [`server`], [`support_server`]: accept, peer check, one line in, one line out.
+//! 2. [`dispatch`]: request → service.
+//! 3. services, which never import each other: [`git`] (git's requests, carrying out the
+//!    decision), [`tokens`] (`token set|verify|link|remove`, rotation), [`login`] (OAuth),
+//!    [`admin`] (status, which, audit, support, unlock, reload).
+//! 4. [`replies`]: failures on the wire.
+//! 5. [`state`]: snapshots, the store of record and the writer task; [`peer`].
+//! 6. edges: `crate::store`, `crate::provider`, `crate::audit`, `crate::ipc`.
 
-pub mod config_state;
-pub mod control;
-pub mod handler;
+pub mod admin;
+pub mod dispatch;
+pub mod git;
 pub mod hardening;
-pub mod policy_state;
-pub mod providers;
-pub mod runtimes;
+pub mod login;
+pub mod peer;
+pub mod replies;
 pub mod server;
 pub mod state;
-pub mod support;
-pub mod tokens_file;
+pub mod support_server;
+pub mod tokens;
 
 use std::fs::{File, OpenOptions};
 use std::io::{IsTerminal, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use helperd_wire::paths::Paths;
@@ -27,6 +36,19 @@ use crate::ipc::{self, BindError};
 use crate::store::choice::keyring_service;
 use crate::store::StoreKind;
 use state::{Settings, State};
+
+/// Worker threads: enough for both cores of a laptop; few, to keep idle memory small.
+const WORKERS: usize = 2;
+
+/// `HELPERD_REQUEST_TIMEOUT_MS`, else the default.
+fn request_timeout() -> std::time::Duration {
+    std::env::var("HELPERD_REQUEST_TIMEOUT_MS")
+        .ok()
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .filter(|&ms| ms > 0)
+        .map(std::time::Duration::from_millis)
+        .unwrap_or(server::REQUEST_TIMEOUT)
+}
 
 /// How the daemon was asked to run.
 #[derive(Debug, Clone, Default)]
@@ -66,6 +88,7 @@ pub fn launch(options: Options) -> anyhow::Result<()> {
         socket: paths.socket.clone(),
         forced_store,
         keyring_service: keyring_service(helperd_home.as_deref().map(Path::new)),
+        request_timeout: request_timeout(),
     };
 
     // Until the async signal handlers exist, a SIGTERM would kill us with the socket left
@@ -105,27 +128,34 @@ pub fn launch(options: Options) -> anyhow::Result<()> {
         tracing::info!("reclaimed a stale socket left by a daemon that did not stop cleanly");
     }
 
-    // One thread is plenty for a per-user daemon and keeps idle memory small; blocking
-    // store calls run on tokio's blocking pool.
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // Concurrent clients are answered on both cores; blocking store calls (keyring, argon2)
+    // run on tokio's blocking pool, whose threads exit when idle.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(WORKERS)
+        .thread_keep_alive(std::time::Duration::from_secs(10))
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
-    let state = Arc::new(State::new(settings));
     let listener = bound.take_listener();
     let result = runtime.block_on(async {
         listener.set_nonblocking(true)?;
         let listener = tokio::net::UnixListener::from_std(listener)?;
-        // Open the store now so the first git request does not wait for it; a failure is
-        // reported on each request until the store answers.
+        let (state, writer) = State::start(settings);
+        // Open the store and read the plain credentials now, so that the first git
+        // request does not wait for them; a failure is reported on each request until the
+        // store answers.
         let opener = state.clone();
         tokio::spawn(async move {
-            let mut inner = opener.lock().await;
-            if let Err(e) = opener.store(&mut inner).await {
+            if let Err(e) = opener.writer.load_plain().await {
                 tracing::warn!(error = %e, "the store of record is not available yet");
             }
         });
-        server::serve(listener, state).await
+        let listener = server::serve(listener, state).await?;
+        // The writer ends once every handle is gone, after the changes already sent (the
+        // last audit events among them); only then does the socket close.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), writer).await;
+        drop(listener);
+        Ok::<(), std::io::Error>(())
     });
     // Close the socket (the BoundSocket removes its file) before the runtime winds down.
     drop(bound);

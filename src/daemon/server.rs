@@ -12,16 +12,21 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::Notify;
 
-use super::handler::{self, Peer};
+use super::dispatch::{self, Effect};
+use super::peer::Peer;
 use super::state::State;
+use super::support_server;
 use crate::ipc;
 
 /// A client that connects and says nothing is dropped after this long; others are served
-/// meanwhile, so it only costs its own connection.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// meanwhile, so it only costs its own connection. `HELPERD_REQUEST_TIMEOUT_MS` sets
+/// another (tests, slow machines).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves until SIGTERM, SIGINT or a `shutdown` request.
-pub async fn serve(listener: UnixListener, state: Arc<State>) -> std::io::Result<()> {
+/// Serves until SIGTERM, SIGINT or a `shutdown` request. Returns the listener, still
+/// bound but no longer accepting: the daemon closes it only once its last changes are
+/// written, so that a client waiting for it to stop does not start a new one too early.
+pub async fn serve(listener: UnixListener, state: Arc<State>) -> std::io::Result<UnixListener> {
     let shutdown = Arc::new(Notify::new());
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
@@ -49,17 +54,17 @@ pub async fn serve(listener: UnixListener, state: Arc<State>) -> std::io::Result
             _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); break; }
             _ = sighup.recv() => {
                 tracing::info!("SIGHUP: reloading the configuration");
-                let _ = state.lock().await.config.reload();
+                let _ = state.config.reload();
             }
             _ = shutdown.notified() => { tracing::info!("shutdown requested by a client"); break; }
         }
     }
-    Ok(())
+    Ok(listener)
 }
 
 async fn connection(mut stream: UnixStream, me: u32, state: Arc<State>, shutdown: Arc<Notify>) {
     let peer = match ipc::peer(&stream) {
-        Ok((uid, pid)) if uid == me => Peer { uid, pid },
+        Ok((uid, pid)) if uid == me => Peer::local(uid, pid),
         Ok((uid, pid)) => {
             tracing::warn!(
                 peer_uid = uid,
@@ -82,13 +87,20 @@ async fn connection(mut stream: UnixStream, me: u32, state: Arc<State>, shutdown
         }
     };
 
-    let (response, stop) = match read_request(&mut stream).await {
+    let (response, stop) = match read_request(&mut stream, state.settings.request_timeout).await {
         Incoming::Nothing => return,
         Incoming::Reply(response) => (*response, false),
         Incoming::Request(Request::Shutdown) => (Response::new(Reply::Done), true),
         Incoming::Request(request) => {
             tracing::debug!(?request, "request");
-            (handler::handle(&state, request, &peer).await, false)
+            let (response, effect) = dispatch::request(&state, &peer, request).await;
+            match effect {
+                Some(Effect::ServeSupport(listener)) => {
+                    tokio::spawn(support_server::serve(state.clone(), listener));
+                }
+                None => {}
+            }
+            (response, false)
         }
     };
     if let Err(e) = write_response(&mut stream, &response).await {
@@ -108,9 +120,9 @@ pub enum Incoming {
     Request(Request),
 }
 
-/// Reads and decodes one request, within the request timeout.
-pub async fn read_request(stream: &mut UnixStream) -> Incoming {
-    let line = match tokio::time::timeout(REQUEST_TIMEOUT, read_request_line(stream)).await {
+/// Reads and decodes one request, within `timeout`.
+pub async fn read_request(stream: &mut UnixStream, timeout: Duration) -> Incoming {
+    let line = match tokio::time::timeout(timeout, read_request_line(stream)).await {
         Err(_) => {
             tracing::debug!("client sent no request in time; closing");
             return Incoming::Nothing;

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::git_server::{Account, AuthAttempt, GitServer};
 use crate::util::{assert_contains, assert_lacks, config_path, ctl, ctl_ok, status_json, unix_now};
-use crate::util::{assert_ok, run_with_stdin, stderr, stdout, value, wait_until, Sandbox};
+use crate::util::{assert_ok, run_with_stdin, stderr, stdout, value, Sandbox};
 
 /// The token the runtime had, expired (or revoked) by the time it matters.
 const OLD: &str = "ghp_oldTok3nThatRanOut8Qz";
@@ -122,10 +122,7 @@ fn set_expired_token(sb: &Sandbox, secret: &str, name: &str) -> u64 {
     ctl_ok(sb, &["daemon", "start"]);
     let expires = unix_now() + 3;
     token_set(sb, secret, name, Some(&rfc3339(expires)));
-    assert!(
-        wait_until(Duration::from_secs(15), || unix_now() >= expires),
-        "the clock reached the expiry"
-    );
+    sb.advance_clock_past(expires);
     expires
 }
 
@@ -340,6 +337,19 @@ fn askpass(sb: &Sandbox, token: &str) -> PathBuf {
         "askpass.sh",
         &format!(
             "echo \"$1\" >> '{log}'\ncase \"$1\" in\n  Username*) echo {USERNAME} ;;\n  *) echo {token} ;;\nesac",
+            log = log.display()
+        ),
+    )
+}
+
+/// An askpass that answers only git's password prompt (and fails any other): git must not
+/// need to ask for a username at all.
+fn askpass_password_only(sb: &Sandbox, token: &str) -> PathBuf {
+    let log = sb.dir.path().join("prompts.log");
+    sb.script(
+        "askpass-password.sh",
+        &format!(
+            "echo \"$1\" >> '{log}'\ncase \"$1\" in\n  Password*) echo {token} ;;\n  *) exit 1 ;;\nesac",
             log = log.display()
         ),
     )
@@ -560,11 +570,17 @@ fn an_expired_token_is_refused_with_the_renew_command_and_never_sent() {
         f.server.auth_log()
     );
 
-    // The client itself, as git runs it: nothing on stdout, the notice on stderr, exit 0.
+    // The client itself, as git runs it: no password on stdout, only the runtime's
+    // username (so that git's own prompt asks for the password alone), the notice on
+    // stderr, exit 0.
     let out = sb.client_run(&["get"], f.query().as_bytes());
     seen.all("git-credential-helperd get", &out);
     assert_ok(&out);
-    assert_eq!(stdout(&out), "", "nothing for git on stdout");
+    assert_eq!(
+        stdout(&out),
+        format!("username={USERNAME}\n"),
+        "only the username for git on stdout"
+    );
     assert_contains(&stderr(&out), "helperctl renew work", "the client's stderr");
 
     // status agrees; the metadata is all there.
@@ -835,8 +851,10 @@ fn empty_input_at_the_terminal_prompt_skips_to_gits_own_prompt_and_stores_nothin
     let steps = json!([
         {"expect": format!("New token for runtime {RUNTIME}"),
          "unless": ["Username for", "Password for"], "echo_off": true, "send": "\n"},
-        // git's own prompt runs next; then the user gives up.
-        {"expect": "Username for", "unless": ["When does it expire?"], "send": "\u{3}"},
+        // git's own prompt runs next, for the password only (helperd gave git the
+        // runtime's username); then the user gives up.
+        {"expect": format!("Password for 'http://{USERNAME}@"),
+         "unless": ["When does it expire?", "Username for"], "send": "\u{3}"},
     ]);
     let run = pty_run(sb, &work, steps, &["git", "push", "origin", "HEAD:main"]);
     seen.text("the push's terminal", &run.transcript);
@@ -1016,7 +1034,9 @@ fn a_token_typed_at_gits_own_prompt_renews_the_runtime_and_the_next_push_is_sile
     let old_expires = set_expired_token(sb, OLD, "laptop pat");
     let work = f.work_with_commit();
 
-    let script = askpass(sb, NEW);
+    // helperd answers the runtime's username without a password: git asks only for the
+    // password, and the token typed there renews the runtime.
+    let script = askpass_password_only(sb, NEW);
     let out = sb
         .git()
         .current_dir(&work)
@@ -1026,7 +1046,12 @@ fn a_token_typed_at_gits_own_prompt_renews_the_runtime_and_the_next_push_is_sile
         .unwrap();
     seen.all("push with askpass", &out);
     assert_ok(&out);
-    assert_eq!(prompts(sb).len(), 2, "git asked once: {:?}", prompts(sb));
+    let asked = prompts(sb);
+    assert_eq!(asked.len(), 1, "git asked for the password only: {asked:?}");
+    assert!(
+        asked[0].starts_with(&format!("Password for 'http://{USERNAME}@")),
+        "git already knew the runtime's username: {asked:?}"
+    );
     let err = stderr(&out);
     assert_contains(&err, "expired", "the push's stderr");
     assert_contains(
@@ -1054,7 +1079,7 @@ fn a_token_typed_at_gits_own_prompt_renews_the_runtime_and_the_next_push_is_sile
         "the next push is silent"
     );
     assert_only_sent(&f.server.auth_log(), NEW, true);
-    assert_eq!(prompts(sb).len(), 2, "no prompt the second time");
+    assert_eq!(prompts(sb).len(), 1, "no prompt the second time");
     assert_eq!(
         token_status(sb)["id"],
         token["id"],

@@ -449,7 +449,7 @@ fn a_timeout_makes_a_stored_credential_expire() {
     sb.configure_git_helper(&format!("{} --timeout=2", util::client_bin().display()));
     approve(&sb, ALICE);
     assert_served(&sb, &[], EXAMPLE, "pw-alice");
-    std::thread::sleep(Duration::from_millis(3100));
+    sb.advance_clock(3);
     assert_missed(&sb, &[], EXAMPLE);
 }
 

@@ -1545,10 +1545,7 @@ fn failed_refresh_of_an_expired_token_asks_for_renewal() {
     let expires = fx.token_status("gh")["expires"]
         .as_u64()
         .expect("the OAuth token has an expiry");
-    assert!(
-        wait_until(Duration::from_secs(10), || unix_now() > expires),
-        "the access token expired"
-    );
+    fx.sb.advance_clock_past(expires);
     let notice = assert_serves_nothing(&fx, &format!("{}/octo/app.git", fx.base()));
     assert_contains(&notice, "helperctl renew gh", "the renewal notice");
     assert!(fx.fake.hits_body("POST", TOKEN_PATH, REFRESH_GRANT) >= 1);
@@ -1749,7 +1746,7 @@ fn token_verify_updates_what_the_host_says_and_marks_rejected_tokens() {
         vec![fake::github_user(Some("repo, workflow"), None)],
     );
     let later = a0_checked.max(b0_checked);
-    assert!(wait_until(Duration::from_secs(3), || unix_now() > later));
+    fx.sb.advance_clock_past(later);
     let said = fx.ctl_ok(&["token", "verify", "alpha"]);
     assert_contains(&said, "alpha: accepted by the host", "token verify alpha");
     assert_contains(&said, "repo,workflow", "token verify alpha");
@@ -1760,8 +1757,7 @@ fn token_verify_updates_what_the_host_says_and_marks_rejected_tokens() {
     assert_eq!(b1["checked_at"], b0_checked, "bravo was not asked: {b1:#}");
     assert_eq!(strings(&b1["scopes"]), ["repo"], "{b1:#}");
 
-    let later = unix_now();
-    assert!(wait_until(Duration::from_secs(3), || unix_now() > later));
+    fx.sb.advance_clock(2);
     let said = fx.ctl_ok(&["token", "verify", "--all"]);
     assert_contains(&said, "alpha: accepted by the host", "token verify --all");
     assert_contains(&said, "bravo: accepted by the host", "token verify --all");

@@ -1336,8 +1336,7 @@ fn an_expired_token_is_never_served() {
         "git learns the expiry too"
     );
 
-    let past = wait_until(Duration::from_secs(15), || unix_now() > expires);
-    assert!(past);
+    sb.advance_clock_past(expires);
     let err = assert_serves_nothing(&sb, "https://git.example/o/r.git");
     assert_contains(&err, "runtime exp", "stderr after expiry");
     assert_contains(&err, "expired", "stderr after expiry");
@@ -1382,4 +1381,86 @@ fn token_set_refuses_an_expiry_in_the_past_or_an_impossible_date() {
         "nothing was stored"
     );
     assert_serves_nothing(&sb, "https://git.example/o/r.git");
+}
+
+// ---------------------------------------------------------------------------------------
+// Concurrent edits of config.toml
+// ---------------------------------------------------------------------------------------
+
+/// Runs `helperctl ARGS` for each of `args` at once (all started before any is waited
+/// for); returns the outputs in the same order.
+fn ctl_in_parallel(sb: &Sandbox, args: Vec<Vec<String>>) -> Vec<Output> {
+    let children: Vec<_> = args
+        .iter()
+        .map(|a| {
+            sb.ctl()
+                .args(a)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("helperctl starts")
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| c.wait_with_output().expect("helperctl finishes"))
+        .collect()
+}
+
+#[test]
+fn fifty_parallel_runtime_adds_then_removes_lose_no_update_and_keep_comments() {
+    const N: usize = 50;
+    let sb = Sandbox::new();
+    let path = crate::util::config_path(&sb);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let comment = "# the team's runtimes: keep this line\n";
+    fs::write(&path, comment).unwrap();
+
+    let adds = (0..N)
+        .map(|i| {
+            ["runtime", "add", &format!("r{i}"), "--provider", "github"]
+                .iter()
+                .map(|s| s.to_string())
+                .chain(["--url".into(), format!("https://h{i}.example/")])
+                .collect()
+        })
+        .collect();
+    for (i, out) in ctl_in_parallel(&sb, adds).iter().enumerate() {
+        assert_ok(out);
+        assert!(
+            stdout(out).contains(&format!("added runtime r{i}")),
+            "{}",
+            stdout(out)
+        );
+    }
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(text.starts_with(comment), "the comment is kept:\n{text}");
+    let config = helperd::config::Config::parse(&text, &path).expect("the file stays valid");
+    let mut names: Vec<_> = config.runtimes.iter().map(|r| r.name.clone()).collect();
+    names.sort();
+    let mut expected: Vec<_> = (0..N).map(|i| format!("r{i}")).collect();
+    expected.sort();
+    assert_eq!(names, expected, "every parallel add is in the file");
+
+    let removes = (0..N)
+        .map(|i| vec!["runtime".into(), "remove".into(), format!("r{i}")])
+        .collect();
+    for out in ctl_in_parallel(&sb, removes) {
+        assert_ok(&out);
+    }
+    let text = fs::read_to_string(&path).unwrap();
+    let config = helperd::config::Config::parse(&text, &path).expect("the file stays valid");
+    assert_eq!(
+        config.runtimes.len(),
+        0,
+        "every parallel remove took effect:\n{text}"
+    );
+    assert!(text.starts_with(comment), "the comment is kept:\n{text}");
+
+    // An edit that cannot be applied says so and changes nothing.
+    let before = fs::read(&path).unwrap();
+    let out = crate::util::ctl(&sb, &["runtime", "remove", "nosuch"]);
+    assert!(!out.status.success(), "removing a missing runtime fails");
+    assert_eq!(fs::read(&path).unwrap(), before, "and changes nothing");
 }

@@ -121,6 +121,8 @@ impl Sandbox {
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_TERMINAL_PROMPT", "0")
             .env("HELPERD_LOG", "helperd=trace")
+            // Tests move the daemon's clock instead of waiting for an expiry.
+            .env("HELPERD_TEST_CLOCK", "1")
             .env_remove("GIT_ASKPASS")
             .env_remove("SSH_ASKPASS")
             .env_remove("XDG_RUNTIME_DIR")
@@ -185,6 +187,30 @@ impl Sandbox {
 
     /// The running daemon's pid, from its lock file — only while the lock is held, so a
     /// stale pid (pids wrap around quickly on a busy machine) is never taken for a daemon.
+    /// Moves the daemon's clock forward by `secs` (starting the daemon when none runs):
+    /// what a test does instead of waiting for an expiry. Returns the daemon's `now`.
+    pub fn advance_clock(&self, secs: u64) -> u64 {
+        let out = self
+            .ctl()
+            .args(["debug", "advance-clock", &format!("{secs}s")])
+            .output()
+            .expect("helperctl runs");
+        assert_ok(&out);
+        let said = stdout(&out) + &stderr(&out);
+        said.split_whitespace()
+            .filter_map(|w| w.parse::<u64>().ok())
+            .next_back()
+            .unwrap_or_else(|| panic!("advance-clock says the daemon's time: {said}"))
+    }
+
+    /// Moves the daemon's clock just past `t` (Unix seconds), when it is not there yet.
+    pub fn advance_clock_past(&self, t: u64) {
+        let now = self.advance_clock(0);
+        if now <= t {
+            self.advance_clock(t - now + 1);
+        }
+    }
+
     pub fn daemon_pid(&self) -> Option<i32> {
         let path = self.helperd_home().join("run/socket.lock");
         let file = std::fs::File::open(&path).ok()?;

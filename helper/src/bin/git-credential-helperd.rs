@@ -175,8 +175,13 @@ fn run(action: GitAction, timeout_secs: Option<u64>) -> Result<(), String> {
         (Some(prompt), Request::Git { input, .. }) if renewal::terminal_available() => {
             match renew(&paths, prompt, input)? {
                 Some(renewed) => renewed,
-                // Skipped: say nothing more; git's own prompt comes next.
-                None => return Ok(()),
+                // Skipped: git's own prompt comes next. The prompt already said why, so
+                // only the answer goes out: the runtime's username, so that git asks for
+                // the password alone and the token typed there renews the runtime.
+                None => Response {
+                    notice: None,
+                    ..response
+                },
             }
         }
         _ => response,

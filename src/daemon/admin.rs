@@ -1,0 +1,512 @@
+//! The admin service: `helperctl status`, `which`, `daemon reload`, `audit`, `support`,
+//! `unlock`, `store set-passphrase`, and the test clock. Reads snapshots; the few changes
+//! (unlock, passphrase) go through the writer.
+
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use helperd_wire::wire::{
+    ConfigStatus, ErrorCode, PolicyStatus, Reply, Response, RuntimeStatus, StatusReport,
+    StoreStatus, SupportStatus, TokenStatus, WhichCandidate, WhichReport, PROTOCOL_VERSION,
+};
+use tokio::net::UnixListener;
+use tokio::sync::oneshot;
+
+use super::peer::Peer;
+use super::replies::{bad_request, done, write_error};
+use super::state::policy_watch::LoadedPolicy;
+use super::state::{State, SupportGrant};
+use crate::audit::kind;
+use crate::config::{AuthScheme, RuntimeConfig};
+use crate::decision::effective_warn_days;
+use crate::location::Location;
+use crate::runtime::{self, Outcome, Route};
+use crate::secret::Secret;
+use crate::store::StoreError;
+use crate::token::TokenBook;
+
+/// `helperctl daemon reload`, SIGHUP.
+pub fn reload(state: &State) -> Response {
+    match state.config.reload() {
+        Ok(config) => done(format!(
+            "configuration reloaded: {} runtimes",
+            config.runtimes.len()
+        )),
+        Err(e) => Response::error(
+            ErrorCode::Config,
+            format!("{e}\nthe last good configuration stays in force"),
+        ),
+    }
+}
+
+/// `helperctl status`: daemon, store, configuration, runtimes, policy, support access.
+pub async fn status(state: &State) -> Response {
+    let store = store_status(state).await;
+    let policy = state.policy.current();
+    let (config, runtimes) = config_and_runtimes(state, policy.as_deref());
+    let policy = policy_status(state, policy.as_deref());
+    let support = state.support().as_ref().map(|g| g.status.clone());
+    Response::new(Reply::Status {
+        status: Box::new(StatusReport {
+            config,
+            runtimes,
+            policy,
+            support,
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            protocol: PROTOCOL_VERSION,
+            uptime_secs: state.started.elapsed().as_secs(),
+            socket: state.settings.socket.display().to_string(),
+            store,
+        }),
+    })
+}
+
+async fn store_status(state: &State) -> StoreStatus {
+    let open = match state.store.open().await {
+        Ok(open) => open,
+        Err(e) => {
+            return StoreStatus {
+                kind: e
+                    .store()
+                    .or(state.settings.forced_store)
+                    .map(|k| k.name().to_string())
+                    .unwrap_or_else(|| "unknown".into()),
+                protection: "unknown".into(),
+                state: "unavailable".into(),
+                problem: Some(e.to_string()),
+                plain_credentials: None,
+            }
+        }
+    };
+    let kind = open.store.kind().name().to_string();
+    let protection = open.store.protection();
+    let loaded = match state.plain() {
+        Some(table) => Ok(table),
+        None => match state.writer.load_plain().await {
+            Ok(()) => state
+                .plain()
+                .ok_or_else(|| "the store changed while it was read".to_string()),
+            Err(super::state::writer::WriteError::Store(e @ StoreError::Locked { .. })) => {
+                return StoreStatus {
+                    kind,
+                    protection,
+                    state: "locked".into(),
+                    problem: Some(e.to_string()),
+                    plain_credentials: None,
+                }
+            }
+            Err(e) => Err(e.to_string()),
+        },
+    };
+    match loaded {
+        Ok(table) => StoreStatus {
+            kind,
+            protection,
+            state: "ok".into(),
+            problem: None,
+            plain_credentials: Some(table.len_alive(state.now())),
+        },
+        Err(problem) => StoreStatus {
+            kind,
+            protection,
+            state: "unavailable".into(),
+            problem: Some(problem),
+            plain_credentials: None,
+        },
+    }
+}
+
+pub fn token_status(
+    book: &TokenBook,
+    runtime: &str,
+    now: u64,
+    warn_days: u32,
+) -> Option<TokenStatus> {
+    let t = book.for_runtime(runtime)?;
+    Some(TokenStatus {
+        id: t.id.clone(),
+        name: t.name.clone(),
+        scopes: t.scopes.clone(),
+        created: t.created,
+        expires: t.expires,
+        last_used: t.last_used,
+        state: t.state(now, warn_days).name().into(),
+        shared_with: book.shared_with(runtime),
+        policy_violation: None,
+        stale: None,
+        checked_at: t.checked_at,
+        kind: t.kind.clone(),
+        login: t.login.clone(),
+        notes: t.notes.clone(),
+        oauth: t.oauth_client_id.is_some(),
+    })
+}
+
+/// "not used since …": a token unused for `stale_days` (never used: counted from when it
+/// was set), following the advice to delete tokens no longer in use.
+fn stale_note(t: &TokenStatus, now: u64, stale_days: u32) -> Option<String> {
+    let since = t.last_used.unwrap_or(t.created);
+    if stale_days == 0 || now.saturating_sub(since) < u64::from(stale_days) * 86_400 {
+        return None;
+    }
+    let what = if t.last_used.is_some() {
+        "not used since"
+    } else {
+        "never used since it was set on"
+    };
+    Some(format!(
+        "{what} {} — consider removing it (helperctl token remove)",
+        crate::timefmt::format_date(since)
+    ))
+}
+
+fn runtime_problem(rt: &RuntimeConfig, has_token: bool) -> Option<String> {
+    if rt.auth == AuthScheme::Basic && rt.effective_username().is_none() {
+        return Some(format!(
+            "{} tokens need your account username: add `username = \"...\"` to this runtime",
+            rt.provider.name()
+        ));
+    }
+    (!has_token).then(|| format!("no token: run `helperctl token set {}`", rt.name))
+}
+
+/// The configuration and runtime part of `status`.
+fn config_and_runtimes(
+    state: &State,
+    policy: Option<&LoadedPolicy>,
+) -> (ConfigStatus, Vec<RuntimeStatus>) {
+    let config = state.config.current();
+    let policy = policy.map(LoadedPolicy::in_force);
+    let now = state.now();
+    let warn_days = effective_warn_days(&config, policy);
+    let tokens = state.tokens();
+    let empty = TokenBook::default();
+    let book = tokens.as_ref().as_ref().unwrap_or(&empty);
+    let violations: Vec<(String, String)> = match policy {
+        Some(p) => p
+            .policy
+            .violations(&book.tokens, now, p.source)
+            .into_iter()
+            .map(|(id, v)| (id, v.message))
+            .collect(),
+        None => Vec::new(),
+    };
+    let runtimes = config
+        .runtimes
+        .iter()
+        .map(|rt| {
+            let mut token = token_status(book, &rt.name, now, warn_days);
+            if let Some(t) = &mut token {
+                t.stale = stale_note(t, now, config.settings.stale_days);
+                t.policy_violation = violations
+                    .iter()
+                    .find(|(id, _)| *id == t.id)
+                    .map(|(_, m)| m.clone());
+            }
+            let mut problem = runtime_problem(rt, token.is_some());
+            if let Some(p) = policy {
+                if let Err(v) = p.policy.check_runtime(rt, p.source) {
+                    problem = Some(v.message);
+                }
+            }
+            RuntimeStatus {
+                name: rt.name.clone(),
+                provider: rt.provider.name().into(),
+                urls: rt.urls.iter().map(|u| u.to_string()).collect(),
+                username: rt.effective_username().map(str::to_string),
+                auth: match rt.auth {
+                    AuthScheme::Basic => "basic".into(),
+                    AuthScheme::Bearer => "bearer".into(),
+                },
+                problem,
+                token,
+            }
+        })
+        .collect();
+    let mut error = state.config.error();
+    if let Err(e) = tokens.as_ref() {
+        error = Some(error.map_or(e.clone(), |c| format!("{c}; {e}")));
+    }
+    let status = ConfigStatus {
+        path: state.config.path().display().to_string(),
+        warn_days,
+        error,
+    };
+    (status, runtimes)
+}
+
+/// The policy part of `status`.
+fn policy_status(state: &State, policy: Option<&LoadedPolicy>) -> Option<PolicyStatus> {
+    let error = state.policy.error();
+    match policy {
+        Some(p) => Some(PolicyStatus {
+            path: p.path.display().to_string(),
+            rules: p
+                .policy
+                .rules()
+                .into_iter()
+                .map(|(k, v)| format!("{k} = {v}"))
+                .collect(),
+            error,
+        }),
+        None => error.map(|e| PolicyStatus {
+            path: crate::policy_file::policy_path().display().to_string(),
+            rules: Vec::new(),
+            error: Some(e),
+        }),
+    }
+}
+
+/// `helperctl which URL`.
+pub fn which(state: &State, url: &str) -> Response {
+    // The URL may carry a token (https://user:TOKEN@host/...): never echo it.
+    let shown = helperd_wire::wire::redact_userinfo(url);
+    let (loc, user) = match Location::parse_url_with_user(url) {
+        Ok(parsed) => parsed,
+        Err(e) => return bad_request(format!("{shown:?} is not a URL helperd can route: {e}")),
+    };
+    let config = state.config.current();
+    let (route, notes) = runtime::route(&config, &loc, user.as_deref());
+    let candidates = notes
+        .iter()
+        .map(|n| WhichCandidate {
+            runtime: n.runtime.clone(),
+            prefix: n.prefix.clone(),
+            outcome: match &n.outcome {
+                Outcome::Chosen => "chosen".into(),
+                Outcome::LessSpecific => "less specific".into(),
+                Outcome::UsernameDiffers { request, runtime } => {
+                    format!("username differs (URL has {request:?}, runtime uses {runtime:?})")
+                }
+                Outcome::NeedsPath => "needs path".into(),
+            },
+        })
+        .collect();
+    let mut report = WhichReport {
+        url: shown,
+        runtime: None,
+        prefix: None,
+        reason: String::new(),
+        fix: None,
+        candidates,
+        token: None,
+    };
+    match route {
+        Route::Runtime { runtime, prefix } => {
+            let others = notes.len().saturating_sub(1);
+            report.reason = if others == 0 {
+                format!("prefix {prefix} is the only one that matches")
+            } else {
+                format!(
+                    "prefix {prefix} is the most specific of {} matching prefixes",
+                    others + 1
+                )
+            };
+            report.runtime = Some(runtime.name.clone());
+            report.prefix = Some(prefix.to_string());
+            if let Ok(book) = state.tokens().as_ref() {
+                report.token =
+                    token_status(book, &runtime.name, state.now(), config.settings.warn_days);
+            }
+        }
+        Route::NeedsPath { fix, runtimes } => {
+            report.reason = format!(
+                "runtimes {} differ by path on this host; git sends no path here unless told to",
+                runtimes.join(", ")
+            );
+            report.fix = Some(fix);
+        }
+        Route::NoRuntime => {
+            report.reason =
+                "no runtime's URL prefix matches; git's stored plain credentials answer".into();
+        }
+    }
+    Response::new(Reply::Which {
+        which: Box::new(report),
+    })
+}
+
+/// `helperctl audit`.
+pub fn audit(state: &State, since: Option<u64>, runtime: Option<&str>) -> Response {
+    match crate::audit::read_events(&state.settings.state_dir, since, runtime) {
+        Ok(events) => Response::new(Reply::Audit {
+            events: events
+                .iter()
+                .map(|e| serde_json::to_value(e).expect("audit events serialize"))
+                .collect(),
+        }),
+        Err(e) => Response::error(
+            ErrorCode::Internal,
+            format!("failed to read the audit log: {e}"),
+        ),
+    }
+}
+
+/// `helperctl unlock`.
+pub async fn unlock(state: &State, passphrase: Secret) -> Response {
+    match state.writer.unlock(passphrase).await {
+        Ok(()) => {
+            tracing::info!("store unlocked");
+            Response::new(Reply::Done)
+        }
+        Err(e) => write_error(e),
+    }
+}
+
+/// `helperctl store set-passphrase`.
+pub async fn set_passphrase(state: &State, passphrase: Secret) -> Response {
+    match state.writer.set_passphrase(passphrase).await {
+        Ok(()) => {
+            tracing::info!("file store now protected by a passphrase");
+            Response::new(Reply::Done)
+        }
+        Err(e) => write_error(e),
+    }
+}
+
+/// `helperctl debug advance-clock`: only a daemon started for tests moves its clock.
+pub fn advance_clock(state: &State, secs: u64) -> Response {
+    match state.clock.advance(secs) {
+        Ok(now) => done(format!("the daemon's clock now reads {now}")),
+        Err(why) => Response::error(ErrorCode::Forbidden, why),
+    }
+}
+
+/// A support grant's socket, ready for the server to serve.
+pub struct SupportListener {
+    pub listener: UnixListener,
+    pub dir: PathBuf,
+    pub uid: u32,
+    pub lifetime: std::time::Duration,
+    pub stop: oneshot::Receiver<()>,
+}
+
+/// The support socket's folder for this daemon (unique per daemon process, so several
+/// daemons of one user — sandboxes, tests — never collide).
+fn support_dir() -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "helperd-support-{}-{}",
+        nix::unistd::geteuid().as_raw(),
+        std::process::id()
+    ))
+}
+
+/// The folder is 0711 (others may pass, not list), the socket 0666: the peer-credential
+/// check is what admits only the granted uid.
+fn prepare_dir(dir: &Path) -> std::io::Result<()> {
+    match std::fs::DirBuilder::new().mode(0o711).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let meta = std::fs::symlink_metadata(dir)?;
+            if !meta.is_dir() || meta.uid() != nix::unistd::geteuid().as_raw() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!("{} exists and is not our folder", dir.display()),
+                ));
+            }
+        }
+        Err(e) => return Err(e),
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
+}
+
+/// `helperctl support enable`: opens the support socket for `uid` until `now +
+/// duration_secs`, replacing any grant. The server serves the listener it returns.
+pub fn support_enable(
+    state: &State,
+    peer: &Peer,
+    user: String,
+    uid: u32,
+    duration_secs: u64,
+) -> (Response, Option<SupportListener>) {
+    if uid == peer.uid {
+        let e = bad_request("support access is for another user; you already have full access");
+        return (e, None);
+    }
+    if duration_secs == 0 || duration_secs > 7 * 86_400 {
+        return (
+            bad_request("support access lasts from 1 second to 7 days"),
+            None,
+        );
+    }
+    if let Some(mut old) = state.support().take() {
+        old.end();
+    }
+    let dir = support_dir();
+    let socket = dir.join("socket");
+    let listener = match prepare_dir(&dir).and_then(|()| {
+        let _ = std::fs::remove_file(&socket);
+        let l = std::os::unix::net::UnixListener::bind(&socket)?;
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666))?;
+        l.set_nonblocking(true)?;
+        UnixListener::from_std(l)
+    }) {
+        Ok(l) => l,
+        Err(e) => {
+            let message = format!(
+                "failed to open the support socket {}: {e}",
+                socket.display()
+            );
+            return (Response::error(ErrorCode::Internal, message), None);
+        }
+    };
+    let until = state.now().saturating_add(duration_secs);
+    let status = SupportStatus {
+        user: user.clone(),
+        uid,
+        until,
+        socket: socket.display().to_string(),
+    };
+    let (stop_tx, stop_rx) = oneshot::channel();
+    *state.support() = Some(SupportGrant {
+        status,
+        stop: Some(stop_tx),
+    });
+    let until_text = crate::timefmt::format_datetime(until);
+    state.audit(
+        peer.event(kind::SUPPORT_GRANTED)
+            .reason(format!("user {user} (uid {uid}) until {until_text}")),
+    );
+    tracing::info!(%user, uid, until, "support access granted");
+    let response = done(format!(
+        "support access for {user} (uid {uid}) until {until_text}.\nThey run, as themselves:\n  HELPERD_SOCKET={s} helperctl status\n  HELPERD_SOCKET={s} helperctl audit\nEnd it now with `helperctl support disable`.",
+        s = socket.display(),
+    ));
+    let listener = SupportListener {
+        listener,
+        dir,
+        uid,
+        lifetime: std::time::Duration::from_secs(duration_secs),
+        stop: stop_rx,
+    };
+    (response, Some(listener))
+}
+
+/// `helperctl support disable`: ends support access now.
+pub fn support_disable(state: &State, peer: &Peer) -> Response {
+    let grant = state.support().take();
+    match grant {
+        Some(mut grant) => {
+            grant.end();
+            state.audit(
+                peer.event(kind::SUPPORT_REVOKED)
+                    .reason(format!("ended by the user (was for {})", grant.status.user)),
+            );
+            done(format!("support access for {} ended", grant.status.user))
+        }
+        None => bad_request("support access is not enabled"),
+    }
+}
+
+/// A support grant ran out: forget it (unless another replaced it) and say so.
+pub fn support_expired(state: &State, uid: u32) {
+    {
+        let mut grant = state.support();
+        if grant.as_ref().is_some_and(|g| g.status.uid == uid) {
+            *grant = None;
+        }
+    }
+    state.audit(crate::audit::AuditEvent::now(kind::SUPPORT_REVOKED).reason("expired"));
+    tracing::info!("support access expired");
+}

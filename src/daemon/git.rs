@@ -1,0 +1,407 @@
+//! The git service: carries out the [`Decision`] for each git request (DESIGN.md §6).
+//! It gathers the facts (snapshots and `now`), asks [`decide`], fetches the secret the
+//! decision names, has the writer make the change it names, writes the one audit event
+//! built from it, and answers. It decides nothing itself.
+
+mod refresh;
+
+use std::sync::Arc;
+
+use helperd_wire::wire::{GitAction, RenewalPrompt, Response};
+
+use super::peer::Peer;
+use super::replies::{self, bad_request, for_git, refusal_error, store_error, write_error};
+use super::state::store_slot::problem;
+use super::state::writer::{Edit, Save, WriteError};
+use super::state::State;
+use crate::decision::{
+    self, decide, Decision, Done, Facts, MarkRejected, PlainView, Refusal, RenewToken, ServeToken,
+    StoreProblem,
+};
+use crate::gitproto::GitCredential;
+use crate::plain::PlainTable;
+use crate::secret::Secret;
+use crate::timefmt::format_date;
+use crate::token::TokenMeta;
+
+/// `protocol://host/path` of git's request (never a username or password), for the audit
+/// log.
+fn request_url(cred: &GitCredential) -> String {
+    let mut url = format!(
+        "{}://{}",
+        cred.protocol.as_deref().unwrap_or(""),
+        cred.host.as_deref().unwrap_or("")
+    );
+    if let Some(path) = &cred.path {
+        url.push('/');
+        url.push_str(path);
+    }
+    url
+}
+
+/// One git request: `get`, `store` or `erase`.
+pub async fn request(
+    state: &State,
+    peer: &Peer,
+    action: GitAction,
+    cred: GitCredential,
+    lifetime: Option<u64>,
+) -> Response {
+    let config_notice = state.config.refresh_for_git();
+    let response = answer(state, peer, action, &cred, lifetime).await;
+    with_notice_first(response, config_notice)
+}
+
+/// Decides (twice at most: again after fetching what the first look asked for) and
+/// carries the decision out.
+async fn answer(
+    state: &State,
+    peer: &Peer,
+    action: GitAction,
+    cred: &GitCredential,
+    lifetime: Option<u64>,
+) -> Response {
+    let mut allow_refresh = true;
+    let mut plain_problem = None;
+    let mut reads = 0;
+    loop {
+        let config = state.config.current();
+        let policy = state.policy.current();
+        if policy
+            .as_ref()
+            .is_some_and(|p| p.policy.min_store.is_some())
+            && state.store.strength().is_none()
+        {
+            // Opening the store is what tells its strength; a store that cannot be opened
+            // fails the request later anyway.
+            let _ = state.store.open().await;
+        }
+        let book = state.tokens();
+        let plain: Option<Arc<PlainTable>> = state.plain();
+        let backoff = state.refresh.backoff();
+        let now = state.now();
+        let facts = Facts {
+            action,
+            request: cred,
+            lifetime,
+            config: &config,
+            config_path: state.config.path(),
+            policy: policy.as_deref().map(|p| p.in_force()),
+            store_strength: state.store.strength(),
+            book: book.as_ref().as_ref().map_err(String::as_str),
+            plain: match (&plain, &plain_problem) {
+                (Some(table), _) => PlainView::Read(table),
+                (None, Some(problem)) => PlainView::Unavailable(problem),
+                (None, None) => PlainView::NotRead,
+            },
+            refresh_backoff: &backoff,
+            allow_refresh,
+            now,
+        };
+        match decide(&facts) {
+            Decision::ReadPlain => {
+                reads += 1;
+                let result = match reads {
+                    1 => state.writer.load_plain().await,
+                    // Read, and dropped again at once (the store failed meanwhile).
+                    _ => Err(WriteError::Tokens(
+                        "the store changed while it was read; try again".into(),
+                    )),
+                };
+                if let Err(e) = result {
+                    plain_problem = Some(match e {
+                        WriteError::Store(e) => problem(&e),
+                        e => StoreProblem {
+                            locked: false,
+                            message: e.to_string(),
+                        },
+                    });
+                }
+            }
+            Decision::Refresh { runtime, token_id } if allow_refresh => {
+                refresh::run(state, &runtime, &token_id).await;
+                allow_refresh = false;
+            }
+            decision => return execute(state, peer, cred, decision, now).await,
+        }
+    }
+}
+
+/// Carries out one decision and writes its audit event.
+async fn execute(
+    state: &State,
+    peer: &Peer,
+    cred: &GitCredential,
+    decision: Decision,
+    now: u64,
+) -> Response {
+    let (response, done) = match &decision {
+        Decision::ServeToken(serve) => serve_token(state, serve, now).await,
+        Decision::ServePlain { answer } => (for_git(answer.expose().to_string()), Done::AsDecided),
+        Decision::StorePlain { lifetime } => {
+            match state.writer.store_plain(cred.clone(), *lifetime, now).await {
+                Ok(crate::plain::StoreOutcome::Stored) => (for_git(String::new()), Done::AsDecided),
+                Ok(_) => (for_git(String::new()), Done::NothingKept),
+                Err(e) => (write_error(e), Done::NothingKept),
+            }
+        }
+        Decision::ErasePlain => match state.writer.erase_plain(cred.clone(), now).await {
+            Ok(n) => (for_git(String::new()), Done::Erased(n)),
+            Err(e) => (write_error(e), Done::Erased(0)),
+        },
+        Decision::RenewToken(renew) => renew_from_git(state, peer, renew, now).await,
+        Decision::MarkRejected(mark) => mark_rejected(state, mark, now).await,
+        // Both were asked for and fetched before the last look: never left to execute.
+        Decision::ReadPlain | Decision::Refresh { .. } | Decision::Nothing => {
+            (for_git(String::new()), Done::AsDecided)
+        }
+        Decision::Refuse(refusal) => (refused(refusal), Done::AsDecided),
+    };
+    let url = request_url(cred);
+    if let Some(event) = decision.audit_event(&url, done, crate::timefmt::unix_now()) {
+        state.audit(peer.stamp(event));
+    }
+    log(&decision, &response);
+    response
+}
+
+fn log(decision: &Decision, response: &Response) {
+    match decision {
+        Decision::ServeToken(s) => {
+            tracing::info!(runtime = %s.runtime, token = %s.token_label, "get: served the runtime's token")
+        }
+        Decision::ServePlain { .. } => tracing::info!("get: served a plain credential"),
+        Decision::Refuse(r) => {
+            tracing::info!(runtime = ?r.runtime, reason = %r.reason.name(), "refused")
+        }
+        Decision::RenewToken(r) => {
+            tracing::info!(runtime = %r.runtime, "store: renewed the runtime's token from git's prompt")
+        }
+        _ => tracing::debug!(?response.notice, "git request done"),
+    }
+}
+
+/// A refusal: an error, or nothing for git with the notice, the renewal the client may
+/// offer, and the username for git's own prompt.
+fn refused(refusal: &Refusal) -> Response {
+    if let Some((kind, message)) = refusal.reason.error() {
+        return refusal_error(kind, message);
+    }
+    let output = match &refusal.username {
+        // Validated like every answer: a username git cannot carry is left out.
+        Some(user) => {
+            let mut a = crate::gitproto::Answer::new();
+            match a.push("username", user) {
+                Ok(()) => a.finish().expose().to_string(),
+                Err(_) => String::new(),
+            }
+        }
+        None => String::new(),
+    };
+    for_git(output)
+        .with_notice(refusal.notice.clone())
+        .with_prompt(refusal.renewal.as_ref().map(|r| RenewalPrompt {
+            runtime: r.runtime.clone(),
+            text: r.text.clone(),
+        }))
+}
+
+async fn serve_token(state: &State, serve: &ServeToken, now: u64) -> (Response, Done) {
+    let secret = match state.store.token_secret(&serve.token_id).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            tracing::error!(runtime = %serve.runtime, token = %serve.token_id, "token secret missing from the store");
+            let notice = format!(
+                "helperd: the secret of runtime {}'s token is missing from the store; set it again with `helperctl token set {}`",
+                serve.runtime, serve.runtime
+            );
+            return (
+                for_git(String::new()).with_notice(Some(notice)),
+                Done::AsDecided,
+            );
+        }
+        Err(e) => return (store_error(e), Done::AsDecided),
+    };
+    let answer = match serve.answer(&secret) {
+        Ok(a) => a,
+        Err(e) => {
+            return (
+                replies::refusal_error(decision::RefusalError::Internal, e.to_string()),
+                Done::AsDecided,
+            )
+        }
+    };
+    record_use(state, serve, now);
+    #[cfg(feature = "desktop-notifications")]
+    if let Some(text) = &serve.warning {
+        desktop_notification(text);
+    }
+    (
+        for_git(answer.expose().to_string()).with_notice(serve.warning.clone()),
+        Done::AsDecided,
+    )
+}
+
+/// `last_used`, and the day the expiry warning was shown (saved at once: the once-a-day
+/// promise must survive a restart). The answer does not wait for it.
+fn record_use(state: &State, serve: &ServeToken, now: u64) {
+    let (runtime, id, warned) = (
+        serve.runtime.clone(),
+        serve.token_id.clone(),
+        serve.warning.is_some(),
+    );
+    let edit: Edit = Box::new(move |book| {
+        if let Some(t) = book.for_runtime_mut(&runtime).filter(|t| t.id == id) {
+            t.last_used = Some(now);
+            if warned {
+                t.warned_on.insert(runtime.clone(), now / 86_400);
+            }
+        }
+        Ok(Vec::new())
+    });
+    let save = if warned { Save::Now } else { Save::Lazily };
+    state.writer.edit_tokens_later(edit, save);
+}
+
+/// Shows `text` as a desktop notification; failures only reach the log.
+#[cfg(feature = "desktop-notifications")]
+fn desktop_notification(text: &str) {
+    let body = text.trim_start_matches("helperd: ");
+    match std::process::Command::new("notify-send")
+        .args(["--app-name=helperd", "helperd: token expiring", body])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    {
+        // Reaped on a thread so the request does not wait for the notification daemon.
+        Ok(mut child) => {
+            std::thread::spawn(move || child.wait());
+        }
+        Err(e) => tracing::debug!(error = %e, "no desktop notification (notify-send)"),
+    }
+}
+
+/// A new token from git's `store` (typed at git's own prompt).
+async fn renew_from_git(
+    state: &State,
+    peer: &Peer,
+    renew: &RenewToken,
+    now: u64,
+) -> (Response, Done) {
+    let token = TokenMeta {
+        last_used: Some(now),
+        ..TokenMeta::new(Some(renew.name.clone()), now, renew.expires)
+    };
+    match set_token(state, peer, &renew.runtime, token, renew.secret.clone()).await {
+        Ok(()) => (
+            for_git(String::new()).with_notice(Some(format!(
+                "helperd: stored the new token for runtime {} (`helperctl status` shows it)",
+                renew.runtime
+            ))),
+            Done::AsDecided,
+        ),
+        Err(resp) => (resp, Done::NothingKept),
+    }
+}
+
+/// Stores `secret` as `runtime`'s new token (a renewal: no provider check, git's use of it
+/// is the check).
+async fn set_token(
+    state: &State,
+    peer: &Peer,
+    runtime: &str,
+    token: TokenMeta,
+    secret: Secret,
+) -> Result<(), Response> {
+    state
+        .new_token(Some(peer), runtime, token, secret, None)
+        .await
+        .map_err(replies::set_token_error)
+}
+
+/// git's `erase` after a 401: the runtime's token is marked rejected when the failed
+/// secret is ours.
+async fn mark_rejected(state: &State, mark: &MarkRejected, now: u64) -> (Response, Done) {
+    if let Some(given) = &mark.only_if_secret_is {
+        match state.store.token_secret(&mark.token_id).await {
+            // Not our token that failed: leave ours alone.
+            Ok(Some(ours)) if ours != *given => return (for_git(String::new()), Done::NotOurs),
+            Ok(_) => {}
+            Err(e) => return (store_error(e), Done::NotOurs),
+        }
+    }
+    let (runtime, id) = (mark.runtime.clone(), mark.token_id.clone());
+    let edit: Edit = Box::new(move |book| {
+        if let Some(t) = book.for_runtime_mut(&runtime).filter(|t| t.id == id) {
+            t.rejected_at = Some(now);
+        }
+        Ok(Vec::new())
+    });
+    match state.writer.edit_tokens(edit, Save::Now).await {
+        Ok(()) => {
+            tracing::warn!(runtime = %mark.runtime, "erase: the host rejected the runtime's token; marked rejected");
+            (for_git(String::new()), Done::AsDecided)
+        }
+        Err(e) => (write_error(e), Done::NotOurs),
+    }
+}
+
+/// The user typed a new token at the client's terminal prompt: store it, then answer
+/// git's original request with it, so the push goes on.
+pub async fn renew_at_terminal(
+    state: &State,
+    peer: &Peer,
+    runtime: String,
+    secret: Secret,
+    expires: Option<String>,
+    input: &str,
+) -> Response {
+    let config = state.config.current();
+    let Some(rt) = config.runtime(&runtime).cloned() else {
+        return bad_request(format!("there is no runtime named {runtime:?}"));
+    };
+    let cred = match GitCredential::parse(input) {
+        Ok(c) => c,
+        Err(e) => return bad_request(e.to_string()),
+    };
+    if secret.is_empty() {
+        return bad_request("no token given; nothing was stored");
+    }
+    let now = state.now();
+    let typed = expires.as_deref().map(str::trim).filter(|e| !e.is_empty());
+    let expires = match typed {
+        // Left empty: the expiry the host reports, when it answers quickly.
+        None => refresh::reported_expiry(state, &rt, &secret).await,
+        Some(text) => match crate::timefmt::parse_expiry(text) {
+            Ok(t) if t > now => Some(t),
+            Ok(_) => return bad_request("that expiry is in the past; nothing was stored"),
+            Err(e) => return bad_request(format!("expiry: {e}; nothing was stored")),
+        },
+    };
+    let token = TokenMeta::new(Some(format!("renewed {}", format_date(now))), now, expires);
+    let label = decision::token_label(&token);
+    if let Err(resp) = set_token(state, peer, &rt.name, token, secret).await {
+        return resp;
+    }
+    tracing::info!(runtime = %rt.name, "renewed the runtime's token at the terminal");
+    state.audit(
+        peer.event(crate::audit::kind::RENEWED)
+            .url(&request_url(&cred))
+            .runtime(&rt.name)
+            .token(label)
+            .reason("new token typed at the renewal prompt"),
+    );
+    let answer = answer(state, peer, GitAction::Get, &cred, None).await;
+    let stored = format!("helperd: stored the new token for runtime {}", rt.name);
+    with_notice_first(answer, Some(stored))
+}
+
+/// Adds `first` before the response's own notice.
+fn with_notice_first(mut response: Response, first: Option<String>) -> Response {
+    response.notice = match (first, response.notice.take()) {
+        (Some(a), Some(b)) => Some(format!("{a}\n{b}")),
+        (a, b) => a.or(b),
+    };
+    response
+}

@@ -1,0 +1,72 @@
+//! Failures on the wire: each error type of the layers below maps to a fixed code and
+//! the message that names the way out. Messages never contain a secret.
+
+use helperd_wire::wire::{ErrorCode, Reply, Response};
+
+use crate::decision::RefusalError;
+use crate::provider::ProviderError;
+use crate::store::StoreError;
+
+use super::state::writer::WriteError;
+use super::state::SetTokenError;
+
+pub fn store_error(e: StoreError) -> Response {
+    let code = match e {
+        StoreError::Locked { .. } => ErrorCode::StoreLocked,
+        StoreError::WrongPassphrase { .. } => ErrorCode::Forbidden,
+        StoreError::NotSupported { .. } => ErrorCode::BadRequest,
+        _ => ErrorCode::StoreUnavailable,
+    };
+    Response::error(code, e.to_string())
+}
+
+pub fn write_error(e: WriteError) -> Response {
+    match e {
+        WriteError::Store(e) => store_error(e),
+        e => Response::error(ErrorCode::Internal, e.to_string()),
+    }
+}
+
+/// A token that was not stored: the policy's refusal, or what failed.
+pub fn set_token_error(e: SetTokenError) -> Response {
+    match e {
+        SetTokenError::Policy(m) => {
+            Response::error(ErrorCode::Policy, format!("{m}; nothing was stored"))
+        }
+        SetTokenError::Write(e) => write_error(e),
+    }
+}
+
+pub fn provider_error(e: ProviderError) -> Response {
+    Response::error(ErrorCode::Provider, e.to_string())
+}
+
+pub fn refusal_error(kind: RefusalError, message: String) -> Response {
+    let code = match kind {
+        RefusalError::Policy => ErrorCode::Policy,
+        RefusalError::StoreLocked => ErrorCode::StoreLocked,
+        RefusalError::StoreUnavailable => ErrorCode::StoreUnavailable,
+        RefusalError::Internal => ErrorCode::Internal,
+    };
+    Response::error(code, message)
+}
+
+pub fn bad_request(message: impl Into<String>) -> Response {
+    Response::error(ErrorCode::BadRequest, message)
+}
+
+pub fn no_runtime(name: &str) -> Response {
+    bad_request(format!(
+        "there is no runtime named {name:?} (see `helperctl runtime list`)"
+    ))
+}
+
+/// A finished helperctl request, with what to tell the user.
+pub fn done(notice: impl Into<String>) -> Response {
+    Response::new(Reply::Done).with_notice(Some(notice.into()))
+}
+
+/// git's answer: `output` on its stdin (empty: nothing to say).
+pub fn for_git(output: String) -> Response {
+    Response::new(Reply::Git { output })
+}

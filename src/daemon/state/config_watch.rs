@@ -1,0 +1,141 @@
+//! The configuration in force, as an immutable snapshot, reloaded when `config.toml`
+//! changes (checked with one `stat` per request, outside any lock), on SIGHUP and on
+//! `helperctl daemon reload`. A broken edit never takes effect: the last good
+//! configuration keeps serving, `status` shows the error, and the next git request prints
+//! it once on stderr.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use crate::config::Config;
+
+/// What identifies one version of a file on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    mtime_ns: i128,
+    size: u64,
+    inode: u64,
+}
+
+fn stamp(path: &Path) -> Option<FileStamp> {
+    let m = std::fs::metadata(path).ok()?;
+    Some(FileStamp {
+        mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+        size: m.size(),
+        inode: m.ino(),
+    })
+}
+
+#[derive(Debug)]
+struct Loaded {
+    current: Arc<Config>,
+    seen: Option<FileStamp>,
+    error: Option<String>,
+    /// The broken version whose error was already printed to a git request.
+    reported: Option<FileStamp>,
+}
+
+/// The configuration file and the snapshot read from it.
+#[derive(Debug)]
+pub struct ConfigWatch {
+    path: PathBuf,
+    /// Held for a field copy, or for a reload of a file whose stamp changed; never across
+    /// an `.await`.
+    loaded: Mutex<Loaded>,
+}
+
+impl ConfigWatch {
+    /// Loads the file; a broken file at start-up means an empty configuration plus the error.
+    pub fn load(path: &Path) -> ConfigWatch {
+        let watch = ConfigWatch {
+            path: path.to_path_buf(),
+            loaded: Mutex::new(Loaded {
+                current: Arc::new(Config::default()),
+                seen: None,
+                error: None,
+                reported: None,
+            }),
+        };
+        // A broken file is recorded in `error`; an empty configuration serves meanwhile.
+        let _ = watch.reload();
+        watch
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Loaded> {
+        // A panic elsewhere cannot leave `Loaded` half-written: every field is replaced
+        // whole, so a poisoned lock still guards a consistent value.
+        self.loaded.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The configuration in force (the last good one), reloaded first when the file
+    /// changed.
+    pub fn current(&self) -> Arc<Config> {
+        self.refresh();
+        self.lock().current.clone()
+    }
+
+    /// Why the file on disk is not in force.
+    pub fn error(&self) -> Option<String> {
+        self.lock().error.clone()
+    }
+
+    /// Reads the file again, whatever its stamp. Returns the error of a broken file.
+    pub fn reload(&self) -> Result<Arc<Config>, String> {
+        let seen = stamp(&self.path);
+        let mut loaded = self.lock();
+        Self::reload_locked(&self.path, &mut loaded, seen)
+    }
+
+    fn reload_locked(
+        path: &Path,
+        loaded: &mut Loaded,
+        seen: Option<FileStamp>,
+    ) -> Result<Arc<Config>, String> {
+        loaded.seen = seen;
+        match Config::load(path) {
+            Ok(config) => {
+                tracing::info!(path = %path.display(), runtimes = config.runtimes.len(), "configuration loaded");
+                loaded.current = Arc::new(config);
+                loaded.error = None;
+                loaded.reported = None;
+                Ok(loaded.current.clone())
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                tracing::warn!(error = %msg, "configuration not loaded; the last good one stays in force");
+                loaded.error = Some(msg.clone());
+                Err(msg)
+            }
+        }
+    }
+
+    /// Reloads when the file changed since the last look (one `stat`, made before the
+    /// lock is taken).
+    pub fn refresh(&self) {
+        let now = stamp(&self.path);
+        let mut loaded = self.lock();
+        if now != loaded.seen {
+            let _ = Self::reload_locked(&self.path, &mut loaded, now);
+        }
+    }
+
+    /// Reloads when needed and returns the notice for git's stderr, once per broken
+    /// version of the file. Only git requests take it: `status` shows the error anyway.
+    pub fn refresh_for_git(&self) -> Option<String> {
+        self.refresh();
+        let mut loaded = self.lock();
+        let error = loaded.error.clone()?;
+        if loaded.reported == loaded.seen {
+            return None;
+        }
+        loaded.reported = loaded.seen;
+        Some(format!(
+            "helperd: {error}\nhelperd: the last good configuration stays in force until the file is fixed (helperctl status shows this too)"
+        ))
+    }
+}

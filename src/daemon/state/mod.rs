@@ -1,0 +1,225 @@
+//! The daemon's state, read without waiting (DESIGN.md §3): immutable snapshots of the
+//! configuration, the policy, the token book and the plain-credential table, swapped
+//! whole when they change; the store of record; and the one writer task that owns every
+//! write. No lock here is held across an `.await`: a slow keyring or host delays only the
+//! requests that need it.
+
+pub mod clock;
+pub mod config_watch;
+pub mod logins;
+pub mod policy_watch;
+pub mod refresh_gate;
+pub mod store_slot;
+pub mod tokens_file;
+pub mod writer;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use helperd_wire::wire::SupportStatus;
+
+use crate::audit::{kind, AuditEvent};
+use crate::plain::PlainTable;
+use crate::provider::{ProviderClient, ProviderError};
+use crate::store::StoreKind;
+use crate::token::TokenMeta;
+
+use super::peer::Peer;
+use clock::Clock;
+use config_watch::ConfigWatch;
+use logins::Logins;
+use policy_watch::PolicyWatch;
+use refresh_gate::RefreshGate;
+use store_slot::{StoreSettings, StoreSlot};
+use writer::{Books, TokenBookState, TokenChange, WriteError, Writer};
+
+/// Settings the daemon was started with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub config_file: PathBuf,
+    pub state_dir: PathBuf,
+    pub data_dir: PathBuf,
+    pub socket: PathBuf,
+    /// `HELPERD_STORE`.
+    pub forced_store: Option<StoreKind>,
+    /// Keyring namespace for a first choice of the OS keyring.
+    pub keyring_service: String,
+    /// A client that connects and says nothing is dropped after this long.
+    pub request_timeout: Duration,
+}
+
+/// Support access in force (`helperctl support enable`).
+pub struct SupportGrant {
+    pub status: SupportStatus,
+    /// Sending (or dropping) ends the grant's listener.
+    pub stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl SupportGrant {
+    pub fn end(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub struct State {
+    pub settings: Settings,
+    pub started: Instant,
+    pub clock: Clock,
+    pub config: ConfigWatch,
+    pub policy: PolicyWatch,
+    pub store: Arc<StoreSlot>,
+    books: Arc<Books>,
+    pub writer: Writer,
+    /// The provider HTTP client, built on first use (an idle daemon never pays for it).
+    providers: OnceLock<ProviderClient>,
+    /// OAuth logins waiting for the user's approval.
+    pub logins: Logins,
+    pub refresh: RefreshGate,
+    support: Mutex<Option<SupportGrant>>,
+}
+
+/// Why a new token was not stored. Nothing was changed.
+#[derive(Debug)]
+pub enum SetTokenError {
+    /// The policy refuses it: the message.
+    Policy(String),
+    Write(WriteError),
+}
+
+impl State {
+    /// Reads the files and starts the writer task (inside a tokio runtime).
+    pub fn start(settings: Settings) -> (Arc<State>, tokio::task::JoinHandle<()>) {
+        let store = Arc::new(StoreSlot::new(StoreSettings {
+            state_dir: settings.state_dir.clone(),
+            data_dir: settings.data_dir.clone(),
+            forced: settings.forced_store,
+            keyring_service: settings.keyring_service.clone(),
+        }));
+        let books = Arc::new(Books::default());
+        let (writer, handle) = Writer::start(store.clone(), books.clone(), &settings.state_dir);
+        let state = State {
+            config: ConfigWatch::load(&settings.config_file),
+            policy: PolicyWatch::load(),
+            settings,
+            started: Instant::now(),
+            clock: Clock::from_env(),
+            store,
+            books,
+            writer,
+            providers: OnceLock::new(),
+            logins: Logins::default(),
+            refresh: RefreshGate::default(),
+            support: Mutex::new(None),
+        };
+        (Arc::new(state), handle)
+    }
+
+    /// Unix seconds, as the daemon sees them (see [`Clock`]).
+    pub fn now(&self) -> u64 {
+        self.clock.now()
+    }
+
+    /// The token book as the writer last published it.
+    pub fn tokens(&self) -> Arc<TokenBookState> {
+        self.books.tokens()
+    }
+
+    /// `runtime`'s token, when the book can be read and it has one.
+    pub fn token_of(&self, runtime: &str) -> Option<TokenMeta> {
+        self.tokens()
+            .as_ref()
+            .as_ref()
+            .ok()?
+            .for_runtime(runtime)
+            .cloned()
+    }
+
+    /// The plain-credential table, when it has been read from the store.
+    pub fn plain(&self) -> Option<Arc<PlainTable>> {
+        self.books.plain()
+    }
+
+    /// Appends one event to the audit log (through the writer; never waits).
+    pub fn audit(&self, event: AuditEvent) {
+        self.writer.audit(event);
+    }
+
+    pub fn providers(&self) -> Result<ProviderClient, ProviderError> {
+        if let Some(c) = self.providers.get() {
+            return Ok(c.clone());
+        }
+        let c = ProviderClient::new()?;
+        Ok(self.providers.get_or_init(|| c).clone())
+    }
+
+    pub fn support(&self) -> MutexGuard<'_, Option<SupportGrant>> {
+        self.support.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Makes `token` (with `secret`, and an OAuth token's `refresh` token) `runtime`'s new
+    /// token, for the hosts the runtime points at now; see [`State::set_token`].
+    pub async fn new_token(
+        &self,
+        peer: Option<&Peer>,
+        runtime: &str,
+        token: TokenMeta,
+        secret: crate::secret::Secret,
+        refresh: Option<crate::secret::Secret>,
+    ) -> Result<(), SetTokenError> {
+        let change = TokenChange {
+            runtime: runtime.to_string(),
+            token,
+            secret,
+            refresh,
+            hosts: crate::decision::runtime_hosts(&self.config.current(), runtime),
+            also_for: Vec::new(),
+        };
+        self.set_token(peer, change).await
+    }
+
+    /// Makes `change.token` the runtime's token, when the policy in force allows it (an
+    /// admin's edit applies to the very next token); a refusal is audited.
+    pub async fn set_token(
+        &self,
+        peer: Option<&Peer>,
+        change: TokenChange,
+    ) -> Result<(), SetTokenError> {
+        let now = self.now();
+        if let Some(policy) = self.policy.current() {
+            let p = policy.in_force();
+            let mut violation = p
+                .policy
+                .check_token(change.token.expires, now, p.source)
+                .err();
+            if violation.is_none() && p.policy.min_store.is_some() {
+                // No secret goes into a store weaker than the policy's min_store either;
+                // opening the store is what tells its strength.
+                let open = self
+                    .store
+                    .open()
+                    .await
+                    .map_err(|e| SetTokenError::Write(e.into()))?;
+                violation = p.policy.check_store(open.strength(), p.source).err();
+            }
+            if let Some(v) = violation {
+                tracing::warn!(runtime = %change.runtime, rule = v.rule, "token refused by the policy");
+                let e = AuditEvent::now(kind::POLICY_VIOLATION)
+                    .runtime(&change.runtime)
+                    .token(crate::decision::token_label(&change.token))
+                    .reason(v.message.clone());
+                self.audit(match peer {
+                    Some(peer) => peer.stamp(e),
+                    None => e,
+                });
+                return Err(SetTokenError::Policy(v.message));
+            }
+        }
+        self.writer
+            .set_token(change, now)
+            .await
+            .map_err(SetTokenError::Write)
+    }
+}

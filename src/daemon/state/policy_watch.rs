@@ -1,0 +1,137 @@
+//! The admin policy in force, as an immutable snapshot, picked up without a restart (two
+//! `stat`s per request, outside any lock).
+//!
+//! `HELPERD_POLICY` (meant for tests and sandboxes) can replace the system policy with
+//! another *trusted* file, but never remove it: when the variable names a file that does
+//! not exist, the system policy still applies. A policy file the user could have written is
+//! refused (see `crate::policy_file::load`), reported in `status` and the log, and the last
+//! trusted version stays in force.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use crate::decision::PolicyInForce;
+use crate::policy::{self, Policy, SYSTEM_POLICY_PATH};
+
+type Stamp = Option<(i64, i64, u64, u64, u32, u32)>;
+
+fn stamp(path: &Path) -> Stamp {
+    let m = std::fs::metadata(path).ok()?;
+    Some((
+        m.mtime(),
+        m.mtime_nsec(),
+        m.size(),
+        m.ino(),
+        m.mode(),
+        m.uid(),
+    ))
+}
+
+/// A policy in force and the file it came from.
+#[derive(Debug)]
+pub struct LoadedPolicy {
+    pub policy: Policy,
+    pub path: PathBuf,
+}
+
+impl LoadedPolicy {
+    /// The form the decision takes.
+    pub fn in_force(&self) -> PolicyInForce<'_> {
+        PolicyInForce {
+            policy: &self.policy,
+            source: &self.path,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Loaded {
+    seen: (Stamp, Stamp),
+    current: Option<Arc<LoadedPolicy>>,
+    error: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct PolicyWatch {
+    override_path: Option<PathBuf>,
+    system_path: PathBuf,
+    /// Held for a field copy, or for a reload of a file whose stamp changed; never across
+    /// an `.await`.
+    loaded: Mutex<Loaded>,
+}
+
+impl PolicyWatch {
+    pub fn load() -> PolicyWatch {
+        let override_path = std::env::var_os(policy::POLICY_ENV)
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from);
+        let watch = PolicyWatch {
+            override_path,
+            system_path: PathBuf::from(SYSTEM_POLICY_PATH),
+            loaded: Mutex::default(),
+        };
+        let stamps = watch.stamps();
+        watch.reload(&mut watch.lock(), stamps);
+        watch
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Loaded> {
+        // Every field is replaced whole: a poisoned lock still guards a consistent value.
+        self.loaded.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn stamps(&self) -> (Stamp, Stamp) {
+        (
+            self.override_path.as_deref().and_then(stamp),
+            stamp(&self.system_path),
+        )
+    }
+
+    fn reload(&self, loaded: &mut Loaded, stamps: (Stamp, Stamp)) {
+        loaded.seen = stamps;
+        let mut candidates: Vec<&Path> = Vec::new();
+        if let Some(p) = &self.override_path {
+            candidates.push(p);
+        }
+        candidates.push(&self.system_path);
+        for path in candidates {
+            match crate::policy_file::load(path) {
+                Ok(None) => continue,
+                Ok(Some(p)) => {
+                    tracing::info!(path = %path.display(), "policy in force");
+                    loaded.current = Some(Arc::new(LoadedPolicy {
+                        policy: p,
+                        path: path.to_path_buf(),
+                    }));
+                    loaded.error = None;
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "policy file refused; the last trusted policy stays in force");
+                    loaded.error = Some(e.to_string());
+                    return;
+                }
+            }
+        }
+        if loaded.current.take().is_some() {
+            tracing::info!("no policy file any more");
+        }
+        loaded.error = None;
+    }
+
+    /// The policy in force, reloaded first when either file changed.
+    pub fn current(&self) -> Option<Arc<LoadedPolicy>> {
+        let stamps = self.stamps();
+        let mut loaded = self.lock();
+        if stamps != loaded.seen {
+            self.reload(&mut loaded, stamps);
+        }
+        loaded.current.clone()
+    }
+
+    /// Why a policy file was refused (after [`PolicyWatch::current`] looked at the files).
+    pub fn error(&self) -> Option<String> {
+        self.lock().error.clone()
+    }
+}

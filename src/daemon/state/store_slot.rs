@@ -1,0 +1,177 @@
+//! The store of record, opened on first use (one opener at a time; the others wait for
+//! it, as they would need it anyway) and opened again after it failed. Reads go straight
+//! to the store on tokio's blocking pool: keyring calls block on D-Bus and argon2 burns
+//! CPU, and neither may hold up another request. Writes go through the writer task.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+
+use crate::decision::StoreProblem;
+use crate::policy::StoreStrength;
+use crate::secret::Secret;
+use crate::store::choice::{self, StoreChoice};
+use crate::store::{SecretStore, StoreError, StoreKind};
+use crate::token;
+
+/// Where the store lives and which one to use.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    pub state_dir: PathBuf,
+    pub data_dir: PathBuf,
+    /// `HELPERD_STORE`.
+    pub forced: Option<StoreKind>,
+    /// Keyring namespace for a first choice of the OS keyring.
+    pub keyring_service: String,
+}
+
+/// An open store of record.
+pub struct OpenStore {
+    pub store: Arc<dyn SecretStore>,
+    pub choice: StoreChoice,
+}
+
+impl OpenStore {
+    /// Its strength, for the policy's `min_store`.
+    pub fn strength(&self) -> StoreStrength {
+        let passphrase = self.store.protection().contains("passphrase");
+        self.store.kind().strength(passphrase)
+    }
+}
+
+pub struct StoreSlot {
+    settings: StoreSettings,
+    current: RwLock<Option<Arc<OpenStore>>>,
+    /// Taken only to open the store: one opener at a time.
+    opening: tokio::sync::Mutex<()>,
+    /// Token secrets already read, so that a `get` costs no keyring round trip.
+    secrets: Mutex<HashMap<String, Secret>>,
+}
+
+/// Runs blocking store work off the async threads; a panic there becomes an error, never
+/// a dead daemon.
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|join| {
+            Err(StoreError::Unavailable {
+                store: StoreKind::File,
+                detail: format!("the store task failed ({join})"),
+                hint: "see the daemon log".into(),
+            })
+        })
+}
+
+/// A store failure as the decision sees it.
+pub fn problem(e: &StoreError) -> StoreProblem {
+    StoreProblem {
+        locked: matches!(e, StoreError::Locked { .. }),
+        message: e.to_string(),
+    }
+}
+
+impl StoreSlot {
+    pub fn new(settings: StoreSettings) -> StoreSlot {
+        StoreSlot {
+            settings,
+            current: RwLock::new(None),
+            opening: tokio::sync::Mutex::new(()),
+            secrets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn settings(&self) -> &StoreSettings {
+        &self.settings
+    }
+
+    /// The store, when it is open now (no waiting).
+    pub fn peek(&self) -> Option<Arc<OpenStore>> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The store's strength, once it is open.
+    pub fn strength(&self) -> Option<StoreStrength> {
+        self.peek().map(|s| s.strength())
+    }
+
+    /// The store of record, opening it on first use (and again after it failed).
+    pub async fn open(&self) -> Result<Arc<OpenStore>, StoreError> {
+        if let Some(open) = self.peek() {
+            return Ok(open);
+        }
+        let _one_opener = self.opening.lock().await;
+        if let Some(open) = self.peek() {
+            return Ok(open);
+        }
+        let s = self.settings.clone();
+        let (store, choice) = blocking(move || {
+            choice::open_store(&s.state_dir, &s.data_dir, s.forced, &s.keyring_service)
+        })
+        .await?;
+        tracing::info!(store = %store.kind(), protection = %store.protection(), "store of record open");
+        let open = Arc::new(OpenStore { store, choice });
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(open.clone());
+        Ok(open)
+    }
+
+    /// The store, when it can be read now (a passphrase-protected store must be unlocked).
+    pub async fn unlocked(&self) -> Result<Arc<dyn SecretStore>, StoreError> {
+        let open = self.open().await?;
+        if open.store.is_locked() {
+            return Err(StoreError::Locked {
+                store: open.store.kind(),
+            });
+        }
+        Ok(open.store.clone())
+    }
+
+    /// Forgets the open store after it stopped answering (the keyring went away): the
+    /// next use opens it afresh.
+    pub fn reset_after(&self, e: &StoreError) {
+        if matches!(e, StoreError::Unavailable { .. }) {
+            *self.current.write().unwrap_or_else(PoisonError::into_inner) = None;
+        }
+    }
+
+    /// Any secret by store key (refresh tokens); not cached.
+    pub async fn read(&self, key: &str) -> Result<Option<Secret>, StoreError> {
+        let store = self.unlocked().await?;
+        let key = key.to_string();
+        let result = blocking(move || store.get(&key)).await;
+        if let Err(e) = &result {
+            self.reset_after(e);
+        }
+        result
+    }
+
+    fn cache(&self) -> MutexGuard<'_, HashMap<String, Secret>> {
+        self.secrets.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The secret of token `id`, from memory or the store.
+    pub async fn token_secret(&self, id: &str) -> Result<Option<Secret>, StoreError> {
+        if let Some(secret) = self.cache().get(id) {
+            return Ok(Some(secret.clone()));
+        }
+        let secret = self.read(&token::secret_key(id)).await?;
+        if let Some(s) = &secret {
+            self.cache().insert(id.to_string(), s.clone());
+        }
+        Ok(secret)
+    }
+
+    /// Remembers a token secret the writer just stored.
+    pub fn remember_token_secret(&self, id: &str, secret: Secret) {
+        self.cache().insert(id.to_string(), secret);
+    }
+
+    /// Forgets a token secret the writer just deleted.
+    pub fn forget_token_secret(&self, id: &str) {
+        self.cache().remove(id);
+    }
+}

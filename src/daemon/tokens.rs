@@ -1,0 +1,459 @@
+//! The tokens service: `helperctl token set|verify|link|remove` and `renew --rotate`.
+//! Hosts are asked with no lock held; changes go through the writer.
+
+use helperd_wire::wire::{ErrorCode, Reply, Response};
+
+use super::peer::Peer;
+use super::replies::{
+    bad_request, done, no_runtime, provider_error, set_token_error, store_error, write_error,
+};
+use super::state::writer::{Edit, Save};
+use super::state::State;
+use crate::audit::kind;
+use crate::config::RuntimeConfig;
+use crate::decision::{runtime_hosts, token_label};
+use crate::provider::{ProviderError, RevokeOutcome, Target, TokenInfo};
+use crate::secret::Secret;
+use crate::timefmt::{format_date, format_datetime};
+use crate::token::TokenMeta;
+
+/// What `helperctl token set` asks for, besides the secret.
+pub struct NewToken {
+    pub runtime: String,
+    pub name: Option<String>,
+    pub expires: Option<u64>,
+    pub scopes: Vec<String>,
+    /// Do not ask the host about it.
+    pub offline: bool,
+    pub force: bool,
+}
+
+fn runtime_named(state: &State, name: &str) -> Result<RuntimeConfig, Response> {
+    state
+        .config
+        .current()
+        .runtime(name)
+        .cloned()
+        .ok_or_else(|| no_runtime(name))
+}
+
+/// What the provider says about `secret`, for the runtime `rt`.
+async fn introspect(
+    state: &State,
+    rt: &RuntimeConfig,
+    secret: &Secret,
+) -> Result<TokenInfo, ProviderError> {
+    let client = state.providers()?;
+    client
+        .introspect(&Target::for_runtime(rt), rt.effective_username(), secret)
+        .await
+}
+
+/// `token set`: asks the host about the token (unless `--offline`), then stores it.
+pub async fn set(state: &State, peer: &Peer, new: NewToken, secret: Secret) -> Response {
+    let rt = match runtime_named(state, &new.runtime) {
+        Ok(rt) => rt,
+        Err(resp) => return resp,
+    };
+    if secret.is_empty() {
+        return bad_request("the token is empty; nothing was stored");
+    }
+    let now = state.now();
+    if let Some(t) = new.expires.filter(|&t| t <= now) {
+        return bad_request(format!(
+            "that expiry ({}) is in the past; nothing was stored",
+            format_datetime(t)
+        ));
+    }
+    let mut token = TokenMeta {
+        scopes: new.scopes,
+        ..TokenMeta::new(new.name, now, new.expires)
+    };
+    if new.offline {
+        token
+            .notes
+            .push("not checked with the host (--offline)".into());
+    } else {
+        let info = match introspect(state, &rt, &secret).await {
+            Ok(info) => info,
+            // The provider cannot check this kind of token: store it, and say so.
+            Err(ProviderError::Unsupported { what }) => TokenInfo {
+                notes: vec![format!("not checked: {what}")],
+                ..TokenInfo::default()
+            },
+            Err(e) => {
+                tracing::info!(runtime = %rt.name, error = %e, "token set: the provider check failed");
+                return provider_error(e);
+            }
+        };
+        if let Err(resp) = apply_check(&mut token, info, new.expires, new.force, now) {
+            return resp;
+        }
+    }
+    if token.expires.is_some_and(|t| t <= now) {
+        return Response::error(
+            ErrorCode::Provider,
+            "the host says this token has already expired; nothing was stored",
+        );
+    }
+    let label = token
+        .name
+        .clone()
+        .map(|n| format!("token {n:?}"))
+        .unwrap_or_else(|| "token".into());
+    let expiry = token
+        .expires
+        .map(|t| format!("expires {}", format_datetime(t)))
+        .unwrap_or_else(|| "no expiry".into());
+    let audit_name = token_label(&token);
+    if let Err(resp) = state
+        .new_token(Some(peer), &rt.name, token, secret, None)
+        .await
+        .map_err(set_token_error)
+    {
+        return resp;
+    }
+    tracing::info!(runtime = %rt.name, "token set");
+    state.audit(
+        peer.event(kind::TOKEN_SET)
+            .runtime(&rt.name)
+            .token(audit_name),
+    );
+    done(format!("{label} set for runtime {} ({expiry})", rt.name))
+}
+
+/// Merges what the host reported into a new token's record. Errors: the answer to send.
+fn apply_check(
+    token: &mut TokenMeta,
+    info: TokenInfo,
+    user_expires: Option<u64>,
+    force: bool,
+    now: u64,
+) -> Result<(), Response> {
+    if !info.missing_git_scopes.is_empty() {
+        if !force {
+            return Err(Response::error(
+                ErrorCode::Provider,
+                format!(
+                    "the token lacks scopes git needs: {}; nothing was stored (make a token with them, or pass --force to store it anyway)",
+                    info.missing_git_scopes.join(", ")
+                ),
+            ));
+        }
+        token.notes.push(format!(
+            "stored with --force although it lacks {}",
+            info.missing_git_scopes.join(", ")
+        ));
+    }
+    match (user_expires, info.expires) {
+        // GitLab reports whole days: a day apart is the same date, read cautiously.
+        (Some(user), Some(host)) if user.abs_diff(host) > 86_400 => {
+            return Err(bad_request(format!(
+                "--expires {} contradicts the host, which says the token expires on {}; nothing was stored",
+                format_date(user),
+                format_datetime(host)
+            )))
+        }
+        (_, Some(host)) => token.expires = Some(host),
+        _ => {}
+    }
+    if let Some(scopes) = info.scopes {
+        token.scopes = scopes;
+    }
+    token.kind = info.kind;
+    token.login = info.login;
+    token.notes.extend(info.notes);
+    token.checked_at = Some(now);
+    Ok(())
+}
+
+/// `token verify`: asks the host again about the token of `runtime` (or of every runtime).
+pub async fn verify(state: &State, peer: &Peer, runtime: Option<String>) -> Response {
+    let config = state.config.current();
+    let runtimes: Vec<RuntimeConfig> = match &runtime {
+        Some(name) => match config.runtime(name) {
+            Some(rt) => vec![rt.clone()],
+            None => return bad_request(format!("there is no runtime named {name:?}")),
+        },
+        None => config.runtimes.clone(),
+    };
+    let mut lines = Vec::new();
+    let mut rejected_any = false;
+    for rt in runtimes {
+        let Some(token) = state.token_of(&rt.name) else {
+            lines.push(format!("{}: no token", rt.name));
+            continue;
+        };
+        let secret = match state.store.token_secret(&token.id).await {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                lines.push(format!(
+                    "{}: the token's secret is missing from the store",
+                    rt.name
+                ));
+                continue;
+            }
+            Err(e) => return store_error(e),
+        };
+        let result = introspect(state, &rt, &secret).await;
+        rejected_any |= matches!(result, Err(ProviderError::Rejected { .. }));
+        let line = verify_line(&rt.name, &result);
+        let now = state.now();
+        let (name, id) = (rt.name.clone(), token.id.clone());
+        let edit: Edit = Box::new(move |book| {
+            let Some(t) = book.for_runtime_mut(&name).filter(|t| t.id == id) else {
+                return Ok(Vec::new());
+            };
+            match result {
+                Ok(info) => {
+                    if let Some(scopes) = info.scopes {
+                        t.scopes = scopes;
+                    }
+                    t.kind = info.kind.or(t.kind.take());
+                    t.login = info.login.or(t.login.take());
+                    t.checked_at = Some(now);
+                    // The host accepts it (again): it may be served again.
+                    t.rejected_at = None;
+                    // An expiry is never edited, but one nobody knew may be learned.
+                    if t.expires.is_none() {
+                        t.expires = info.expires;
+                    }
+                    t.notes.retain(|n| !n.contains("--offline"));
+                }
+                Err(ProviderError::Rejected { .. }) => {
+                    t.rejected_at.get_or_insert(now);
+                    t.checked_at = Some(now);
+                }
+                Err(_) => {}
+            }
+            Ok(Vec::new())
+        });
+        if let Err(e) = state.writer.edit_tokens(edit, Save::Now).await {
+            return write_error(e);
+        }
+        state.audit(
+            peer.event(kind::TOKEN_VERIFIED)
+                .runtime(&rt.name)
+                .token(token_label(&token))
+                .reason(line.clone()),
+        );
+        lines.push(line);
+    }
+    if rejected_any {
+        // Scripts must be able to tell: a rejected token is an error.
+        return Response::error(ErrorCode::Provider, lines.join("\n"));
+    }
+    Response::new(Reply::Done).with_notice(Some(lines.join("\n")))
+}
+
+fn verify_line(runtime: &str, result: &Result<TokenInfo, ProviderError>) -> String {
+    match result {
+        Ok(info) => {
+            let scopes = info
+                .scopes
+                .as_ref()
+                .map(|s| s.join(","))
+                .unwrap_or_else(|| "not reported".into());
+            let missing = if info.missing_git_scopes.is_empty() {
+                String::new()
+            } else {
+                format!("; lacks {}", info.missing_git_scopes.join(", "))
+            };
+            format!("{runtime}: accepted by the host (scopes: {scopes}{missing})")
+        }
+        Err(e @ ProviderError::Rejected { .. }) => format!("{runtime}: REJECTED by the host — {e}"),
+        Err(e) => format!("{runtime}: not checked: {e}"),
+    }
+}
+
+/// `token link RUNTIME --from OTHER`.
+pub async fn link(state: &State, peer: &Peer, runtime: String, from: String) -> Response {
+    let config = state.config.current();
+    for name in [&runtime, &from] {
+        if config.runtime(name).is_none() {
+            return no_runtime(name);
+        }
+    }
+    let hosts = runtime_hosts(&config, &runtime);
+    let (to, source) = (runtime.clone(), from.clone());
+    let edit: Edit = Box::new(move |book| {
+        book.link(&to, &hosts, &source)
+            .map(|orphan| orphan.into_iter().collect())
+            .map_err(|e| e.to_string())
+    });
+    if let Err(e) = state.writer.edit_tokens(edit, Save::Now).await {
+        return match e {
+            super::state::writer::WriteError::Tokens(m) => bad_request(m),
+            e => write_error(e),
+        };
+    }
+    tracing::info!(%runtime, %from, "token linked");
+    let mut e = peer
+        .event(kind::TOKEN_LINKED)
+        .runtime(&runtime)
+        .reason(format!("the token of runtime {from}"));
+    if let Some(t) = state.token_of(&runtime) {
+        e = e.token(token_label(&t));
+    }
+    state.audit(e);
+    done(format!(
+        "runtime {runtime} now uses the token of runtime {from} (stored once)"
+    ))
+}
+
+/// `token remove RUNTIME [--revoke]`.
+pub async fn remove(state: &State, peer: &Peer, runtime: String, revoke: bool) -> Response {
+    let Some(token) = state.token_of(&runtime) else {
+        return bad_request(format!("runtime {runtime:?} has no token"));
+    };
+    let revoked = match revoke {
+        true => Some(revoke_at_host(state, peer, &runtime, &token).await),
+        false => None,
+    };
+    let shared: Vec<String> = token
+        .runtimes
+        .iter()
+        .filter(|r| **r != runtime)
+        .cloned()
+        .collect();
+    let name = runtime.clone();
+    let edit: Edit = Box::new(move |book| Ok(book.unlink(&name).into_iter().collect()));
+    if let Err(e) = state.writer.edit_tokens(edit, Save::Now).await {
+        return write_error(e);
+    }
+    let what = if shared.is_empty() {
+        "the token was deleted from the store".to_string()
+    } else {
+        format!("the token stays for {}", shared.join(", "))
+    };
+    tracing::info!(%runtime, "token removed");
+    state.audit(
+        peer.event(kind::TOKEN_REMOVED)
+            .runtime(&runtime)
+            .token(token_label(&token))
+            .reason(what.clone()),
+    );
+    match revoked {
+        Some(said) => done(format!(
+            "runtime {runtime} has no token any more; {what}; {said}"
+        )),
+        None => done(format!("runtime {runtime} has no token any more; {what}")),
+    }
+}
+
+/// Revokes the runtime's token at its host, where the API allows it. Returns what to
+/// tell the user.
+async fn revoke_at_host(state: &State, peer: &Peer, runtime: &str, token: &TokenMeta) -> String {
+    let others: Vec<_> = token
+        .runtimes
+        .iter()
+        .filter(|r| *r != runtime)
+        .cloned()
+        .collect();
+    if !others.is_empty() {
+        return format!(
+            "it was not revoked: runtimes {} still use it",
+            others.join(", ")
+        );
+    }
+    let Some(rt) = state.config.current().runtime(runtime).cloned() else {
+        return "it was not revoked: the runtime is gone from the configuration".into();
+    };
+    let secret = match state.store.token_secret(&token.id).await {
+        Ok(Some(secret)) => secret,
+        Ok(None) => return "its secret was already gone, so it could not be revoked".into(),
+        Err(e) => return format!("it could not be revoked: {e}"),
+    };
+    let target = Target::for_runtime(&rt);
+    let said = match state.providers() {
+        Err(_) => "it could not be revoked at the host (no HTTP client)".to_string(),
+        Ok(client) => match client.revoke(&target, &secret).await {
+            Ok(RevokeOutcome::Revoked) => "it was revoked at the host".into(),
+            Ok(RevokeOutcome::NotSupported { reason, token_page }) => format!(
+                "the host's API cannot revoke it ({reason}); it still works there until you delete it{}",
+                token_page.map(|p| format!(" at {p}")).unwrap_or_default()
+            ),
+            Err(e) => format!(
+                "revoking it at the host failed ({e}); delete it by hand{}",
+                target.token_page().map(|p| format!(" at {p}")).unwrap_or_default()
+            ),
+        },
+    };
+    state.audit(
+        peer.event(kind::TOKEN_REVOKED)
+            .runtime(runtime)
+            .token(token_label(token))
+            .reason(said.clone()),
+    );
+    said
+}
+
+/// `renew --rotate` (GitLab): the host revokes the token and issues a new one.
+pub async fn rotate(state: &State, peer: &Peer, runtime: String) -> Response {
+    let rt = match runtime_named(state, &runtime) {
+        Ok(rt) => rt,
+        Err(resp) => return resp,
+    };
+    let Some(token) = state.token_of(&rt.name) else {
+        return bad_request(format!("runtime {} has no token to rotate", rt.name));
+    };
+    let secret = match state.store.token_secret(&token.id).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return Response::error(
+                ErrorCode::Internal,
+                "the token's secret is missing from the store",
+            )
+        }
+        Err(e) => return store_error(e),
+    };
+    let client = match state.providers() {
+        Ok(c) => c,
+        Err(e) => return provider_error(e),
+    };
+    let rotated = match client.rotate(&Target::for_runtime(&rt), &secret).await {
+        Ok(r) => r,
+        Err(e) => return provider_error(e),
+    };
+    let now = state.now();
+    let mut new = TokenMeta::new(
+        Some(format!("rotated {}", format_date(now))),
+        now,
+        rotated.expires,
+    );
+    new.scopes = rotated.scopes;
+    new.kind = token.kind.clone();
+    new.checked_at = Some(now);
+    if let Err(resp) = state
+        .new_token(Some(peer), &rt.name, new, rotated.token, None)
+        .await
+        .map_err(set_token_error)
+    {
+        // The host already revoked the old token: say so, the user must act.
+        let why = match resp.reply {
+            Reply::Error { message, .. } => message,
+            _ => "unknown".into(),
+        };
+        return Response::error(
+            ErrorCode::Provider,
+            format!(
+                "the host rotated the token, but the new one could not be stored ({why}); make a new token and run `helperctl renew {}`",
+                rt.name
+            ),
+        );
+    }
+    state.audit(
+        peer.event(kind::RENEWED)
+            .runtime(&rt.name)
+            .token(token_label(&token))
+            .reason("rotated at the host"),
+    );
+    let expiry = rotated
+        .expires
+        .map(|t| format!(", expires {}", format_date(t)))
+        .unwrap_or_default();
+    done(format!(
+        "rotated: runtime {} has a new token{expiry}; the host revoked the old one",
+        rt.name
+    ))
+}

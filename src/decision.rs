@@ -1,0 +1,737 @@
+//! The decision (DESIGN.md §3, §6): which secret, if any, leaves the process for one git
+//! request. [`decide`] is the ONLY code that makes that choice, and it is pure: no I/O, no
+//! async, no clock of its own (`now` is an argument). The daemon carries a [`Decision`]
+//! out (fetches the secret it names, writes the change it names, writes the audit event
+//! built from it, answers git) and never decides anything on its own.
+//!
+//! Like sudo-rs's `Authorization`, a `Decision` is `#[must_use]`: dropping one unexecuted
+//! is a bug the compiler points out.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use helperd_wire::wire::GitAction;
+
+use crate::audit::{kind, AuditEvent};
+use crate::config::{AuthScheme, Config, Provider, RuntimeConfig};
+use crate::gitproto::{Answer, GitCredential, UnsafeValue};
+use crate::location::Location;
+use crate::plain::PlainTable;
+use crate::policy::{Policy, StoreStrength};
+use crate::runtime::{self, Route};
+use crate::secret::Secret;
+use crate::timefmt::{countdown, format_date};
+use crate::token::{TokenBook, TokenMeta, TokenState};
+
+/// How long before its expiry an OAuth token is refreshed.
+pub const REFRESH_AHEAD_SECS: u64 = 300;
+
+/// The admin policy in force, with the file it came from (named in messages).
+#[derive(Debug, Clone, Copy)]
+pub struct PolicyInForce<'a> {
+    pub policy: &'a Policy,
+    pub source: &'a Path,
+}
+
+/// Why the plain-credential table cannot be consulted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreProblem {
+    /// A passphrase-protected store nobody has unlocked yet (else: unavailable).
+    pub locked: bool,
+    /// Names the store and the way out; never a secret.
+    pub message: String,
+}
+
+/// Everything a decision depends on: the request and snapshots of the daemon's state.
+#[derive(Debug, Clone, Copy)]
+pub struct Facts<'a> {
+    pub action: GitAction,
+    /// git's request, parsed and validated.
+    pub request: &'a GitCredential,
+    /// `--timeout=N` of the client: the lifetime of plain credentials it stores.
+    pub lifetime: Option<u64>,
+    pub config: &'a Config,
+    /// Where `config` lives, for messages that tell the user what to edit.
+    pub config_path: &'a Path,
+    pub policy: Option<PolicyInForce<'a>>,
+    /// The store of record's strength, once it has been opened.
+    pub store_strength: Option<StoreStrength>,
+    /// Token metadata, or why `tokens.json` cannot be read.
+    pub book: Result<&'a TokenBook, &'a str>,
+    /// The plain credentials git stored, as far as they have been read.
+    pub plain: PlainView<'a>,
+    /// Per token id: no refresh is tried before this time (after a failed one).
+    pub refresh_backoff: &'a HashMap<String, u64>,
+    /// False on the second look after a refresh was attempted: serve or refuse now.
+    pub allow_refresh: bool,
+    pub now: u64,
+}
+
+/// The plain-credential table, as the daemon has it.
+#[derive(Debug, Clone, Copy)]
+pub enum PlainView<'a> {
+    Read(&'a PlainTable),
+    /// Not read from the store yet: a `get` that needs it asks for it first.
+    NotRead,
+    /// The store cannot be read.
+    Unavailable(&'a StoreProblem),
+}
+
+/// What the daemon does for one git request.
+#[must_use = "a decision does nothing until the daemon carries it out"]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Hand this runtime's token to git.
+    ServeToken(ServeToken),
+    /// Hand a plain credential git stored to git: the answer, ready to print.
+    ServePlain { answer: Secret },
+    /// Keep git's credential in the plain table, for `lifetime` seconds (`None`: always).
+    StorePlain { lifetime: Option<u64> },
+    /// Remove the plain credentials that match git's request.
+    ErasePlain,
+    /// git stored a new token for a runtime whose token may not be served (the user typed
+    /// it at git's prompt): it becomes the runtime's token.
+    RenewToken(RenewToken),
+    /// git erased the runtime's token after a 401: mark it rejected, when the secret git
+    /// names is ours (or git named none).
+    MarkRejected(MarkRejected),
+    /// Read the plain-credential table from the store, then decide again.
+    ReadPlain,
+    /// The runtime's OAuth token is about to expire: refresh it, then decide again.
+    Refresh { runtime: String, token_id: String },
+    /// Nothing leaves, nothing changes, and there is nothing to say (a miss, or git
+    /// confirming the token it was given).
+    Nothing,
+    /// Nothing leaves: why, and what to tell the user.
+    Refuse(Refusal),
+}
+
+/// See [`Decision::ServeToken`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeToken {
+    pub runtime: String,
+    pub token_id: String,
+    /// How the token appears in the audit log (its name, else its id).
+    pub token_label: String,
+    /// `Some` for Basic auth (always then), `None` for a Bearer token.
+    pub username: Option<String>,
+    /// Answer `authtype=Bearer` + `credential` instead of username/password.
+    pub bearer: bool,
+    /// Sent as `password_expiry_utc`, so git itself drops a token that expires mid-push.
+    pub expires: Option<u64>,
+    /// The once-a-day warning that the token expires soon; the daemon records the day.
+    pub warning: Option<String>,
+}
+
+impl ServeToken {
+    /// git's answer with the token's secret. Fails only on a secret that git's protocol
+    /// cannot carry (a newline in it): never printed half.
+    pub fn answer(&self, secret: &Secret) -> Result<Secret, UnsafeValue> {
+        let mut a = Answer::new();
+        if self.bearer {
+            a.push("capability[]", "authtype")?;
+            a.push("authtype", "Bearer")?;
+            a.push("credential", secret.expose())?;
+        } else {
+            a.push("username", self.username.as_deref().unwrap_or_default())?;
+            a.push("password", secret.expose())?;
+        }
+        if let Some(t) = self.expires {
+            a.push("password_expiry_utc", &t.to_string())?;
+        }
+        Ok(a.finish())
+    }
+}
+
+/// See [`Decision::RenewToken`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenewToken {
+    pub runtime: String,
+    /// The new token's name (what `status` and the audit log call it).
+    pub name: String,
+    pub secret: Secret,
+    /// What git said of the new token's expiry (`password_expiry_utc`).
+    pub expires: Option<u64>,
+}
+
+/// See [`Decision::MarkRejected`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarkRejected {
+    pub runtime: String,
+    pub token_id: String,
+    pub token_label: String,
+    /// The secret git says failed: the token is ours to mark only when it is this one.
+    pub only_if_secret_is: Option<Secret>,
+}
+
+/// See [`Decision::Refuse`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: RefuseReason,
+    pub runtime: Option<String>,
+    pub token_label: Option<String>,
+    /// For git's stderr.
+    pub notice: Option<String>,
+    /// A renewal the client may ask for at the terminal (expired or rejected tokens).
+    pub renewal: Option<RenewalOffer>,
+    /// Answered to git without a password, so that git's own prompt asks only for the
+    /// password and the token typed there renews this runtime (git's `store` comes back
+    /// with this username, routed to the same runtime).
+    pub username: Option<String>,
+}
+
+/// What the client shows at the terminal when it offers a renewal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenewalOffer {
+    pub runtime: String,
+    pub text: String,
+}
+
+/// Why nothing leaves. [`RefuseReason::error`] tells which ones are errors rather than
+/// a miss with a notice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefuseReason {
+    /// The store of record is weaker than the policy's `min_store`: the policy's message.
+    StoreBelowPolicy(String),
+    /// The policy forbids keeping plain credentials.
+    PlainStoreForbidden {
+        rule: &'static str,
+    },
+    /// The runtime breaks the policy (provider or host not allowed).
+    RuntimePolicy,
+    /// Runtimes differ by path on this host and git sent no path.
+    AmbiguousPath {
+        runtimes: Vec<String>,
+    },
+    NoToken,
+    /// The runtime was re-pointed at other hosts than when its token was set.
+    Repointed,
+    Expired,
+    Rejected,
+    /// A Basic-auth runtime whose provider has no username convention and none is set.
+    UsernameNeeded,
+    /// A Bearer-only token and a git that did not announce `capability[]=authtype`.
+    BearerNeedsCapability,
+    /// `tokens.json` cannot be read.
+    TokensUnreadable(String),
+    /// The plain table cannot be read from the store.
+    Store(StoreProblem),
+    /// A stored plain value that git's protocol cannot carry.
+    UnsafeStoredValue(String),
+}
+
+/// The kinds of error a refusal is, on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalError {
+    Policy,
+    StoreLocked,
+    StoreUnavailable,
+    Internal,
+}
+
+impl RefuseReason {
+    /// How the audit log names it.
+    pub fn name(&self) -> String {
+        match self {
+            RefuseReason::StoreBelowPolicy(message) => message.clone(),
+            RefuseReason::PlainStoreForbidden { rule } => format!("policy: {rule}"),
+            RefuseReason::RuntimePolicy => "policy".into(),
+            RefuseReason::AmbiguousPath { runtimes } => format!(
+                "ambiguous path: runtimes {} share the host and git sent no path",
+                runtimes.join(", ")
+            ),
+            RefuseReason::NoToken => "no token".into(),
+            RefuseReason::Repointed => "runtime re-pointed at other hosts".into(),
+            RefuseReason::Expired => "expired".into(),
+            RefuseReason::Rejected => "rejected".into(),
+            RefuseReason::UsernameNeeded => "username needed".into(),
+            RefuseReason::BearerNeedsCapability => {
+                "bearer token needs capability[]=authtype".into()
+            }
+            RefuseReason::TokensUnreadable(_) => "token metadata unreadable".into(),
+            RefuseReason::Store(_) => "store unavailable".into(),
+            RefuseReason::UnsafeStoredValue(_) => "unsafe stored value".into(),
+        }
+    }
+
+    /// `Some` when the answer is an error rather than a miss with a notice.
+    pub fn error(&self) -> Option<(RefusalError, String)> {
+        match self {
+            RefuseReason::StoreBelowPolicy(m) => Some((RefusalError::Policy, m.clone())),
+            RefuseReason::TokensUnreadable(m) | RefuseReason::UnsafeStoredValue(m) => {
+                Some((RefusalError::Internal, m.clone()))
+            }
+            RefuseReason::Store(p) if p.locked => {
+                Some((RefusalError::StoreLocked, p.message.clone()))
+            }
+            RefuseReason::Store(p) => Some((RefusalError::StoreUnavailable, p.message.clone())),
+            _ => None,
+        }
+    }
+}
+
+impl Refusal {
+    fn new(reason: RefuseReason) -> Refusal {
+        Refusal {
+            reason,
+            runtime: None,
+            token_label: None,
+            notice: None,
+            renewal: None,
+            username: None,
+        }
+    }
+
+    fn runtime(mut self, rt: &RuntimeConfig) -> Refusal {
+        self.runtime = Some(rt.name.clone());
+        self
+    }
+
+    fn token(mut self, token: &TokenMeta) -> Refusal {
+        self.token_label = Some(token_label(token));
+        self
+    }
+
+    fn notice(mut self, notice: String) -> Refusal {
+        self.notice = Some(notice);
+        self
+    }
+}
+
+/// How a token appears in the audit log and in messages' tails: its name, else its id
+/// (never the secret).
+pub fn token_label(t: &TokenMeta) -> String {
+    t.name.clone().unwrap_or_else(|| t.id.clone())
+}
+
+/// Decides what happens with one git request (DESIGN.md §6).
+pub fn decide(facts: &Facts<'_>) -> Decision {
+    let request = facts.request;
+    // The policy's min_store: no secret is served or stored through a weaker store. An
+    // erase only takes secrets away, so it is always allowed.
+    if facts.action != GitAction::Erase {
+        if let (Some(p), Some(strength)) = (facts.policy, facts.store_strength) {
+            if let Err(v) = p.policy.check_store(strength, p.source) {
+                return Decision::Refuse(Refusal::new(RefuseReason::StoreBelowPolicy(v.message)));
+            }
+        }
+    }
+    let route = Location::from_git(
+        request.protocol.as_deref(),
+        request.host.as_deref(),
+        request.path.as_deref(),
+    )
+    .map(|loc| runtime::route(facts.config, &loc, request.username.as_deref()).0);
+    match (facts.action, route) {
+        (_, None | Some(Route::NoRuntime)) => plain(facts),
+        (GitAction::Get, Some(Route::NeedsPath { fix, runtimes })) => {
+            let runtimes: Vec<String> = runtimes.iter().map(|r| r.to_string()).collect();
+            let notice = needs_path_notice(&fix, &runtimes);
+            Decision::Refuse(Refusal::new(RefuseReason::AmbiguousPath { runtimes }).notice(notice))
+        }
+        // git cannot say which runtime it meant: nothing is changed rather than a guess.
+        (_, Some(Route::NeedsPath { .. })) => Decision::Nothing,
+        (GitAction::Get, Some(Route::Runtime { runtime, .. })) => serve(facts, runtime),
+        (GitAction::Store, Some(Route::Runtime { runtime, .. })) => renew(facts, runtime),
+        (GitAction::Erase, Some(Route::Runtime { runtime, .. })) => reject(facts, runtime),
+    }
+}
+
+/// A request no runtime claims: git's own stored credentials, with the semantics of
+/// git's `credential-cache` (DESIGN.md §5).
+fn plain(facts: &Facts<'_>) -> Decision {
+    if facts.action == GitAction::Store {
+        if let Some(p) = facts.policy {
+            if let Err(v) = p.policy.check_plain_store(p.source) {
+                let reason = RefuseReason::PlainStoreForbidden { rule: v.rule };
+                return Decision::Refuse(
+                    Refusal::new(reason).notice(format!("helperd: not stored: {}", v.message)),
+                );
+            }
+        }
+    }
+    let table = match (facts.action, facts.plain) {
+        (GitAction::Store, _) => {
+            return Decision::StorePlain {
+                lifetime: facts.lifetime,
+            }
+        }
+        (GitAction::Erase, _) => return Decision::ErasePlain,
+        (GitAction::Get, PlainView::Read(table)) => table,
+        (GitAction::Get, PlainView::NotRead) => return Decision::ReadPlain,
+        (GitAction::Get, PlainView::Unavailable(problem)) => {
+            return Decision::Refuse(Refusal::new(RefuseReason::Store(problem.clone())))
+        }
+    };
+    match table.get(facts.request, facts.now) {
+        None => Decision::Nothing,
+        Some(entry) => match entry.answer(facts.request) {
+            Ok(answer) => Decision::ServePlain { answer },
+            Err(unsafe_value) => Decision::Refuse(Refusal::new(RefuseReason::UnsafeStoredValue(
+                unsafe_value.to_string(),
+            ))),
+        },
+    }
+}
+
+/// The warning window: the user's, raised to the policy's floor.
+pub fn effective_warn_days(config: &Config, policy: Option<PolicyInForce<'_>>) -> u32 {
+    let user = config.settings.warn_days;
+    match policy {
+        Some(p) => p.policy.effective_warn_days(user),
+        None => user,
+    }
+}
+
+/// The hosts (`scheme://host`) a runtime points at now, sorted, without duplicates.
+pub fn runtime_hosts(config: &Config, runtime: &str) -> Vec<String> {
+    let mut hosts: Vec<String> = config
+        .runtime(runtime)
+        .map(|rt| rt.urls.iter().map(|u| u.base_url()).collect())
+        .unwrap_or_default();
+    hosts.sort();
+    hosts.dedup();
+    hosts
+}
+
+/// `get` for a runtime (DESIGN.md §6 steps 5–6).
+fn serve(facts: &Facts<'_>, rt: &RuntimeConfig) -> Decision {
+    if let Some(p) = facts.policy {
+        if let Err(v) = p.policy.check_runtime(rt, p.source) {
+            let notice = format!("helperd: runtime {}: {}", rt.name, v.message);
+            return Decision::Refuse(
+                Refusal::new(RefuseReason::RuntimePolicy)
+                    .runtime(rt)
+                    .notice(notice),
+            );
+        }
+    }
+    let book = match facts.book {
+        Ok(book) => book,
+        Err(e) => {
+            return Decision::Refuse(
+                Refusal::new(RefuseReason::TokensUnreadable(e.to_string())).runtime(rt),
+            )
+        }
+    };
+    let Some(token) = book.for_runtime(&rt.name) else {
+        let mut refusal = Refusal::new(RefuseReason::NoToken)
+            .runtime(rt)
+            .notice(format!(
+                "helperd: runtime {} has no token yet: run `helperctl token set {}`{}",
+                rt.name,
+                rt.name,
+                token_page_hint(rt)
+            ));
+        refusal.username = prompt_username(rt);
+        return Decision::Refuse(refusal);
+    };
+    if !TokenBook::hosts_still_match(token, &rt.name, &runtime_hosts(facts.config, &rt.name)) {
+        return Decision::Refuse(
+            Refusal::new(RefuseReason::Repointed).runtime(rt).token(token).notice(format!(
+                "helperd: runtime {} now points at other hosts than when its token was set, so the token is not sent; if that is intended, run `helperctl token set {}`",
+                rt.name, rt.name
+            )),
+        );
+    }
+    if facts.allow_refresh && refresh_due(token, facts.now, facts.refresh_backoff) {
+        return Decision::Refresh {
+            runtime: rt.name.clone(),
+            token_id: token.id.clone(),
+        };
+    }
+    let warn_days = effective_warn_days(facts.config, facts.policy);
+    let state = token.state(facts.now, warn_days);
+    if !state.servable() {
+        return Decision::Refuse(unservable(rt, token, state));
+    }
+    let username = rt.effective_username().map(str::to_string);
+    if rt.auth == AuthScheme::Basic && username.is_none() {
+        return Decision::Refuse(Refusal::new(RefuseReason::UsernameNeeded).runtime(rt).token(token).notice(format!(
+            "helperd: runtime {} ({}) needs your account username for git: add `username = \"...\"` to its [[runtime]] in {}",
+            rt.name,
+            rt.provider.name(),
+            facts.config_path.display()
+        )));
+    }
+    let bearer = rt.auth == AuthScheme::Bearer;
+    if bearer && !facts.request.capability_authtype {
+        return Decision::Refuse(
+            Refusal::new(RefuseReason::BearerNeedsCapability)
+                .runtime(rt)
+                .token(token)
+                .notice(format!(
+                    "helperd: runtime {} uses a Bearer-only token, and this git did not announce \
+             capability[]=authtype (git 2.46 or newer is needed)",
+                    rt.name
+                )),
+        );
+    }
+    Decision::ServeToken(ServeToken {
+        runtime: rt.name.clone(),
+        token_id: token.id.clone(),
+        token_label: token_label(token),
+        username: if bearer { None } else { username },
+        bearer,
+        expires: token.expires,
+        warning: expiry_warning(rt, token, state, facts.now),
+    })
+}
+
+/// An OAuth token that expires within [`REFRESH_AHEAD_SECS`] and was not just tried.
+fn refresh_due(token: &TokenMeta, now: u64, backoff: &HashMap<String, u64>) -> bool {
+    token.oauth_client_id.is_some()
+        && token.rejected_at.is_none()
+        && token
+            .expires
+            .is_some_and(|t| t <= now.saturating_add(REFRESH_AHEAD_SECS))
+        && backoff.get(&token.id).is_none_or(|&until| now >= until)
+}
+
+/// The username git's own prompt should be given for a runtime whose token is refused,
+/// so that the password typed there comes back in a `store` routed to this runtime.
+fn prompt_username(rt: &RuntimeConfig) -> Option<String> {
+    match rt.auth {
+        AuthScheme::Basic => rt.effective_username().map(str::to_string),
+        AuthScheme::Bearer => None,
+    }
+}
+
+/// An expired or rejected token: a notice for git's stderr (with the command to renew
+/// later), the same facts as a renewal the client may offer at the terminal, and the
+/// runtime's username for git's own prompt.
+fn unservable(rt: &RuntimeConfig, token: &TokenMeta, state: TokenState) -> Refusal {
+    let (reason, what) = match state {
+        TokenState::Rejected => (
+            RefuseReason::Rejected,
+            format!(
+                "{} was rejected by the host on {} (revoked or rotated?)",
+                token_words(token),
+                token.rejected_at.map(format_date).unwrap_or_default()
+            ),
+        ),
+        _ => (
+            RefuseReason::Expired,
+            format!(
+                "{} expired on {}",
+                token_words(token),
+                token.expires.map(format_date).unwrap_or_default()
+            ),
+        ),
+    };
+    let page = token_page(rt)
+        .map(|p| format!("\nCreate a new one at {p}"))
+        .unwrap_or_default();
+    let scopes = git_scopes(rt.provider);
+    let notice = format!(
+        "helperd: runtime {name}: {what}; it was not sent to git.\nhelperd: renew it with `helperctl renew {name}`{hint} (scopes: {scopes})",
+        name = rt.name,
+        hint = token_page_hint(rt),
+    );
+    let text = format!(
+        "helperd: runtime {name}: {what}.{page}\nScopes git needs: {scopes}",
+        name = rt.name,
+    );
+    Refusal {
+        reason,
+        runtime: Some(rt.name.clone()),
+        token_label: Some(token_label(token)),
+        notice: Some(notice),
+        renewal: Some(RenewalOffer {
+            runtime: rt.name.clone(),
+            text,
+        }),
+        username: prompt_username(rt),
+    }
+}
+
+/// `store` for a runtime: a renewal when its token is missing, expired or rejected (the
+/// user typed a new one at git's prompt); git confirming a token it was given changes
+/// nothing.
+fn renew(facts: &Facts<'_>, rt: &RuntimeConfig) -> Decision {
+    let secret = match (&facts.request.password, &facts.request.credential) {
+        (Some(p), _) if rt.auth == AuthScheme::Basic => p.clone(),
+        (_, Some(c)) if rt.auth == AuthScheme::Bearer => c.clone(),
+        _ => return Decision::Nothing,
+    };
+    let book = match facts.book {
+        Ok(book) => book,
+        Err(e) => {
+            return Decision::Refuse(
+                Refusal::new(RefuseReason::TokensUnreadable(e.to_string())).runtime(rt),
+            )
+        }
+    };
+    let warn_days = effective_warn_days(facts.config, facts.policy);
+    if let Some(token) = book.for_runtime(&rt.name) {
+        if token.state(facts.now, warn_days).servable() {
+            return Decision::Nothing;
+        }
+    }
+    Decision::RenewToken(RenewToken {
+        runtime: rt.name.clone(),
+        name: "entered at git's prompt".into(),
+        secret,
+        expires: facts.request.password_expiry_utc,
+    })
+}
+
+/// `erase` for a runtime: git got a 401 with this token. It is marked rejected, not
+/// deleted, so that the next request can say what happened.
+fn reject(facts: &Facts<'_>, rt: &RuntimeConfig) -> Decision {
+    let Some(token) = facts.book.ok().and_then(|b| b.for_runtime(&rt.name)) else {
+        return Decision::Nothing;
+    };
+    let given = match rt.auth {
+        AuthScheme::Basic => facts.request.password.clone(),
+        AuthScheme::Bearer => facts.request.credential.clone(),
+    };
+    Decision::MarkRejected(MarkRejected {
+        runtime: rt.name.clone(),
+        token_id: token.id.clone(),
+        token_label: token_label(token),
+        only_if_secret_is: given,
+    })
+}
+
+fn needs_path_notice(fix: &str, runtimes: &[String]) -> String {
+    format!(
+        "helperd: runtimes {} differ by path on this host, and git sent no path, so helperd \
+         cannot tell which token to use; nothing was sent.\nhelperd: fix it with: {fix}\n\
+         helperd: (or run `helperctl install`, which writes this for every such host)",
+        runtimes.join(", ")
+    )
+}
+
+/// Where a user makes a new token for `rt`.
+fn token_page(rt: &RuntimeConfig) -> Option<String> {
+    let base = rt.urls.first().map(|p| p.base_url()).unwrap_or_default();
+    rt.provider.token_page(&base)
+}
+
+/// [`token_page`] as a sentence tail.
+fn token_page_hint(rt: &RuntimeConfig) -> String {
+    token_page(rt)
+        .map(|page| format!(" (create one at {page})"))
+        .unwrap_or_default()
+}
+
+fn token_words(t: &TokenMeta) -> String {
+    match &t.name {
+        Some(n) => format!("token {n:?}"),
+        None => "its token".to_string(),
+    }
+}
+
+/// The scopes git needs, per provider (what to tick on the token page).
+pub fn git_scopes(provider: Provider) -> &'static str {
+    match provider {
+        // https://docs.github.com/en/authentication/keeping-your-account-and-data-secure/managing-your-personal-access-tokens
+        Provider::GitHub => "classic token: repo; fine-grained token: Contents read and write",
+        // https://docs.gitlab.com/user/profile/personal_access_tokens/#personal-access-token-scopes
+        Provider::GitLab => "read_repository, write_repository",
+        // https://support.atlassian.com/bitbucket-cloud/docs/api-token-permissions/
+        Provider::Bitbucket => "read:repository:bitbucket, write:repository:bitbucket",
+        // https://confluence.atlassian.com/bitbucketserver/http-access-tokens-939515499.html
+        Provider::BitbucketServer => "repository write (REPO_WRITE) or project write",
+        // https://docs.gitea.com/development/oauth2-provider#scopes (token scopes)
+        Provider::Gitea => "write:repository",
+        Provider::Generic => "whatever your host needs for git over HTTPS",
+    }
+}
+
+/// The warning-window notice, at most once a day per runtime (the day it was last shown
+/// is the token's `warned_on`, which the daemon records when it serves the token).
+fn expiry_warning(
+    rt: &RuntimeConfig,
+    token: &TokenMeta,
+    state: TokenState,
+    now: u64,
+) -> Option<String> {
+    if state != TokenState::Expiring || token.warned_on.get(&rt.name) == Some(&(now / 86_400)) {
+        return None;
+    }
+    let expires = token.expires?;
+    Some(format!(
+        "helperd: runtime {}: {} expires on {} ({}); make a new one{} and run `helperctl renew {}`",
+        rt.name,
+        token_words(token),
+        format_date(expires),
+        countdown(expires, now),
+        token_page_hint(rt),
+        rt.name
+    ))
+}
+
+/// What was done, beyond the decision itself, that the audit event reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Done {
+    /// Carried out as decided.
+    AsDecided,
+    /// A plain `store` that kept nothing (an ephemeral or partial credential).
+    NothingKept,
+    /// A plain `erase`: how many credentials it removed.
+    Erased(usize),
+    /// A `MarkRejected` whose secret was not ours: our token was left alone.
+    NotOurs,
+}
+
+impl Decision {
+    /// The one audit event for this request, built from the decision and what carrying it
+    /// out did; `None` when nothing worth recording happened (a miss, a no-op). `url`:
+    /// `protocol://host/path` of the request, without credentials.
+    pub fn audit_event(&self, url: &str, done: Done, now: u64) -> Option<AuditEvent> {
+        let event = |k: &str| AuditEvent::new(k, now).url(url);
+        Some(match self {
+            Decision::ServeToken(s) => event(kind::SERVED)
+                .runtime(&s.runtime)
+                .token(&s.token_label),
+            Decision::ServePlain { .. } => event(kind::SERVED).reason("plain credential"),
+            Decision::StorePlain { .. } if done == Done::NothingKept => return None,
+            Decision::StorePlain { .. } => event(kind::STORED).reason("plain credential"),
+            Decision::ErasePlain => match done {
+                Done::Erased(0) => return None,
+                Done::Erased(n) => event(kind::ERASED).reason(format!("{n} plain credential(s)")),
+                _ => return None,
+            },
+            Decision::RenewToken(r) => event(kind::RENEWED)
+                .runtime(&r.runtime)
+                .token(&r.name)
+                .reason("new token typed at git's prompt"),
+            Decision::MarkRejected(_) if done == Done::NotOurs => return None,
+            Decision::MarkRejected(m) => event(kind::ERASED)
+                .runtime(&m.runtime)
+                .token(&m.token_label)
+                .reason("the host rejected the token (git erased it after a 401); marked rejected, kept"),
+            Decision::ReadPlain | Decision::Refresh { .. } | Decision::Nothing => return None,
+            Decision::Refuse(r) => {
+                let k = match r.reason {
+                    RefuseReason::StoreBelowPolicy(_) | RefuseReason::RuntimePolicy => {
+                        kind::POLICY_VIOLATION
+                    }
+                    // Operational failures are the daemon log's business.
+                    RefuseReason::Store(_)
+                    | RefuseReason::TokensUnreadable(_)
+                    | RefuseReason::UnsafeStoredValue(_) => return None,
+                    _ => kind::REFUSED,
+                };
+                let mut e = event(k).reason(match (&r.reason, &r.notice) {
+                    (RefuseReason::RuntimePolicy, Some(n)) => {
+                        n.trim_start_matches("helperd: ").to_string()
+                    }
+                    (reason, _) => reason.name(),
+                });
+                if let Some(rt) = &r.runtime {
+                    e = e.runtime(rt);
+                }
+                if let Some(t) = &r.token_label {
+                    e = e.token(t);
+                }
+                e
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
