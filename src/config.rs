@@ -274,19 +274,6 @@ impl Config {
         Ok(config)
     }
 
-    /// Reads and parses the file; a missing file is an empty config (nothing set up yet).
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => Config::parse(&text, path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
-            Err(e) => Err(ConfigError {
-                path: path.display().to_string(),
-                line: None,
-                message: format!("cannot read the file: {e}"),
-            }),
-        }
-    }
-
     /// The runtime with this name.
     pub fn runtime(&self, name: &str) -> Option<&RuntimeConfig> {
         self.runtimes.iter().find(|r| r.name == name)
@@ -891,14 +878,14 @@ oauth_client_id = "Iv1.0123456789abcdef"  # optional
         let dir = tempfile::tempdir().unwrap();
         let path = config_file(dir.path());
         assert_eq!(path, dir.path().join("config.toml"));
-        assert_eq!(Config::load(&path).unwrap(), Config::default());
+        assert_eq!(crate::config_file::load(&path).unwrap(), Config::default());
         std::fs::write(&path, EXAMPLE).unwrap();
-        assert_eq!(Config::load(&path).unwrap().runtimes.len(), 1);
+        assert_eq!(crate::config_file::load(&path).unwrap().runtimes.len(), 1);
         std::fs::write(&path, "[setting]\n").unwrap();
-        let e = Config::load(&path).unwrap_err();
+        let e = crate::config_file::load(&path).unwrap_err();
         assert_eq!(e.to_string(), format!("{}:1: unknown key \"setting\"; config.toml has only [settings] and [[runtime]] tables", path.display()));
         // A folder where the file should be: a read error, not an empty config.
-        let e = Config::load(dir.path()).unwrap_err();
+        let e = crate::config_file::load(dir.path()).unwrap_err();
         assert_eq!(e.line, None);
         assert!(e.message.starts_with("cannot read the file: "), "{e}");
     }

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod config_edit;
+pub mod config_file;
 pub mod ctl;
 pub mod daemon;
 pub mod decision;

@@ -64,7 +64,7 @@ pub fn run(paths: &Paths, action: RuntimeAction) -> anyhow::Result<u8> {
                 provider.name(),
                 path.display()
             );
-            let config = Config::load(&path)?;
+            let config = crate::config_file::load(&path)?;
             if let Some(rt) = config.runtime(&name) {
                 if rt.needs_username() {
                     println!(
@@ -111,7 +111,7 @@ pub fn run(paths: &Paths, action: RuntimeAction) -> anyhow::Result<u8> {
             Ok(0)
         }
         RuntimeAction::List { json } => {
-            let config = Config::load(&path)?;
+            let config = crate::config_file::load(&path)?;
             if json {
                 let list: Vec<_> = config
                     .runtimes

@@ -2,8 +2,9 @@
 //! serves requests until told to stop. It executes decisions, never makes them
 //! (`crate::decision` does). Dependencies point one way, down this list (a test checks):
 //!
-//! 1. [`server`], [`support_server`]: accept, peer check, one line in, one line out.
-//! 2. [`dispatch`]: request → service.
+//! 1. [`server`] (the main socket), then [`support_server`] (the support socket it
+//!    opens): accept, peer check.
+//! 2. [`line`]: one line in, one line out; [`dispatch`]: request → service.
 //! 3. services, which never import each other: [`git`] (git's requests, carrying out the
 //!    decision), [`tokens`] (`token set|verify|link|remove`, rotation), [`login`] (OAuth),
 //!    [`admin`] (status, which, audit, support, unlock, reload).
@@ -15,6 +16,7 @@ pub mod admin;
 pub mod dispatch;
 pub mod git;
 pub mod hardening;
+pub mod line;
 pub mod login;
 pub mod peer;
 pub mod replies;
@@ -22,6 +24,9 @@ pub mod server;
 pub mod state;
 pub mod support_server;
 pub mod tokens;
+
+#[cfg(test)]
+mod layering_tests;
 
 use std::fs::{File, OpenOptions};
 use std::io::{IsTerminal, Write};
@@ -93,7 +98,7 @@ pub fn launch(options: Options) -> anyhow::Result<()> {
 
     // Until the async signal handlers exist, a SIGTERM would kill us with the socket left
     // behind: hold these signals pending (the server unblocks them once it listens for them).
-    shutdown_signals()
+    server::shutdown_signals()
         .thread_block()
         .context("failed to block signals")?;
 
@@ -163,16 +168,6 @@ pub fn launch(options: Options) -> anyhow::Result<()> {
     result.context("the daemon stopped on an error")?;
     tracing::info!("helperd stopped");
     Ok(())
-}
-
-/// The signals that stop (or, SIGHUP, reload) the daemon.
-pub fn shutdown_signals() -> nix::sys::signal::SigSet {
-    use nix::sys::signal::{SigSet, Signal};
-    let mut set = SigSet::empty();
-    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
-        set.add(s);
-    }
-    set
 }
 
 /// Tells the launching client that the socket listens.

@@ -10,8 +10,8 @@ use tokio::net::UnixStream;
 
 use super::admin::{self, SupportListener};
 use super::dispatch;
+use super::line::{read_request, write_response, Incoming};
 use super::peer::Peer;
-use super::server::{read_request, write_response, Incoming};
 use super::state::State;
 use crate::audit::kind;
 

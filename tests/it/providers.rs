@@ -90,6 +90,8 @@ const ALL_SECRETS: &[&str] = &[
 const TOKEN_PATH: &str = "/login/oauth/access_token";
 const DEVICE_GRANT: &str = "grant_type=urn:ietf:params:oauth:grant-type:device_code";
 const REFRESH_GRANT: &str = "grant_type=refresh_token";
+const ACCESS_3: &str = "ghu_ThirdAccessT0kenFromTheRefresh333";
+const REFRESH_3: &str = "ghr_ThirdRefreshT0kenFromTheRefreshAbcdefghijklmnopqrstuvwxyz01234567";
 
 /// How long any one helperctl or git command may take before the test gives up on it.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -1911,4 +1913,141 @@ fn no_token_refresh_token_or_device_code_appears_in_any_output_or_log() {
         "the daemon logged at trace level"
     );
     fx.assert_no_secret(ALL_SECRETS);
+}
+
+/// A token host that takes 20 s to answer a refresh delays only the requests for that
+/// runtime: a plain credential and a PAT runtime on other hosts are served at once, and
+/// the eight concurrent fills for the refreshing runtime share the one refresh.
+#[test]
+fn a_slow_refresh_delays_only_its_own_runtime() {
+    const PLAIN_PW: &str = "plain-pw-SlowRefresh1";
+    const PAT: &str = "ghp_pat_SlowRefresh2";
+    let fx = github_oauth();
+    login_with_short_token(&fx, 60);
+    fx.fake.route_body(
+        "POST",
+        TOKEN_PATH,
+        REFRESH_GRANT,
+        vec![fake::github_tokens(ACCESS_2, Some(REFRESH_2), Some(28_800))
+            .delayed(Duration::from_secs(20))],
+    );
+    fx.ctl_ok(&[
+        "runtime",
+        "add",
+        "pat",
+        "--provider",
+        "github",
+        "--url",
+        "https://pat.example/",
+    ]);
+    let out = fx.token_set("pat", PAT, &["--offline"]);
+    crate::util::assert_ok(&out);
+    crate::util::assert_ok(&fx.sb.credential_with(
+        &["credential.useHttpPath=true"],
+        "approve",
+        &format!(
+            "protocol=https\nhost=plain.example\npath=repo.git\nusername=bob\npassword={PLAIN_PW}\n"
+        ),
+    ));
+
+    let url = format!("{}/octo/app.git", fx.base());
+    std::thread::scope(|s| {
+        let fills: Vec<_> = (0..8).map(|_| s.spawn(|| fill_in(&fx.sb, &url))).collect();
+        assert!(
+            fx.fake
+                .wait_for_hits("POST", TOKEN_PATH, 2, Duration::from_secs(10)),
+            "the refresh reached the host (after the login's token request)"
+        );
+        // While the host sits on the refresh: other hosts are answered at once.
+        let start = Instant::now();
+        let plain = fill_in(&fx.sb, "https://plain.example/repo.git");
+        let plain_took = start.elapsed();
+        let start = Instant::now();
+        let pat = fill_in(&fx.sb, "https://pat.example/org/repo.git");
+        let pat_took = start.elapsed();
+        assert_eq!(
+            served(&plain).as_deref(),
+            Some(PLAIN_PW),
+            "{}",
+            stderr(&plain)
+        );
+        assert_eq!(served(&pat).as_deref(), Some(PAT), "{}", stderr(&pat));
+        assert!(
+            plain_took < Duration::from_secs(1) && pat_took < Duration::from_secs(1),
+            "a plain get took {plain_took:?} and a PAT get {pat_took:?} during the refresh"
+        );
+        assert_eq!(
+            fx.fake.hits_body("POST", TOKEN_PATH, REFRESH_GRANT),
+            1,
+            "the refresh is still under way"
+        );
+        for (i, fill) in fills.into_iter().enumerate() {
+            let out = fill.join().expect("a fill thread does not panic");
+            assert_eq!(
+                served(&out).as_deref(),
+                Some(ACCESS_2),
+                "fill {i} waited for the one refresh: {}",
+                stderr(&out)
+            );
+        }
+    });
+    assert_eq!(
+        fx.fake.hits_body("POST", TOKEN_PATH, REFRESH_GRANT),
+        1,
+        "eight concurrent fills, exactly one refresh"
+    );
+    fx.assert_no_secret(&[ACCESS_1, REFRESH_1, ACCESS_2, REFRESH_2, PAT, PLAIN_PW]);
+}
+
+/// A refresh whose new tokens cannot be saved keeps the old refresh token: the next
+/// refresh, once the store works again, uses it and succeeds.
+#[test]
+fn a_refresh_whose_save_fails_keeps_the_old_refresh_token() {
+    let fx = github_oauth();
+    login_with_short_token(&fx, 60);
+    let pid = fx.sb.daemon_pid().expect("the login started the daemon");
+    // The file store writes `secrets.enc` through a temporary file: a folder in its place
+    // makes every save fail (as a full or read-only disk would), whoever runs the test.
+    let data = fx.sb.helperd_home().join("data");
+    let blocker = fs::read_dir(&data)
+        .expect("the file store's folder exists")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "enc"))
+        .map(|p| p.with_extension("enc.tmp"))
+        .expect("the file store holds secrets.enc");
+    fs::create_dir(&blocker).expect("the blocker can be made");
+    fx.fake.route_body(
+        "POST",
+        TOKEN_PATH,
+        REFRESH_GRANT,
+        vec![
+            fake::github_tokens(ACCESS_2, Some(REFRESH_2), Some(28_800)),
+            fake::github_tokens(ACCESS_3, Some(REFRESH_3), Some(28_800)),
+        ],
+    );
+    let url = format!("{}/octo/app.git", fx.base());
+    // Still valid for a minute: the old token is served while the new one cannot be kept.
+    let out = fill_in(&fx.sb, &url);
+    assert_eq!(served(&out).as_deref(), Some(ACCESS_1), "{}", stderr(&out));
+    assert_eq!(fx.fake.hits_body("POST", TOKEN_PATH, REFRESH_GRANT), 1);
+    assert_eq!(fx.sb.daemon_pid(), Some(pid), "the daemon survived");
+
+    fs::remove_dir(&blocker).unwrap();
+    // After the back-off the refresh is tried again, with the refresh token still kept.
+    fx.sb.advance_clock(61);
+    let out = fill_in(&fx.sb, &url);
+    assert_eq!(served(&out).as_deref(), Some(ACCESS_3), "{}", stderr(&out));
+    let refreshes: Vec<_> = fx
+        .fake
+        .requests_to("POST", TOKEN_PATH)
+        .into_iter()
+        .filter(|r| r.body.contains(REFRESH_GRANT))
+        .collect();
+    assert_eq!(refreshes.len(), 2);
+    assert_eq!(
+        refreshes[1].form_field("refresh_token").as_deref(),
+        Some(REFRESH_1),
+        "the old refresh token was kept and used again"
+    );
 }

@@ -97,7 +97,7 @@ impl ConfigWatch {
         seen: Option<FileStamp>,
     ) -> Result<Arc<Config>, String> {
         loaded.seen = seen;
-        match Config::load(path) {
+        match crate::config_file::load(path) {
             Ok(config) => {
                 tracing::info!(path = %path.display(), runtimes = config.runtimes.len(), "configuration loaded");
                 loaded.current = Arc::new(config);

@@ -1,0 +1,175 @@
+//! One request line in, one response line out (DESIGN.md §4): the read is capped and
+//! timed, the request decoded without ever quoting it (it may hold a secret).
+
+use std::time::Duration;
+
+use helperd_wire::wire::{
+    Envelope, ErrorCode, Request, Response, MAX_MESSAGE_BYTES, PROTOCOL_VERSION,
+};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+
+/// What a connection sent.
+pub enum Incoming {
+    /// Nothing worth an answer (silence, hang-up).
+    Nothing,
+    /// A request that cannot be served: this is the answer.
+    Reply(Box<Response>),
+    Request(Request),
+}
+
+/// Reads and decodes one request, within `timeout`.
+pub async fn read_request(stream: &mut UnixStream, timeout: Duration) -> Incoming {
+    let line = match tokio::time::timeout(timeout, read_request_line(stream)).await {
+        Err(_) => {
+            tracing::debug!("client sent no request in time; closing");
+            return Incoming::Nothing;
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "failed to read a request");
+            return Incoming::Nothing;
+        }
+        Ok(Ok(RequestLine::Empty)) => return Incoming::Nothing,
+        Ok(Ok(RequestLine::TooLong)) => {
+            let msg = format!(
+                "request larger than {} KiB; refused",
+                MAX_MESSAGE_BYTES / 1024
+            );
+            tracing::warn!("{msg}");
+            return Incoming::Reply(Box::new(Response::error(ErrorCode::BadRequest, msg)));
+        }
+        Ok(Ok(RequestLine::Truncated)) => {
+            tracing::warn!("refused a truncated request");
+            return Incoming::Reply(Box::new(Response::error(
+                ErrorCode::BadRequest,
+                "truncated request (no final newline)",
+            )));
+        }
+        Ok(Ok(RequestLine::Line(line))) => line,
+    };
+    match decode(&line) {
+        Ok(request) => Incoming::Request(request),
+        Err((code, message)) => {
+            tracing::warn!(?code, %message, "refused a request");
+            Incoming::Reply(Box::new(Response::error(code, message)))
+        }
+    }
+}
+
+enum RequestLine {
+    Empty,
+    TooLong,
+    Truncated,
+    Line(zeroize::Zeroizing<Vec<u8>>),
+}
+
+async fn read_request_line(stream: &mut UnixStream) -> std::io::Result<RequestLine> {
+    let mut reader = BufReader::new(stream.take(MAX_MESSAGE_BYTES as u64 + 1));
+    // Zeroizing: the request may carry a password.
+    let mut line = zeroize::Zeroizing::new(Vec::new());
+    reader.read_until(b'\n', &mut line).await?;
+    Ok(match line.last() {
+        _ if line.len() > MAX_MESSAGE_BYTES => RequestLine::TooLong,
+        None => RequestLine::Empty,
+        Some(b'\n') => RequestLine::Line(line),
+        Some(_) => RequestLine::Truncated,
+    })
+}
+
+/// Decodes one request line; the error is the response to send. Messages never quote the
+/// request: it may hold a secret.
+fn decode(line: &[u8]) -> Result<Request, (ErrorCode, String)> {
+    let bad = |msg: String| (ErrorCode::BadRequest, msg);
+    let value: serde_json::Value = serde_json::from_slice(line)
+        .map_err(|e| bad(format!("request is not JSON (column {})", e.column())))?;
+    let op = value
+        .get("op")
+        .and_then(|o| o.as_str())
+        .ok_or_else(|| bad("request has no \"op\"".into()))?
+        .to_string();
+    // Every version honours `shutdown`, so any client can replace any daemon.
+    if op == "shutdown" {
+        return Ok(Request::Shutdown);
+    }
+    let version = value.get("v").and_then(|v| v.as_u64());
+    if version != Some(u64::from(PROTOCOL_VERSION)) {
+        return Err((
+            ErrorCode::VersionMismatch,
+            format!(
+                "this helperd daemon speaks protocol {PROTOCOL_VERSION}, the client {}; restart the daemon (helperctl daemon restart)",
+                version.map(|v| v.to_string()).unwrap_or_else(|| "none".into())
+            ),
+        ));
+    }
+    serde_json::from_value::<Envelope>(value)
+        .map(|env| env.request)
+        .map_err(|e| {
+            // serde names an unknown tag "unknown variant"; other errors may quote a
+            // field's value, which may be secret, so only the op is named.
+            if e.to_string()
+                .starts_with(&format!("unknown variant `{op}`"))
+            {
+                let shown: String = op.chars().take(40).filter(|c| !c.is_control()).collect();
+                bad(format!("unknown op {shown:?}"))
+            } else {
+                bad(format!("malformed {op} request"))
+            }
+        })
+}
+
+pub async fn write_response(stream: &mut UnixStream, response: &Response) -> std::io::Result<()> {
+    let mut bytes =
+        zeroize::Zeroizing::new(serde_json::to_vec(response).expect("wire types always serialize"));
+    bytes.push(b'\n');
+    stream.write_all(&bytes).await?;
+    stream.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(e: (ErrorCode, String)) -> ErrorCode {
+        e.0
+    }
+
+    #[test]
+    fn decode_classifies_bad_requests() {
+        assert_eq!(
+            code(decode(b"garbage\n").unwrap_err()),
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            code(decode(b"{\"v\":1}\n").unwrap_err()),
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            code(
+                decode(format!("{{\"v\":{PROTOCOL_VERSION},\"op\":\"fly\"}}\n").as_bytes())
+                    .unwrap_err()
+            ),
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            code(decode(b"{\"v\":7,\"op\":\"status\"}\n").unwrap_err()),
+            ErrorCode::VersionMismatch
+        );
+        assert_eq!(
+            decode(b"{\"v\":7,\"op\":\"shutdown\"}\n").unwrap(),
+            Request::Shutdown
+        );
+        assert_eq!(
+            decode(format!("{{\"v\":{PROTOCOL_VERSION},\"op\":\"status\"}}\n").as_bytes()).unwrap(),
+            Request::Status
+        );
+    }
+
+    #[test]
+    fn malformed_request_error_does_not_quote_the_secret() {
+        let line =
+            format!(r#"{{"v":{PROTOCOL_VERSION},"op":"git","action":"get","input":12345678}}"#);
+        let line = line.as_bytes();
+        let (_, message) = decode(line).unwrap_err();
+        assert!(!message.contains("12345678"), "{message}");
+    }
+}
