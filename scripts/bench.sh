@@ -1,15 +1,50 @@
 #!/bin/sh
 # Compares `git credential fill` answered by helperd with git's own credential-cache and
 # credential-store, on the same stored credential, in one hyperfine run; then measures the
-# daemon's idle memory. Writes the results into BENCHMARKS.md.
+# daemon's idle memory, puts 64 concurrent clients on helperd's daemon socket and on
+# credential-cache's (benches/socket_load.rs), and compares the statically linked client
+# with the dynamic one. Writes the results into BENCHMARKS.md.
+#
+# BENCH_RUNS (hyperfine --min-runs, 1000), LOAD_CLIENTS (64) and LOAD_SECONDS (measured
+# seconds per daemon, 5) shorten or lengthen a run.
 set -eu
 cd "$(dirname "$0")/.."
 command -v hyperfine >/dev/null || { echo "install hyperfine (apt-get install hyperfine)"; exit 1; }
+RUNS="${BENCH_RUNS:-1000}"
+LOAD_CLIENTS="${LOAD_CLIENTS:-64}"
+LOAD_SECONDS="${LOAD_SECONDS:-5}"
 
 cargo build --release --quiet --workspace
 BIN="$PWD/target/release"
 T="$(mktemp -d /tmp/helperd-bench.XXXXXX)"
 trap '"$BIN/helperctl" daemon stop >/dev/null 2>&1 || true; git credential-cache --socket "$T/cache/socket" exit 2>/dev/null || true; rm -rf "$T"' EXIT
+
+# The client starts on every git operation: link it statically (glibc, no musl needed), which
+# saves the dynamic loader's work at each start. Only the client's final link changes (its
+# dependencies are std, libc, serde), so this takes seconds. The dynamic build is kept in $T
+# for the comparison below; a failed static link falls back to it.
+mkdir -p "$T/dynamic"
+cp "$BIN/git-credential-helperd" "$T/dynamic/git-credential-helperd"
+ln -s "$BIN/helperd" "$T/dynamic/helperd"  # the client starts the daemon found beside it
+# Static: no NEEDED entry in the dynamic section (glibc makes a static-pie).
+no_needed() { readelf -d "$1" > "$T/readelf.txt" && ! grep -q NEEDED "$T/readelf.txt"; }
+STATIC=""
+if no_needed "$T/dynamic/git-credential-helperd"; then
+  echo "warning: the release client is already static; no static/dynamic comparison" >&2
+elif cargo rustc --release --quiet -p git-credential-helperd --bin git-credential-helperd \
+     -- -C target-feature=+crt-static \
+   && no_needed "$BIN/git-credential-helperd" \
+   && "$BIN/git-credential-helperd" --version >/dev/null 2>&1; then
+  STATIC=1
+  echo "client linked statically: $(file -b "$BIN/git-credential-helperd" 2>/dev/null | cut -d, -f1-5)"
+else
+  echo "warning: the static client did not build or run; benchmarking the dynamic one" >&2
+  cp "$T/dynamic/git-credential-helperd" "$BIN/git-credential-helperd"
+fi
+
+# The socket load tool: std only, so a plain rustc builds it in a few seconds, whatever state
+# the workspace is in, without building the dev-dependencies a `cargo bench` build would.
+rustc -O --edition 2021 -C debuginfo=0 benches/socket_load.rs -o "$T/socket_load"
 
 export HOME="$T/home" HELPERD_HOME="$T/helperd" HELPERD_STORE=file GIT_CONFIG_NOSYSTEM=1 GIT_TERMINAL_PROMPT=0
 mkdir -p "$HOME" "$T/cache" && chmod 700 "$T/cache"
@@ -25,25 +60,45 @@ for helper in "$HELPERD" "$CACHE" "$STORE"; do
   git -c credential.helper= -c "credential.helper=$helper" credential fill < "$T/query" | grep -q password=bench-secret
 done
 
-hyperfine --warmup 30 --min-runs 1000 --export-json "$T/results.json" \
+hyperfine --warmup 30 --min-runs "$RUNS" --export-json "$T/results.json" \
   -n helperd "git -c credential.helper= -c 'credential.helper=$HELPERD' credential fill < $T/query" \
   -n credential-cache "git -c credential.helper= -c 'credential.helper=$CACHE' credential fill < $T/query" \
   -n credential-store "git -c credential.helper= -c 'credential.helper=$STORE' credential fill < $T/query"
 
 # The helper programs alone, as git runs them (git's own start-up left out).
-hyperfine --warmup 30 --min-runs 1000 --export-json "$T/helpers.json" \
+hyperfine --warmup 30 --min-runs "$RUNS" --export-json "$T/helpers.json" \
   -n helperd "$HELPERD get < $T/query" \
   -n credential-cache "git credential-cache --socket=$T/cache/socket get < $T/query" \
   -n credential-store "git credential-store --file=$T/store get < $T/query"
 
+# Static against dynamic client, each asking the running daemon.
+if [ -n "$STATIC" ]; then
+  hyperfine --warmup 30 --min-runs "$RUNS" --export-json "$T/static.json" \
+    -n static "$HELPERD get < $T/query" \
+    -n dynamic "$T/dynamic/git-credential-helperd get < $T/query"
+fi
+
 PID="$(cat "$HELPERD_HOME/run/socket.lock")"
 RSS_KB="$(awk '/^VmRSS/ {print $2}' "/proc/$PID/status")"
 
-python3 - "$T/results.json" "$RSS_KB" "$T/helpers.json" <<'PY'
+# Many clients at once on the daemons' sockets, both holding the credential stored above;
+# the load tool checks every answer for the password. PROTOCOL_VERSION from the wire format
+# (the tool asks the daemon when this finds none).
+PROTO="$(sed -n 's/^pub const PROTOCOL_VERSION: u32 = \([0-9][0-9]*\);.*/\1/p' helper/src/wire.rs)"
+"$T/socket_load" --helperd "$HELPERD_HOME/run/socket" --cache "$T/cache/socket" \
+  ${PROTO:+--protocol "$PROTO"} --clients "$LOAD_CLIENTS" --seconds "$LOAD_SECONDS" \
+  --json "$T/load.json"
+LOAD_RSS_KB="$(awk '/^VmRSS/ {print $2}' "/proc/$PID/status")"
+LOAD_HWM_KB="$(awk '/^VmHWM/ {print $2}' "/proc/$PID/status")"
+
+python3 - "$T/results.json" "$RSS_KB" "$T/helpers.json" "$T/load.json" "$LOAD_RSS_KB" "$LOAD_HWM_KB" "${STATIC:+$T/static.json}" <<'PY'
 import json, sys, datetime, platform, subprocess
 results = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
 helpers = {r["command"]: r for r in json.load(open(sys.argv[3]))["results"]}
 rss_kb = int(sys.argv[2])
+load = json.load(open(sys.argv[4]))
+load_rss_kb, load_hwm_kb = int(sys.argv[5]), int(sys.argv[6])
+static = {r["command"]: r for r in json.load(open(sys.argv[7]))["results"]} if sys.argv[7] else None
 h, c, s = (results[n] for n in ("helperd", "credential-cache", "credential-store"))
 git = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.strip()
 ms = lambda r: f'{r["mean"]*1000:.2f} ± {r["stddev"]*1000:.2f} ms (median {r["median"]*1000:.2f})'
@@ -79,6 +134,42 @@ lines = [
     f"Daemon idle memory after the run (VmRSS): **{rss_kb/1024:.1f} MiB** (goal: under 8 MiB).",
     "",
 ]
+lh, lc = load["targets"]["helperd"], load["targets"]["credential-cache"]
+lr = load["ratios_helperd_to_cache"]
+spread = lambda t: f'{min(t["round_rps"]):.0f}–{max(t["round_rps"]):.0f}'
+lines += [
+    f"Load on the daemons' sockets (`benches/socket_load.rs`): {load['clients']} concurrent clients per",
+    "daemon, each looping connect, one `get` request as the real client sends it, read the",
+    "whole answer, check it holds the password; "
+    f"{load['mode']['seconds']:g} s per daemon in {load['rounds']} rounds that alternate",
+    "between the two daemons (same process, same credential; the load tool shares the cores",
+    "with the daemon it measures). git's daemon serves one connection at a time.",
+    "",
+    "| daemon | requests/s (rounds) | p50 | p99 |",
+    "|---|---|---|---|",
+    f"| helperd | {lh['rps']:.0f} ({spread(lh)}) | {lh['p50_ms']:.2f} ms | {lh['p99_ms']:.2f} ms |",
+    f"| git credential-cache--daemon | {lc['rps']:.0f} ({spread(lc)}) | {lc['p50_ms']:.2f} ms | {lc['p99_ms']:.2f} ms |",
+    f"| ratio helperd / credential-cache | **{lr['rps']:.2f}** | **{lr['p50']:.2f}** | **{lr['p99']:.2f}** |",
+    "",
+    "Requests/s: higher is better; latencies: lower is better. helperd's memory after the load:",
+    f"VmRSS {load_rss_kb/1024:.1f} MiB, peak (VmHWM) {load_hwm_kb/1024:.1f} MiB.",
+    "",
+]
+if static:
+    st, dy = static["static"], static["dynamic"]
+    lines += [
+        "The client (`git-credential-helperd get` against the running daemon), linked statically",
+        "(glibc, `cargo rustc --release -p git-credential-helperd --bin git-credential-helperd --",
+        "-C target-feature=+crt-static`; the build the rows above use) and dynamically:",
+        "",
+        "| client | mean | ratio to dynamic |",
+        "|---|---|---|",
+        f"| static | {ms(st)} | {st['mean']/dy['mean']:.2f} (median {st['median']/dy['median']:.2f}) |",
+        f"| dynamic | {ms(dy)} | 1.00 |",
+        "",
+    ]
+else:
+    lines += ["The client could not be linked statically here; the rows above use the dynamic one.", ""]
 open("BENCHMARKS.md", "w").write("\n".join(lines))
 print("\n".join(lines))
 PY
