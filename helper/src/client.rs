@@ -66,9 +66,26 @@ pub fn send(socket: &Path, envelope: &Envelope) -> Result<Response, ClientError>
     let read = reader.read_until(b'\n', &mut answer);
     if answer.last() != Some(&b'\n') {
         if let Some(e) = write_error {
+            if answer.is_empty()
+                && matches!(
+                    e.kind(),
+                    io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                )
+            {
+                // See below: a dying daemon.
+                return Err(ClientError::NotRunning(e));
+            }
             return Err(failed("send a request to", e));
         }
-        read.map_err(|e| failed("read the answer of", e))?;
+        match read {
+            // A daemon that was dying when we connected (killed, its socket not closed yet)
+            // resets the connection without a word: as good as no daemon at all, so the
+            // caller starts one and asks again.
+            Err(e) if answer.is_empty() && e.kind() == io::ErrorKind::ConnectionReset => {
+                return Err(ClientError::NotRunning(e))
+            }
+            read => read.map_err(|e| failed("read the answer of", e))?,
+        };
         return Err(ClientError::Failed(
             "the helperd daemon closed the connection without a complete answer (see its log)"
                 .into(),
@@ -261,5 +278,38 @@ mod transport {
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::unix::net::UnixListener;
+
+    /// A daemon killed while we connect: it accepted (or the kernel queued us), then its
+    /// socket closes with our request unread, which resets the connection. That is "no
+    /// daemon", so that the caller starts one, not a failure shown to git.
+    #[test]
+    fn a_connection_reset_without_an_answer_means_no_daemon() {
+        let dir = std::env::temp_dir().join(format!("hd-client-reset-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("socket");
+        let listener = UnixListener::bind(&socket).unwrap();
+        let dying = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            // Read one byte and close with the rest unread: the kernel resets the peer.
+            let mut byte = [0u8; 1];
+            stream.read_exact(&mut byte).unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+        });
+        let result = send(&socket, &Envelope::new(crate::wire::Request::Status));
+        dying.join().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            matches!(result, Err(ClientError::NotRunning(_))),
+            "expected NotRunning, got {result:?}"
+        );
     }
 }

@@ -267,14 +267,20 @@ impl Drop for Sandbox {
 }
 
 pub fn process_alive(pid: i32) -> bool {
-    // A zombie still answers signal 0; /proc tells the truth.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
+    // A zombie still answers signal 0; /proc tells the truth. A killed multi-threaded
+    // process shows its main thread as a zombie while its other threads still exit (and
+    // still hold its sockets open): it is gone only when every thread is.
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.filter_map(|t| t.ok()).any(|t| {
+        std::fs::read_to_string(t.path().join("stat")).is_ok_and(|stat| {
+            !stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+        })
+    })
 }
 
 pub fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {

@@ -160,15 +160,7 @@ fn run(action: GitAction, timeout_secs: Option<u64>) -> Result<(), String> {
     let response = match client::send(&paths.socket, &envelope) {
         Err(ClientError::NotRunning(_)) => {
             start_daemon()?;
-            match client::send(&paths.socket, &envelope) {
-                Ok(response) => response,
-                // A daemon that has just reclaimed the socket of a killed one has been seen
-                // to drop its very first connection (under investigation): one more try.
-                Err(_) => {
-                    std::thread::sleep(Duration::from_millis(50));
-                    client::send(&paths.socket, &envelope).map_err(|e| e.to_string())?
-                }
-            }
+            client::send(&paths.socket, &envelope).map_err(|e| e.to_string())?
         }
         other => other.map_err(|e| e.to_string())?,
     };
