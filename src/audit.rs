@@ -17,135 +17,24 @@ use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize, Serializer};
-
+pub use crate::audit_event::{kind, redact_url, AuditEvent};
 use crate::timefmt::{format_rfc3339, parse_expiry, unix_now};
 
-/// The log's file name in the state folder; rotated files add `.1`, `.2`, ...
-pub const AUDIT_FILE: &str = "audit.log";
-
-/// The names of events, so the writers and the tests agree on the spelling.
-pub mod kind {
-    /// A token or plain credential was handed to git.
-    pub const SERVED: &str = "served";
-    /// A request was refused; the reason says why (expired, rejected, policy, ambiguous path).
-    pub const REFUSED: &str = "refused";
-    /// git stored a credential.
-    pub const STORED: &str = "stored";
-    /// git erased a credential.
-    pub const ERASED: &str = "erased";
-    /// An expired or rejected token was replaced.
-    pub const RENEWED: &str = "renewed";
-    pub const TOKEN_SET: &str = "token_set";
-    pub const TOKEN_LINKED: &str = "token_linked";
-    pub const TOKEN_REMOVED: &str = "token_removed";
-    pub const TOKEN_VERIFIED: &str = "token_verified";
-    pub const TOKEN_REVOKED: &str = "token_revoked";
-    pub const POLICY_VIOLATION: &str = "policy_violation";
-    pub const SUPPORT_GRANTED: &str = "support_granted";
-    pub const SUPPORT_USED: &str = "support_used";
-    pub const SUPPORT_REVOKED: &str = "support_revoked";
-    pub const CONFIG_ERROR: &str = "config_error";
-}
-
-/// One decision. Never holds a secret: see the module docs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditEvent {
-    /// Unix seconds.
-    pub ts: u64,
-    /// One of [`kind`].
-    pub event: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub runtime: Option<String>,
-    /// The token's name, else its id; never the secret.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token: Option<String>,
-    /// Redacted again when serialised ([`redact_url`]).
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "serialize_redacted_url"
-    )]
-    pub url: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub peer_pid: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub peer_exe: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub peer_uid: Option<u32>,
-}
-
-/// serde calls this with a reference to the field, hence `&Option`.
-fn serialize_redacted_url<S: Serializer>(url: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
-    match url {
-        Some(url) => s.serialize_some(&redact_url(url)),
-        None => s.serialize_none(),
-    }
-}
-
 impl AuditEvent {
-    /// An event with only its time and kind; the builder methods add the rest.
-    pub fn new(event: impl Into<String>, ts: u64) -> Self {
-        AuditEvent {
-            ts,
-            event: event.into(),
-            runtime: None,
-            token: None,
-            url: None,
-            reason: None,
-            peer_pid: None,
-            peer_exe: None,
-            peer_uid: None,
-        }
-    }
-
-    /// An event happening now.
+    /// An event happening now (the system clock).
     pub fn now(event: impl Into<String>) -> Self {
         Self::new(event, unix_now())
     }
 
-    pub fn runtime(mut self, runtime: impl Into<String>) -> Self {
-        self.runtime = Some(runtime.into());
-        self
-    }
-
-    /// The token's name (or id when it has none); never the secret.
-    pub fn token(mut self, token: impl Into<String>) -> Self {
-        self.token = Some(token.into());
-        self
-    }
-
-    /// The URL, with credentials and query stripped.
-    pub fn url(mut self, url: &str) -> Self {
-        self.url = Some(redact_url(url));
-        self
-    }
-
-    pub fn reason(mut self, reason: impl Into<String>) -> Self {
-        self.reason = Some(reason.into());
-        self
-    }
-
     /// The peer process, its executable looked up now ([`peer_exe`]), while the peer is
     /// still connected and its pid cannot have been reused.
-    pub fn peer(mut self, pid: i32, uid: u32) -> Self {
-        self.peer_pid = Some(pid);
-        self.peer_uid = Some(uid);
-        self.peer_exe = peer_exe(pid);
-        self
-    }
-
-    /// The JSON line written to the log, with its `\n`. serde_json escapes every control
-    /// character, so the line has no other newline.
-    pub fn to_line(&self) -> String {
-        // Strings, integers and options only: serialising cannot fail.
-        let mut line = serde_json::to_string(self).expect("an AuditEvent always serialises");
-        line.push('\n');
-        line
+    pub fn peer(self, pid: i32, uid: u32) -> Self {
+        self.peer_process(pid, uid, peer_exe(pid))
     }
 }
+
+/// The log's file name in the state folder; rotated files add `.1`, `.2`, ...
+pub const AUDIT_FILE: &str = "audit.log";
 
 /// The writer of `audit.log`. One per state folder: the daemon keeps one and shares it
 /// behind a lock, since two writers rotating at once could drop a file.
@@ -359,46 +248,6 @@ fn parse_lines(bytes: &[u8]) -> impl Iterator<Item = AuditEvent> + '_ {
         .split(|&b| b == b'\n')
         .filter(|line| !line.is_empty())
         .filter_map(|line| serde_json::from_slice(line).ok())
-}
-
-/// Strips what could carry a credential from a URL before it is logged: the userinfo
-/// (`user:password@`), the query (`?private_token=...`) and the fragment.
-///
-/// `https://user:pass@host/path?q` -> `https://host/path`. The userinfo ends at the last `@`
-/// before the first `/` after the scheme, git's own reading (a password may hold `?` or
-/// `#`). A URL malformed by an unescaped `/` in the password (`https://u:p/w@host/`) has
-/// no valid host before that `/`; then everything up to the last `@` goes, since logging
-/// too little beats logging a password.
-pub fn redact_url(url: &str) -> String {
-    let (scheme, rest) = match url.find("://") {
-        Some(i) => url.split_at(i + 3),
-        None => ("", url),
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let rest = match authority.rfind('@') {
-        Some(at) => &rest[at + 1..],
-        None if !plausible_host(authority) => {
-            let query = rest.find(['?', '#']).unwrap_or(rest.len());
-            rest[..query].rfind('@').map_or(rest, |at| &rest[at + 1..])
-        }
-        None => rest,
-    };
-    let end = rest.find(['?', '#']).unwrap_or(rest.len());
-    format!("{scheme}{}", &rest[..end])
-}
-
-/// `host`, `host:port` or `[v6]:port`: what a valid authority without userinfo looks like.
-fn plausible_host(authority: &str) -> bool {
-    let port = if authority.starts_with('[') {
-        match authority.find(']') {
-            Some(end) => authority[end + 1..].strip_prefix(':'),
-            None => return false,
-        }
-    } else {
-        authority.split_once(':').map(|(_, port)| port)
-    };
-    port.is_none_or(|p| p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The peer's executable, from `/proc/<pid>/exe` (Linux); `None` elsewhere or when it

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use helperd_wire::wire::GitAction;
 
-use crate::audit::{kind, AuditEvent};
+use crate::audit_event::{kind, AuditEvent};
 use crate::config::{AuthScheme, Config, Provider, RuntimeConfig};
 use crate::gitproto::{Answer, GitCredential, UnsafeValue};
 use crate::location::Location;

@@ -4,6 +4,7 @@
 //! [`fsutil`]. The daemon: [`daemon`]. Binaries: `helperd`, `helperctl`.
 
 pub mod audit;
+pub mod audit_event;
 pub mod cli;
 pub mod config;
 pub mod config_edit;
