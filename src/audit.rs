@@ -43,6 +43,13 @@ pub struct AuditLog {
     dir: PathBuf,
     path: PathBuf,
     file: File,
+    /// Device and inode of `file`, to tell whether `path` still names it.
+    held: (u64, u64),
+    /// The file's size as of the last look plus what was written since.
+    size: u64,
+    /// When the path was last looked at, and how often it is ([`AuditLog::recheck_every`]).
+    checked_at: Option<std::time::Instant>,
+    recheck: std::time::Duration,
     max_bytes: u64,
     keep: usize,
     /// The last write was short: the next line starts with `\n`, which ends the torn
@@ -57,14 +64,27 @@ impl AuditLog {
     pub fn open(state_dir: &Path, max_bytes: u64, keep: usize) -> io::Result<AuditLog> {
         let path = state_dir.join(AUDIT_FILE);
         let file = open_append(&path)?;
+        let m = file.metadata()?;
         Ok(AuditLog {
             dir: state_dir.to_path_buf(),
             path,
             file,
+            held: (m.dev(), m.ino()),
+            size: m.len(),
+            checked_at: None,
+            recheck: std::time::Duration::ZERO,
             max_bytes,
             keep,
             torn: false,
         })
+    }
+
+    /// Looks at the path (another writer's rotation, an administrator's logrotate) at most
+    /// this often instead of before every event: the daemon is the only writer of its
+    /// log, and the look is a `stat` on every git request otherwise. Zero: every event.
+    pub fn recheck_every(mut self, every: std::time::Duration) -> AuditLog {
+        self.recheck = every;
+        self
     }
 
     /// `state_dir/audit.log`.
@@ -79,11 +99,19 @@ impl AuditLog {
         if self.torn {
             line.insert(0, '\n');
         }
-        self.follow_rotation()?;
-        if self.needs_rotation(line.len() as u64)? {
+        if self
+            .checked_at
+            .is_none_or(|at| at.elapsed() >= self.recheck)
+        {
+            self.size = self.follow_rotation()?;
+            self.checked_at = Some(std::time::Instant::now());
+        }
+        let size = self.size;
+        if self.max_bytes > 0 && size > 0 && size + line.len() as u64 > self.max_bytes {
             self.rotate()?;
         }
         let written = write_once(&self.file, line.as_bytes())?;
+        self.size += written as u64;
         self.torn = written < line.len();
         if self.torn {
             return Err(io::Error::new(
@@ -99,24 +127,26 @@ impl AuditLog {
     }
 
     /// Reopens `audit.log` when the file we hold is no longer the one at the path (another
-    /// writer, or an administrator's logrotate, moved it away).
-    fn follow_rotation(&mut self) -> io::Result<()> {
-        let held = self.file.metadata()?;
-        let current = match fs::metadata(&self.path) {
-            Ok(meta) => Some(meta),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(e),
-        };
-        if current.is_none_or(|m| (m.dev(), m.ino()) != (held.dev(), held.ino())) {
-            self.file = open_append(&self.path)?;
+    /// writer, or an administrator's logrotate, moved it away). Returns the size of the
+    /// file at the path: its size, not a counter, since another writer may have appended
+    /// too. One `stat` of the path, compared with the file we opened: the only system call
+    /// besides the write on the daemon's every request.
+    fn follow_rotation(&mut self) -> io::Result<u64> {
+        match fs::metadata(&self.path) {
+            Ok(m) if (m.dev(), m.ino()) == self.held => Ok(m.len()),
+            Ok(_) => self.reopen(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => self.reopen(),
+            Err(e) => Err(e),
         }
-        Ok(())
     }
 
-    fn needs_rotation(&self, line_len: u64) -> io::Result<bool> {
-        // The file's size, not a counter: another writer may have appended too.
-        let size = self.file.metadata()?.len();
-        Ok(self.max_bytes > 0 && size > 0 && size + line_len > self.max_bytes)
+    /// Opens the file at the path (again); returns its size.
+    fn reopen(&mut self) -> io::Result<u64> {
+        self.file = open_append(&self.path)?;
+        let m = self.file.metadata()?;
+        self.held = (m.dev(), m.ino());
+        self.size = m.len();
+        Ok(m.len())
     }
 
     /// `audit.log.N` -> `audit.log.N+1` (the oldest first, so nothing is overwritten; those
@@ -137,7 +167,7 @@ impl AuditLog {
         } else {
             fs::rename(&self.path, rotated_name(&self.dir, 1))?;
         }
-        self.file = open_append(&self.path)?;
+        self.reopen()?;
         // The renames are metadata of the folder: make them durable together.
         File::open(&self.dir)?.sync_all()
     }

@@ -413,7 +413,7 @@ fn prepare_dir(dir: &Path) -> std::io::Result<()> {
 
 /// `helperctl support enable`: opens the support socket for `uid` until `now +
 /// duration_secs`, replacing any grant. The server serves the listener it returns.
-pub fn support_enable(
+pub async fn support_enable(
     state: &State,
     peer: &Peer,
     user: String,
@@ -464,10 +464,12 @@ pub fn support_enable(
         stop: Some(stop_tx),
     });
     let until_text = crate::timefmt::format_datetime(until);
-    state.audit(
-        peer.event(kind::SUPPORT_GRANTED)
-            .reason(format!("user {user} (uid {uid}) until {until_text}")),
-    );
+    state
+        .audit(
+            peer.event(kind::SUPPORT_GRANTED)
+                .reason(format!("user {user} (uid {uid}) until {until_text}")),
+        )
+        .await;
     tracing::info!(%user, uid, until, "support access granted");
     let response = done(format!(
         "support access for {user} (uid {uid}) until {until_text}.\nThey run, as themselves:\n  HELPERD_SOCKET={s} helperctl status\n  HELPERD_SOCKET={s} helperctl audit\nEnd it now with `helperctl support disable`.",
@@ -484,15 +486,17 @@ pub fn support_enable(
 }
 
 /// `helperctl support disable`: ends support access now.
-pub fn support_disable(state: &State, peer: &Peer) -> Response {
+pub async fn support_disable(state: &State, peer: &Peer) -> Response {
     let grant = state.support().take();
     match grant {
         Some(mut grant) => {
             grant.end();
-            state.audit(
-                peer.event(kind::SUPPORT_REVOKED)
-                    .reason(format!("ended by the user (was for {})", grant.status.user)),
-            );
+            state
+                .audit(
+                    peer.event(kind::SUPPORT_REVOKED)
+                        .reason(format!("ended by the user (was for {})", grant.status.user)),
+                )
+                .await;
             done(format!("support access for {} ended", grant.status.user))
         }
         None => bad_request("support access is not enabled"),
@@ -500,13 +504,15 @@ pub fn support_disable(state: &State, peer: &Peer) -> Response {
 }
 
 /// A support grant ran out: forget it (unless another replaced it) and say so.
-pub fn support_expired(state: &State, uid: u32) {
+pub async fn support_expired(state: &State, uid: u32) {
     {
         let mut grant = state.support();
         if grant.as_ref().is_some_and(|g| g.status.uid == uid) {
             *grant = None;
         }
     }
-    state.audit(crate::audit::AuditEvent::now(kind::SUPPORT_REVOKED).reason("expired"));
+    state
+        .audit(crate::audit::AuditEvent::now(kind::SUPPORT_REVOKED).reason("expired"))
+        .await;
     tracing::info!("support access expired");
 }

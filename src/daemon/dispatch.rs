@@ -21,6 +21,11 @@ pub enum Effect {
 
 /// Answers one request from the main socket.
 pub async fn request(state: &State, peer: &Peer, request: Request) -> (Response, Option<Effect>) {
+    // The configuration file is looked at once per request (one `stat`); git requests do it
+    // themselves, to print a broken file's error once.
+    if !matches!(request, Request::Git { .. }) {
+        state.config.refresh();
+    }
     let response = match request {
         Request::Git {
             action,
@@ -95,10 +100,11 @@ pub async fn request(state: &State, peer: &Peer, request: Request) -> (Response,
             uid,
             duration_secs,
         } => {
-            let (response, listener) = admin::support_enable(state, peer, user, uid, duration_secs);
+            let (response, listener) =
+                admin::support_enable(state, peer, user, uid, duration_secs).await;
             return (response, listener.map(Effect::ServeSupport));
         }
-        Request::SupportDisable => admin::support_disable(state, peer),
+        Request::SupportDisable => admin::support_disable(state, peer).await,
         Request::Unlock { passphrase } => admin::unlock(state, Secret::new(passphrase)).await,
         Request::SetPassphrase { passphrase } => {
             admin::set_passphrase(state, Secret::new(passphrase)).await
@@ -112,6 +118,7 @@ pub async fn request(state: &State, peer: &Peer, request: Request) -> (Response,
 /// Answers one request from the support socket: read-only `status` and `audit` only,
 /// never anything else.
 pub async fn support_request(state: &State, request: &Request) -> Response {
+    state.config.refresh();
     match request {
         Request::Status => admin::status(state).await,
         Request::Audit { since, runtime } => admin::audit(state, *since, runtime.as_deref()),

@@ -159,7 +159,7 @@ async fn execute(
     };
     let url = request_url(cred);
     if let Some(event) = decision.audit_event(&url, done, crate::timefmt::unix_now()) {
-        state.audit(peer.stamp(event));
+        state.audit(peer.stamp(event)).await;
     }
     log(&decision, &response);
     response
@@ -167,12 +167,14 @@ async fn execute(
 
 fn log(decision: &Decision, response: &Response) {
     match decision {
+        // Every request's outcome is in the audit log: the daemon log keeps to what an
+        // operator needs, and the hot path writes one line less.
         Decision::ServeToken(s) => {
-            tracing::info!(runtime = %s.runtime, token = %s.token_label, "get: served the runtime's token")
+            tracing::debug!(runtime = %s.runtime, token = %s.token_label, "get: served the runtime's token")
         }
-        Decision::ServePlain { .. } => tracing::info!("get: served a plain credential"),
+        Decision::ServePlain { .. } => tracing::debug!("get: served a plain credential"),
         Decision::Refuse(r) => {
-            tracing::info!(runtime = ?r.runtime, reason = %r.reason.name(), "refused")
+            tracing::debug!(runtime = ?r.runtime, reason = %r.reason.name(), "refused")
         }
         Decision::RenewToken(r) => {
             tracing::info!(runtime = %r.runtime, "store: renewed the runtime's token from git's prompt")
@@ -231,7 +233,7 @@ async fn serve_token(state: &State, serve: &ServeToken, now: u64) -> (Response, 
             )
         }
     };
-    record_use(state, serve, now);
+    record_use(state, serve, now).await;
     #[cfg(feature = "desktop-notifications")]
     if let Some(text) = &serve.warning {
         desktop_notification(text);
@@ -244,7 +246,7 @@ async fn serve_token(state: &State, serve: &ServeToken, now: u64) -> (Response, 
 
 /// `last_used`, and the day the expiry warning was shown (saved at once: the once-a-day
 /// promise must survive a restart). The answer does not wait for it.
-fn record_use(state: &State, serve: &ServeToken, now: u64) {
+async fn record_use(state: &State, serve: &ServeToken, now: u64) {
     let (runtime, id, warned) = (
         serve.runtime.clone(),
         serve.token_id.clone(),
@@ -260,7 +262,7 @@ fn record_use(state: &State, serve: &ServeToken, now: u64) {
         Ok(Vec::new())
     });
     let save = if warned { Save::Now } else { Save::Lazily };
-    state.writer.edit_tokens_later(edit, save);
+    state.writer.edit_tokens_later(edit, save).await;
 }
 
 /// Shows `text` as a desktop notification; failures only reach the log.
@@ -385,13 +387,15 @@ pub async fn renew_at_terminal(
         return resp;
     }
     tracing::info!(runtime = %rt.name, "renewed the runtime's token at the terminal");
-    state.audit(
-        peer.event(crate::audit::kind::RENEWED)
-            .url(&request_url(&cred))
-            .runtime(&rt.name)
-            .token(label)
-            .reason("new token typed at the renewal prompt"),
-    );
+    state
+        .audit(
+            peer.event(crate::audit::kind::RENEWED)
+                .url(&request_url(&cred))
+                .runtime(&rt.name)
+                .token(label)
+                .reason("new token typed at the renewal prompt"),
+        )
+        .await;
     let answer = answer(state, peer, GitAction::Get, &cred, None).await;
     let stored = format!("helperd: stored the new token for runtime {}", rt.name);
     with_notice_first(answer, Some(stored))

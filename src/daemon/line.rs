@@ -18,19 +18,45 @@ pub enum Incoming {
     Request(Request),
 }
 
-/// Reads and decodes one request, within `timeout`.
-pub async fn read_request(stream: &mut UnixStream, timeout: Duration) -> Incoming {
-    let line = match tokio::time::timeout(timeout, read_request_line(stream)).await {
+/// Reads and decodes one request, within `timeout`; `read` holds what was already read
+/// from the stream (the server's first, non-waiting look).
+pub async fn read_request(
+    stream: &mut UnixStream,
+    timeout: Duration,
+    read: zeroize::Zeroizing<Vec<u8>>,
+) -> Incoming {
+    match tokio::time::timeout(timeout, read_request_line(stream, read)).await {
         Err(_) => {
             tracing::debug!("client sent no request in time; closing");
-            return Incoming::Nothing;
+            Incoming::Nothing
         }
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "failed to read a request");
-            return Incoming::Nothing;
+            Incoming::Nothing
         }
-        Ok(Ok(RequestLine::Empty)) => return Incoming::Nothing,
-        Ok(Ok(RequestLine::TooLong)) => {
+        Ok(Ok(line)) => parse(&line),
+    }
+}
+
+/// Whether `read` holds a whole request, or as much as may be read: a line, or more than
+/// the cap.
+pub fn complete(read: &[u8]) -> bool {
+    read.len() > MAX_MESSAGE_BYTES || read.contains(&b'\n')
+}
+
+/// Decodes everything a client sent (up to its first newline, or the stream's end).
+pub fn parse(read: &[u8]) -> Incoming {
+    let line = match read.iter().position(|&b| b == b'\n') {
+        Some(end) if end < MAX_MESSAGE_BYTES => &read[..=end],
+        None if read.len() <= MAX_MESSAGE_BYTES && !read.is_empty() => {
+            tracing::warn!("refused a truncated request");
+            return Incoming::Reply(Box::new(Response::error(
+                ErrorCode::BadRequest,
+                "truncated request (no final newline)",
+            )));
+        }
+        None if read.is_empty() => return Incoming::Nothing,
+        _ => {
             let msg = format!(
                 "request larger than {} KiB; refused",
                 MAX_MESSAGE_BYTES / 1024
@@ -38,16 +64,8 @@ pub async fn read_request(stream: &mut UnixStream, timeout: Duration) -> Incomin
             tracing::warn!("{msg}");
             return Incoming::Reply(Box::new(Response::error(ErrorCode::BadRequest, msg)));
         }
-        Ok(Ok(RequestLine::Truncated)) => {
-            tracing::warn!("refused a truncated request");
-            return Incoming::Reply(Box::new(Response::error(
-                ErrorCode::BadRequest,
-                "truncated request (no final newline)",
-            )));
-        }
-        Ok(Ok(RequestLine::Line(line))) => line,
     };
-    match decode(&line) {
+    match decode(line) {
         Ok(request) => Incoming::Request(request),
         Err((code, message)) => {
             tracing::warn!(?code, %message, "refused a request");
@@ -56,24 +74,19 @@ pub async fn read_request(stream: &mut UnixStream, timeout: Duration) -> Incomin
     }
 }
 
-enum RequestLine {
-    Empty,
-    TooLong,
-    Truncated,
-    Line(zeroize::Zeroizing<Vec<u8>>),
-}
-
-async fn read_request_line(stream: &mut UnixStream) -> std::io::Result<RequestLine> {
-    let mut reader = BufReader::new(stream.take(MAX_MESSAGE_BYTES as u64 + 1));
+/// Reads on after `read` until a newline, the cap, or the stream's end.
+async fn read_request_line(
+    stream: &mut UnixStream,
+    mut read: zeroize::Zeroizing<Vec<u8>>,
+) -> std::io::Result<zeroize::Zeroizing<Vec<u8>>> {
+    if complete(&read) {
+        return Ok(read);
+    }
+    let room = (MAX_MESSAGE_BYTES + 1).saturating_sub(read.len()) as u64;
+    let mut reader = BufReader::new(stream.take(room));
     // Zeroizing: the request may carry a password.
-    let mut line = zeroize::Zeroizing::new(Vec::new());
-    reader.read_until(b'\n', &mut line).await?;
-    Ok(match line.last() {
-        _ if line.len() > MAX_MESSAGE_BYTES => RequestLine::TooLong,
-        None => RequestLine::Empty,
-        Some(b'\n') => RequestLine::Line(line),
-        Some(_) => RequestLine::Truncated,
-    })
+    reader.read_until(b'\n', &mut read).await?;
+    Ok(read)
 }
 
 /// Decodes one request line; the error is the response to send. Messages never quote the
@@ -117,12 +130,23 @@ fn decode(line: &[u8]) -> Result<Request, (ErrorCode, String)> {
         })
 }
 
-pub async fn write_response(stream: &mut UnixStream, response: &Response) -> std::io::Result<()> {
+/// The response as its line (it may hold a secret: wiped when dropped).
+pub fn encode(response: &Response) -> zeroize::Zeroizing<Vec<u8>> {
     let mut bytes =
         zeroize::Zeroizing::new(serde_json::to_vec(response).expect("wire types always serialize"));
     bytes.push(b'\n');
-    stream.write_all(&bytes).await?;
-    stream.shutdown().await
+    bytes
+}
+
+/// Writes the response line; closing the stream (dropping it) then tells the client
+/// that nothing more comes.
+pub async fn write_response(stream: &mut UnixStream, response: &Response) -> std::io::Result<()> {
+    write_bytes(stream, &encode(response)).await
+}
+
+pub async fn write_bytes(stream: &mut UnixStream, bytes: &[u8]) -> std::io::Result<()> {
+    stream.write_all(bytes).await?;
+    stream.flush().await
 }
 
 #[cfg(test)]

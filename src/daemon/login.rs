@@ -305,7 +305,9 @@ async fn finish(
     if let Err(e) = stored {
         return set_token_error(e);
     }
-    state.audit(peer.event(kind::TOKEN_SET).runtime(&rt.name).reason(how));
+    state
+        .audit(peer.event(kind::TOKEN_SET).runtime(&rt.name).reason(how))
+        .await;
     step(LoginStep::Done {
         message: format!("logged in: runtime {} has a new OAuth token", rt.name),
     })

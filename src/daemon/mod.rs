@@ -135,16 +135,18 @@ pub fn launch(options: Options) -> anyhow::Result<()> {
 
     // Concurrent clients are answered on both cores; blocking store calls (keyring, argon2)
     // run on tokio's blocking pool, whose threads exit when idle.
+    let workers = std::env::var("HELPERD_WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(WORKERS);
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(WORKERS)
+        .worker_threads(workers)
         .thread_keep_alive(std::time::Duration::from_secs(10))
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
     let listener = bound.take_listener();
     let result = runtime.block_on(async {
-        listener.set_nonblocking(true)?;
-        let listener = tokio::net::UnixListener::from_std(listener)?;
         let (state, writer) = State::start(settings);
         // Open the store and read the plain credentials now, so that the first git
         // request does not wait for them; a failure is reported on each request until the

@@ -1,16 +1,30 @@
-//! The accept loop: one task per connection, one request and one response per connection
-//! (DESIGN.md §4), peers of another uid refused, signals handled.
+//! The accept loops: one request and one response per connection (DESIGN.md §4), peers
+//! of another uid refused, signals handled.
+//!
+//! The fast path costs a git request no more than it must: the client writes its request
+//! as soon as it is connected, so the connection is accepted, read without waiting, and
+//! — when the answer is ready at once, as it is for a credential in memory — answered and
+//! closed right there, without a task of its own and without registering the socket with
+//! the event loop. Anything that would wait (a request still arriving, a keyring call, a
+//! provider's answer) moves to a task of its own with the request timeout, so a slow
+//! client or host never holds up the others. Two accept loops share the listener, so both
+//! worker threads take connections.
 
+use std::future::Future;
+use std::os::unix::net::{UnixListener as StdListener, UnixStream as StdStream};
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use helperd_wire::wire::{ErrorCode, Reply, Request, Response};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::io::unix::AsyncFd;
+use tokio::net::UnixStream;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::Notify;
+use zeroize::Zeroizing;
 
 use super::dispatch::{self, Effect};
-use super::line::{read_request, write_response, Incoming};
+use super::line::{self, read_request, write_bytes, Incoming};
 use super::peer::Peer;
 use super::state::State;
 use super::support_server;
@@ -21,62 +35,99 @@ use crate::ipc;
 /// another (tests, slow machines).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Accept loops sharing the listener: one per worker thread.
+const ACCEPT_LOOPS: usize = 2;
+
+/// What every connection needs.
+struct Shared {
+    state: Arc<State>,
+    /// The daemon's own uid: the only one served.
+    me: u32,
+    /// Told when a client asked the daemon to stop.
+    shutdown: Notify,
+}
+
 /// Serves until SIGTERM, SIGINT or a `shutdown` request. Returns the listener, still
 /// bound but no longer accepting: the daemon closes it only once its last changes are
 /// written, so that a client waiting for it to stop does not start a new one too early.
-pub async fn serve(listener: UnixListener, state: Arc<State>) -> std::io::Result<UnixListener> {
-    let shutdown = Arc::new(Notify::new());
+pub async fn serve(listener: StdListener, state: Arc<State>) -> std::io::Result<StdListener> {
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
-    // SIGHUP must not kill the daemon (a closed terminal sends it); config reload comes later.
+    // SIGHUP must not kill the daemon (a closed terminal sends it): it reloads the config.
     let mut sighup = signal(SignalKind::hangup())?;
     // The handlers exist now: let the signals held since start-up through.
     shutdown_signals().thread_unblock()?;
-    let me = nix::unistd::geteuid().as_raw();
-
+    listener.set_nonblocking(true)?;
+    // SAFETY: the UnixListener owns its descriptor, open for as long as it lives, and
+    // `as_raw_fd` always names that same descriptor.
+    let listener =
+        unsafe { AsyncFd::register_with_interest(listener, tokio::io::Interest::READABLE) }
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let listener = Arc::new(listener);
+    let shared = Arc::new(Shared {
+        state: state.clone(),
+        me: nix::unistd::geteuid().as_raw(),
+        shutdown: Notify::new(),
+    });
+    let loops: Vec<_> = (0..ACCEPT_LOOPS)
+        .map(|_| tokio::spawn(accept_loop(listener.clone(), shared.clone())))
+        .collect();
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let state = state.clone();
-                    let shutdown = shutdown.clone();
-                    tokio::spawn(async move { connection(stream, me, state, shutdown).await });
-                }
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
             _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
             _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); break; }
             _ = sighup.recv() => {
                 tracing::info!("SIGHUP: reloading the configuration");
                 let _ = state.config.reload();
             }
-            _ = shutdown.notified() => { tracing::info!("shutdown requested by a client"); break; }
+            _ = shared.shutdown.notified() => { tracing::info!("shutdown requested by a client"); break; }
         }
     }
-    Ok(listener)
+    for accept in loops {
+        accept.abort();
+        let _ = accept.await;
+    }
+    let listener = Arc::try_unwrap(listener)
+        .map_err(|_| std::io::Error::other("the accept loops still hold the listener"))?;
+    Ok(listener.into_inner())
 }
 
-async fn connection(mut stream: UnixStream, me: u32, state: Arc<State>, shutdown: Arc<Notify>) {
-    let peer = match ipc::peer(&stream) {
-        Ok((uid, pid)) if uid == me => Peer::local(uid, pid),
+async fn accept_loop(listener: Arc<AsyncFd<StdListener>>, shared: Arc<Shared>) {
+    loop {
+        let mut ready = match listener.readable().await {
+            Ok(ready) => ready,
+            Err(e) => {
+                tracing::error!(error = %e, "the listening socket failed");
+                return;
+            }
+        };
+        match ready.get_inner().accept() {
+            Ok((stream, _)) => connection(stream, &shared),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => ready.clear_ready(),
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// One connection: answered here when everything is at hand, else in a task of its own.
+fn connection(stream: StdStream, shared: &Arc<Shared>) {
+    let peer = match ipc::peer_of(&stream) {
+        Ok((uid, pid)) if uid == shared.me => Peer::local(uid, pid),
         Ok((uid, pid)) => {
             tracing::warn!(
                 peer_uid = uid,
                 peer_pid = ?pid,
                 "refused a connection from another user (peer credentials do not match)"
             );
-            let _ = write_response(
-                &mut stream,
-                &Response::error(
-                    ErrorCode::Forbidden,
-                    "this helperd daemon belongs to another user",
-                ),
-            )
-            .await;
+            let refusal = Response::error(
+                ErrorCode::Forbidden,
+                "this helperd daemon belongs to another user",
+            );
+            answer(stream, line::encode(&refusal));
             return;
         }
         Err(e) => {
@@ -84,28 +135,141 @@ async fn connection(mut stream: UnixStream, me: u32, state: Arc<State>, shutdown
             return;
         }
     };
-
-    let (response, stop) = match read_request(&mut stream, state.settings.request_timeout).await {
-        Incoming::Nothing => return,
-        Incoming::Reply(response) => (*response, false),
-        Incoming::Request(Request::Shutdown) => (Response::new(Reply::Done), true),
-        Incoming::Request(request) => {
-            tracing::debug!(?request, "request");
-            let (response, effect) = dispatch::request(&state, &peer, request).await;
-            match effect {
-                Some(Effect::ServeSupport(listener)) => {
-                    tokio::spawn(support_server::serve(state.clone(), listener));
+    // Zeroizing: the request may carry a password.
+    let mut read = Zeroizing::new(Vec::new());
+    match read_now(&stream, &mut read) {
+        // Still arriving: wait for the rest in a task, within the request timeout.
+        Ok(false) => {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let Some(mut stream) = into_async(stream) else {
+                    return;
+                };
+                let timeout = shared.state.settings.request_timeout;
+                let incoming = read_request(&mut stream, timeout, read).await;
+                let bytes = respond(incoming, peer, &shared).await;
+                if let Some(bytes) = bytes {
+                    write_async(&mut stream, &bytes).await;
                 }
-                None => {}
-            }
-            (response, false)
+            });
         }
-    };
-    if let Err(e) = write_response(&mut stream, &response).await {
-        tracing::debug!(error = %e, "client went away before the answer");
+        Ok(true) => {
+            let incoming = line::parse(&read);
+            drop(read);
+            let mut response = Box::pin(respond(incoming, peer, shared));
+            match response
+                .as_mut()
+                .poll(&mut Context::from_waker(Waker::noop()))
+            {
+                Poll::Ready(Some(bytes)) => answer(stream, bytes),
+                Poll::Ready(None) => {}
+                // The answer needs to wait (a store, a host): a task of its own.
+                Poll::Pending => {
+                    tokio::spawn(async move {
+                        if let Some(bytes) = response.await {
+                            answer(stream, bytes);
+                        }
+                    });
+                }
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "failed to read a request"),
     }
-    if stop {
-        shutdown.notify_one();
+}
+
+/// Reads what the client has sent so far into `read`, without waiting. `Ok(true)`: the
+/// request is all there (or the client hung up, or sent more than the cap).
+fn read_now(stream: &StdStream, read: &mut Vec<u8>) -> std::io::Result<bool> {
+    let mut chunk = Zeroizing::new([0u8; 4096]);
+    loop {
+        match ipc::recv_now(stream, &mut chunk[..]) {
+            Ok(0) => return Ok(true),
+            Ok(n) => {
+                read.extend_from_slice(&chunk[..n]);
+                if line::complete(read) {
+                    return Ok(true);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The answer to what the client sent (`None`: nothing to answer), after carrying out
+/// what the server must (a support socket to serve, a shutdown to start).
+fn respond(
+    incoming: Incoming,
+    peer: Peer,
+    shared: &Arc<Shared>,
+) -> impl Future<Output = Option<Zeroizing<Vec<u8>>>> + Send + 'static {
+    let shared = shared.clone();
+    async move {
+        let response = match incoming {
+            Incoming::Nothing => return None,
+            Incoming::Reply(response) => *response,
+            Incoming::Request(Request::Shutdown) => {
+                // Told once the answer is on its way: see `answer`.
+                shared.shutdown.notify_one();
+                Response::new(Reply::Done)
+            }
+            Incoming::Request(request) => {
+                tracing::debug!(?request, "request");
+                let (response, effect) = dispatch::request(&shared.state, &peer, request).await;
+                match effect {
+                    Some(Effect::ServeSupport(listener)) => {
+                        tokio::spawn(support_server::serve(shared.state.clone(), listener));
+                    }
+                    None => {}
+                }
+                response
+            }
+        };
+        Some(line::encode(&response))
+    }
+}
+
+/// Sends the answer: at once when the socket takes it all (it nearly always does: an
+/// answer is small), else from a task that waits for the client to read.
+fn answer(stream: StdStream, bytes: Zeroizing<Vec<u8>>) {
+    match ipc::send_now(&stream, &bytes) {
+        Ok(n) if n == bytes.len() => {}
+        Ok(n) => {
+            tokio::spawn(async move {
+                if let Some(mut stream) = into_async(stream) {
+                    write_async(&mut stream, &bytes[n..]).await;
+                }
+            });
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            tokio::spawn(async move {
+                if let Some(mut stream) = into_async(stream) {
+                    write_async(&mut stream, &bytes).await;
+                }
+            });
+        }
+        Err(e) => tracing::debug!(error = %e, "client went away before the answer"),
+    }
+}
+
+/// The connection, registered with the event loop for the waits ahead.
+fn into_async(stream: StdStream) -> Option<UnixStream> {
+    match stream
+        .set_nonblocking(true)
+        .and_then(|()| UnixStream::from_std(stream))
+    {
+        Ok(stream) => Some(stream),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot wait on a connection");
+            None
+        }
+    }
+}
+
+async fn write_async(stream: &mut UnixStream, bytes: &[u8]) {
+    if let Err(e) = write_bytes(stream, bytes).await {
+        tracing::debug!(error = %e, "client went away before the answer");
     }
 }
 

@@ -41,7 +41,7 @@ pub async fn serve(state: Arc<State>, grant: SupportListener) {
     let _ = std::fs::remove_file(dir.join("socket"));
     let _ = std::fs::remove_dir(&dir);
     if expired {
-        admin::support_expired(&state, uid);
+        admin::support_expired(&state, uid).await;
     }
 }
 
@@ -61,10 +61,12 @@ async fn connection(state: Arc<State>, mut stream: UnixStream, granted: u32) {
             peer_uid = uid,
             "support socket: refused a connection from a user without the grant"
         );
-        state.audit(
-            peer.event(kind::SUPPORT_USED)
-                .reason("refused: not the granted user"),
-        );
+        state
+            .audit(
+                peer.event(kind::SUPPORT_USED)
+                    .reason("refused: not the granted user"),
+            )
+            .await;
         let resp = Response::error(
             ErrorCode::Forbidden,
             "support access was not granted to you",
@@ -72,7 +74,13 @@ async fn connection(state: Arc<State>, mut stream: UnixStream, granted: u32) {
         let _ = write_response(&mut stream, &resp).await;
         return;
     }
-    let request = match read_request(&mut stream, state.settings.request_timeout).await {
+    let request = match read_request(
+        &mut stream,
+        state.settings.request_timeout,
+        zeroize::Zeroizing::new(Vec::new()),
+    )
+    .await
+    {
         Incoming::Request(r) => r,
         Incoming::Reply(resp) => {
             let _ = write_response(&mut stream, &resp).await;
@@ -85,7 +93,9 @@ async fn connection(state: Arc<State>, mut stream: UnixStream, granted: u32) {
         Request::Audit { .. } => "audit".to_string(),
         _ => "refused: a request that is not read-only".to_string(),
     };
-    state.audit(peer.event(kind::SUPPORT_USED).reason(what));
+    state
+        .audit(peer.event(kind::SUPPORT_USED).reason(what))
+        .await;
     let response = dispatch::support_request(&state, &request).await;
     let _ = write_response(&mut stream, &response).await;
 }

@@ -114,11 +114,13 @@ pub async fn set(state: &State, peer: &Peer, new: NewToken, secret: Secret) -> R
         return resp;
     }
     tracing::info!(runtime = %rt.name, "token set");
-    state.audit(
-        peer.event(kind::TOKEN_SET)
-            .runtime(&rt.name)
-            .token(audit_name),
-    );
+    state
+        .audit(
+            peer.event(kind::TOKEN_SET)
+                .runtime(&rt.name)
+                .token(audit_name),
+        )
+        .await;
     done(format!("{label} set for runtime {} ({expiry})", rt.name))
 }
 
@@ -231,12 +233,14 @@ pub async fn verify(state: &State, peer: &Peer, runtime: Option<String>) -> Resp
         if let Err(e) = state.writer.edit_tokens(edit, Save::Now).await {
             return write_error(e);
         }
-        state.audit(
-            peer.event(kind::TOKEN_VERIFIED)
-                .runtime(&rt.name)
-                .token(token_label(&token))
-                .reason(line.clone()),
-        );
+        state
+            .audit(
+                peer.event(kind::TOKEN_VERIFIED)
+                    .runtime(&rt.name)
+                    .token(token_label(&token))
+                    .reason(line.clone()),
+            )
+            .await;
         lines.push(line);
     }
     if rejected_any {
@@ -295,7 +299,7 @@ pub async fn link(state: &State, peer: &Peer, runtime: String, from: String) -> 
     if let Some(t) = state.token_of(&runtime) {
         e = e.token(token_label(&t));
     }
-    state.audit(e);
+    state.audit(e).await;
     done(format!(
         "runtime {runtime} now uses the token of runtime {from} (stored once)"
     ))
@@ -327,12 +331,14 @@ pub async fn remove(state: &State, peer: &Peer, runtime: String, revoke: bool) -
         format!("the token stays for {}", shared.join(", "))
     };
     tracing::info!(%runtime, "token removed");
-    state.audit(
-        peer.event(kind::TOKEN_REMOVED)
-            .runtime(&runtime)
-            .token(token_label(&token))
-            .reason(what.clone()),
-    );
+    state
+        .audit(
+            peer.event(kind::TOKEN_REMOVED)
+                .runtime(&runtime)
+                .token(token_label(&token))
+                .reason(what.clone()),
+        )
+        .await;
     match revoked {
         Some(said) => done(format!(
             "runtime {runtime} has no token any more; {what}; {said}"
@@ -379,12 +385,14 @@ async fn revoke_at_host(state: &State, peer: &Peer, runtime: &str, token: &Token
             ),
         },
     };
-    state.audit(
-        peer.event(kind::TOKEN_REVOKED)
-            .runtime(runtime)
-            .token(token_label(token))
-            .reason(said.clone()),
-    );
+    state
+        .audit(
+            peer.event(kind::TOKEN_REVOKED)
+                .runtime(runtime)
+                .token(token_label(token))
+                .reason(said.clone()),
+        )
+        .await;
     said
 }
 
@@ -442,12 +450,14 @@ pub async fn rotate(state: &State, peer: &Peer, runtime: String) -> Response {
             ),
         );
     }
-    state.audit(
-        peer.event(kind::RENEWED)
-            .runtime(&rt.name)
-            .token(token_label(&token))
-            .reason("rotated at the host"),
-    );
+    state
+        .audit(
+            peer.event(kind::RENEWED)
+                .runtime(&rt.name)
+                .token(token_label(&token))
+                .reason("rotated at the host"),
+        )
+        .await;
     let expiry = rotated
         .expires
         .map(|t| format!(", expires {}", format_date(t)))

@@ -9,7 +9,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
 use std::os::fd::FromRawFd;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
-use std::os::unix::net::UnixListener;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
 use nix::sys::stat::{umask, Mode};
@@ -169,4 +169,34 @@ pub fn from_systemd(socket: &Path) -> Option<BoundSocket> {
 pub fn peer(stream: &tokio::net::UnixStream) -> io::Result<(u32, Option<i32>)> {
     let cred = stream.peer_cred()?;
     Ok((cred.uid(), cred.pid()))
+}
+
+/// The uid and pid of the process at the other end of an accepted connection.
+pub fn peer_of(stream: &UnixStream) -> io::Result<(u32, Option<i32>)> {
+    let cred = nix::sys::socket::getsockopt(stream, nix::sys::socket::sockopt::PeerCredentials)
+        .map_err(io::Error::from)?;
+    Ok((cred.uid(), Some(cred.pid())))
+}
+
+/// Reads what has arrived, without waiting (`MSG_DONTWAIT`): `Ok(0)` is the end of the
+/// stream, `WouldBlock` that nothing more is there yet. The stream stays blocking.
+pub fn recv_now(stream: &UnixStream, buf: &mut [u8]) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    nix::sys::socket::recv(
+        stream.as_raw_fd(),
+        buf,
+        nix::sys::socket::MsgFlags::MSG_DONTWAIT,
+    )
+    .map_err(io::Error::from)
+}
+
+/// Writes what the socket takes now, without waiting; returns how much that was.
+pub fn send_now(stream: &UnixStream, buf: &[u8]) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    nix::sys::socket::send(
+        stream.as_raw_fd(),
+        buf,
+        nix::sys::socket::MsgFlags::MSG_DONTWAIT | nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+    )
+    .map_err(io::Error::from)
 }

@@ -88,12 +88,14 @@ async fn refresh_once(state: &State, runtime: &str, token_id: &str) -> Result<()
                 format!("the refreshed token could not be stored ({e:?}); the old one is kept")
             })?;
             tracing::info!(%runtime, "refreshed the OAuth token");
-            state.audit(
-                AuditEvent::now(kind::RENEWED)
-                    .runtime(runtime)
-                    .token(decision::token_label(&token))
-                    .reason("OAuth refresh"),
-            );
+            state
+                .audit(
+                    AuditEvent::now(kind::RENEWED)
+                        .runtime(runtime)
+                        .token(decision::token_label(&token))
+                        .reason("OAuth refresh"),
+                )
+                .await;
             Ok(())
         }
         Err(ProviderError::RefreshRejected { .. }) => {
@@ -122,12 +124,14 @@ async fn refresh_rejected(state: &State, rt: &RuntimeConfig, token: &TokenMeta, 
     if let Err(e) = state.writer.edit_tokens(edit, Save::Now).await {
         tracing::warn!(error = %e, "could not record the rejected refresh token");
     }
-    state.audit(
-        AuditEvent::now(kind::REFUSED)
-            .runtime(&rt.name)
-            .token(decision::token_label(token))
-            .reason("the host rejected the OAuth refresh token"),
-    );
+    state
+        .audit(
+            AuditEvent::now(kind::REFUSED)
+                .runtime(&rt.name)
+                .token(decision::token_label(token))
+                .reason("the host rejected the OAuth refresh token"),
+        )
+        .await;
 }
 
 /// How long the renewal prompt waits for the host's word on the expiry: the user is in the

@@ -72,10 +72,9 @@ impl ConfigWatch {
         &self.path
     }
 
-    /// The configuration in force (the last good one), reloaded first when the file
-    /// changed.
+    /// The configuration in force (the last good one). Each request calls
+    /// [`ConfigWatch::refresh`] once first (`dispatch` does), so this costs no system call.
     pub fn current(&self) -> Arc<Config> {
-        self.refresh();
         self.lock().current.clone()
     }
 

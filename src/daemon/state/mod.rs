@@ -142,9 +142,9 @@ impl State {
         self.books.plain()
     }
 
-    /// Appends one event to the audit log (through the writer; never waits).
-    pub fn audit(&self, event: AuditEvent) {
-        self.writer.audit(event);
+    /// Appends one event to the audit log (through the writer's queue).
+    pub async fn audit(&self, event: AuditEvent) {
+        self.writer.audit(event).await;
     }
 
     pub fn providers(&self) -> Result<ProviderClient, ProviderError> {
@@ -213,7 +213,8 @@ impl State {
                 self.audit(match peer {
                     Some(peer) => peer.stamp(e),
                     None => e,
-                });
+                })
+                .await;
                 return Err(SetTokenError::Policy(v.message));
             }
         }

@@ -28,6 +28,8 @@ pub const PLAIN_KEY: &str = "plain-credentials";
 /// The audit log rotates past this size, keeping this many older files.
 const AUDIT_MAX_BYTES: u64 = 4 * 1024 * 1024;
 const AUDIT_KEEP: usize = 5;
+/// How often the writer looks whether someone else rotated `audit.log`.
+const AUDIT_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How often `last_used` alone is worth a write of `tokens.json`.
 const LAST_USED_SAVE_INTERVAL: u64 = 3600;
@@ -136,10 +138,14 @@ enum Command {
     SetPassphrase(Secret, Reply<()>),
 }
 
+/// How many changes may wait for the writer. A full queue makes requests wait their
+/// turn (back-pressure), so that a flood of requests cannot pile up audit lines in memory.
+const QUEUE: usize = 256;
+
 /// The handle requests use to reach the writer task.
 #[derive(Clone)]
 pub struct Writer {
-    tx: mpsc::UnboundedSender<Command>,
+    tx: mpsc::Sender<Command>,
 }
 
 impl Writer {
@@ -157,6 +163,7 @@ impl Writer {
         books.publish_tokens(&tokens);
         let audit = crate::fsutil::create_private_dir(state_dir)
             .and_then(|()| AuditLog::open(state_dir, AUDIT_MAX_BYTES, AUDIT_KEEP))
+            .map(|log| log.recheck_every(AUDIT_RECHECK))
             .map_err(|e| tracing::error!(error = %e, "cannot open the audit log"))
             .ok();
         let mut task = Task {
@@ -168,10 +175,15 @@ impl Writer {
             plain: None,
             tokens_saved_at: 0,
         };
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (tx, mut rx) = mpsc::channel(QUEUE);
         let handle = tokio::spawn(async move {
-            while let Some(command) = rx.recv().await {
-                task.run(command).await;
+            // Everything queued is taken at once: under load one wake-up writes many audit
+            // lines (still one write(2) each) instead of one wake-up per line.
+            let mut batch = Vec::with_capacity(64);
+            while rx.recv_many(&mut batch, 64).await > 0 {
+                for command in batch.drain(..) {
+                    task.run(command).await;
+                }
             }
         });
         (Writer { tx }, handle)
@@ -179,13 +191,17 @@ impl Writer {
 
     async fn call<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, WriteError> {
         let (reply, answer) = oneshot::channel();
-        self.tx.send(command(reply)).map_err(|_| WriteError::Gone)?;
+        self.tx
+            .send(command(reply))
+            .await
+            .map_err(|_| WriteError::Gone)?;
         answer.await.unwrap_or(Err(WriteError::Gone))
     }
 
-    /// Appends one event to the audit log, in order with every other change; never waits.
-    pub fn audit(&self, event: AuditEvent) {
-        if self.tx.send(Command::Audit(event)).is_err() {
+    /// Appends one event to the audit log, in order with every other change; waits only
+    /// for room in the writer's queue, not for the write.
+    pub async fn audit(&self, event: AuditEvent) {
+        if self.tx.send(Command::Audit(event)).await.is_err() {
             tracing::error!("audit event after the writer stopped; not recorded");
         }
     }
@@ -233,9 +249,9 @@ impl Writer {
     }
 
     /// Like [`Writer::edit_tokens`] without waiting for the outcome (`last_used`).
-    pub fn edit_tokens_later(&self, edit: Edit, save: Save) {
+    pub async fn edit_tokens_later(&self, edit: Edit, save: Save) {
         let (reply, _) = oneshot::channel();
-        let _ = self.tx.send(Command::EditTokens(edit, save, reply));
+        let _ = self.tx.send(Command::EditTokens(edit, save, reply)).await;
     }
 
     pub async fn unlock(&self, passphrase: Secret) -> Result<(), WriteError> {
