@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod decision;
 pub mod docs;
 pub mod fsutil;
+pub mod fswatch;
 pub mod gitproto;
 pub mod ipc;
 pub mod location;

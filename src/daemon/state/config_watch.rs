@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::config::Config;
+use crate::fswatch::FileWatch;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What identifies one version of a file on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,9 +39,12 @@ struct Loaded {
 }
 
 /// The configuration file and the snapshot read from it.
-#[derive(Debug)]
 pub struct ConfigWatch {
     path: PathBuf,
+    /// Tells when the file may have changed, so that an unchanged file costs no `stat`.
+    watch: FileWatch,
+    /// The watch's generation when the file was last looked at.
+    looked_at: AtomicU64,
     /// Held for a field copy, or for a reload of a file whose stamp changed; never across
     /// an `.await`.
     loaded: Mutex<Loaded>,
@@ -50,6 +55,8 @@ impl ConfigWatch {
     pub fn load(path: &Path) -> ConfigWatch {
         let watch = ConfigWatch {
             path: path.to_path_buf(),
+            watch: FileWatch::new(&[path.to_path_buf()]),
+            looked_at: AtomicU64::new(0),
             loaded: Mutex::new(Loaded {
                 current: Arc::new(Config::default()),
                 seen: None,
@@ -113,9 +120,13 @@ impl ConfigWatch {
         }
     }
 
-    /// Reloads when the file changed since the last look (one `stat`, made before the
-    /// lock is taken).
+    /// Reloads when the file changed since the last look: nothing when the watch saw no
+    /// change in its folder, else one `stat` (made before the lock is taken).
     pub fn refresh(&self) {
+        let generation = self.watch.generation();
+        if self.looked_at.swap(generation, Ordering::Relaxed) == generation {
+            return;
+        }
         let now = stamp(&self.path);
         let mut loaded = self.lock();
         if now != loaded.seen {

@@ -1,0 +1,217 @@
+//! "Did any of these files change?" without a `stat` per file on every request (an edge:
+//! the only file-watching code, with one fallback for every other OS).
+//!
+//! On Linux an inotify instance watches the folder of each file, or, while that folder
+//! does not exist, its nearest existing ancestor (so that the folder's creation is seen
+//! too). A request then costs one non-blocking `read` of the inotify descriptor, whatever
+//! the number of files, instead of one path walk per file. Any event in a watched folder
+//! counts as a change (the caller then compares the files' stamps, as before); the watches
+//! are set again after each event, since folders come and go.
+//!
+//! Whenever it cannot be sure, it says "changed": no inotify, a file that is a symbolic
+//! link (its target may live in an unwatched folder), a full event queue. The caller then
+//! looks at the files, which is always correct, only slower.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Watches a few files; see the module docs.
+pub struct FileWatch {
+    /// Bumped on every change seen (or when unsure).
+    generation: AtomicU64,
+    inner: imp::Watcher,
+}
+
+impl FileWatch {
+    pub fn new(files: &[PathBuf]) -> FileWatch {
+        FileWatch {
+            generation: AtomicU64::new(1),
+            inner: imp::Watcher::new(files),
+        }
+    }
+
+    /// A number that changes whenever one of the files may have changed since the last
+    /// call; compare it with the one seen before.
+    pub fn generation(&self) -> u64 {
+        if self.inner.changed() {
+            self.generation.fetch_add(1, Ordering::Relaxed) + 1
+        } else {
+            self.generation.load(Ordering::Relaxed)
+        }
+    }
+}
+
+/// The folder to watch for `file`: its own, or the nearest ancestor that exists.
+fn folder_to_watch(file: &Path) -> Option<&Path> {
+    let mut folder = file.parent()?;
+    loop {
+        if folder.is_dir() {
+            return Some(folder);
+        }
+        folder = folder.parent()?;
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod imp {
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Mutex, PoisonError};
+
+    use nix::errno::Errno;
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+
+    pub struct Watcher {
+        files: Vec<PathBuf>,
+        /// `None`: inotify is not available, every call says "changed".
+        inotify: Option<Mutex<Inotify>>,
+        /// Some file could not be watched reliably (a symbolic link, no folder): every call
+        /// says "changed". Set again at each arming.
+        unreliable: AtomicBool,
+    }
+
+    /// Everything that changes what a folder holds or what its entries are.
+    fn flags() -> AddWatchFlags {
+        AddWatchFlags::IN_CREATE
+            | AddWatchFlags::IN_DELETE
+            | AddWatchFlags::IN_MODIFY
+            | AddWatchFlags::IN_ATTRIB
+            | AddWatchFlags::IN_CLOSE_WRITE
+            | AddWatchFlags::IN_MOVED_FROM
+            | AddWatchFlags::IN_MOVED_TO
+            | AddWatchFlags::IN_DELETE_SELF
+            | AddWatchFlags::IN_MOVE_SELF
+    }
+
+    impl Watcher {
+        pub fn new(files: &[PathBuf]) -> Watcher {
+            let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok();
+            let w = Watcher {
+                files: files.to_vec(),
+                inotify: inotify.map(Mutex::new),
+                unreliable: AtomicBool::new(true),
+            };
+            w.arm();
+            w
+        }
+
+        /// (Re)sets the watches, and records whether every file is watched reliably.
+        fn arm(&self) {
+            let Some(inotify) = &self.inotify else {
+                return;
+            };
+            let inotify = inotify.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut reliable = true;
+            for file in &self.files {
+                if std::fs::symlink_metadata(file).is_ok_and(|m| m.file_type().is_symlink()) {
+                    reliable = false;
+                }
+                match super::folder_to_watch(file) {
+                    Some(folder) => reliable &= inotify.add_watch(folder, flags()).is_ok(),
+                    None => reliable = false,
+                }
+            }
+            self.unreliable.store(!reliable, Ordering::Relaxed);
+        }
+
+        pub fn changed(&self) -> bool {
+            let Some(inotify) = &self.inotify else {
+                return true;
+            };
+            let events = inotify
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .read_events();
+            match events {
+                // Nothing happened in the watched folders (a file that is a symbolic link
+                // still needs a look each time).
+                Err(Errno::EAGAIN) => self.unreliable.load(Ordering::Relaxed),
+                // Something happened (or the queue overflowed, or reading failed): the
+                // caller looks; the watches follow folders that appeared or went.
+                _ => {
+                    self.arm();
+                    true
+                }
+            }
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod imp {
+    use std::path::PathBuf;
+
+    /// No watching here: every call says "changed", so the caller always looks.
+    pub struct Watcher;
+
+    impl Watcher {
+        pub fn new(_files: &[PathBuf]) -> Watcher {
+            Watcher
+        }
+
+        pub fn changed(&self) -> bool {
+            true
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settled(w: &FileWatch) -> u64 {
+        // The first look may report the watches' own set-up.
+        w.generation();
+        w.generation()
+    }
+
+    #[test]
+    fn changes_to_a_file_or_its_missing_folder_are_seen_and_quiet_is_quiet() {
+        let dir = tempfile::tempdir().unwrap();
+        let existing = dir.path().join("config.toml");
+        let later = dir.path().join("not-yet").join("policy.toml");
+        let w = FileWatch::new(&[existing.clone(), later.clone()]);
+        let quiet = settled(&w);
+        assert_eq!(w.generation(), quiet, "nothing happened");
+
+        std::fs::write(&existing, "a = 1\n").unwrap();
+        let after_create = w.generation();
+        assert_ne!(after_create, quiet, "the file's creation is seen");
+        assert_eq!(w.generation(), after_create, "and counted once");
+
+        std::fs::create_dir(later.parent().unwrap()).unwrap();
+        let after_folder = w.generation();
+        assert_ne!(
+            after_folder, after_create,
+            "the missing folder's creation is seen"
+        );
+        std::fs::write(&later, "max_days = 1\n").unwrap();
+        assert_ne!(
+            w.generation(),
+            after_folder,
+            "a file in the new folder is seen"
+        );
+
+        let before = settled(&w);
+        let tmp = dir.path().join("config.toml.tmp");
+        std::fs::write(&tmp, "a = 2\n").unwrap();
+        std::fs::rename(&tmp, &existing).unwrap();
+        assert_ne!(w.generation(), before, "an atomic replace is seen");
+    }
+
+    #[test]
+    fn a_symbolic_link_is_always_looked_at() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("elsewhere.toml");
+        std::fs::write(&target, "").unwrap();
+        let link = dir.path().join("policy.toml");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let w = FileWatch::new(&[link]);
+        let a = w.generation();
+        assert_ne!(
+            w.generation(),
+            a,
+            "a link's target may change unseen: always look"
+        );
+    }
+}
