@@ -21,11 +21,7 @@ pub enum Effect {
 
 /// Answers one request from the main socket.
 pub async fn request(state: &State, peer: &Peer, request: Request) -> (Response, Option<Effect>) {
-    // The configuration file is looked at once per request (one `stat`); git requests do it
-    // themselves, to print a broken file's error once.
-    if !matches!(request, Request::Git { .. }) {
-        state.config.refresh();
-    }
+    state.look_at_files();
     let response = match request {
         Request::Git {
             action,
@@ -118,7 +114,7 @@ pub async fn request(state: &State, peer: &Peer, request: Request) -> (Response,
 /// Answers one request from the support socket: read-only `status` and `audit` only,
 /// never anything else.
 pub async fn support_request(state: &State, request: &Request) -> Response {
-    state.config.refresh();
+    state.look_at_files();
     match request {
         Request::Status => admin::status(state).await,
         Request::Audit { since, runtime } => admin::audit(state, *since, runtime.as_deref()),

@@ -47,7 +47,7 @@ pub async fn request(
     cred: GitCredential,
     lifetime: Option<u64>,
 ) -> Response {
-    let config_notice = state.config.refresh_for_git();
+    let config_notice = state.config.notice_for_git();
     let response = answer(state, peer, action, &cred, lifetime).await;
     with_notice_first(response, config_notice)
 }

@@ -9,8 +9,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::config::Config;
-use crate::fswatch::FileWatch;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What identifies one version of a file on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,10 +39,6 @@ struct Loaded {
 /// The configuration file and the snapshot read from it.
 pub struct ConfigWatch {
     path: PathBuf,
-    /// Tells when the file may have changed, so that an unchanged file costs no `stat`.
-    watch: FileWatch,
-    /// The watch's generation when the file was last looked at.
-    looked_at: AtomicU64,
     /// Held for a field copy, or for a reload of a file whose stamp changed; never across
     /// an `.await`.
     loaded: Mutex<Loaded>,
@@ -55,8 +49,6 @@ impl ConfigWatch {
     pub fn load(path: &Path) -> ConfigWatch {
         let watch = ConfigWatch {
             path: path.to_path_buf(),
-            watch: FileWatch::new(&[path.to_path_buf()]),
-            looked_at: AtomicU64::new(0),
             loaded: Mutex::new(Loaded {
                 current: Arc::new(Config::default()),
                 seen: None,
@@ -79,8 +71,8 @@ impl ConfigWatch {
         &self.path
     }
 
-    /// The configuration in force (the last good one). Each request calls
-    /// [`ConfigWatch::refresh`] once first (`dispatch` does), so this costs no system call.
+    /// The configuration in force (the last good one). Each request looks at the files
+    /// once first (`State::look_at_files`), so this costs no system call.
     pub fn current(&self) -> Arc<Config> {
         self.lock().current.clone()
     }
@@ -120,13 +112,9 @@ impl ConfigWatch {
         }
     }
 
-    /// Reloads when the file changed since the last look: nothing when the watch saw no
-    /// change in its folder, else one `stat` (made before the lock is taken).
+    /// Reloads when the file changed since the last look (one `stat`, made before the lock
+    /// is taken).
     pub fn refresh(&self) {
-        let generation = self.watch.generation();
-        if self.looked_at.swap(generation, Ordering::Relaxed) == generation {
-            return;
-        }
         let now = stamp(&self.path);
         let mut loaded = self.lock();
         if now != loaded.seen {
@@ -134,10 +122,9 @@ impl ConfigWatch {
         }
     }
 
-    /// Reloads when needed and returns the notice for git's stderr, once per broken
-    /// version of the file. Only git requests take it: `status` shows the error anyway.
-    pub fn refresh_for_git(&self) -> Option<String> {
-        self.refresh();
+    /// The notice for git's stderr about a broken file, once per broken version of the
+    /// file. Only git requests take it: `status` shows the error anyway.
+    pub fn notice_for_git(&self) -> Option<String> {
         let mut loaded = self.lock();
         let error = loaded.error.clone()?;
         if loaded.reported == loaded.seen {

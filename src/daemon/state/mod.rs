@@ -14,12 +14,14 @@ pub mod tokens_file;
 pub mod writer;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use helperd_wire::wire::SupportStatus;
 
 use crate::audit::{kind, AuditEvent};
+use crate::fswatch::FileWatch;
 use crate::plain::PlainTable;
 use crate::provider::{ProviderClient, ProviderError};
 use crate::store::StoreKind;
@@ -70,6 +72,10 @@ pub struct State {
     pub clock: Clock,
     pub config: ConfigWatch,
     pub policy: PolicyWatch,
+    /// Tells when `config.toml` or a policy file may have changed (see `look_at_files`).
+    files: FileWatch,
+    /// `files`' generation when the files were last looked at.
+    files_seen: AtomicU64,
     pub store: Arc<StoreSlot>,
     books: Arc<Books>,
     pub writer: Writer,
@@ -100,9 +106,16 @@ impl State {
         }));
         let books = Arc::new(Books::default());
         let (writer, handle) = Writer::start(store.clone(), books.clone(), &settings.state_dir);
+        let config = ConfigWatch::load(&settings.config_file);
+        let policy = PolicyWatch::load();
+        let mut watched = policy.files();
+        watched.push(settings.config_file.clone());
+        let files = FileWatch::new(&watched);
         let state = State {
-            config: ConfigWatch::load(&settings.config_file),
-            policy: PolicyWatch::load(),
+            files_seen: AtomicU64::new(files.generation()),
+            files,
+            config,
+            policy,
             settings,
             started: Instant::now(),
             clock: Clock::from_env(),
@@ -115,6 +128,17 @@ impl State {
             support: Mutex::new(None),
         };
         (Arc::new(state), handle)
+    }
+
+    /// Brings the configuration and policy snapshots up to date with their files, once at
+    /// the start of every request: one non-blocking read of the watch when nothing
+    /// changed, the files' `stat`s and a reload when something may have.
+    pub fn look_at_files(&self) {
+        let generation = self.files.generation();
+        if self.files_seen.swap(generation, Ordering::Relaxed) != generation {
+            self.config.refresh();
+            self.policy.refresh();
+        }
     }
 
     /// Unix seconds, as the daemon sees them (see [`Clock`]).

@@ -12,9 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::decision::PolicyInForce;
-use crate::fswatch::FileWatch;
 use crate::policy::{self, Policy, SYSTEM_POLICY_PATH};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 type Stamp = Option<(i64, i64, u64, u64, u32, u32)>;
 
@@ -57,10 +55,6 @@ struct Loaded {
 pub struct PolicyWatch {
     override_path: Option<PathBuf>,
     system_path: PathBuf,
-    /// Tells when a policy file may have changed, so that unchanged files cost no `stat`.
-    watch: FileWatch,
-    /// The watch's generation when the files were last looked at.
-    looked_at: AtomicU64,
     /// Held for a field copy, or for a reload of a file whose stamp changed; never across
     /// an `.await`.
     loaded: Mutex<Loaded>,
@@ -71,17 +65,9 @@ impl PolicyWatch {
         let override_path = std::env::var_os(policy::POLICY_ENV)
             .filter(|p| !p.is_empty())
             .map(PathBuf::from);
-        let system_path = PathBuf::from(SYSTEM_POLICY_PATH);
-        let files: Vec<PathBuf> = override_path
-            .iter()
-            .cloned()
-            .chain(std::iter::once(system_path.clone()))
-            .collect();
         let watch = PolicyWatch {
             override_path,
-            system_path,
-            watch: FileWatch::new(&files),
-            looked_at: AtomicU64::new(0),
+            system_path: PathBuf::from(SYSTEM_POLICY_PATH),
             loaded: Mutex::default(),
         };
         let stamps = watch.stamps();
@@ -133,19 +119,28 @@ impl PolicyWatch {
         loaded.error = None;
     }
 
-    /// The policy in force, reloaded first when either file changed (looked at only when
-    /// the watch saw something in their folders).
-    pub fn current(&self) -> Option<Arc<LoadedPolicy>> {
-        let generation = self.watch.generation();
-        if self.looked_at.swap(generation, Ordering::Relaxed) == generation {
-            return self.lock().current.clone();
-        }
+    /// The files this policy may come from.
+    pub fn files(&self) -> Vec<PathBuf> {
+        self.override_path
+            .iter()
+            .cloned()
+            .chain(std::iter::once(self.system_path.clone()))
+            .collect()
+    }
+
+    /// Reloads when either file changed (two `stat`s).
+    pub fn refresh(&self) {
         let stamps = self.stamps();
         let mut loaded = self.lock();
         if stamps != loaded.seen {
             self.reload(&mut loaded, stamps);
         }
-        loaded.current.clone()
+    }
+
+    /// The policy in force. Each request looks at the files once first
+    /// (`State::look_at_files`), so this costs no system call.
+    pub fn current(&self) -> Option<Arc<LoadedPolicy>> {
+        self.lock().current.clone()
     }
 
     /// Why a policy file was refused (after [`PolicyWatch::current`] looked at the files).
