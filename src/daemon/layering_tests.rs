@@ -19,6 +19,7 @@ const DAEMON_LAYERS: &[(&str, u8)] = &[
     ("state", 6),
     ("peer", 7),
     ("hardening", 7),
+    ("memory", 7),
 ];
 
 /// The pure core, and what it must never import.

@@ -9,7 +9,7 @@
 //!    decision), [`tokens`] (`token set|verify|link|remove`, rotation), [`login`] (OAuth),
 //!    [`admin`] (status, which, audit, support, unlock, reload).
 //! 4. [`replies`]: failures on the wire.
-//! 5. [`state`]: snapshots, the store of record and the writer task; [`peer`].
+//! 5. [`state`]: snapshots, the store of record and the writer task; [`peer`], [`memory`].
 //! 6. edges: `crate::store`, `crate::provider`, `crate::audit`, `crate::ipc`.
 
 pub mod admin;
@@ -18,6 +18,7 @@ pub mod git;
 pub mod hardening;
 pub mod line;
 pub mod login;
+pub mod memory;
 pub mod peer;
 pub mod replies;
 pub mod server;
@@ -42,8 +43,22 @@ use crate::store::choice::keyring_service;
 use crate::store::StoreKind;
 use state::{Settings, State};
 
-/// Worker threads: enough for both cores of a laptop; few, to keep idle memory small.
-const WORKERS: usize = 2;
+/// At most this many worker threads: few, to keep idle memory small.
+const MAX_WORKERS: usize = 2;
+
+/// Worker threads: one core is left to git and the clients, whose processes every request
+/// starts (measured on 2 cores, 64 clients: 1 worker serves 1.07–1.11 of git's
+/// credential-cache, 2 workers 0.86–0.91, their threads waking each other while the
+/// clients wait for a core; BENCHMARKS.md). So: cores − 1, from 1 to [`MAX_WORKERS`];
+/// `HELPERD_WORKERS` sets another number.
+fn workers() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::env::var("HELPERD_WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .filter(|&w| w > 0)
+        .unwrap_or_else(|| cores.saturating_sub(1).clamp(1, MAX_WORKERS))
+}
 
 /// `HELPERD_REQUEST_TIMEOUT_MS`, else the default.
 fn request_timeout() -> std::time::Duration {
@@ -133,14 +148,10 @@ pub fn launch(options: Options) -> anyhow::Result<()> {
         tracing::info!("reclaimed a stale socket left by a daemon that did not stop cleanly");
     }
 
-    // Concurrent clients are answered on both cores; blocking store calls (keyring, argon2)
-    // run on tokio's blocking pool, whose threads exit when idle.
-    let workers = std::env::var("HELPERD_WORKERS")
-        .ok()
-        .and_then(|w| w.parse().ok())
-        .unwrap_or(WORKERS);
+    // Concurrent clients are answered on `workers()` cores; blocking store calls (keyring,
+    // argon2) run on tokio's blocking pool, whose threads exit when idle.
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
+        .worker_threads(workers())
         .thread_keep_alive(std::time::Duration::from_secs(10))
         .enable_all()
         .build()

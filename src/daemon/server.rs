@@ -25,6 +25,7 @@ use zeroize::Zeroizing;
 
 use super::dispatch::{self, Effect};
 use super::line::{self, read_request, write_bytes, Incoming};
+use super::memory::{self, Activity};
 use super::peer::Peer;
 use super::state::State;
 use super::support_server;
@@ -40,6 +41,8 @@ const ACCEPT_LOOPS: usize = 2;
 
 /// What every connection needs.
 struct Shared {
+    /// Counts connections, for giving memory back once they stop.
+    activity: Arc<Activity>,
     state: Arc<State>,
     /// The daemon's own uid: the only one served.
     me: u32,
@@ -64,7 +67,10 @@ pub async fn serve(listener: StdListener, state: Arc<State>) -> std::io::Result<
         unsafe { AsyncFd::register_with_interest(listener, tokio::io::Interest::READABLE) }
             .map_err(|e| std::io::Error::other(e.to_string()))?;
     let listener = Arc::new(listener);
+    let activity = Arc::new(Activity::default());
+    let trim = tokio::spawn(memory::trim_when_idle(activity.clone()));
     let shared = Arc::new(Shared {
+        activity,
         state: state.clone(),
         me: nix::unistd::geteuid().as_raw(),
         shutdown: Notify::new(),
@@ -83,6 +89,7 @@ pub async fn serve(listener: StdListener, state: Arc<State>) -> std::io::Result<
             _ = shared.shutdown.notified() => { tracing::info!("shutdown requested by a client"); break; }
         }
     }
+    trim.abort();
     for accept in loops {
         accept.abort();
         let _ = accept.await;
@@ -115,6 +122,7 @@ async fn accept_loop(listener: Arc<AsyncFd<StdListener>>, shared: Arc<Shared>) {
 
 /// One connection: answered here when everything is at hand, else in a task of its own.
 fn connection(stream: StdStream, shared: &Arc<Shared>) {
+    shared.activity.seen();
     let peer = match ipc::peer_of(&stream) {
         Ok((uid, pid)) if uid == shared.me => Peer::local(uid, pid),
         Ok((uid, pid)) => {
