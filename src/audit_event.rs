@@ -58,6 +58,10 @@ pub struct AuditEvent {
     pub peer_exe: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer_uid: Option<u32>,
+    /// How the request came, when not through the main socket: `forward` (from a remote
+    /// machine, DESIGN.md §11) or `support`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
 }
 
 /// serde calls this with a reference to the field, hence `&Option`.
@@ -81,6 +85,7 @@ impl AuditEvent {
             peer_pid: None,
             peer_exe: None,
             peer_uid: None,
+            via: None,
         }
     }
 
@@ -103,6 +108,12 @@ impl AuditEvent {
 
     pub fn reason(mut self, reason: impl Into<String>) -> Self {
         self.reason = Some(reason.into());
+        self
+    }
+
+    /// How the request came (`forward`, `support`).
+    pub fn via(mut self, via: &str) -> Self {
+        self.via = Some(via.to_string());
         self
     }
 

@@ -67,6 +67,20 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Use this machine's forwarded runtimes from git on HOST over SSH: prints (or, with
+    /// --install, appends to ~/.ssh/config) the RemoteForward block, and the command to
+    /// run on HOST. Only runtimes marked forward = true answer there.
+    Forward {
+        /// The ssh host name or alias.
+        host: String,
+        /// Append the block to ~/.ssh/config (refused when a block for HOST exists).
+        #[arg(long)]
+        install: bool,
+        /// Where the forward ends on HOST: an absolute path; %r is the remote user
+        /// [default: /tmp/helperd-forward-%r.sock].
+        #[arg(long, value_name = "PATH")]
+        remote_socket: Option<String>,
+    },
     /// Point git at helperd: credential.helper (absolute path, the fastest form) and the
     /// credential.<url>.useHttpPath lines that path-routed hosts need.
     Install {
@@ -167,6 +181,23 @@ pub enum RuntimeAction {
         /// basic (default) or bearer (Bearer-only tokens, e.g. Bitbucket DC project tokens).
         #[arg(long, value_parser = ["basic", "bearer"])]
         auth: Option<String>,
+        /// Let remote machines use this runtime over SSH (see `helperctl forward`).
+        #[arg(long)]
+        forward: bool,
+    },
+    /// Change a runtime: whether remote machines may use it over SSH.
+    Set {
+        name: String,
+        /// Remote machines may use it through the forward socket (`helperctl forward`).
+        #[arg(
+            long,
+            conflicts_with = "no_forward",
+            required_unless_present = "no_forward"
+        )]
+        forward: bool,
+        /// Remote machines may not use it (the default).
+        #[arg(long)]
+        no_forward: bool,
     },
     /// Remove a runtime and take its token away.
     Remove { name: String },

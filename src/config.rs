@@ -164,6 +164,8 @@ pub struct RuntimeConfig {
     pub api_url: Option<String>,
     pub auth: AuthScheme,
     pub oauth_client_id: Option<String>,
+    /// May be used from remote machines through the forward socket (DESIGN.md §11).
+    pub forward: bool,
     /// 1-based line of its `[[runtime]]` header, for messages.
     pub line: usize,
 }
@@ -230,7 +232,7 @@ pub fn config_file(config_dir: &Path) -> PathBuf {
 const MAX_DAYS: i64 = 3650;
 
 /// The keys a `[[runtime]]` table may have, in the order the docs list them.
-const RUNTIME_KEYS: [&str; 7] = [
+const RUNTIME_KEYS: [&str; 8] = [
     "name",
     "provider",
     "urls",
@@ -238,6 +240,7 @@ const RUNTIME_KEYS: [&str; 7] = [
     "api_url",
     "auth",
     "oauth_client_id",
+    "forward",
 ];
 
 const SETTINGS_KEYS: [&str; 2] = ["warn_days", "stale_days"];
@@ -479,6 +482,7 @@ fn parse_runtime(cx: &Cx<'_>, table: &Table) -> Result<RuntimeConfig, ConfigErro
     let api_url = rt.api_url()?;
     let auth = rt.auth()?;
     let oauth_client_id = rt.optional_text("oauth_client_id")?;
+    let forward = rt.flag("forward")?;
     Ok(RuntimeConfig {
         provider,
         urls,
@@ -486,6 +490,7 @@ fn parse_runtime(cx: &Cx<'_>, table: &Table) -> Result<RuntimeConfig, ConfigErro
         api_url,
         auth,
         oauth_client_id,
+        forward,
         // A parsed table always has a header span; line 1 is a harmless fallback.
         line: cx.line(header).unwrap_or(1),
         name,
@@ -557,6 +562,19 @@ impl RtCx<'_> {
                 format!("{key} must be a string, not {}", item.type_name()),
             )),
         }
+    }
+
+    /// An optional `true`/`false` (absent: false).
+    fn flag(&self, key: &str) -> Result<bool, ConfigError> {
+        let Some(item) = self.table.get(key) else {
+            return Ok(false);
+        };
+        item.as_bool().ok_or_else(|| {
+            self.error(
+                value_span(self.table, key),
+                format!("{key} must be true or false, not {}", item.type_name()),
+            )
+        })
     }
 
     /// An optional free-text value: not empty, no control characters (it may be echoed to
@@ -813,7 +831,7 @@ oauth_client_id = "Iv1.0123456789abcdef"  # optional
             ("[[runtime]]\nname = \"acmé\"\n".into(), 2,
                 "runtime name \"acmé\" is invalid: use 1 to 64 ASCII letters, digits, '.', '_' or '-'".into()),
             (runtime_with("acme", "usernmae = \"bob\"\n"), 5,
-                "runtime \"acme\": unknown key \"usernmae\"; known keys: name, provider, urls, username, api_url, auth, oauth_client_id".into()),
+                "runtime \"acme\": unknown key \"usernmae\"; known keys: name, provider, urls, username, api_url, auth, oauth_client_id, forward".into()),
             ("[settings]\nwarn_day = 3\n".into(), 2,
                 "[settings]: unknown key \"warn_day\"; known keys: warn_days, stale_days".into()),
             ("[[runtime]]\nname = 1\n".into(), 2, "runtime name must be a string, not integer".into()),
@@ -845,7 +863,7 @@ oauth_client_id = "Iv1.0123456789abcdef"  # optional
             ("[runtime.a]\nname = \"a\"\n".into(), 1,
                 "runtime must be written as [[runtime]] tables (double brackets), one per runtime".into()),
             ("[[runtime]]\nname = \"a\"\n[runtime.extra]\n".into(), 3,
-                "runtime \"a\": unknown key \"extra\"; known keys: name, provider, urls, username, api_url, auth, oauth_client_id".into()),
+                "runtime \"a\": unknown key \"extra\"; known keys: name, provider, urls, username, api_url, auth, oauth_client_id, forward".into()),
         ];
         for (text, line, message) in cases {
             assert_eq!(error(&text), (Some(line), message), "for:\n{text}");

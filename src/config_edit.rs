@@ -20,6 +20,8 @@ pub struct NewRuntime {
     pub username: Option<String>,
     pub api_url: Option<String>,
     pub auth: AuthScheme,
+    /// Usable from remote machines (`forward = true`, DESIGN.md §11).
+    pub forward: bool,
 }
 
 /// Returns the new file text with a `[[runtime]]` table appended.
@@ -64,11 +66,71 @@ fn render_runtime(rt: &NewRuntime) -> String {
     if rt.auth != AuthScheme::Basic {
         table.insert("auth", toml_edit::value(rt.auth.name()));
     }
+    if rt.forward {
+        table.insert("forward", toml_edit::value(true));
+    }
     let mut tables = ArrayOfTables::new();
     tables.push(table);
     let mut doc = DocumentMut::new();
     doc.insert("runtime", Item::ArrayOfTables(tables));
     doc.to_string()
+}
+
+/// Sets (`forward = true`) or removes (`false` is the default) the `forward` key of the
+/// runtime `name`; everything else in the file stays as it was (`toml_edit` keeps
+/// comments and layout). The result is checked to be the same config with only that
+/// runtime's flag changed.
+pub fn set_forward(
+    text: &str,
+    path: &Path,
+    name: &str,
+    forward: bool,
+) -> Result<String, ConfigError> {
+    let config = Config::parse(text, path)?;
+    let no_runtime = || ConfigError {
+        path: path.display().to_string(),
+        line: None,
+        message: format!("there is no runtime {name:?}"),
+    };
+    config.runtime(name).ok_or_else(no_runtime)?;
+    let mut doc: DocumentMut = text.parse().map_err(|_| no_runtime())?;
+    let table = doc
+        .get_mut("runtime")
+        .and_then(Item::as_array_of_tables_mut)
+        .and_then(|tables| {
+            tables
+                .iter_mut()
+                .find(|t| t.get("name").and_then(Item::as_str) == Some(name))
+        })
+        .ok_or_else(no_runtime)?;
+    if forward {
+        table.insert("forward", toml_edit::value(true));
+    } else {
+        table.remove("forward");
+    }
+    let out = doc.to_string();
+    let after = Config::parse(&out, path)?;
+    let mut expected = config.clone();
+    for rt in &mut expected.runtimes {
+        if rt.name == name {
+            rt.forward = forward;
+        }
+    }
+    let lines_cleared = |c: &Config| {
+        let mut c = c.clone();
+        c.runtimes.iter_mut().for_each(|r| r.line = 0);
+        c
+    };
+    if lines_cleared(&after) != lines_cleared(&expected) {
+        return Err(ConfigError {
+            path: path.display().to_string(),
+            line: None,
+            message: format!(
+                "could not change runtime {name:?} without changing more; edit the file by hand"
+            ),
+        });
+    }
+    Ok(out)
 }
 
 /// Removes the `[[runtime]]` named `name`; an error when there is none.
@@ -272,7 +334,43 @@ urls = ["https://gitlab.example.com/"]
             username: None,
             api_url: None,
             auth: AuthScheme::Basic,
+            forward: false,
         }
+    }
+
+    #[test]
+    fn set_forward_changes_only_that_runtime_and_keeps_comments() {
+        let text = "# mine\n[[runtime]]\nname = \"a\" # the first\nprovider = \"github\"\nurls = [\"https://github.com/a/\"]\n\n# second\n[[runtime]]\nname = \"b\"\nprovider = \"github\"\nurls = [\"https://github.com/b/\"]\n";
+        let on = set_forward(text, Path::new(PATH), "b", true).unwrap();
+        assert!(
+            on.contains("# mine") && on.contains("# the first") && on.contains("# second"),
+            "{on}"
+        );
+        let config = Config::parse(&on, Path::new(PATH)).unwrap();
+        assert!(config.runtime("b").unwrap().forward);
+        assert!(!config.runtime("a").unwrap().forward);
+        let off = set_forward(&on, Path::new(PATH), "b", false).unwrap();
+        assert_eq!(
+            off, text,
+            "turning it off again restores the file byte for byte"
+        );
+        let e = set_forward(text, Path::new(PATH), "nosuch", true).unwrap_err();
+        assert!(e.message.contains("no runtime \"nosuch\""), "{e}");
+        let added = add(
+            text,
+            &NewRuntime {
+                forward: true,
+                ..new_runtime("c", "https://c.example/")
+            },
+        )
+        .unwrap();
+        assert!(
+            Config::parse(&added, Path::new(PATH))
+                .unwrap()
+                .runtime("c")
+                .unwrap()
+                .forward
+        );
     }
 
     fn add(text: &str, rt: &NewRuntime) -> Result<String, ConfigError> {

@@ -42,10 +42,22 @@ pub struct StoreProblem {
     pub message: String,
 }
 
+/// Where a git request comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// This machine's git.
+    Local,
+    /// git on a remote machine, through the forward socket (DESIGN.md §11): only runtimes
+    /// marked `forward = true` answer, never plain credentials, and a refusal does not
+    /// tell which runtimes exist.
+    Forward,
+}
+
 /// Everything a decision depends on: the request and snapshots of the daemon's state.
 #[derive(Debug, Clone, Copy)]
 pub struct Facts<'a> {
     pub action: GitAction,
+    pub via: Via,
     /// git's request, parsed and validated.
     pub request: &'a GitCredential,
     /// `--timeout=N` of the client: the lifetime of plain credentials it stores.
@@ -218,6 +230,9 @@ pub enum RefuseReason {
     Store(StoreProblem),
     /// A stored plain value that git's protocol cannot carry.
     UnsafeStoredValue(String),
+    /// A forwarded request for something not forwarded (a plain credential, a runtime
+    /// without `forward = true`, no runtime at all, or forwarding forbidden by the policy).
+    NotForwarded,
 }
 
 /// The kinds of error a refusal is, on the wire.
@@ -251,6 +266,7 @@ impl RefuseReason {
             RefuseReason::TokensUnreadable(_) => "token metadata unreadable".into(),
             RefuseReason::Store(_) => "store unavailable".into(),
             RefuseReason::UnsafeStoredValue(_) => "unsafe stored value".into(),
+            RefuseReason::NotForwarded => "not forwarded".into(),
         }
     }
 
@@ -322,6 +338,13 @@ pub fn decide(facts: &Facts<'_>) -> Decision {
         request.path.as_deref(),
     )
     .map(|loc| runtime::route(facts.config, &loc, request.username.as_deref()).0);
+    if facts.via == Via::Forward {
+        let forwarded = matches!(&route, Some(Route::Runtime { runtime, .. }) if runtime.forward);
+        let allowed = facts.policy.is_none_or(|p| p.policy.allow_forwarding);
+        if !(forwarded && allowed) {
+            return Decision::Refuse(not_forwarded());
+        }
+    }
     match (facts.action, route) {
         (_, None | Some(Route::NoRuntime)) => plain(facts),
         (GitAction::Get, Some(Route::NeedsPath { fix, runtimes })) => {
@@ -592,6 +615,49 @@ fn reject(facts: &Facts<'_>, rt: &RuntimeConfig) -> Decision {
         token_label: token_label(token),
         only_if_secret_is: given,
     })
+}
+
+/// Whether the forward socket should listen: while some runtime is marked `forward = true`
+/// and the policy allows forwarding. `Err`: why it stays closed, for `status`.
+pub fn forwarding(config: &Config, policy: Option<PolicyInForce<'_>>) -> Result<(), String> {
+    if let Some(p) = policy.filter(|p| !p.policy.allow_forwarding) {
+        return Err(format!(
+            "{} forbids it (allow_forwarding = false)",
+            crate::policy::PolicySource::new(p.source)
+        ));
+    }
+    if !config.runtimes.iter().any(|rt| rt.forward) {
+        return Err("no runtime is marked forward = true".into());
+    }
+    Ok(())
+}
+
+/// Whether a new token typed at the client's renewal prompt may be stored for `runtime`
+/// when it comes through `via`: from a remote machine only for a forwarded runtime, as for
+/// git's own requests ([`decide`]).
+pub fn may_renew(
+    config: &Config,
+    policy: Option<PolicyInForce<'_>>,
+    runtime: &str,
+    via: Via,
+) -> Result<(), Box<Refusal>> {
+    let forwarded = config.runtime(runtime).is_some_and(|rt| rt.forward)
+        && policy.is_none_or(|p| p.policy.allow_forwarding);
+    match via {
+        Via::Forward if !forwarded => Err(Box::new(not_forwarded())),
+        _ => Ok(()),
+    }
+}
+
+/// The one answer a remote machine gets for anything not forwarded: the same words
+/// whatever the reason, so that it learns nothing about the runtimes that exist.
+fn not_forwarded() -> Refusal {
+    Refusal::new(RefuseReason::NotForwarded).notice(
+        "helperd: nothing is forwarded for this URL: the machine you came from forwards only \
+         runtimes marked `forward = true` (helperctl runtime set NAME --forward), never other \
+         credentials"
+            .into(),
+    )
 }
 
 fn needs_path_notice(fix: &str, runtimes: &[String]) -> String {

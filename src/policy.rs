@@ -9,6 +9,7 @@
 //! allowed_hosts = ["github.com", "*.corp.example"]
 //! store_plain_credentials = false
 //! min_store = "passphrase"       # "keyfile" < "passphrase" < "keyring"
+//! allow_forwarding = false       # no forward socket (helperctl forward), whatever the user says
 //! ```
 //!
 //! Every key is optional; a missing file is no policy at all. Like `config.toml`, the file
@@ -45,7 +46,7 @@ const SECS_PER_DAY: u64 = 86_400;
 const MAX_DAYS: i64 = 3650;
 
 /// The keys a policy file may have, in the order the docs list them.
-const KEYS: [&str; 7] = [
+const KEYS: [&str; 8] = [
     "require_expiry",
     "max_days",
     "warn_days",
@@ -53,6 +54,7 @@ const KEYS: [&str; 7] = [
     "allowed_hosts",
     "store_plain_credentials",
     "min_store",
+    "allow_forwarding",
 ];
 
 /// How well a secret store protects secrets at rest; ordered weakest first.
@@ -123,6 +125,9 @@ pub struct Policy {
     pub store_plain_credentials: bool,
     /// The weakest acceptable secret store; `None`: any.
     pub min_store: Option<StoreStrength>,
+    /// Whether runtimes may be used from remote machines through the forward socket
+    /// (DESIGN.md §11); `false` keeps the socket closed whatever the user's config says.
+    pub allow_forwarding: bool,
 }
 
 impl Default for Policy {
@@ -135,6 +140,7 @@ impl Default for Policy {
             allowed_hosts: None,
             store_plain_credentials: true,
             min_store: None,
+            allow_forwarding: true,
         }
     }
 }
@@ -231,6 +237,7 @@ impl Policy {
                 "warn_days" => policy.warn_days = Some(cx.days(key, item, span, 0)?),
                 "allowed_providers" => policy.allowed_providers = Some(cx.providers(item, span)?),
                 "allowed_hosts" => policy.allowed_hosts = Some(cx.hosts(item, span)?),
+                "allow_forwarding" => policy.allow_forwarding = cx.boolean(key, item, span)?,
                 "store_plain_credentials" => {
                     policy.store_plain_credentials = cx.boolean(key, item, span)?
                 }
@@ -275,6 +282,9 @@ impl Policy {
         }
         if let Some(min) = self.min_store {
             rules.push(("min_store", format!("{:?}", min.name())));
+        }
+        if !self.allow_forwarding {
+            rules.push(("allow_forwarding", "false".to_string()));
         }
         rules
     }
@@ -824,6 +834,7 @@ min_store = "passphrase"
                 allowed_hosts: Some(vec!["github.com".into(), "*.corp.example".into()]),
                 store_plain_credentials: false,
                 min_store: Some(StoreStrength::Passphrase),
+                allow_forwarding: true,
             }
         );
         assert_eq!(
@@ -849,6 +860,7 @@ min_store = "passphrase"
         assert_eq!(policy, Policy::default());
         assert!(policy.rules().is_empty());
         assert!(policy.allows_plain_store());
+        assert!(policy.allow_forwarding);
         assert_eq!(policy.check_token(None, NOW, src()), Ok(()));
         assert_eq!(policy.check_store(StoreStrength::KeyFile, src()), Ok(()));
         let rt = runtime("bitbucket", &["https://bitbucket.org/acme/"], "");
@@ -865,9 +877,9 @@ min_store = "passphrase"
             ("max_days = 90\nmax_days = 30\n", 2, "TOML syntax error: duplicate key"),
             ("require_expiry = yes\n", 1, "TOML syntax error: string values must be quoted, expected literal string"),
             ("\nmax_day = 90\n", 2, "unknown key \"max_day\"; known keys: require_expiry, max_days, \
-                warn_days, allowed_providers, allowed_hosts, store_plain_credentials, min_store"),
+                warn_days, allowed_providers, allowed_hosts, store_plain_credentials, min_store, allow_forwarding"),
             ("[rules]\nmax_days = 3\n", 1, "unknown key \"rules\"; known keys: require_expiry, max_days, \
-                warn_days, allowed_providers, allowed_hosts, store_plain_credentials, min_store"),
+                warn_days, allowed_providers, allowed_hosts, store_plain_credentials, min_store, allow_forwarding"),
             ("require_expiry = 1\n", 1, "require_expiry must be true or false, not integer"),
             ("store_plain_credentials = \"no\"\n", 1, "store_plain_credentials must be true or false, not string"),
             ("\n\nmax_days = 0\n", 3, "max_days must be from 1 to 3650 days, not 0"),

@@ -202,6 +202,7 @@ mod tests {
             api_url: None,
             auth: AuthScheme::Basic,
             oauth_client_id: None,
+            forward: false,
             line: 1,
         }
     }

@@ -28,6 +28,9 @@ _helperctl() {
             helperctl,debug)
                 cmd="helperctl__subcmd__debug"
                 ;;
+            helperctl,forward)
+                cmd="helperctl__subcmd__forward"
+                ;;
             helperctl,help)
                 cmd="helperctl__subcmd__help"
                 ;;
@@ -115,6 +118,9 @@ _helperctl() {
             helperctl__subcmd__help,debug)
                 cmd="helperctl__subcmd__help__subcmd__debug"
                 ;;
+            helperctl__subcmd__help,forward)
+                cmd="helperctl__subcmd__help__subcmd__forward"
+                ;;
             helperctl__subcmd__help,help)
                 cmd="helperctl__subcmd__help__subcmd__help"
                 ;;
@@ -172,6 +178,9 @@ _helperctl() {
             helperctl__subcmd__help__subcmd__runtime,remove)
                 cmd="helperctl__subcmd__help__subcmd__runtime__subcmd__remove"
                 ;;
+            helperctl__subcmd__help__subcmd__runtime,set)
+                cmd="helperctl__subcmd__help__subcmd__runtime__subcmd__set"
+                ;;
             helperctl__subcmd__help__subcmd__store,set-passphrase)
                 cmd="helperctl__subcmd__help__subcmd__store__subcmd__set__subcmd__passphrase"
                 ;;
@@ -208,6 +217,9 @@ _helperctl() {
             helperctl__subcmd__runtime,remove)
                 cmd="helperctl__subcmd__runtime__subcmd__remove"
                 ;;
+            helperctl__subcmd__runtime,set)
+                cmd="helperctl__subcmd__runtime__subcmd__set"
+                ;;
             helperctl__subcmd__runtime__subcmd__help,add)
                 cmd="helperctl__subcmd__runtime__subcmd__help__subcmd__add"
                 ;;
@@ -219,6 +231,9 @@ _helperctl() {
                 ;;
             helperctl__subcmd__runtime__subcmd__help,remove)
                 cmd="helperctl__subcmd__runtime__subcmd__help__subcmd__remove"
+                ;;
+            helperctl__subcmd__runtime__subcmd__help,set)
+                cmd="helperctl__subcmd__runtime__subcmd__help__subcmd__set"
                 ;;
             helperctl__subcmd__store,help)
                 cmd="helperctl__subcmd__store__subcmd__help"
@@ -293,7 +308,7 @@ _helperctl() {
 
     case "${cmd}" in
         helperctl)
-            opts="-h -V --help --version status renew runtime token login which install audit support daemon unlock store debug completions help"
+            opts="-h -V --help --version status renew runtime token login which forward install audit support daemon unlock store debug completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -566,8 +581,26 @@ _helperctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        helperctl__subcmd__forward)
+            opts="-h -V --install --remote-socket --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --remote-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         helperctl__subcmd__help)
-            opts="status renew runtime token login which install audit support daemon unlock store debug completions help"
+            opts="status renew runtime token login which forward install audit support daemon unlock store debug completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -706,6 +739,20 @@ _helperctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        helperctl__subcmd__help__subcmd__forward)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         helperctl__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -763,7 +810,7 @@ _helperctl() {
             return 0
             ;;
         helperctl__subcmd__help__subcmd__runtime)
-            opts="add remove list"
+            opts="add set remove list"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -805,6 +852,20 @@ _helperctl() {
             return 0
             ;;
         helperctl__subcmd__help__subcmd__runtime__subcmd__remove)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__help__subcmd__runtime__subcmd__set)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1065,7 +1126,7 @@ _helperctl() {
             return 0
             ;;
         helperctl__subcmd__runtime)
-            opts="-h -V --help --version add remove list help"
+            opts="-h -V --help --version add set remove list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1079,7 +1140,7 @@ _helperctl() {
             return 0
             ;;
         helperctl__subcmd__runtime__subcmd__add)
-            opts="-h -V --url --provider --username --api-url --auth --help --version"
+            opts="-h -V --url --provider --username --api-url --auth --forward --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1113,7 +1174,7 @@ _helperctl() {
             return 0
             ;;
         helperctl__subcmd__runtime__subcmd__help)
-            opts="add remove list help"
+            opts="add set remove list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1182,6 +1243,20 @@ _helperctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        helperctl__subcmd__runtime__subcmd__help__subcmd__set)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         helperctl__subcmd__runtime__subcmd__list)
             opts="-h -V --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1198,6 +1273,20 @@ _helperctl() {
             ;;
         helperctl__subcmd__runtime__subcmd__remove)
             opts="-h -V --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__runtime__subcmd__set)
+            opts="-h -V --forward --no-forward --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

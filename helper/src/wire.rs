@@ -474,6 +474,22 @@ pub struct StatusReport {
     /// Support access granted with `helperctl support enable`, while it lasts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub support: Option<SupportStatus>,
+    /// The forward socket for remote machines (`helperctl forward`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward: Option<ForwardStatus>,
+}
+
+/// The forward socket (DESIGN.md §11).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ForwardStatus {
+    pub socket: String,
+    /// Listening now.
+    pub open: bool,
+    /// Forwarded git requests served since the daemon started.
+    pub served: u64,
+    /// Why it is closed: no runtime is marked `forward = true`, or the policy forbids it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_because: Option<String>,
 }
 
 /// The admin policy in force.

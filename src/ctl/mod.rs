@@ -2,6 +2,7 @@
 //! touches secrets or state (DESIGN.md §3); it edits `config.toml`, the user's own file,
 //! itself.
 
+mod forward;
 mod install;
 mod login;
 mod runtimes;
@@ -49,6 +50,11 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         } => support::audit_cmd(&paths, since, runtime, json),
         Command::Support { action } => support::run(&paths, action),
         Command::Install { dry_run, systemd } => install::install(&paths, dry_run, systemd),
+        Command::Forward {
+            host,
+            install,
+            remote_socket,
+        } => forward::run(&paths, &host, install, remote_socket),
         Command::Daemon { action } => match action {
             DaemonAction::Start => start(&paths).map(|()| 0),
             DaemonAction::Stop => stop(&paths).map(|()| 0),

@@ -23,6 +23,7 @@ pub fn run(paths: &Paths, action: RuntimeAction) -> anyhow::Result<u8> {
             username,
             api_url,
             auth,
+            forward,
         } => {
             let provider = match provider {
                 Some(p) => Provider::parse(&p).with_context(|| {
@@ -36,6 +37,7 @@ pub fn run(paths: &Paths, action: RuntimeAction) -> anyhow::Result<u8> {
                 _ => AuthScheme::Basic,
             };
             let rt = NewRuntime {
+                forward,
                 name: name.clone(),
                 provider,
                 urls,
@@ -78,6 +80,22 @@ pub fn run(paths: &Paths, action: RuntimeAction) -> anyhow::Result<u8> {
             }
             notify_reload(paths)?;
             println!("next: helperctl token set {name}");
+            Ok(0)
+        }
+        RuntimeAction::Set {
+            name,
+            forward,
+            no_forward: _,
+        } => {
+            edit(&path, |text| {
+                config_edit::set_forward(text, &path, &name, forward)
+            })?;
+            notify_reload(paths)?;
+            if forward {
+                println!("runtime {name} may now be used from remote machines over SSH (`helperctl forward HOST` sets one up)");
+            } else {
+                println!("runtime {name} is no longer forwarded to remote machines");
+            }
             Ok(0)
         }
         RuntimeAction::Remove { name } => {
@@ -124,6 +142,7 @@ pub fn run(paths: &Paths, action: RuntimeAction) -> anyhow::Result<u8> {
                             "username": rt.effective_username(),
                             "auth": match rt.auth { AuthScheme::Basic => "basic", AuthScheme::Bearer => "bearer" },
                             "api_url": rt.api_url,
+                            "forward": rt.forward,
                         })
                     })
                     .collect();

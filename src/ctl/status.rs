@@ -188,6 +188,17 @@ pub fn render_status(
             ),
         );
     }
+    if let Some(f) = &r.forward {
+        let state = match (&f.closed_because, f.open) {
+            (_, true) => format!(
+                "open at {}, {} forwarded requests served",
+                f.socket, f.served
+            ),
+            (Some(why), false) => format!("closed: {why}"),
+            (None, false) => "closed".into(),
+        };
+        row("forward", state);
+    }
     if !r.runtimes.is_empty() {
         out.push('\n');
         out.push_str(&runtime_table(&r.runtimes, now, colour));

@@ -6,8 +6,9 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use helperd_wire::wire::{
-    ConfigStatus, ErrorCode, PolicyStatus, Reply, Response, RuntimeStatus, StatusReport,
-    StoreStatus, SupportStatus, TokenStatus, WhichCandidate, WhichReport, PROTOCOL_VERSION,
+    ConfigStatus, ErrorCode, ForwardStatus, PolicyStatus, Reply, Response, RuntimeStatus,
+    StatusReport, StoreStatus, SupportStatus, TokenStatus, WhichCandidate, WhichReport,
+    PROTOCOL_VERSION,
 };
 use tokio::net::UnixListener;
 use tokio::sync::oneshot;
@@ -44,6 +45,7 @@ pub async fn status(state: &State) -> Response {
     let store = store_status(state).await;
     let policy = state.policy.current();
     let (config, runtimes) = config_and_runtimes(state, policy.as_deref());
+    let forward = forward_status(state, policy.as_deref());
     let policy = policy_status(state, policy.as_deref());
     let support = state.support().as_ref().map(|g| g.status.clone());
     Response::new(Reply::Status {
@@ -52,6 +54,7 @@ pub async fn status(state: &State) -> Response {
             runtimes,
             policy,
             support,
+            forward: Some(forward),
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").into(),
             protocol: PROTOCOL_VERSION,
@@ -60,6 +63,18 @@ pub async fn status(state: &State) -> Response {
             store,
         }),
     })
+}
+
+fn forward_status(state: &State, policy: Option<&LoadedPolicy>) -> ForwardStatus {
+    use std::sync::atomic::Ordering;
+    let config = state.config.current();
+    ForwardStatus {
+        socket: state.settings.forward_socket().display().to_string(),
+        open: state.forward.open.load(Ordering::Relaxed),
+        served: state.forward.served.load(Ordering::Relaxed),
+        closed_because: crate::decision::forwarding(&config, policy.map(LoadedPolicy::in_force))
+            .err(),
+    }
 }
 
 async fn store_status(state: &State) -> StoreStatus {

@@ -111,6 +111,25 @@ pub async fn request(state: &State, peer: &Peer, request: Request) -> (Response,
     (response, None)
 }
 
+/// Answers one request from the forward socket (git on a remote machine, DESIGN.md §11):
+/// git's requests and the renewal typed at the remote terminal, decided for a forwarded
+/// request; nothing else, and nothing that tells which runtimes exist.
+pub async fn forward_request(state: &State, peer: &Peer, request: Request) -> Response {
+    match request {
+        Request::Git { .. } | Request::Renew { .. } => {
+            state
+                .forward
+                .served
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self::request(state, peer, request).await.0
+        }
+        _ => Response::error(
+            ErrorCode::Forbidden,
+            "this helperd socket is forwarded from another machine: it answers git only",
+        ),
+    }
+}
+
 /// Answers one request from the support socket: read-only `status` and `audit` only,
 /// never anything else.
 pub async fn support_request(state: &State, request: &Request) -> Response {

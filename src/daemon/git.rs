@@ -9,20 +9,28 @@ use std::sync::Arc;
 
 use helperd_wire::wire::{GitAction, RenewalPrompt, Response};
 
-use super::peer::Peer;
+use super::peer::{Channel, Peer};
 use super::replies::{self, bad_request, for_git, refusal_error, store_error, write_error};
 use super::state::store_slot::problem;
 use super::state::writer::{Edit, Save, WriteError};
 use super::state::State;
 use crate::decision::{
     self, decide, Decision, Done, Facts, MarkRejected, PlainView, Refusal, RenewToken, ServeToken,
-    StoreProblem,
+    StoreProblem, Via,
 };
 use crate::gitproto::GitCredential;
 use crate::plain::PlainTable;
 use crate::secret::Secret;
 use crate::timefmt::format_date;
 use crate::token::TokenMeta;
+
+/// Where the request came from, as the decision sees it.
+fn via_of(peer: &Peer) -> Via {
+    match peer.channel {
+        Channel::Forward => Via::Forward,
+        Channel::Main | Channel::Support => Via::Local,
+    }
+}
 
 /// `protocol://host/path` of git's request (never a username or password), for the audit
 /// log.
@@ -82,6 +90,7 @@ async fn answer(
         let now = state.now();
         let facts = Facts {
             action,
+            via: via_of(peer),
             request: cred,
             lifetime,
             config: &config,
@@ -360,6 +369,17 @@ pub async fn renew_at_terminal(
     input: &str,
 ) -> Response {
     let config = state.config.current();
+    let policy = state.policy.current();
+    if let Err(refusal) = decision::may_renew(
+        &config,
+        policy.as_deref().map(|p| p.in_force()),
+        &runtime,
+        via_of(peer),
+    ) {
+        // Told like any refused git request: nothing for git, the same words whatever the
+        // runtime, so that a remote machine learns nothing.
+        return refused(&refusal);
+    }
     let Some(rt) = config.runtime(&runtime).cloned() else {
         return bad_request(format!("there is no runtime named {runtime:?}"));
     };

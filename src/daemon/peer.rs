@@ -6,8 +6,18 @@ use crate::audit::AuditEvent;
 pub struct Peer {
     pub uid: u32,
     pub pid: Option<i32>,
-    /// The request came through the support socket (read-only access of another user).
-    pub via_support: bool,
+    pub channel: Channel,
+}
+
+/// Which socket a request came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// The main socket: this machine's git and helperctl.
+    Main,
+    /// The support socket: read-only access of another local user.
+    Support,
+    /// The forward socket: git on a remote machine, through `ssh -R` (DESIGN.md §11).
+    Forward,
 }
 
 impl Peer {
@@ -16,7 +26,7 @@ impl Peer {
         Peer {
             uid,
             pid,
-            via_support: false,
+            channel: Channel::Main,
         }
     }
 
@@ -25,8 +35,13 @@ impl Peer {
         self.stamp(AuditEvent::now(kind))
     }
 
-    /// Adds this process to `event`.
+    /// Adds this process, and the socket it came through, to `event`.
     pub fn stamp(&self, event: AuditEvent) -> AuditEvent {
+        let event = match self.channel {
+            Channel::Main => event,
+            Channel::Support => event.via("support"),
+            Channel::Forward => event.via("forward"),
+        };
         match self.pid {
             Some(pid) => event.peer(pid, self.uid),
             None => event,

@@ -26,7 +26,7 @@ use zeroize::Zeroizing;
 use super::dispatch::{self, Effect};
 use super::line::{self, read_request, write_bytes, Incoming};
 use super::memory::{self, Activity};
-use super::peer::Peer;
+use super::peer::{Channel, Peer};
 use super::state::State;
 use super::support_server;
 use crate::ipc;
@@ -41,6 +41,8 @@ const ACCEPT_LOOPS: usize = 2;
 
 /// What every connection needs.
 struct Shared {
+    /// Which socket: the main one, or the forward socket for remote machines.
+    channel: Channel,
     /// Counts connections, for giving memory back once they stop.
     activity: Arc<Activity>,
     state: Arc<State>,
@@ -70,7 +72,8 @@ pub async fn serve(listener: StdListener, state: Arc<State>) -> std::io::Result<
     let activity = Arc::new(Activity::default());
     let trim = tokio::spawn(memory::trim_when_idle(activity.clone()));
     let shared = Arc::new(Shared {
-        activity,
+        channel: Channel::Main,
+        activity: activity.clone(),
         state: state.clone(),
         me: nix::unistd::geteuid().as_raw(),
         shutdown: Notify::new(),
@@ -78,6 +81,13 @@ pub async fn serve(listener: StdListener, state: Arc<State>) -> std::io::Result<
     let loops: Vec<_> = (0..ACCEPT_LOOPS)
         .map(|_| tokio::spawn(accept_loop(listener.clone(), shared.clone())))
         .collect();
+    let forward = tokio::spawn(forward_socket(Arc::new(Shared {
+        channel: Channel::Forward,
+        activity,
+        state: state.clone(),
+        me: shared.me,
+        shutdown: Notify::new(),
+    })));
     loop {
         tokio::select! {
             _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
@@ -90,6 +100,8 @@ pub async fn serve(listener: StdListener, state: Arc<State>) -> std::io::Result<
         }
     }
     trim.abort();
+    forward.abort();
+    let _ = forward.await;
     for accept in loops {
         accept.abort();
         let _ = accept.await;
@@ -124,7 +136,11 @@ async fn accept_loop(listener: Arc<AsyncFd<StdListener>>, shared: Arc<Shared>) {
 fn connection(stream: StdStream, shared: &Arc<Shared>) {
     shared.activity.seen();
     let peer = match ipc::peer_of(&stream) {
-        Ok((uid, pid)) if uid == shared.me => Peer::local(uid, pid),
+        Ok((uid, pid)) if uid == shared.me => Peer {
+            uid,
+            pid,
+            channel: shared.channel,
+        },
         Ok((uid, pid)) => {
             tracing::warn!(
                 peer_uid = uid,
@@ -217,6 +233,9 @@ fn respond(
         let response = match incoming {
             Incoming::Nothing => return None,
             Incoming::Reply(response) => *response,
+            Incoming::Request(request) if shared.channel == Channel::Forward => {
+                dispatch::forward_request(&shared.state, &peer, request).await
+            }
             Incoming::Request(Request::Shutdown) => {
                 // Told once the answer is on its way: see `answer`.
                 shared.shutdown.notify_one();
@@ -279,6 +298,76 @@ async fn write_async(stream: &mut UnixStream, bytes: &[u8]) {
     if let Err(e) = write_bytes(stream, bytes).await {
         tracing::debug!(error = %e, "client went away before the answer");
     }
+}
+
+/// How often the forward socket's wanted state is looked at (config and policy changes).
+const FORWARD_CHECK: Duration = Duration::from_millis(500);
+
+/// Keeps the forward socket listening exactly while some runtime is forwarded and the
+/// policy allows it (DESIGN.md §11); removes it when it closes, and when the daemon stops.
+async fn forward_socket(shared: Arc<Shared>) {
+    struct Open {
+        path: std::path::PathBuf,
+        accept: tokio::task::JoinHandle<()>,
+    }
+    impl Drop for Open {
+        fn drop(&mut self) {
+            self.accept.abort();
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+    let state = &shared.state;
+    let path = state.settings.forward_socket();
+    let mut open: Option<Open> = None;
+    loop {
+        state.look_at_files();
+        let policy = state.policy.current();
+        let wanted = crate::decision::forwarding(
+            &state.config.current(),
+            policy.as_deref().map(|p| p.in_force()),
+        );
+        match (&wanted, &open) {
+            (Ok(()), None) => match listen_forward(&path) {
+                Ok(listener) => {
+                    tracing::info!(socket = %path.display(), "forward socket open");
+                    let accept = tokio::spawn(accept_loop(Arc::new(listener), shared.clone()));
+                    open = Some(Open {
+                        path: path.clone(),
+                        accept,
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(socket = %path.display(), error = %e, "cannot open the forward socket")
+                }
+            },
+            (Err(why), Some(_)) => {
+                tracing::info!(%why, "forward socket closed");
+                open = None;
+            }
+            _ => {}
+        }
+        state
+            .forward
+            .open
+            .store(open.is_some(), std::sync::atomic::Ordering::Relaxed);
+        tokio::time::sleep(FORWARD_CHECK).await;
+    }
+}
+
+/// Binds the forward socket (0600, in the main socket's 0700 folder), replacing a stale
+/// one: the daemon holds the lock of that folder, so no other daemon owns it.
+fn listen_forward(path: &std::path::Path) -> std::io::Result<AsyncFd<StdListener>> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+        std::fs::remove_file(path)?;
+    }
+    let listener = StdListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    listener.set_nonblocking(true)?;
+    // SAFETY: the UnixListener owns its descriptor for as long as it lives, and
+    // `as_raw_fd` always names that same descriptor.
+    unsafe { AsyncFd::register_with_interest(listener, tokio::io::Interest::READABLE) }
+        .map_err(|e| std::io::Error::other(e.to_string()))
 }
 
 /// The signals that stop (or, SIGHUP, reload) the daemon.

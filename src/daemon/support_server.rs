@@ -11,7 +11,7 @@ use tokio::net::UnixStream;
 use super::admin::{self, SupportListener};
 use super::dispatch;
 use super::line::{read_request, write_response, Incoming};
-use super::peer::Peer;
+use super::peer::{Channel, Peer};
 use super::state::State;
 use crate::audit::kind;
 
@@ -54,7 +54,7 @@ async fn connection(state: Arc<State>, mut stream: UnixStream, granted: u32) {
     let peer = Peer {
         uid,
         pid,
-        via_support: true,
+        channel: Channel::Support,
     };
     if uid != granted {
         tracing::warn!(

@@ -78,6 +78,10 @@ fn request(text: &str) -> GitCredential {
     GitCredential::parse(text).expect("the test request is valid")
 }
 
+fn request_of(text: &str) -> GitCredential {
+    request(text)
+}
+
 fn plain_table() -> PlainTable {
     let mut t = PlainTable::default();
     let cred = request("protocol=https\nhost=plain.example\nusername=bob\npassword=pw-bob\n");
@@ -88,6 +92,7 @@ fn plain_table() -> PlainTable {
 /// The facts of one test; the fields default to a healthy daemon.
 struct Case {
     action: GitAction,
+    via: Via,
     request: GitCredential,
     config: Config,
     policy: Option<Policy>,
@@ -103,6 +108,7 @@ impl Case {
     fn new(action: GitAction, input: &str) -> Case {
         Case {
             action,
+            via: Via::Local,
             request: request(input),
             config: config(),
             policy: None,
@@ -128,6 +134,7 @@ impl Case {
         };
         decide(&Facts {
             action: self.action,
+            via: self.via,
             request: &self.request,
             lifetime: Some(60),
             config: &self.config,
@@ -502,11 +509,12 @@ fn runtime_strategy() -> impl Strategy<Value = String> {
     let hosts = prop::sample::select(vec!["github.com", "gitlab.example", "bb.example"]);
     let paths = prop::sample::select(vec!["", "acme/", "acme/app/", "oss/"]);
     let auth = prop::sample::select(vec!["basic", "bearer"]);
-    (hosts, paths, auth, any::<bool>())
-        .prop_map(|(host, path, auth, user)| (format!("https://{host}/{path}"), auth, user))
-        .prop_map(|(url, auth, user)| {
+    (hosts, paths, auth, any::<bool>(), any::<bool>())
+        .prop_map(|(host, path, auth, user, forward)| {
             let user = if user { "username = \"me\"\n" } else { "" };
-            format!("provider = \"generic\"\nurls = [\"{url}\"]\nauth = \"{auth}\"\n{user}")
+            format!(
+                "provider = \"generic\"\nurls = [\"https://{host}/{path}\"]\nauth = \"{auth}\"\n{user}forward = {forward}\n"
+            )
         })
 }
 
@@ -589,6 +597,7 @@ fn policy_strategy() -> impl Strategy<Value = Option<Policy>> {
         "allowed_providers = [\"github\"]\n",
         "min_store = \"keyring\"\n",
         "require_expiry = true\n",
+        "allow_forwarding = false\n",
     ]))
     .prop_map(|text| text.map(policy))
 }
@@ -612,11 +621,25 @@ fn decide_get(
     request: &GitCredential,
     policy: Option<&Policy>,
     now: u64,
+    via: Via,
 ) -> Decision {
-    let table = PlainTable::default();
+    // A plain credential for every host, so that serving one is possible at all.
+    let mut table = PlainTable::default();
+    for host in [
+        "github.com",
+        "gitlab.example",
+        "bb.example",
+        "other.example",
+    ] {
+        let cred = request_of(&format!(
+            "protocol=https\nhost={host}\nusername=me\npassword=plain-pw\n"
+        ));
+        table.store(&cred, None, NOW);
+    }
     let backoff = HashMap::new();
     decide(&Facts {
         action: GitAction::Get,
+        via,
         request,
         lifetime: None,
         config,
@@ -645,7 +668,7 @@ proptest! {
         (config, book, request, policy, day) in world()
     ) {
         let now = (NOW as i64 + day * DAY as i64) as u64;
-        let decision = decide_get(&config, &book, &request, policy.as_ref(), now);
+        let decision = decide_get(&config, &book, &request, policy.as_ref(), now, Via::Local);
         let Decision::ServeToken(s) = decision else { return Ok(()); };
         let token = book.tokens.iter().find(|t| t.id == s.token_id).expect("a served token is in the book");
         prop_assert!(token.rejected_at.is_none(), "served a rejected token");
@@ -672,10 +695,87 @@ proptest! {
     #[test]
     fn refusals_carry_no_secret((config, book, request, policy, day) in world()) {
         let now = (NOW as i64 + day * DAY as i64) as u64;
-        if let Decision::Refuse(r) = decide_get(&config, &book, &request, policy.as_ref(), now) {
+        if let Decision::Refuse(r) = decide_get(&config, &book, &request, policy.as_ref(), now, Via::Local) {
             for text in [r.notice.as_deref(), r.renewal.as_ref().map(|o| o.text.as_str())].into_iter().flatten() {
                 prop_assert!(!text.contains("sekret"));
             }
         }
     }
+
+    /// Through the forward socket: only a runtime marked `forward = true` is ever served,
+    /// never a plain credential, never with forwarding forbidden by the policy; and every
+    /// other request gets the same words, whatever exists.
+    #[test]
+    fn forwarded_requests_get_only_forwarded_runtimes((config, book, request, policy, day) in world()) {
+        let now = (NOW as i64 + day * DAY as i64) as u64;
+        let decision = decide_get(&config, &book, &request, policy.as_ref(), now, Via::Forward);
+        match &decision {
+            Decision::ServePlain { .. } => prop_assert!(false, "a plain credential was forwarded"),
+            Decision::ServeToken(s) => {
+                prop_assert!(config.runtime(&s.runtime).unwrap().forward, "{} is not forwarded", s.runtime);
+                prop_assert!(policy.as_ref().is_none_or(|p| p.allow_forwarding));
+            }
+            Decision::Refuse(r) if r.reason == RefuseReason::NotForwarded => {
+                prop_assert_eq!(r, &not_forwarded(), "the same words whatever the reason");
+            }
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn forwarded_requests_reach_forwarded_runtimes_only_and_learn_nothing_else() {
+    let forwarded = CONFIG.replace(
+        "name = \"acme\"\nprovider = \"github\"",
+        "name = \"acme\"\nforward = true\nprovider = \"github\"",
+    );
+    let config = Config::parse(&forwarded, Path::new("config.toml")).unwrap();
+    let forward = |input: &str, action: GitAction| {
+        let mut case = Case::new(action, input);
+        case.config = config.clone();
+        case.via = Via::Forward;
+        case
+    };
+    let acme = "protocol=https\nhost=github.com\npath=acme/app.git\n";
+    assert_eq!(
+        served(&forward(acme, GitAction::Get).decide()).runtime,
+        "acme"
+    );
+    // Not forwarded: another runtime, a plain credential, no runtime, an ambiguous host.
+    let words = not_forwarded();
+    for input in [
+        "protocol=https\nhost=github.com\npath=other/x.git\n",
+        "protocol=https\nhost=plain.example\n",
+        "protocol=https\nhost=nothing.example\n",
+        "protocol=https\nhost=split.example\n",
+    ] {
+        assert_eq!(
+            forward(input, GitAction::Get).decide(),
+            Decision::Refuse(words.clone()),
+            "{input}"
+        );
+    }
+    // No plain store or erase through the forward either.
+    let store = "protocol=https\nhost=plain.example\nusername=bob\npassword=x\n";
+    assert_eq!(
+        forward(store, GitAction::Store).decide(),
+        Decision::Refuse(words.clone())
+    );
+    assert_eq!(
+        forward(store, GitAction::Erase).decide(),
+        Decision::Refuse(words.clone())
+    );
+    // A 401 through the forward marks the forwarded runtime's token rejected.
+    assert!(matches!(
+        forward("protocol=https\nhost=github.com\npath=acme/app.git\nusername=x-access-token\npassword=p\n", GitAction::Erase).decide(),
+        Decision::MarkRejected(_)
+    ));
+    // The policy closes forwarding whatever the config says.
+    let mut closed = forward(acme, GitAction::Get);
+    closed.policy = Some(policy("allow_forwarding = false\n"));
+    assert_eq!(closed.decide(), Decision::Refuse(words));
+    let event = Decision::Refuse(not_forwarded())
+        .audit_event("u", Done::AsDecided, NOW)
+        .unwrap();
+    assert_eq!(event.reason.as_deref(), Some("not forwarded"));
 }

@@ -19,6 +19,7 @@ fn runtime(provider: Provider, url: &str, api_url: Option<&str>) -> RuntimeConfi
         api_url: api_url.map(String::from),
         auth: AuthScheme::Basic,
         oauth_client_id: None,
+        forward: false,
         line: 1,
     }
 }

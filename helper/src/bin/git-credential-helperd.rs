@@ -13,7 +13,7 @@
 #![cfg_attr(not(test), no_main)]
 
 use std::io::{self, BufRead, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use helperd_wire::client::{self, ClientError};
@@ -24,7 +24,7 @@ use helperd_wire::wire::{
 };
 
 const USAGE: &str = "\
-usage: git-credential-helperd [--timeout=SECONDS] <get|store|erase>
+usage: git-credential-helperd [--timeout=SECONDS] [--socket=PATH] <get|store|erase>
 
 git runs this program; you normally do not. Set it up with
     git config --global credential.helper helperd
@@ -32,6 +32,9 @@ It forwards git's request to the helperd daemon (starting it when needed).
 
     --timeout=SECONDS  plain credentials stored by this call expire after SECONDS
                        (like git's credential-cache --timeout)
+    --socket=PATH      ask the daemon listening at PATH, never start one: on a remote
+                       machine, the helperd forwarded from your laptop over SSH
+                       (`helperctl forward HOST` on the laptop prints the set-up)
     --help             print this help
     --version          print the version";
 
@@ -60,7 +63,7 @@ fn run_main() -> u8 {
             return 2;
         }
     };
-    let (action, timeout_secs) = match invocation {
+    let (action, timeout_secs, socket) = match invocation {
         Invocation::Help => {
             println!("{USAGE}");
             return 0;
@@ -71,10 +74,10 @@ fn run_main() -> u8 {
         }
         // git's rule: a helper ignores an action it does not know.
         Invocation::Unknown => return 0,
-        Invocation::Git(action, timeout) => (action, timeout),
+        Invocation::Git(action, timeout, socket) => (action, timeout, socket),
     };
 
-    if let Err(msg) = run(action, timeout_secs) {
+    if let Err(msg) = run(action, timeout_secs, socket) {
         eprintln!("helperd: {msg}");
     }
     // Always 0: git then carries on with its other helpers and its own prompt.
@@ -85,11 +88,13 @@ enum Invocation {
     Help,
     Version,
     Unknown,
-    Git(GitAction, Option<u64>),
+    /// The action, `--timeout`, `--socket`.
+    Git(GitAction, Option<u64>, Option<PathBuf>),
 }
 
 fn parse_args(args: impl Iterator<Item = String>) -> Result<Invocation, String> {
     let mut timeout = None;
+    let mut socket = None;
     let mut action = None;
     let mut args = args.peekable();
     while let Some(arg) = args.next() {
@@ -108,6 +113,13 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Invocation, String> 
             _ if arg.starts_with("--timeout=") => {
                 timeout = Some(parse_timeout(&arg["--timeout=".len()..])?);
             }
+            "--socket" => {
+                let value = args.next().ok_or("--socket needs the path of a socket")?;
+                socket = Some(socket_path(&value)?);
+            }
+            _ if arg.starts_with("--socket=") => {
+                socket = Some(socket_path(&arg["--socket=".len()..])?);
+            }
             _ if arg.starts_with('-') => return Err(format!("unknown option {arg}")),
             _ if action.is_none() => action = Some(arg),
             // git appends nothing after the action; extra words are ignored like git does.
@@ -116,9 +128,24 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Invocation, String> 
     }
     let action = action.ok_or("missing the action (get, store or erase)")?;
     Ok(match GitAction::parse(&action) {
-        Some(a) => Invocation::Git(a, timeout),
+        Some(a) => Invocation::Git(a, timeout, socket),
         None => Invocation::Unknown,
     })
+}
+
+/// `--socket`'s path; a leading `~/` is the home folder (git does not expand it in
+/// `credential.helper`, and the remote path is usually under the home folder).
+fn socket_path(value: &str) -> Result<PathBuf, String> {
+    if value.is_empty() {
+        return Err("--socket needs the path of a socket".into());
+    }
+    match value.strip_prefix("~/") {
+        Some(rest) => std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(|home| PathBuf::from(home).join(rest))
+            .ok_or_else(|| format!("--socket={value}: HOME is not set to expand ~")),
+        None => Ok(PathBuf::from(value)),
+    }
 }
 
 /// Reads git's request: up to the first blank line or end of input.
@@ -148,14 +175,21 @@ fn read_git_input() -> Result<String, String> {
     String::from_utf8(input).map_err(|_| "git's request is not valid UTF-8; refusing it".into())
 }
 
-fn run(action: GitAction, timeout_secs: Option<u64>) -> Result<(), String> {
+fn run(
+    action: GitAction,
+    timeout_secs: Option<u64>,
+    socket: Option<PathBuf>,
+) -> Result<(), String> {
     let input = read_git_input()?;
-    let paths = Paths::from_env().map_err(|e| e.to_string())?;
     let envelope = Envelope::new(Request::Git {
         action,
         input,
         timeout_secs,
     });
+    if let Some(socket) = socket {
+        return run_forwarded(&socket, &envelope);
+    }
+    let paths = Paths::from_env().map_err(|e| e.to_string())?;
 
     let response = match client::send(&paths.socket, &envelope) {
         Err(ClientError::NotRunning(_)) => {
@@ -173,7 +207,7 @@ fn run(action: GitAction, timeout_secs: Option<u64>) -> Result<(), String> {
     };
     let response = match (&response.prompt, &envelope.request) {
         (Some(prompt), Request::Git { input, .. }) if renewal::terminal_available() => {
-            match renew(&paths, prompt, input)? {
+            match renew(&paths.socket, prompt, input)? {
                 Some(renewed) => renewed,
                 // Skipped: git's own prompt comes next. The prompt already said why, so
                 // only the answer goes out: the runtime's username, so that git asks for
@@ -189,8 +223,37 @@ fn run(action: GitAction, timeout_secs: Option<u64>) -> Result<(), String> {
     answer_git(response)
 }
 
+/// A request to a daemon forwarded over SSH (`--socket`): never starts one, never
+/// replaces one; the renewal prompt is offered here, on the remote terminal.
+fn run_forwarded(socket: &Path, envelope: &Envelope) -> Result<(), String> {
+    let response = match client::send(socket, envelope) {
+        Ok(response) => response,
+        Err(ClientError::NotRunning(_)) => {
+            return Err(format!(
+                "no helperd is forwarded on this connection ({}): connect with ssh -R {}:<the laptop's forward.socket>, see `helperctl forward` on the laptop",
+                socket.display(),
+                socket.display()
+            ))
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let response = match (&response.prompt, &envelope.request) {
+        (Some(prompt), Request::Git { input, .. }) if renewal::terminal_available() => {
+            match renew(socket, prompt, input)? {
+                Some(renewed) => renewed,
+                None => Response {
+                    notice: None,
+                    ..response
+                },
+            }
+        }
+        _ => response,
+    };
+    answer_git(response)
+}
+
 /// Asks for the new token on the terminal and has the daemon answer git with it.
-fn renew(paths: &Paths, prompt: &RenewalPrompt, input: &str) -> Result<Option<Response>, String> {
+fn renew(socket: &Path, prompt: &RenewalPrompt, input: &str) -> Result<Option<Response>, String> {
     let answer = renewal::ask(prompt).map_err(|e| format!("the renewal prompt failed: {e}"))?;
     let Some(mut answer) = answer else {
         return Ok(None);
@@ -203,7 +266,7 @@ fn renew(paths: &Paths, prompt: &RenewalPrompt, input: &str) -> Result<Option<Re
             expires: answer.expires.clone(),
             input: input.to_string(),
         });
-        let response = client::send(&paths.socket, &request).map_err(|e| e.to_string())?;
+        let response = client::send(socket, &request).map_err(|e| e.to_string())?;
         match &response.reply {
             Reply::Error {
                 code: ErrorCode::BadRequest,

@@ -51,6 +51,21 @@ pub struct Settings {
     pub request_timeout: Duration,
 }
 
+impl Settings {
+    /// The forward socket, beside the main one (DESIGN.md §11).
+    pub fn forward_socket(&self) -> PathBuf {
+        self.socket.with_file_name("forward.socket")
+    }
+}
+
+/// The forward socket's state, for `status`.
+#[derive(Default)]
+pub struct ForwardState {
+    pub open: std::sync::atomic::AtomicBool,
+    /// Forwarded git requests served since start.
+    pub served: AtomicU64,
+}
+
 /// Support access in force (`helperctl support enable`).
 pub struct SupportGrant {
     pub status: SupportStatus,
@@ -85,6 +100,7 @@ pub struct State {
     pub logins: Logins,
     pub refresh: RefreshGate,
     support: Mutex<Option<SupportGrant>>,
+    pub forward: ForwardState,
 }
 
 /// Why a new token was not stored. Nothing was changed.
@@ -126,6 +142,7 @@ impl State {
             logins: Logins::default(),
             refresh: RefreshGate::default(),
             support: Mutex::new(None),
+            forward: ForwardState::default(),
         };
         (Arc::new(state), handle)
     }
