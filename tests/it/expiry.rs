@@ -464,17 +464,17 @@ finish(code if code >= 0 else 128 - code)
 "#;
 
 /// What happened on the terminal.
-struct PtyRun {
+pub(crate) struct PtyRun {
     /// The command's exit code; 101 when the driver gave up on a step.
-    code: Option<i32>,
+    pub(crate) code: Option<i32>,
     /// Everything the terminal showed (`\r` removed).
-    transcript: String,
+    pub(crate) transcript: String,
     /// The driver's own complaint, if any.
-    driver: String,
+    pub(crate) driver: String,
 }
 
 impl PtyRun {
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         format!(
             "exit code {:?}\n--- driver ---\n{}\n--- terminal transcript ---\n{}\n--- end ---",
             self.code, self.driver, self.transcript
@@ -484,7 +484,7 @@ impl PtyRun {
 
 /// Runs `cmd` in `dir` on a fresh pseudo-terminal, with terminal prompts allowed (no
 /// GIT_TERMINAL_PROMPT, no askpass: git's own prompt would show on the terminal too).
-fn pty_run(sb: &Sandbox, dir: &Path, steps: Value, cmd: &[&str]) -> PtyRun {
+pub(crate) fn pty_run(sb: &Sandbox, dir: &Path, steps: Value, cmd: &[&str]) -> PtyRun {
     let mut c = sb.command("python3");
     c.current_dir(dir)
         .env_remove("GIT_TERMINAL_PROMPT")

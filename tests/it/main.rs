@@ -7,6 +7,7 @@ mod daemon;
 mod e2e_http;
 mod expiry;
 mod fake_provider;
+mod forward;
 mod git_server;
 mod protocol;
 mod providers;
