@@ -534,3 +534,88 @@ fn the_policy_closes_the_forward_socket_and_the_client_never_starts_a_daemon() {
     );
     assert_eq!(lonely.daemon_pid(), None, "--socket never starts a daemon");
 }
+
+#[test]
+fn helperctl_forward_prints_and_installs_the_ssh_block_and_runtime_set_toggles_it() {
+    let sb = Sandbox::new();
+    ctl_ok(
+        &sb,
+        &[
+            "runtime",
+            "add",
+            "acme",
+            "--provider",
+            "github",
+            "--url",
+            "https://github.com/acme/",
+        ],
+    );
+    let printed = ctl_ok(&sb, &["forward", "devbox"]);
+    let local = forward_socket(&sb);
+    assert_contains(
+        &printed,
+        &format!(
+            "RemoteForward /tmp/helperd-forward-%r.sock {}",
+            local.display()
+        ),
+        "helperctl forward",
+    );
+    assert_contains(&printed, "StreamLocalBindUnlink yes", "helperctl forward");
+    assert_contains(
+        &printed,
+        "--socket /tmp/helperd-forward-$USER.sock",
+        "the remote command",
+    );
+    assert_contains(&printed, "no runtime is marked forward = true", "the hint");
+
+    let ssh_config = sb.home().join(".ssh").join("config");
+    fs::create_dir_all(ssh_config.parent().unwrap()).unwrap();
+    let mine = "# my hosts\nHost work\n    User me\n";
+    fs::write(&ssh_config, mine).unwrap();
+    ctl_ok(&sb, &["forward", "devbox", "--install"]);
+    let text = fs::read_to_string(&ssh_config).unwrap();
+    assert!(
+        text.starts_with(mine),
+        "the other lines stay byte for byte:\n{text}"
+    );
+    assert_contains(&text, "Host devbox\n", "~/.ssh/config");
+    let again = ctl(&sb, &["forward", "devbox", "--install"]);
+    assert!(
+        !again.status.success(),
+        "a second block for devbox is refused"
+    );
+    assert_contains(
+        &stderr(&again),
+        "already has a `Host devbox` block",
+        "the refusal",
+    );
+    assert_eq!(
+        fs::read_to_string(&ssh_config).unwrap(),
+        text,
+        "nothing changed"
+    );
+    let bad = ctl(&sb, &["forward", "devbox", "--remote-socket", "~/fwd.sock"]);
+    assert!(!bad.status.success(), "a relative remote path is refused");
+
+    // runtime set turns forwarding on and off; the daemon opens and closes the socket.
+    ctl_ok(&sb, &["daemon", "start"]);
+    assert!(
+        !local.exists(),
+        "no forward socket without a forwarded runtime"
+    );
+    ctl_ok(&sb, &["runtime", "set", "acme", "--forward"]);
+    assert!(
+        wait_until(Duration::from_secs(5), || local.exists()),
+        "opened"
+    );
+    let list: serde_json::Value =
+        serde_json::from_str(&ctl_ok(&sb, &["runtime", "list", "--json"])).unwrap();
+    assert_eq!(list[0]["forward"], true);
+    ctl_ok(&sb, &["runtime", "set", "acme", "--no-forward"]);
+    assert!(
+        wait_until(Duration::from_secs(5), || !local.exists()),
+        "closed"
+    );
+    let missing = ctl(&sb, &["runtime", "set", "nosuch", "--forward"]);
+    assert!(!missing.status.success());
+}
