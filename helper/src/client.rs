@@ -39,7 +39,31 @@ impl std::error::Error for ClientError {}
 
 /// Sends one request and reads the response.
 pub fn send(socket: &Path, envelope: &Envelope) -> Result<Response, ClientError> {
+    send_to(socket, envelope, false)
+}
+
+/// Like [`send`], to a socket that someone else could have put there (the end of an SSH
+/// forward in a shared folder of a remote machine): it must be a socket of our own, and
+/// the process answering must run as us, else nothing is sent — a request may carry a
+/// password, and the answer may ask the user for a token.
+pub fn send_to_own(socket: &Path, envelope: &Envelope) -> Result<Response, ClientError> {
+    send_to(socket, envelope, true)
+}
+
+fn send_to(socket: &Path, envelope: &Envelope, must_be_own: bool) -> Result<Response, ClientError> {
     let line = encode(envelope)?;
+    let not_ours = |why: String| {
+        ClientError::Failed(format!(
+            "{} {why}; nothing was sent to it",
+            socket.display()
+        ))
+    };
+    if must_be_own {
+        transport::check_own_socket(socket).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => ClientError::NotRunning(e),
+            _ => not_ours(e.to_string()),
+        })?;
+    }
     let mut stream = transport::connect(socket).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => ClientError::NotRunning(e),
         _ => ClientError::Failed(format!(
@@ -47,6 +71,11 @@ pub fn send(socket: &Path, envelope: &Envelope) -> Result<Response, ClientError>
             socket.display()
         )),
     })?;
+    if must_be_own {
+        stream
+            .check_peer_is_me()
+            .map_err(|e| not_ours(e.to_string()))?;
+    }
     let failed = |what: &str, e: io::Error| {
         ClientError::Failed(format!(
             "failed to {what} the helperd daemon at {}: {e}",
@@ -224,6 +253,64 @@ mod transport {
             self.0.set_read_timeout(Some(timeout))?;
             self.0.set_write_timeout(Some(timeout))
         }
+
+        /// The process at the other end runs as this process's user (SO_PEERCRED).
+        #[cfg(target_os = "linux")]
+        pub fn check_peer_is_me(&self) -> io::Result<()> {
+            use std::os::fd::AsRawFd;
+            let mut cred = libc::ucred {
+                pid: 0,
+                uid: 0,
+                gid: 0,
+            };
+            let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+            // SAFETY: `cred` and `len` are valid for writes of a ucred, as SO_PEERCRED needs.
+            let rc = unsafe {
+                libc::getsockopt(
+                    self.0.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_PEERCRED,
+                    (&mut cred as *mut libc::ucred).cast(),
+                    &mut len,
+                )
+            };
+            if rc != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: geteuid cannot fail.
+            let me = unsafe { libc::geteuid() };
+            if cred.uid != me {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!("is answered by uid {}, not by you (uid {me})", cred.uid),
+                ));
+            }
+            Ok(())
+        }
+
+        /// Elsewhere the owner check of [`check_own_socket`] stands alone.
+        #[cfg(not(target_os = "linux"))]
+        pub fn check_peer_is_me(&self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// `path` is a socket (not a link to one) owned by this process's user.
+    pub fn check_own_socket(path: &Path) -> io::Result<()> {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let meta = std::fs::symlink_metadata(path)?;
+        // SAFETY: geteuid cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if !meta.file_type().is_socket() {
+            return Err(io::Error::other("is not a socket"));
+        }
+        if meta.uid() != me {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("belongs to uid {}, not to you (uid {me})", meta.uid()),
+            ));
+        }
+        Ok(())
     }
 
     impl io::Read for Stream {
@@ -259,8 +346,19 @@ mod transport {
         ))
     }
 
+    pub fn check_own_socket(_path: &Path) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "helperd has no socket transport for this operating system yet",
+        ))
+    }
+
     impl Stream {
         pub fn set_timeouts(&self, _timeout: Duration) -> io::Result<()> {
+            Ok(())
+        }
+
+        pub fn check_peer_is_me(&self) -> io::Result<()> {
             Ok(())
         }
     }

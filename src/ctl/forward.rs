@@ -85,7 +85,7 @@ fn check_host(host: &str) -> anyhow::Result<()> {
 pub fn ssh_block(host: &str, remote: &str, local: &Path) -> String {
     format!(
         "# helperd: git on {host} uses this machine's forwarded runtimes (helperctl forward)\n\
-         Host {host}\n    RemoteForward {remote} {}\n    StreamLocalBindUnlink yes\n",
+         Host {host}\n    RemoteForward {remote} {}\n    StreamLocalBindUnlink yes\n    ExitOnForwardFailure yes\n",
         local.display()
     )
 }

@@ -18,12 +18,17 @@ use crate::token::TokenMeta;
 const BROWSER_LOGIN_SECS: u64 = 600;
 
 fn runtime(state: &State, name: &str) -> Result<RuntimeConfig, Response> {
-    state
-        .config
-        .current()
-        .runtime(name)
-        .cloned()
-        .ok_or_else(|| no_runtime(name))
+    state.runtime(name).ok_or_else(|| no_runtime(name))
+}
+
+/// The runtime to log in to, its host, and the OAuth app's client id for it.
+fn oauth_app(state: &State, name: &str) -> Result<(RuntimeConfig, Target, String), Response> {
+    let rt = runtime(state, name)?;
+    let target = Target::for_runtime(&rt);
+    match provider::oauth_client_id(&rt) {
+        Some(client_id) => Ok((rt, target, client_id)),
+        None => Err(provider_error(provider::oauth_not_registered(&target))),
+    }
 }
 
 fn step(login: LoginStep) -> Response {
@@ -76,13 +81,9 @@ fn login_scopes(rt: &RuntimeConfig) -> Vec<&'static str> {
 
 /// Device login, step 1: a device code from the host.
 pub async fn device_start(state: &State, runtime_name: &str) -> Response {
-    let rt = match runtime(state, runtime_name) {
-        Ok(rt) => rt,
+    let (rt, target, client_id) = match oauth_app(state, runtime_name) {
+        Ok(app) => app,
         Err(resp) => return resp,
-    };
-    let target = Target::for_runtime(&rt);
-    let Some(client_id) = provider::oauth_client_id(&rt) else {
-        return provider_error(provider::oauth_not_registered(&target));
     };
     let client = match state.providers() {
         Ok(c) => c,
@@ -172,13 +173,9 @@ pub async fn device_poll(state: &State, peer: &Peer, runtime_name: &str) -> Resp
 /// Browser login, step 1: the page to open, with a fresh PKCE verifier kept here (never
 /// sent to helperctl).
 pub async fn browser_start(state: &State, runtime_name: &str, redirect_uri: String) -> Response {
-    let rt = match runtime(state, runtime_name) {
-        Ok(rt) => rt,
+    let (rt, target, client_id) = match oauth_app(state, runtime_name) {
+        Ok(app) => app,
         Err(resp) => return resp,
-    };
-    let target = Target::for_runtime(&rt);
-    let Some(client_id) = provider::oauth_client_id(&rt) else {
-        return provider_error(provider::oauth_not_registered(&target));
     };
     if !(redirect_uri.starts_with("http://127.0.0.1:") || redirect_uri.starts_with("http://[::1]:"))
     {

@@ -29,12 +29,7 @@ pub struct NewToken {
 }
 
 fn runtime_named(state: &State, name: &str) -> Result<RuntimeConfig, Response> {
-    state
-        .config
-        .current()
-        .runtime(name)
-        .cloned()
-        .ok_or_else(|| no_runtime(name))
+    state.runtime(name).ok_or_else(|| no_runtime(name))
 }
 
 /// What the provider says about `secret`, for the runtime `rt`.
@@ -362,7 +357,7 @@ async fn revoke_at_host(state: &State, peer: &Peer, runtime: &str, token: &Token
             others.join(", ")
         );
     }
-    let Some(rt) = state.config.current().runtime(runtime).cloned() else {
+    let Some(rt) = state.runtime(runtime) else {
         return "it was not revoked: the runtime is gone from the configuration".into();
     };
     let secret = match state.store.token_secret(&token.id).await {

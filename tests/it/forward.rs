@@ -619,3 +619,33 @@ fn helperctl_forward_prints_and_installs_the_ssh_block_and_runtime_set_toggles_i
     let missing = ctl(&sb, &["runtime", "set", "nosuch", "--forward"]);
     assert!(!missing.status.success());
 }
+
+/// A socket at the forward's path that someone else put there (a shared /tmp on the
+/// remote machine) gets nothing: git's request may carry a password.
+#[test]
+fn the_client_sends_nothing_to_a_socket_that_is_not_its_own() {
+    let (uid, gid) = crate::util::other_user();
+    let sb = Sandbox::new();
+    let squatted = sb.dir.path().join("squatted.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&squatted).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    nix::unistd::chown(
+        &squatted,
+        Some(nix::unistd::Uid::from_raw(uid)),
+        Some(nix::unistd::Gid::from_raw(gid)),
+    )
+    .unwrap();
+    let mut c = sb.client();
+    c.args(["--socket", &squatted.display().to_string(), "store"]);
+    let out = run_with_stdin(
+        c,
+        format!("protocol=https\nhost=example.com\nusername=u\npassword={PLAIN_PW}\n").as_bytes(),
+    );
+    assert_ok(&out);
+    assert_contains(&stderr(&out), &format!("belongs to uid {uid}"), "the client");
+    assert_contains(&stderr(&out), "nothing was sent", "the client");
+    assert!(
+        listener.accept().is_err(),
+        "the client did not even connect to someone else's socket"
+    );
+}

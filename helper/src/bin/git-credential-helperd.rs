@@ -205,9 +205,20 @@ fn run(
     } else {
         response
     };
-    let response = match (&response.prompt, &envelope.request) {
+    answer_git(offer_renewal(&paths.socket, false, response, &envelope)?)
+}
+
+/// When the daemon offers a renewal and a terminal is there, asks for the new token and
+/// returns the daemon's answer with it; else the answer as it came.
+fn offer_renewal(
+    socket: &Path,
+    forwarded: bool,
+    response: Response,
+    envelope: &Envelope,
+) -> Result<Response, String> {
+    Ok(match (&response.prompt, &envelope.request) {
         (Some(prompt), Request::Git { input, .. }) if renewal::terminal_available() => {
-            match renew(&paths.socket, prompt, input)? {
+            match renew(socket, forwarded, prompt, input)? {
                 Some(renewed) => renewed,
                 // Skipped: git's own prompt comes next. The prompt already said why, so
                 // only the answer goes out: the runtime's username, so that git asks for
@@ -219,14 +230,13 @@ fn run(
             }
         }
         _ => response,
-    };
-    answer_git(response)
+    })
 }
 
 /// A request to a daemon forwarded over SSH (`--socket`): never starts one, never
 /// replaces one; the renewal prompt is offered here, on the remote terminal.
 fn run_forwarded(socket: &Path, envelope: &Envelope) -> Result<(), String> {
-    let response = match client::send(socket, envelope) {
+    let response = match client::send_to_own(socket, envelope) {
         Ok(response) => response,
         Err(ClientError::NotRunning(_)) => {
             return Err(format!(
@@ -237,23 +247,16 @@ fn run_forwarded(socket: &Path, envelope: &Envelope) -> Result<(), String> {
         }
         Err(e) => return Err(e.to_string()),
     };
-    let response = match (&response.prompt, &envelope.request) {
-        (Some(prompt), Request::Git { input, .. }) if renewal::terminal_available() => {
-            match renew(socket, prompt, input)? {
-                Some(renewed) => renewed,
-                None => Response {
-                    notice: None,
-                    ..response
-                },
-            }
-        }
-        _ => response,
-    };
-    answer_git(response)
+    answer_git(offer_renewal(socket, true, response, envelope)?)
 }
 
 /// Asks for the new token on the terminal and has the daemon answer git with it.
-fn renew(socket: &Path, prompt: &RenewalPrompt, input: &str) -> Result<Option<Response>, String> {
+fn renew(
+    socket: &Path,
+    forwarded: bool,
+    prompt: &RenewalPrompt,
+    input: &str,
+) -> Result<Option<Response>, String> {
     let answer = renewal::ask(prompt).map_err(|e| format!("the renewal prompt failed: {e}"))?;
     let Some(mut answer) = answer else {
         return Ok(None);
@@ -266,7 +269,11 @@ fn renew(socket: &Path, prompt: &RenewalPrompt, input: &str) -> Result<Option<Re
             expires: answer.expires.clone(),
             input: input.to_string(),
         });
-        let response = client::send(socket, &request).map_err(|e| e.to_string())?;
+        let sent = match forwarded {
+            true => client::send_to_own(socket, &request),
+            false => client::send(socket, &request),
+        };
+        let response = sent.map_err(|e| e.to_string())?;
         match &response.reply {
             Reply::Error {
                 code: ErrorCode::BadRequest,

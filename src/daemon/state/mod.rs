@@ -163,6 +163,11 @@ impl State {
         self.clock.now()
     }
 
+    /// The runtime named `name` in the configuration in force.
+    pub fn runtime(&self, name: &str) -> Option<crate::config::RuntimeConfig> {
+        self.config.current().runtime(name).cloned()
+    }
+
     /// The token book as the writer last published it.
     pub fn tokens(&self) -> Arc<TokenBookState> {
         self.books.tokens()
