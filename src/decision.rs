@@ -323,6 +323,20 @@ pub fn token_label(t: &TokenMeta) -> String {
 /// Decides what happens with one git request (DESIGN.md §6).
 pub fn decide(facts: &Facts<'_>) -> Decision {
     let request = facts.request;
+    let route = Location::from_git(
+        request.protocol.as_deref(),
+        request.host.as_deref(),
+        request.path.as_deref(),
+    )
+    .map(|loc| runtime::route(facts.config, &loc, request.username.as_deref()).0);
+    // First, so that a remote machine gets the same words whatever else would be said.
+    if facts.via == Via::Forward {
+        let forwarded = matches!(&route, Some(Route::Runtime { runtime, .. }) if runtime.forward);
+        let allowed = facts.policy.is_none_or(|p| p.policy.allow_forwarding);
+        if !(forwarded && allowed) {
+            return Decision::Refuse(not_forwarded());
+        }
+    }
     // The policy's min_store: no secret is served or stored through a weaker store. An
     // erase only takes secrets away, so it is always allowed.
     if facts.action != GitAction::Erase {
@@ -330,19 +344,6 @@ pub fn decide(facts: &Facts<'_>) -> Decision {
             if let Err(v) = p.policy.check_store(strength, p.source) {
                 return Decision::Refuse(Refusal::new(RefuseReason::StoreBelowPolicy(v.message)));
             }
-        }
-    }
-    let route = Location::from_git(
-        request.protocol.as_deref(),
-        request.host.as_deref(),
-        request.path.as_deref(),
-    )
-    .map(|loc| runtime::route(facts.config, &loc, request.username.as_deref()).0);
-    if facts.via == Via::Forward {
-        let forwarded = matches!(&route, Some(Route::Runtime { runtime, .. }) if runtime.forward);
-        let allowed = facts.policy.is_none_or(|p| p.policy.allow_forwarding);
-        if !(forwarded && allowed) {
-            return Decision::Refuse(not_forwarded());
         }
     }
     match (facts.action, route) {
@@ -619,7 +620,17 @@ fn reject(facts: &Facts<'_>, rt: &RuntimeConfig) -> Decision {
 
 /// Whether the forward socket should listen: while some runtime is marked `forward = true`
 /// and the policy allows forwarding. `Err`: why it stays closed, for `status`.
-pub fn forwarding(config: &Config, policy: Option<PolicyInForce<'_>>) -> Result<(), String> {
+pub fn forwarding(
+    config: &Config,
+    policy: Option<PolicyInForce<'_>>,
+    refused_policy: Option<&str>,
+) -> Result<(), String> {
+    // A policy file that exists but was refused may forbid forwarding: closed, to be safe.
+    if let (None, Some(why)) = (policy, refused_policy) {
+        return Err(format!(
+            "the policy file was refused, so forwarding stays off: {why}"
+        ));
+    }
     if let Some(p) = policy.filter(|p| !p.policy.allow_forwarding) {
         return Err(format!(
             "{} forbids it (allow_forwarding = false)",

@@ -107,7 +107,11 @@ mod imp {
                     reliable = false;
                 }
                 match super::folder_to_watch(file) {
-                    Some(folder) => reliable &= inotify.add_watch(folder, flags()).is_ok(),
+                    Some(folder) => {
+                        reliable &= inotify.add_watch(folder, flags()).is_ok();
+                        // A link above the folder can be re-pointed with no event in it.
+                        reliable &= std::fs::canonicalize(folder).is_ok_and(|real| real == folder);
+                    }
                     None => reliable = false,
                 }
             }

@@ -28,6 +28,7 @@ use crate::token::TokenBook;
 
 /// `helperctl daemon reload`, SIGHUP.
 pub fn reload(state: &State) -> Response {
+    state.policy.reload_now();
     match state.config.reload() {
         Ok(config) => done(format!(
             "configuration reloaded: {} runtimes",
@@ -72,8 +73,12 @@ fn forward_status(state: &State, policy: Option<&LoadedPolicy>) -> ForwardStatus
         socket: state.settings.forward_socket().display().to_string(),
         open: state.forward.open.load(Ordering::Relaxed),
         served: state.forward.served.load(Ordering::Relaxed),
-        closed_because: crate::decision::forwarding(&config, policy.map(LoadedPolicy::in_force))
-            .err(),
+        closed_because: crate::decision::forwarding(
+            &config,
+            policy.map(LoadedPolicy::in_force),
+            state.policy.error().as_deref(),
+        )
+        .err(),
     }
 }
 

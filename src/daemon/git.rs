@@ -55,7 +55,11 @@ pub async fn request(
     cred: GitCredential,
     lifetime: Option<u64>,
 ) -> Response {
-    let config_notice = state.config.notice_for_git();
+    // A broken config.toml is the local user's to hear about, once.
+    let config_notice = match peer.channel {
+        Channel::Forward => None,
+        Channel::Main | Channel::Support => state.config.notice_for_git(),
+    };
     let response = answer(state, peer, action, &cred, lifetime).await;
     with_notice_first(response, config_notice)
 }

@@ -93,8 +93,9 @@ pub async fn serve(listener: StdListener, state: Arc<State>) -> std::io::Result<
             _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
             _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); break; }
             _ = sighup.recv() => {
-                tracing::info!("SIGHUP: reloading the configuration");
+                tracing::info!("SIGHUP: reloading the configuration and the policy");
                 let _ = state.config.reload();
+                state.policy.reload_now();
             }
             _ = shared.shutdown.notified() => { tracing::info!("shutdown requested by a client"); break; }
         }
@@ -171,7 +172,7 @@ fn connection(stream: StdStream, shared: &Arc<Shared>) {
                 };
                 let timeout = shared.state.settings.request_timeout;
                 let incoming = read_request(&mut stream, timeout, read).await;
-                let bytes = respond(incoming, peer, &shared).await;
+                let bytes = within_deadline(respond(incoming, peer, &shared)).await;
                 if let Some(bytes) = bytes {
                     write_async(&mut stream, &bytes).await;
                 }
@@ -190,7 +191,7 @@ fn connection(stream: StdStream, shared: &Arc<Shared>) {
                 // The answer needs to wait (a store, a host): a task of its own.
                 Poll::Pending => {
                     tokio::spawn(async move {
-                        if let Some(bytes) = response.await {
+                        if let Some(bytes) = within_deadline(response).await {
                             answer(stream, bytes);
                         }
                     });
@@ -294,9 +295,29 @@ fn into_async(stream: StdStream) -> Option<UnixStream> {
     }
 }
 
+/// The longest a request may take to answer (a token verify of many runtimes, each host
+/// with its 30 s timeout, is the slowest there is): past it the connection is dropped, so
+/// that nothing holds a connection forever.
+const ANSWER_DEADLINE: Duration = Duration::from_secs(120);
+
+/// How long a client may take to read its answer.
+const WRITE_DEADLINE: Duration = Duration::from_secs(10);
+
+async fn within_deadline<T>(answer: impl Future<Output = Option<T>>) -> Option<T> {
+    match tokio::time::timeout(ANSWER_DEADLINE, answer).await {
+        Ok(answer) => answer,
+        Err(_) => {
+            tracing::warn!("a request took longer than {ANSWER_DEADLINE:?}; dropped");
+            None
+        }
+    }
+}
+
 async fn write_async(stream: &mut UnixStream, bytes: &[u8]) {
-    if let Err(e) = write_bytes(stream, bytes).await {
-        tracing::debug!(error = %e, "client went away before the answer");
+    match tokio::time::timeout(WRITE_DEADLINE, write_bytes(stream, bytes)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!(error = %e, "client went away before the answer"),
+        Err(_) => tracing::debug!("client did not read its answer in time; dropped"),
     }
 }
 
@@ -325,6 +346,7 @@ async fn forward_socket(shared: Arc<Shared>) {
         let wanted = crate::decision::forwarding(
             &state.config.current(),
             policy.as_deref().map(|p| p.in_force()),
+            state.policy.error().as_deref(),
         );
         match (&wanted, &open) {
             (Ok(()), None) => match listen_forward(&path) {

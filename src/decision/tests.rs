@@ -779,3 +779,25 @@ fn forwarded_requests_reach_forwarded_runtimes_only_and_learn_nothing_else() {
         .unwrap();
     assert_eq!(event.reason.as_deref(), Some("not forwarded"));
 }
+
+#[test]
+fn the_forward_socket_opens_only_with_a_forwarded_runtime_and_a_policy_that_allows_it() {
+    let mut config = config();
+    assert!(forwarding(&config, None, None)
+        .unwrap_err()
+        .contains("no runtime"));
+    config.runtimes[0].forward = true;
+    assert_eq!(forwarding(&config, None, None), Ok(()));
+    let closed = policy("allow_forwarding = false\n");
+    let source = Path::new("/etc/helperd/policy.toml");
+    let in_force = Some(PolicyInForce {
+        policy: &closed,
+        source,
+    });
+    assert!(forwarding(&config, in_force, None)
+        .unwrap_err()
+        .contains("allow_forwarding = false"));
+    // A policy file that exists but was refused may forbid it: closed, to be safe.
+    let refused = forwarding(&config, None, Some("it is writable by others"));
+    assert!(refused.unwrap_err().contains("refused"));
+}

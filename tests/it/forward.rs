@@ -642,7 +642,11 @@ fn the_client_sends_nothing_to_a_socket_that_is_not_its_own() {
         format!("protocol=https\nhost=example.com\nusername=u\npassword={PLAIN_PW}\n").as_bytes(),
     );
     assert_ok(&out);
-    assert_contains(&stderr(&out), &format!("belongs to uid {uid}"), "the client");
+    assert_contains(
+        &stderr(&out),
+        &format!("belongs to uid {uid}"),
+        "the client",
+    );
     assert_contains(&stderr(&out), "nothing was sent", "the client");
     assert!(
         listener.accept().is_err(),

@@ -21,22 +21,33 @@ const REFRESH_RETRY_SECS: u64 = 60;
 /// Refreshes token `token_id` of `runtime`, unless another request already did.
 pub async fn run(state: &State, runtime: &str, token_id: &str) {
     let flight = state.refresh.flight(token_id);
-    let _one_refresh = flight.lock().await;
-    let result = refresh_once(state, runtime, token_id).await;
-    drop(_one_refresh);
-    state.refresh.done(token_id);
-    if let Err(why) = result {
-        tracing::warn!(%runtime, %why, "OAuth refresh failed; trying again in a minute");
-        state
-            .refresh
-            .back_off(token_id, state.now().saturating_add(REFRESH_RETRY_SECS));
+    let one_refresh = flight.lock().await;
+    // Those that waited for a refresh that failed do not ask the host again at once.
+    let backing_off = state
+        .refresh
+        .backoff()
+        .get(token_id)
+        .is_some_and(|&until| state.now() < until);
+    if !backing_off {
+        if let Err(why) = refresh_once(state, runtime, token_id).await {
+            tracing::warn!(%runtime, %why, "OAuth refresh failed; trying again in a minute");
+            // Set while the flight is still held, so that every waiter sees it.
+            state
+                .refresh
+                .back_off(token_id, state.now().saturating_add(REFRESH_RETRY_SECS));
+        }
     }
+    drop(one_refresh);
+    state.refresh.done(token_id);
 }
 
 /// One refresh, under the token's flight lock. `Err`: a failure worth a back-off.
 async fn refresh_once(state: &State, runtime: &str, token_id: &str) -> Result<(), String> {
     // Another request may have refreshed it while this one waited for the lock.
-    let Some(token) = state.token_of(runtime).filter(|t| t.id == token_id) else {
+    let Some(token) = state
+        .token_of(runtime)
+        .filter(|t| t.id == token_id && t.rejected_at.is_none())
+    else {
         return Ok(());
     };
     let now = state.now();
@@ -80,9 +91,12 @@ async fn refresh_once(state: &State, runtime: &str, token_id: &str) -> Result<()
                 runtime: runtime.to_string(),
                 token: new,
                 secret: tokens.access_token,
-                refresh: tokens.refresh_token,
+                // A host that rotates refresh tokens sends a new one; one that does not
+                // keeps the old one valid: it moves to the new token.
+                refresh: Some(tokens.refresh_token.unwrap_or(refresh)),
                 hosts: decision::runtime_hosts(&config, runtime),
                 also_for,
+                replaces: Some(token.id.clone()),
             };
             state.set_token(None, change).await.map_err(|e| {
                 format!("the refreshed token could not be stored ({e:?}); the old one is kept")

@@ -91,6 +91,8 @@ pub struct State {
     files: FileWatch,
     /// `files`' generation when the files were last looked at.
     files_seen: AtomicU64,
+    /// The second (since start, from 1) of the last look at the files' stamps.
+    files_looked_at: AtomicU64,
     pub store: Arc<StoreSlot>,
     books: Arc<Books>,
     pub writer: Writer,
@@ -122,13 +124,15 @@ impl State {
         }));
         let books = Arc::new(Books::default());
         let (writer, handle) = Writer::start(store.clone(), books.clone(), &settings.state_dir);
-        let config = ConfigWatch::load(&settings.config_file);
-        let policy = PolicyWatch::load();
-        let mut watched = policy.files();
+        // The watch first, then the files: an edit in between is seen at the first look.
+        let mut watched = PolicyWatch::files_of_env();
         watched.push(settings.config_file.clone());
         let files = FileWatch::new(&watched);
+        let config = ConfigWatch::load(&settings.config_file);
+        let policy = PolicyWatch::load();
         let state = State {
-            files_seen: AtomicU64::new(files.generation()),
+            files_seen: AtomicU64::new(0),
+            files_looked_at: AtomicU64::new(0),
             files,
             config,
             policy,
@@ -152,7 +156,11 @@ impl State {
     /// changed, the files' `stat`s and a reload when something may have.
     pub fn look_at_files(&self) {
         let generation = self.files.generation();
-        if self.files_seen.swap(generation, Ordering::Relaxed) != generation {
+        // A safety net under the watch (filesystems that report no events, links
+        // re-pointed above a watched folder): the files' stamps at least once a second.
+        let second = self.started.elapsed().as_secs() + 1;
+        let due = self.files_looked_at.swap(second, Ordering::Relaxed) != second;
+        if self.files_seen.swap(generation, Ordering::Relaxed) != generation || due {
             self.config.refresh();
             self.policy.refresh();
         }
@@ -222,6 +230,7 @@ impl State {
             refresh,
             hosts: crate::decision::runtime_hosts(&self.config.current(), runtime),
             also_for: Vec::new(),
+            replaces: None,
         };
         self.set_token(peer, change).await
     }

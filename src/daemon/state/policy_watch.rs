@@ -119,13 +119,20 @@ impl PolicyWatch {
         loaded.error = None;
     }
 
-    /// The files this policy may come from.
-    pub fn files(&self) -> Vec<PathBuf> {
-        self.override_path
-            .iter()
-            .cloned()
-            .chain(std::iter::once(self.system_path.clone()))
+    /// The files a policy may come from, as the environment names them.
+    pub fn files_of_env() -> Vec<PathBuf> {
+        std::env::var_os(policy::POLICY_ENV)
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+            .into_iter()
+            .chain(std::iter::once(PathBuf::from(SYSTEM_POLICY_PATH)))
             .collect()
+    }
+
+    /// Reads the files again, whatever their stamps (SIGHUP, `helperctl daemon reload`).
+    pub fn reload_now(&self) {
+        let stamps = self.stamps();
+        self.reload(&mut self.lock(), stamps);
     }
 
     /// Reloads when either file changed (two `stat`s).

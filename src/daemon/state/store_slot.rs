@@ -46,6 +46,9 @@ pub struct StoreSlot {
     opening: tokio::sync::Mutex<()>,
     /// Token secrets already read, so that a `get` costs no keyring round trip.
     secrets: Mutex<HashMap<String, Secret>>,
+    /// Ids of tokens deleted since start: a read that raced with the deletion must not put
+    /// the secret back in memory (ids are random and never reused).
+    forgotten: Mutex<std::collections::HashSet<String>>,
 }
 
 /// Runs blocking store work off the async threads; a panic there becomes an error, never
@@ -79,6 +82,7 @@ impl StoreSlot {
             current: RwLock::new(None),
             opening: tokio::sync::Mutex::new(()),
             secrets: Mutex::new(HashMap::new()),
+            forgotten: Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -160,7 +164,13 @@ impl StoreSlot {
         }
         let secret = self.read(&token::secret_key(id)).await?;
         if let Some(s) = &secret {
-            self.cache().insert(id.to_string(), s.clone());
+            let forgotten = self
+                .forgotten
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if !forgotten.contains(id) {
+                self.cache().insert(id.to_string(), s.clone());
+            }
         }
         Ok(secret)
     }
@@ -170,8 +180,12 @@ impl StoreSlot {
         self.cache().insert(id.to_string(), secret);
     }
 
-    /// Forgets a token secret the writer just deleted.
+    /// Forgets a token secret the writer is deleting, for good.
     pub fn forget_token_secret(&self, id: &str) {
+        self.forgotten
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id.to_string());
         self.cache().remove(id);
     }
 }

@@ -100,8 +100,12 @@ pub struct TokenChange {
     /// The hosts (`scheme://host`) the runtime points at now.
     pub hosts: Vec<String>,
     /// Other runtimes (with their hosts) that move to the new token too: those that
-    /// shared the token it replaces (an OAuth refresh).
+    /// shared the token it replaces (an OAuth refresh), as long as they still use it.
     pub also_for: Vec<(String, Vec<String>)>,
+    /// The token this one replaces (an OAuth refresh): the change is made only while the
+    /// runtime still has that token, so that a refresh answered late never undoes a token
+    /// the user set meanwhile.
+    pub replaces: Option<String>,
 }
 
 /// When an edit of the token book is written to `tokens.json`.
@@ -434,7 +438,16 @@ impl Task {
             refresh,
             hosts,
             also_for,
+            replaces,
         } = change;
+        if let Some(old) = &replaces {
+            let current = self.book()?.for_runtime(&runtime).map(|t| t.id.clone());
+            if current.as_ref() != Some(old) {
+                return Err(WriteError::Tokens(format!(
+                    "runtime {runtime}'s token changed meanwhile; the refreshed one was not stored"
+                )));
+            }
+        }
         self.book()?;
         let id = token.id.clone();
         let store = self.store.unlocked().await?;
@@ -453,6 +466,12 @@ impl Task {
         let book = self.book()?;
         let mut orphans: Vec<String> = book.add(token, &runtime, &hosts, now).into_iter().collect();
         for (other, other_hosts) in &also_for {
+            let still_shared = book
+                .for_runtime(other)
+                .is_some_and(|t| Some(&t.id) == replaces.as_ref());
+            if !still_shared {
+                continue;
+            }
             if let Ok(Some(orphan)) = book.link(other, other_hosts, &runtime) {
                 orphans.push(orphan);
             }
@@ -492,10 +511,14 @@ impl Task {
     /// metadata no longer names them, so they are never served).
     async fn delete_secrets(&mut self, id: &str) {
         self.store.forget_token_secret(id);
-        let Some(open) = self.store.peek() else {
-            return;
+        // Opened if need be: the store may not have been opened yet since start.
+        let store = match self.store.unlocked().await {
+            Ok(store) => store,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not delete a replaced token's secret: the store is not available");
+                return;
+            }
         };
-        let store = open.store.clone();
         let (key, refresh) = (token::secret_key(id), token::refresh_key(id));
         if let Err(e) =
             blocking(move || store.delete(&key).and_then(|()| store.delete(&refresh))).await
