@@ -1,8 +1,10 @@
 //! OAuth refresh, carried out when the decision asks for it: one refresh per token at a
 //! time (the others wait for it and then find the fresh token), with no other lock held
-//! while the host answers. The new tokens are stored before the old ones are deleted, and
-//! a failed save keeps the old refresh token (the writer's order), so a refresh never
-//! loses the only valid refresh token.
+//! while the host answers. The new tokens are stored before the old ones are deleted (the
+//! writer's order); when they cannot be stored, they stay in memory and are stored at the
+//! next attempt without asking the host again (GitHub and GitLab make the old refresh
+//! token useless once they answer), while the old token serves as long as it is valid. So
+//! a refresh never loses the only valid refresh token.
 
 use crate::audit::{kind, AuditEvent};
 use crate::config::RuntimeConfig;
@@ -48,6 +50,8 @@ async fn refresh_once(state: &State, runtime: &str, token_id: &str) -> Result<()
         .token_of(runtime)
         .filter(|t| t.id == token_id && t.rejected_at.is_none())
     else {
+        // Replaced or rejected meanwhile: an unsaved refresh of it is of no use any more.
+        drop(state.refresh.take_unsaved(token_id));
         return Ok(());
     };
     let now = state.now();
@@ -56,6 +60,10 @@ async fn refresh_once(state: &State, runtime: &str, token_id: &str) -> Result<()
         .is_none_or(|t| t > now.saturating_add(REFRESH_AHEAD_SECS))
     {
         return Ok(());
+    }
+    // A refresh the host answered, whose save failed: saved now, the host not asked again.
+    if let Some(change) = state.refresh.take_unsaved(token_id) {
+        return save(state, runtime, token_id, &token, change).await;
     }
     let config = state.config.current();
     let rt = config
@@ -98,25 +106,45 @@ async fn refresh_once(state: &State, runtime: &str, token_id: &str) -> Result<()
                 also_for,
                 replaces: Some(token.id.clone()),
             };
-            state.set_token(None, change).await.map_err(|e| {
-                format!("the refreshed token could not be stored ({e:?}); the old one is kept")
-            })?;
-            tracing::info!(%runtime, "refreshed the OAuth token");
-            state
-                .audit(
-                    AuditEvent::now(kind::RENEWED)
-                        .runtime(runtime)
-                        .token(decision::token_label(&token))
-                        .reason("OAuth refresh"),
-                )
-                .await;
-            Ok(())
+            save(state, runtime, token_id, &token, change).await
         }
         Err(ProviderError::RefreshRejected { .. }) => {
             refresh_rejected(state, rt, &token, now).await;
             Ok(())
         }
         Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Stores a refresh's result. When that fails, the result is kept in memory for the next
+/// attempt (the host may have made the old refresh token useless by now), and the old token
+/// serves meanwhile while it is valid.
+async fn save(
+    state: &State,
+    runtime: &str,
+    token_id: &str,
+    old: &TokenMeta,
+    change: TokenChange,
+) -> Result<(), String> {
+    match state.set_token(None, change.clone()).await {
+        Ok(()) => {
+            tracing::info!(%runtime, "refreshed the OAuth token");
+            state
+                .audit(
+                    AuditEvent::now(kind::RENEWED)
+                        .runtime(runtime)
+                        .token(decision::token_label(old))
+                        .reason("OAuth refresh"),
+                )
+                .await;
+            Ok(())
+        }
+        Err(e) => {
+            state.refresh.keep_unsaved(token_id, change);
+            Err(format!(
+                "the refreshed token could not be stored ({e:?}); kept in memory for the next attempt, the old one serves meanwhile"
+            ))
+        }
     }
 }
 

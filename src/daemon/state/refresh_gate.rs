@@ -6,6 +6,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use super::writer::TokenChange;
+
 type Flight = Arc<tokio::sync::Mutex<()>>;
 
 #[derive(Default)]
@@ -13,6 +15,10 @@ pub struct RefreshGate {
     flights: Mutex<HashMap<String, Flight>>,
     /// Per token id: no refresh is tried before this time.
     backoff: Mutex<HashMap<String, u64>>,
+    /// Per token id: the tokens a host handed out that could not be saved yet. A host that
+    /// rotates refresh tokens has already made the old one useless, so these are the only
+    /// valid ones: kept in memory and saved at the next attempt, instead of asking again.
+    unsaved: Mutex<HashMap<String, TokenChange>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -41,6 +47,16 @@ impl RefreshGate {
     /// The back-off map, for the decision.
     pub fn backoff(&self) -> HashMap<String, u64> {
         lock(&self.backoff).clone()
+    }
+
+    /// Keeps a refresh's result that could not be saved.
+    pub fn keep_unsaved(&self, id: &str, change: TokenChange) {
+        lock(&self.unsaved).insert(id.to_string(), change);
+    }
+
+    /// The unsaved result of a refresh of token `id`, taken out.
+    pub fn take_unsaved(&self, id: &str) -> Option<TokenChange> {
+        lock(&self.unsaved).remove(id)
     }
 
     /// No refresh of token `id` before `until`.

@@ -91,6 +91,7 @@ pub enum WriteError {
 }
 
 /// A new token for a runtime.
+#[derive(Clone)]
 pub struct TokenChange {
     pub runtime: String,
     pub token: TokenMeta,
