@@ -132,11 +132,16 @@ fn decode(line: &[u8]) -> Result<Request, (ErrorCode, String)> {
 
 /// The response as its line (it may hold a secret: wiped when dropped).
 pub fn encode(response: &Response) -> zeroize::Zeroizing<Vec<u8>> {
-    let mut bytes =
-        zeroize::Zeroizing::new(serde_json::to_vec(response).expect("wire types always serialize"));
+    // Room for any git answer up front: a buffer that grows leaves the old one, with the
+    // secret in it, freed but not wiped.
+    let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(ANSWER_ROOM));
+    serde_json::to_writer(&mut *bytes, response).expect("wire types always serialize");
     bytes.push(b'\n');
     bytes
 }
+
+/// More than any git answer needs (a token, a username, an expiry, JSON escaping).
+const ANSWER_ROOM: usize = 16 * 1024;
 
 /// Writes the response line; closing the stream (dropping it) then tells the client
 /// that nothing more comes.

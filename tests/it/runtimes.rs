@@ -1464,3 +1464,39 @@ fn fifty_parallel_runtime_adds_then_removes_lose_no_update_and_keep_comments() {
     assert!(!out.status.success(), "removing a missing runtime fails");
     assert_eq!(fs::read(&path).unwrap(), before, "and changes nothing");
 }
+
+/// `last_used` is saved at most hourly while the daemon runs, and at once when it stops:
+/// a stop loses no use.
+#[test]
+fn the_last_use_is_saved_when_the_daemon_stops() {
+    let sb = Sandbox::new();
+    ctl_ok(
+        &sb,
+        &[
+            "runtime",
+            "add",
+            "gl",
+            "--provider",
+            "gitlab",
+            "--url",
+            "https://gl.example/",
+        ],
+    );
+    token_set(&sb, "gl", "glpat-LastUseSaved1", &[]);
+    let query = "protocol=https\nhost=gl.example\n";
+    assert_ok(&sb.credential("fill", query));
+    let later = sb.advance_clock(90);
+    assert_ok(&sb.credential("fill", query));
+    let tokens = || -> Value {
+        serde_json::from_slice(&fs::read(sb.helperd_home().join("state/tokens.json")).unwrap())
+            .unwrap()
+    };
+    let before = tokens()["tokens"][0]["last_used"].as_u64();
+    assert!(
+        before.is_none_or(|b| b < later),
+        "the last use waits for a later save: {before:?}"
+    );
+    ctl_ok(&sb, &["daemon", "stop"]);
+    let after = tokens()["tokens"][0]["last_used"].as_u64().unwrap();
+    assert!(after >= later, "saved at the stop: {after} >= {later}");
+}

@@ -179,6 +179,7 @@ impl Writer {
             tokens,
             plain: None,
             tokens_saved_at: 0,
+            unsaved: false,
         };
         let (tx, mut rx) = mpsc::channel(QUEUE);
         let handle = tokio::spawn(async move {
@@ -190,6 +191,7 @@ impl Writer {
                     task.run(command).await;
                 }
             }
+            task.save_unsaved();
         });
         (Writer { tx }, handle)
     }
@@ -279,6 +281,8 @@ struct Task {
     plain: Option<PlainTable>,
     /// When `tokens.json` was last written.
     tokens_saved_at: u64,
+    /// A lazily saved edit (`last_used`) is not in `tokens.json` yet.
+    unsaved: bool,
 }
 
 impl Task {
@@ -427,7 +431,17 @@ impl Task {
             .map_err(|e| WriteError::Tokens(e.clone()))?;
         tokens_file::save(&self.state_dir, book).map_err(WriteError::Tokens)?;
         self.tokens_saved_at = unix_now();
+        self.unsaved = false;
         Ok(())
+    }
+
+    /// At the end (the daemon stops): what was saved lazily goes to `tokens.json` now.
+    fn save_unsaved(&mut self) {
+        if self.unsaved {
+            if let Err(e) = self.save_tokens() {
+                tracing::warn!(error = %e, "could not save token metadata at exit");
+            }
+        }
     }
 
     /// Stores the secret(s), then the metadata, then deletes what was replaced.
@@ -500,6 +514,8 @@ impl Task {
                 self.tokens = before;
                 return Err(e);
             }
+        } else {
+            self.unsaved = true;
         }
         self.books.publish_tokens(&self.tokens);
         for orphan in orphans {
