@@ -145,33 +145,19 @@ impl AuditEvent {
 /// no valid host before that `/`; then everything up to the last `@` goes, since logging
 /// too little beats logging a password.
 pub fn redact_url(url: &str) -> String {
-    let (scheme, rest) = match url.find("://") {
-        Some(i) => url.split_at(i + 3),
-        None => ("", url),
+    // An scp-like `user@host:path` has no scheme: read as if it had one.
+    let (prefix, schemed) = match url.contains("://") {
+        true => ("", url.to_string()),
+        false => ("x://", format!("x://{url}")),
     };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let rest = match authority.rfind('@') {
-        Some(at) => &rest[at + 1..],
-        None if !plausible_host(authority) => {
-            let query = rest.find(['?', '#']).unwrap_or(rest.len());
-            rest[..query].rfind('@').map_or(rest, |at| &rest[at + 1..])
-        }
-        None => rest,
+    let (scheme, rest) = match helperd_wire::url::split_userinfo(&schemed) {
+        Some((scheme, _, rest)) => (scheme.to_string(), rest.to_string()),
+        None => (String::new(), schemed.clone()),
     };
     let end = rest.find(['?', '#']).unwrap_or(rest.len());
-    format!("{scheme}{}", &rest[..end])
-}
-
-/// `host`, `host:port` or `[v6]:port`: what a valid authority without userinfo looks like.
-fn plausible_host(authority: &str) -> bool {
-    let port = if authority.starts_with('[') {
-        match authority.find(']') {
-            Some(end) => authority[end + 1..].strip_prefix(':'),
-            None => return false,
-        }
-    } else {
-        authority.split_once(':').map(|(_, port)| port)
-    };
-    port.is_none_or(|p| p.bytes().all(|b| b.is_ascii_digit()))
+    let redacted = format!("{scheme}://{}", &rest[..end]);
+    redacted
+        .strip_prefix(prefix)
+        .unwrap_or(&redacted)
+        .to_string()
 }

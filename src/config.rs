@@ -652,7 +652,10 @@ impl RtCx<'_> {
                 ))
             }
         });
-        prefix.map_err(|why| self.error(value.span(), format!("url {text:?} is malformed: {why}")))
+        prefix.map_err(|why| {
+            let shown = helperd_wire::wire::redact_userinfo(text);
+            self.error(value.span(), format!("url {shown:?} is malformed: {why}"))
+        })
     }
 
     fn api_url(&self) -> Result<Option<String>, ConfigError> {
@@ -671,7 +674,10 @@ impl RtCx<'_> {
             Ok(()) => Ok(Some(value.trim_end_matches('/').to_string())),
             Err(why) => Err(self.error(
                 value_span(self.table, "api_url"),
-                format!("api_url {value:?} is malformed: {why}"),
+                format!(
+                    "api_url {:?} is malformed: {why}",
+                    helperd_wire::wire::redact_userinfo(value)
+                ),
             )),
         }
     }

@@ -139,6 +139,12 @@ fn split_url(url: &str) -> Result<RawUrl<'_>, String> {
     if !scheme_ok {
         return Err(format!("the scheme {scheme:?} is not a valid URL scheme"));
     }
+    // The userinfo first, as git reads it (helperd_wire::url): a password may hold `#`,
+    // `?`, `/` or `@`, and none of it may reach a message about the rest.
+    let (userinfo, rest) = match helperd_wire::url::split_userinfo(url) {
+        Some((_, userinfo, rest)) => (userinfo, rest),
+        None => (None, rest),
+    };
     // RFC 3986 order: the fragment ends the URL, then the query ends the path.
     let (rest, has_fragment) = match rest.split_once('#') {
         Some((before, _)) => (before, true),
@@ -151,10 +157,6 @@ fn split_url(url: &str) -> Result<RawUrl<'_>, String> {
     let (authority, path) = match rest.split_once('/') {
         Some((authority, path)) => (authority, path),
         None => (rest, ""),
-    };
-    let (userinfo, authority) = match authority.rsplit_once('@') {
-        Some((info, host)) => (Some(info), host),
-        None => (None, authority),
     };
     Ok(RawUrl {
         scheme: scheme.to_ascii_lowercase(),

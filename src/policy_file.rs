@@ -54,9 +54,11 @@ fn read_trusted(path: &Path, owner: u32) -> Result<Option<String>, PolicyError> 
         return Ok(None);
     };
     // O_NOFOLLOW: `target` was no link a moment ago, so one there now is a swap under us.
+    // O_NONBLOCK: opening a FIFO (or a device) must not wait for a writer; what is not a
+    // regular file is refused just below, before anything is read.
     let mut file = fs::OpenOptions::new()
         .read(true)
-        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .custom_flags((nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK).bits())
         .open(&target)
         .map_err(|e| io_error(path, e))?;
     // Checked on the open descriptor: the text read below is the file that was checked.
@@ -382,5 +384,27 @@ mod tests {
             PolicySource::new("/p.toml").to_string(),
             "the system policy (/p.toml)"
         );
+    }
+
+    #[test]
+    fn a_fifo_as_the_policy_is_refused_at_once() {
+        let (dir, _) = policy_dir("max_days = 30\n");
+        let fifo = dir.path().join("fifo.toml");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        let path = fifo.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(
+                load_trusting(&path, me())
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+            );
+        });
+        // No writer ever opens the FIFO: a blocking open would never return.
+        let result = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("loading a FIFO returns at once");
+        let e = result.unwrap_err();
+        assert!(e.contains("not a regular file"), "{e}");
     }
 }

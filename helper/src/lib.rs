@@ -7,4 +7,5 @@
 pub mod client;
 pub mod paths;
 pub mod renewal;
+pub mod url;
 pub mod wire;

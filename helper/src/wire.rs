@@ -220,22 +220,15 @@ impl Response {
 /// `scheme://user:password@host/...` -> `scheme://user@host/...`: a URL as users paste it
 /// may carry a token; logs and reports must not.
 pub fn redact_userinfo(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            let masked = if userinfo.contains(':') {
-                format!("{user}:<redacted>")
-            } else {
-                user.to_string()
+    match crate::url::split_userinfo(url) {
+        Some((scheme, Some(userinfo), rest)) => {
+            let masked = match userinfo.split_once(':') {
+                Some((user, _)) => format!("{user}:<redacted>"),
+                None => userinfo.to_string(),
             };
-            format!("{scheme}://{masked}@{host}{tail}")
+            format!("{scheme}://{masked}@{rest}")
         }
-        None => url.to_string(),
+        _ => url.to_string(),
     }
 }
 

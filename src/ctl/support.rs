@@ -3,6 +3,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use std::os::unix::fs::OpenOptionsExt;
+
 use anyhow::{bail, Context};
 use helperd_wire::paths::Paths;
 use helperd_wire::wire::{Reply, Request};
@@ -202,9 +204,12 @@ fn bundle(paths: &Paths, out: &Path, audit_events: usize) -> anyhow::Result<()> 
             tail(&crate::daemon::log_file(paths), 64 * 1024),
         ),
     ];
+    // 0600 like the audit log it quotes: the bundle is for the user to hand over, not for
+    // every local user to read.
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(0o600)
         .open(out)
         .with_context(|| format!("failed to create {}", out.display()))?;
     let mut w = std::io::BufWriter::new(file);

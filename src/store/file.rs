@@ -260,6 +260,13 @@ impl FileStore {
             .mode(0o700)
             .create(data_dir)
             .map_err(|e| io_error("create", data_dir, e))?;
+        // The same rule as the state and socket folders: the key file and the secrets live
+        // here, so a folder others can reach, or that is not ours, is refused.
+        crate::fsutil::check_private_dir(data_dir).map_err(|e| StoreError::Unavailable {
+            store: StoreKind::File,
+            detail: e.to_string(),
+            hint: "nothing was read from it or written to it".into(),
+        })?;
         let files = Files {
             dir: data_dir.to_path_buf(),
             secrets_path: data_dir.join(SECRETS_FILE),
@@ -832,6 +839,28 @@ mod tests {
         FileStore::open_with_kdf_params(dir, KdfParams::for_tests()).expect("open the store")
     }
 
+    /// A temporary folder closed to others, as the daemon's data folder must be.
+    fn private_tempdir() -> tempfile::TempDir {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o700)).unwrap();
+        tmp
+    }
+
+    #[test]
+    fn a_data_folder_others_can_reach_is_refused_and_left_alone() {
+        let tmp = private_tempdir();
+        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let Err(e) = FileStore::open_with_kdf_params(tmp.path(), KdfParams::for_tests()) else {
+            panic!("a 0755 data folder is refused");
+        };
+        assert!(e.to_string().contains("chmod 700"), "{e}");
+        assert_eq!(
+            fs::read_dir(tmp.path()).unwrap().count(),
+            0,
+            "no key file was written"
+        );
+    }
+
     fn mode(path: &Path) -> u32 {
         fs::metadata(path).expect("stat").permissions().mode() & 0o7777
     }
@@ -855,7 +884,7 @@ mod tests {
 
     #[test]
     fn round_trip_survives_a_reopen() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = private_tempdir();
         let dir = tmp.path().join("data");
         let store = open(&dir);
         assert_eq!(store.kind(), StoreKind::File);
@@ -879,7 +908,7 @@ mod tests {
 
     #[test]
     fn creates_a_0600_key_file_in_a_0700_dir() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = private_tempdir();
         let dir = tmp.path().join("nested").join("data");
         let store = open(&dir);
         assert_eq!(mode(&dir), 0o700);
@@ -898,7 +927,7 @@ mod tests {
 
     #[test]
     fn refuses_a_key_file_others_can_read() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = private_tempdir();
         let dir = tmp.path();
         open(dir).set("k", &Secret::new(TOKEN)).unwrap();
         let key_path = dir.join(KEY_FILE);
@@ -928,7 +957,7 @@ mod tests {
 
     #[test]
     fn missing_key_file_is_unavailable_and_nothing_is_overwritten() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = private_tempdir();
         let dir = tmp.path();
         open(dir).set("k", &Secret::new(TOKEN)).unwrap();
         let before = fs::read(dir.join(SECRETS_FILE)).unwrap();
@@ -941,7 +970,7 @@ mod tests {
 
     #[test]
     fn passphrase_mode_locks_and_unlocks() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = private_tempdir();
         let dir = tmp.path();
         let store = open(dir);
         store.set("token/a", &Secret::new(TOKEN)).unwrap();
@@ -1006,7 +1035,7 @@ mod tests {
 
     #[test]
     fn reading_uses_the_header_kdf_params() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = private_tempdir();
         let dir = tmp.path();
         let store = open(dir);
         store.set("k", &Secret::new(TOKEN)).unwrap();
@@ -1028,7 +1057,7 @@ mod tests {
 
     #[test]
     fn empty_passphrase_is_refused() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = private_tempdir();
         let store = open(tmp.path());
         let err = store.set_passphrase(&pass("")).unwrap_err();
         assert!(
@@ -1041,7 +1070,7 @@ mod tests {
 
     #[test]
     fn unlock_of_a_key_file_store_is_not_supported() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = private_tempdir();
         let store = open(tmp.path());
         assert!(matches!(
             store.unlock(&pass("pw")),
@@ -1051,7 +1080,7 @@ mod tests {
 
     #[test]
     fn leftover_key_file_is_removed_by_a_successful_unlock_only() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = private_tempdir();
         let dir = tmp.path();
         let key_copy = {
             let store = open(dir);
@@ -1081,7 +1110,7 @@ mod tests {
 
     #[test]
     fn corrupted_ciphertext_is_reported_and_left_untouched() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = private_tempdir();
         let dir = tmp.path();
         open(dir).set("k", &Secret::new(TOKEN)).unwrap();
         let path = dir.join(SECRETS_FILE);
@@ -1105,7 +1134,7 @@ mod tests {
 
     #[test]
     fn bad_header_is_corrupt() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = private_tempdir();
         let dir = tmp.path();
         open(dir).set("k", &Secret::new(TOKEN)).unwrap();
         let path = dir.join(SECRETS_FILE);
@@ -1128,7 +1157,7 @@ mod tests {
 
     #[test]
     fn secrets_never_reach_the_disk_or_debug_in_clear() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = private_tempdir();
         let dir = tmp.path();
         let store = open(dir);
         store.set("token/a", &Secret::new(TOKEN)).unwrap();
@@ -1149,7 +1178,7 @@ mod tests {
 
     #[test]
     fn every_write_uses_a_fresh_nonce() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = private_tempdir();
         let dir = tmp.path();
         let store = open(dir);
         store.set("k", &Secret::new(TOKEN)).unwrap();
@@ -1162,7 +1191,7 @@ mod tests {
 
     #[test]
     fn tampered_passphrase_header_is_detected() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = private_tempdir();
         let dir = tmp.path();
         drop(passphrase_store(dir));
         let path = dir.join(SECRETS_FILE);
@@ -1202,7 +1231,7 @@ mod tests {
 
     #[test]
     fn tampered_key_file_header_is_detected() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = private_tempdir();
         let dir = tmp.path();
         open(dir).set("k", &Secret::new(TOKEN)).unwrap();
         let path = dir.join(SECRETS_FILE);

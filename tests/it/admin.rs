@@ -1581,6 +1581,11 @@ fn the_support_bundle_holds_no_secret() {
         ],
     );
     assert_eq!(printed.trim_end(), bundle.display().to_string());
+    assert_eq!(
+        fs::metadata(&bundle).unwrap().permissions().mode() & 0o777,
+        0o600,
+        "the bundle quotes the 0600 audit log: 0600 too"
+    );
     let out_dir = sb.dir.path().join("unpacked");
     fs::create_dir(&out_dir).unwrap();
     let out = Command::new("tar")

@@ -1500,3 +1500,38 @@ fn the_last_use_is_saved_when_the_daemon_stops() {
     let after = tokens()["tokens"][0]["last_used"].as_u64().unwrap();
     assert!(after >= later, "saved at the stop: {after} >= {later}");
 }
+
+/// URLs with a password in them, whatever characters it holds, are never printed back.
+#[test]
+fn a_password_in_a_url_is_never_printed_whatever_it_holds() {
+    let sb = Sandbox::new();
+    for secret in ["Sec#ret1", "Sec?ret2", "Sec/ret3", "Sec@ret4", "Sec%40ret5"] {
+        let url = format!("https://user:{secret}@h.example/org/");
+        let mut outs = vec![
+            crate::util::ctl(&sb, &["runtime", "add", "x", "--url", &url]),
+            crate::util::ctl(
+                &sb,
+                &[
+                    "runtime",
+                    "add",
+                    "y",
+                    "--url",
+                    "https://h.example/",
+                    "--api-url",
+                    &url,
+                ],
+            ),
+            crate::util::ctl(&sb, &["which", &format!("{url}repo.git")]),
+            crate::util::ctl(&sb, &["which", "--json", &format!("{url}repo.git")]),
+        ];
+        outs.push(crate::util::ctl(
+            &sb,
+            &["which", &url.replace("h.example", "h.example:bad")],
+        ));
+        for out in &outs {
+            let said = stdout(out) + &stderr(out);
+            let hidden = secret.trim_end_matches(char::is_numeric);
+            assert!(!said.contains(hidden), "{secret:?} printed: {said}");
+        }
+    }
+}
