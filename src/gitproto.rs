@@ -135,7 +135,11 @@ impl GitCredential {
             "password" => self.password = Some(Secret::new(value)),
             "password_expiry_utc" => {
                 // git: 0 or unparsable means "no expiry" (TIME_MAX).
-                self.password_expiry_utc = value.parse::<u64>().ok().filter(|&t| t != 0)
+                // Zero, garbage and anything past the year 9999 mean no expiry at all.
+                self.password_expiry_utc = value
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|&t| t != 0 && t <= crate::timefmt::MAX_EXPIRY)
             }
             "oauth_refresh_token" => self.oauth_refresh_token = Some(Secret::new(value)),
             "authtype" => self.authtype = text(),
@@ -305,7 +309,7 @@ mod tests {
 
     #[test]
     fn expiry_zero_or_garbage_means_none() {
-        for v in ["0", "soon", "-5"] {
+        for v in ["0", "soon", "-5", "18446744073709551615", "253402300800"] {
             let c = GitCredential::parse(&format!("password_expiry_utc={v}\n")).unwrap();
             assert_eq!(c.password_expiry_utc, None, "{v}");
         }

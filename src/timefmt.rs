@@ -8,6 +8,10 @@
 const SECS_PER_DAY: i64 = 86_400;
 
 /// Seconds since the Unix epoch, now.
+/// The latest expiry helperd takes anywhere: 9999-12-31T23:59:59Z. Beyond it no date can
+/// be written, and a larger number is a mistake or an attack, never a real expiry.
+pub const MAX_EXPIRY: u64 = 253_402_300_799;
+
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -82,6 +86,14 @@ fn parse_date(s: &str) -> Result<i64, String> {
 /// Parses an expiry as the user types it: a date (00:00 UTC that day) or an RFC 3339
 /// timestamp (`2027-03-01T12:00:00Z`, `2027-03-01T14:00:00+02:00`). Unix seconds.
 pub fn parse_expiry(text: &str) -> Result<u64, String> {
+    let t = parse_expiry_unbounded(text)?;
+    if t > MAX_EXPIRY {
+        return Err(format!("{:?} is after the year 9999", text.trim()));
+    }
+    Ok(t)
+}
+
+fn parse_expiry_unbounded(text: &str) -> Result<u64, String> {
     let text = text.trim();
     // An RFC 3339 time has its date part first: the separator sits right after it.
     let separator = text

@@ -81,7 +81,8 @@ impl TokenMeta {
             name,
             scopes: Vec::new(),
             created,
-            expires,
+            // Whoever said it (a host, git), an expiry past the year 9999 is no date.
+            expires: expires.map(|t| t.min(crate::timefmt::MAX_EXPIRY)),
             last_used: None,
             rejected_at: None,
             runtimes: Vec::new(),

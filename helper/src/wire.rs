@@ -470,6 +470,13 @@ pub struct StatusReport {
     /// The forward socket for remote machines (`helperctl forward`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forward: Option<ForwardStatus>,
+    /// Daemon log lines that could not be written since start (a full disk).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub log_lines_lost: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The forward socket (DESIGN.md §11).

@@ -188,6 +188,15 @@ pub fn render_status(
             ),
         );
     }
+    if r.log_lines_lost > 0 {
+        row(
+            "daemon log",
+            format!(
+                "{} lines could not be written (is the disk full?); serving goes on",
+                r.log_lines_lost
+            ),
+        );
+    }
     if let Some(f) = &r.forward {
         let state = match (&f.closed_because, f.open) {
             (_, true) => format!(

@@ -56,6 +56,7 @@ pub async fn status(state: &State) -> Response {
             policy,
             support,
             forward: Some(forward),
+            log_lines_lost: super::log_writer::lines_lost(),
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").into(),
             protocol: PROTOCOL_VERSION,

@@ -20,6 +20,7 @@ const DAEMON_LAYERS: &[(&str, u8)] = &[
     ("peer", 7),
     ("hardening", 7),
     ("memory", 7),
+    ("log_writer", 7),
 ];
 
 /// The pure core, and what it must never import.

@@ -9,7 +9,8 @@
 //!    decision), [`tokens`] (`token set|verify|link|remove`, rotation), [`login`] (OAuth),
 //!    [`admin`] (status, which, audit, support, unlock, reload).
 //! 4. [`replies`]: failures on the wire.
-//! 5. [`state`]: snapshots, the store of record and the writer task; [`peer`], [`memory`].
+//! 5. [`state`]: snapshots, the store of record and the writer task; [`peer`], [`memory`],
+//!    [`log_writer`].
 //! 6. edges: `crate::store`, `crate::provider`, `crate::audit`, `crate::ipc`.
 
 pub mod admin;
@@ -17,6 +18,7 @@ pub mod dispatch;
 pub mod git;
 pub mod hardening;
 pub mod line;
+pub mod log_writer;
 pub mod login;
 pub mod memory;
 pub mod peer;
@@ -247,7 +249,9 @@ fn init_logging() {
     let ansi = std::io::stderr().is_terminal();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(log_writer::make)
+        // Its own reports of a failed write would go to stderr too, and panic there.
+        .log_internal_errors(false)
         .with_ansi(ansi)
         .with_target(false)
         .init();

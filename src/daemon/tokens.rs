@@ -54,6 +54,9 @@ pub async fn set(state: &State, peer: &Peer, new: NewToken, secret: Secret) -> R
         return bad_request("the token is empty; nothing was stored");
     }
     let now = state.now();
+    if new.expires.is_some_and(|t| t > crate::timefmt::MAX_EXPIRY) {
+        return bad_request("that expiry is after the year 9999; nothing was stored");
+    }
     if let Some(t) = new.expires.filter(|&t| t <= now) {
         return bad_request(format!(
             "that expiry ({}) is in the past; nothing was stored",

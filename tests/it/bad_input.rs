@@ -457,3 +457,51 @@ fn the_daemon_survives_every_bad_input_in_a_row_and_logs_no_secret() {
         "the daemon logged none of the refusals:\n{log}"
     );
 }
+
+/// Expiries past the year 9999 are no dates: git's is dropped, a token's is refused.
+#[test]
+fn expiries_past_the_year_9999_are_refused_or_dropped() {
+    let sb = Sandbox::new();
+    let huge = u64::MAX.to_string();
+    assert_ok(&sb.credential(
+        "approve",
+        &format!("protocol=https\nhost=far.example\nusername=a\npassword=pw-far\npassword_expiry_utc={huge}\n"),
+    ));
+    let out = sb.credential("fill", "protocol=https\nhost=far.example\n");
+    assert_eq!(value(&stdout(&out), "password").as_deref(), Some("pw-far"));
+    assert_eq!(
+        value(&stdout(&out), "password_expiry_utc"),
+        None,
+        "{}",
+        stdout(&out)
+    );
+
+    crate::util::ctl_ok(
+        &sb,
+        &[
+            "runtime",
+            "add",
+            "far",
+            "--provider",
+            "gitlab",
+            "--url",
+            "https://gl.example/",
+        ],
+    );
+    let request = helperd::wire::wire::Envelope::new(helperd::wire::wire::Request::TokenSet {
+        runtime: "far".into(),
+        name: None,
+        expires: Some(u64::MAX),
+        scopes: Vec::new(),
+        secret: "glpat-TooFarAway9".into(),
+        offline: true,
+        force: false,
+    });
+    let answer = helperd::wire::client::send(&sb.socket(), &request).expect("the daemon answers");
+    match answer.reply {
+        helperd::wire::wire::Reply::Error { message, .. } => {
+            assert!(message.contains("year 9999"), "{message}")
+        }
+        other => panic!("a token expiring after 9999 was taken: {other:?}"),
+    }
+}

@@ -286,3 +286,92 @@ os.execv(sys.argv[2], [sys.argv[2], "--foreground"])
         "systemd owns the socket file; the daemon leaves it"
     );
 }
+
+/// HELPERD_HOME on a small filesystem of its own, unmounted (after the daemon stops) when
+/// the test ends.
+struct SmallDisk<'a> {
+    sb: &'a Sandbox,
+    mount: std::path::PathBuf,
+}
+
+impl<'a> SmallDisk<'a> {
+    fn mount(sb: &'a Sandbox) -> SmallDisk<'a> {
+        let mount = sb.helperd_home();
+        std::fs::create_dir_all(&mount).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs"])
+            .arg(&mount)
+            .output()
+            .expect("mount runs (the tests run as root, as CI does)");
+        assert_ok(&out);
+        SmallDisk { sb, mount }
+    }
+
+    /// Fills the filesystem to the last byte.
+    fn fill(&self) {
+        use std::io::Write;
+        let mut f = std::fs::File::create(self.mount.join("filler")).unwrap();
+        let chunk = vec![0u8; 4096];
+        while f.write_all(&chunk).is_ok() {}
+        let small = [0u8; 1];
+        while f.write_all(&small).is_ok() {}
+    }
+}
+
+impl Drop for SmallDisk<'_> {
+    fn drop(&mut self) {
+        let _ = self.sb.ctl().args(["daemon", "stop"]).output();
+        if let Some(pid) = self.sb.daemon_pid() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        let _ = std::process::Command::new("umount")
+            .arg(&self.mount)
+            .output();
+    }
+}
+
+#[test]
+fn a_full_disk_stops_neither_the_daemon_nor_gets_and_loses_nothing() {
+    let sb = Sandbox::new();
+    let disk = SmallDisk::mount(&sb);
+    let stored = "protocol=https\nhost=kept.example\nusername=alice\npassword=pw-KeptOnFullDisk1\n";
+    assert_ok(&sb.credential("approve", stored));
+    let pid = sb.daemon_pid().expect("the daemon runs");
+    disk.fill();
+    // Every request logs (HELPERD_LOG=helperd=trace in the tests): none of it fits now.
+    for round in 0..30 {
+        let out = sb.credential("fill", "protocol=https\nhost=kept.example\n");
+        assert_ok(&out);
+        assert_eq!(
+            value(&stdout(&out), "password").as_deref(),
+            Some("pw-KeptOnFullDisk1"),
+            "get {round} on a full disk: {}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(sb.daemon_pid(), Some(pid), "the same daemon, still running");
+    // A write is refused clearly, and what was stored stays.
+    let out = sb.credential(
+        "approve",
+        "protocol=https\nhost=new.example\nusername=bob\npassword=pw-NoRoomForThis2\n",
+    );
+    assert_contains_any(&stderr(&out), &["No space left", "no space"]);
+    let out = sb.credential("fill", "protocol=https\nhost=kept.example\n");
+    assert_eq!(
+        value(&stdout(&out), "password").as_deref(),
+        Some("pw-KeptOnFullDisk1")
+    );
+    let status = util::status_json(&sb);
+    assert!(
+        status["daemon"]["log_lines_lost"].as_u64().unwrap_or(0) > 0,
+        "status counts the lost log lines: {status:#}"
+    );
+}
+
+#[track_caller]
+fn assert_contains_any(text: &str, needles: &[&str]) {
+    assert!(
+        needles.iter().any(|n| text.contains(n)),
+        "expected one of {needles:?} in: {text}"
+    );
+}
