@@ -14,7 +14,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 pub use crate::audit_event::{kind, redact_url, AuditEvent};
@@ -187,16 +187,7 @@ fn write_once(mut file: &File, bytes: &[u8]) -> io::Result<usize> {
 /// Opens for appending, creating with 0600; an existing file with a looser mode (made by
 /// hand, or restored from a backup) is tightened, since the log says who used what where.
 fn open_append(path: &Path) -> io::Result<File> {
-    let file = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| io::Error::new(e.kind(), format!("failed to open {}: {e}", path.display())))?;
-    if file.metadata()?.permissions().mode() & 0o077 != 0 {
-        file.set_permissions(fs::Permissions::from_mode(0o600))?;
-    }
-    Ok(file)
+    crate::fsutil::open_private(path, OpenOptions::new().append(true).create(true))
 }
 
 fn remove_if_present(path: &Path) -> io::Result<()> {
@@ -404,6 +395,7 @@ fn printable(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
     use std::sync::{Arc, Mutex};
 
     /// 2026-11-01 00:00 UTC.

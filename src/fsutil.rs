@@ -86,6 +86,48 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     result
 }
 
+/// Opens a file of the daemon's own folders with `options` (mode 0600 when created), never
+/// through a symbolic link, never waiting on a FIFO or a device, and only when it is a
+/// regular file of ours: a file planted there by someone else (a link to a file of theirs,
+/// say) is refused, not written to or chmodded. A file of ours that others can read is
+/// closed to them (0600).
+pub fn open_private(path: &Path, options: &mut fs::OpenOptions) -> io::Result<fs::File> {
+    use nix::fcntl::OFlag;
+    let file = options
+        .mode(0o600)
+        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK).bits())
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(code) if code == nix::libc::ELOOP => io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("refusing {}: it is a symbolic link", path.display()),
+            ),
+            _ => io::Error::new(e.kind(), format!("failed to open {}: {e}", path.display())),
+        })?;
+    let meta = file.metadata()?;
+    let me = nix::unistd::geteuid().as_raw();
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("refusing {}: it is not a regular file", path.display()),
+        ));
+    }
+    if meta.uid() != me {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "refusing {}: it belongs to uid {}, not to you (uid {me})",
+                path.display(),
+                meta.uid()
+            ),
+        ));
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
+        file.set_permissions(fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(file)
+}
+
 /// Runs `f` while holding an exclusive `flock(2)` on `lock_path` (created 0600 if
 /// missing), so that read-modify-write edits of one file by several processes never
 /// interleave: each one reads what the one before it wrote. The lock goes with the file
@@ -106,6 +148,48 @@ pub fn with_file_lock<T>(lock_path: &Path, f: impl FnOnce() -> T) -> io::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn open_private_refuses_links_fifos_and_files_of_others() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let theirs = dir.path().join("theirs.txt");
+        fs::write(&theirs, "not yours\n").unwrap();
+        fs::set_permissions(&theirs, fs::Permissions::from_mode(0o644)).unwrap();
+        let link = dir.path().join("audit.log");
+        std::os::unix::fs::symlink(&theirs, &link).unwrap();
+        let e = open_private(&link, fs::OpenOptions::new().append(true).create(true)).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert_eq!(fs::read_to_string(&theirs).unwrap(), "not yours\n");
+        assert_eq!(
+            fs::metadata(&theirs).unwrap().permissions().mode() & 0o777,
+            0o644,
+            "not chmodded"
+        );
+
+        let fifo = dir.path().join("helperd.log");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let e = open_private(&fifo, fs::OpenOptions::new().read(true)).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+
+        if nix::unistd::geteuid().is_root() {
+            let foreign = dir.path().join("socket.lock");
+            fs::write(&foreign, "").unwrap();
+            nix::unistd::chown(&foreign, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+            let e = open_private(&foreign, fs::OpenOptions::new().read(true)).unwrap_err();
+            assert!(e.to_string().contains("belongs to uid 65534"), "{e}");
+        }
+
+        let mine = dir.path().join("mine.log");
+        fs::write(&mine, "").unwrap();
+        fs::set_permissions(&mine, fs::Permissions::from_mode(0o644)).unwrap();
+        open_private(&mine, fs::OpenOptions::new().append(true)).unwrap();
+        assert_eq!(
+            fs::metadata(&mine).unwrap().permissions().mode() & 0o777,
+            0o600,
+            "closed to others"
+        );
+    }
 
     #[test]
     fn creates_0700_and_refuses_loose_folders() {

@@ -34,7 +34,6 @@ mod layering_tests;
 use std::fs::{File, OpenOptions};
 use std::io::{IsTerminal, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use anyhow::{bail, Context};
@@ -200,11 +199,7 @@ fn open_log(path: &Path) -> anyhow::Result<File> {
     {
         let _ = std::fs::remove_file(path);
     }
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)
+    crate::fsutil::open_private(path, OpenOptions::new().create(true).append(true))
         .with_context(|| format!("failed to open the log file {}", path.display()))
 }
 

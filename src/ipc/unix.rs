@@ -8,7 +8,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
 use std::os::fd::FromRawFd;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
@@ -86,14 +86,15 @@ pub fn bind(socket: &Path, lock_path: &Path) -> Result<BoundSocket, BindError> {
     let dir = socket.parent().unwrap_or_else(|| Path::new("/"));
     fsutil::create_private_dir(dir).map_err(|e| BindError::Io(e.to_string()))?;
 
-    let mut lock = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(lock_path)
-        .map_err(io_err(format!("failed to open {}", lock_path.display())))?;
+    let mut lock = crate::fsutil::open_private(
+        lock_path,
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false),
+    )
+    .map_err(|e| BindError::Io(e.to_string()))?;
     match lock.try_lock() {
         Ok(()) => {}
         Err(fs::TryLockError::WouldBlock) => {

@@ -375,3 +375,38 @@ fn assert_contains_any(text: &str, needles: &[&str]) {
         "expected one of {needles:?} in: {text}"
     );
 }
+
+/// A symbolic link planted in the state folder (say `audit.log` -> a file of someone
+/// else's) is never followed: the target is neither written nor chmodded, and the daemon
+/// serves on (the audit problem reaches its log).
+#[test]
+fn a_link_planted_in_the_state_folder_is_not_followed() {
+    let sb = Sandbox::new();
+    let state = sb.helperd_home().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let target = sb.dir.path().join("victim.txt");
+    std::fs::write(&target, "untouched\n").unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::os::unix::fs::symlink(&target, state.join("audit.log")).unwrap();
+    assert_ok(&sb.credential(
+        "approve",
+        "protocol=https\nhost=linked.example\nusername=a\npassword=pw-Planted1\n",
+    ));
+    let out = sb.credential("fill", "protocol=https\nhost=linked.example\n");
+    assert_eq!(
+        value(&stdout(&out), "password").as_deref(),
+        Some("pw-Planted1")
+    );
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "untouched\n");
+    assert_eq!(
+        std::fs::metadata(&target).unwrap().permissions().mode() & 0o777,
+        0o644,
+        "the link's target was not chmodded"
+    );
+    assert!(
+        sb.log().contains("symbolic link"),
+        "the daemon says why: {}",
+        sb.log()
+    );
+}
