@@ -63,6 +63,9 @@ pub struct Facts<'a> {
     /// `--timeout=N` of the client: the lifetime of plain credentials it stores.
     pub lifetime: Option<u64>,
     pub config: &'a Config,
+    /// Set when no configuration could be read since start (`config` is then empty):
+    /// the file's error.
+    pub config_broken: Option<&'a str>,
     /// Where `config` lives, for messages that tell the user what to edit.
     pub config_path: &'a Path,
     pub policy: Option<PolicyInForce<'a>>,
@@ -230,6 +233,9 @@ pub enum RefuseReason {
     Store(StoreProblem),
     /// A stored plain value that git's protocol cannot carry.
     UnsafeStoredValue(String),
+    /// No configuration could be read: nothing is decided from an empty one (a runtime's
+    /// URL would fall to the plain credentials).
+    ConfigBroken(String),
     /// A forwarded request for something not forwarded (a plain credential, a runtime
     /// without `forward = true`, no runtime at all, or forwarding forbidden by the policy).
     NotForwarded,
@@ -239,6 +245,7 @@ pub enum RefuseReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefusalError {
     Policy,
+    Config,
     StoreLocked,
     StoreUnavailable,
     Internal,
@@ -267,6 +274,7 @@ impl RefuseReason {
             RefuseReason::Store(_) => "store unavailable".into(),
             RefuseReason::UnsafeStoredValue(_) => "unsafe stored value".into(),
             RefuseReason::NotForwarded => "not forwarded".into(),
+            RefuseReason::ConfigBroken(_) => "configuration unreadable".into(),
         }
     }
 
@@ -274,6 +282,12 @@ impl RefuseReason {
     pub fn error(&self) -> Option<(RefusalError, String)> {
         match self {
             RefuseReason::StoreBelowPolicy(m) => Some((RefusalError::Policy, m.clone())),
+            RefuseReason::ConfigBroken(m) => Some((
+                RefusalError::Config,
+                format!(
+                    "{m}\nhelperd serves nothing until config.toml is fixed (its runtimes' URLs would otherwise fall back to the plain credentials)"
+                ),
+            )),
             RefuseReason::TokensUnreadable(m) | RefuseReason::UnsafeStoredValue(m) => {
                 Some((RefusalError::Internal, m.clone()))
             }
@@ -329,6 +343,9 @@ pub fn decide(facts: &Facts<'_>) -> Decision {
         request.path.as_deref(),
     )
     .map(|loc| runtime::route(facts.config, &loc, request.username.as_deref()).0);
+    if let Some(error) = facts.config_broken {
+        return Decision::Refuse(Refusal::new(RefuseReason::ConfigBroken(error.to_string())));
+    }
     // First, so that a remote machine gets the same words whatever else would be said.
     if facts.via == Via::Forward {
         let forwarded = matches!(&route, Some(Route::Runtime { runtime, .. }) if runtime.forward);
@@ -788,6 +805,7 @@ impl Decision {
                     }
                     // Operational failures are the daemon log's business.
                     RefuseReason::Store(_)
+                    | RefuseReason::ConfigBroken(_)
                     | RefuseReason::TokensUnreadable(_)
                     | RefuseReason::UnsafeStoredValue(_) => return None,
                     _ => kind::REFUSED,

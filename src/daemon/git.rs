@@ -92,9 +92,11 @@ async fn answer(
         let plain: Option<Arc<PlainTable>> = state.plain();
         let backoff = state.refresh.backoff();
         let now = state.now();
+        let config_broken = state.config.never_loaded();
         let facts = Facts {
             action,
             via: via_of(peer),
+            config_broken: config_broken.as_deref(),
             request: cred,
             lifetime,
             config: &config,

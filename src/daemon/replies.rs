@@ -44,6 +44,7 @@ pub fn provider_error(e: ProviderError) -> Response {
 pub fn refusal_error(kind: RefusalError, message: String) -> Response {
     let code = match kind {
         RefusalError::Policy => ErrorCode::Policy,
+        RefusalError::Config => ErrorCode::Config,
         RefusalError::StoreLocked => ErrorCode::StoreLocked,
         RefusalError::StoreUnavailable => ErrorCode::StoreUnavailable,
         RefusalError::Internal => ErrorCode::Internal,

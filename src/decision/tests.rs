@@ -93,6 +93,7 @@ fn plain_table() -> PlainTable {
 struct Case {
     action: GitAction,
     via: Via,
+    config_broken: Option<String>,
     request: GitCredential,
     config: Config,
     policy: Option<Policy>,
@@ -109,6 +110,7 @@ impl Case {
         Case {
             action,
             via: Via::Local,
+            config_broken: None,
             request: request(input),
             config: config(),
             policy: None,
@@ -138,6 +140,7 @@ impl Case {
             request: &self.request,
             lifetime: Some(60),
             config: &self.config,
+            config_broken: self.config_broken.as_deref(),
             config_path: Path::new("/home/me/.config/helperd/config.toml"),
             policy: self
                 .policy
@@ -643,6 +646,7 @@ fn decide_get(
         request,
         lifetime: None,
         config,
+        config_broken: None,
         config_path: Path::new("config.toml"),
         policy: policy.map(|policy| PolicyInForce {
             policy,
@@ -800,4 +804,17 @@ fn the_forward_socket_opens_only_with_a_forwarded_runtime_and_a_policy_that_allo
     // A policy file that exists but was refused may forbid it: closed, to be safe.
     let refused = forwarding(&config, None, Some("it is writable by others"));
     assert!(refused.unwrap_err().contains("refused"));
+}
+
+#[test]
+fn with_no_configuration_read_nothing_falls_to_the_plain_credentials() {
+    let mut case = Case::get("protocol=https\nhost=plain.example\n");
+    case.config_broken = Some("config.toml:3: TOML syntax error".into());
+    let d = case.decide();
+    let (kind, message) = refusal(&d).reason.error().expect("an error");
+    assert_eq!(kind, RefusalError::Config);
+    assert!(
+        message.contains("config.toml:3") && message.contains("serves nothing"),
+        "{message}"
+    );
 }

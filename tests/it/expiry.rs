@@ -945,8 +945,12 @@ fn ctrl_c_at_the_hidden_prompt_gives_the_terminal_its_echo_back() {
     let before = tokens_json(sb);
     let work = f.work_with_commit();
     // The shell survives the Ctrl-C (a handler, which its children do not inherit) and
-    // reports the terminal's mode afterwards.
-    let script = "trap : INT; git push origin HEAD:main; echo \"push exit $?\"; stty -a";
+    // reports the terminal's mode afterwards. git dies of the Ctrl-C at once, while the
+    // helper (its child) is still putting the terminal back: the shell gives it up to a
+    // second (checking, not sleeping blindly) before it reports.
+    let script = "trap : INT; git push origin HEAD:main; echo \"push exit $?\"; \
+                  for i in 1 2 3 4 5 6 7 8 9 10; do stty -a | grep -q -- ' echo ' && break; sleep 0.1; done; \
+                  stty -a";
     let steps = json!([{"expect": format!("New token for runtime {RUNTIME}"), "send": "\u{3}"}]);
     let run = pty_run(sb, &work, steps, &["sh", "-c", script]);
     assert_pty_code(&run, 0, "the shell reports the terminal's mode");

@@ -1535,3 +1535,48 @@ fn a_password_in_a_url_is_never_printed_whatever_it_holds() {
         }
     }
 }
+
+/// A config.toml that is broken when the daemon starts: no runtime is known, so no URL may
+/// fall to the plain credentials; every git request gets the file's error until it is
+/// fixed, and then works without a restart.
+#[test]
+fn a_broken_config_at_a_fresh_start_serves_nothing_until_it_is_fixed() {
+    let sb = Sandbox::new();
+    assert_ok(&sb.credential(
+        "approve",
+        "protocol=https\nhost=git.example\nusername=x-access-token\npassword=plain-pw-NotForTheRuntime\n",
+    ));
+    ctl_ok(&sb, &["daemon", "stop"]);
+    let path = crate::util::config_path(&sb);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(
+        &path,
+        "[[runtime]]\nname = \"acme\"\nprovider = \"github\"\nurls = [\"https://git.example/\"\n",
+    )
+    .unwrap();
+    let out = sb.credential("fill", "protocol=https\nhost=git.example\n");
+    assert!(!out.status.success(), "nothing served");
+    assert_eq!(
+        value(&stdout(&out), "password"),
+        None,
+        "no fall-back to the plain credential"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("config.toml") && err.contains("serves nothing"),
+        "{err}"
+    );
+    // Fixed: the runtime answers (it has no token yet: its own notice, still no plain).
+    fs::write(
+        &path,
+        "[[runtime]]\nname = \"acme\"\nprovider = \"github\"\nurls = [\"https://git.example/\"]\n",
+    )
+    .unwrap();
+    let out = sb.credential("fill", "protocol=https\nhost=git.example\n");
+    assert_eq!(value(&stdout(&out), "password"), None);
+    assert!(
+        stderr(&out).contains("helperctl token set acme"),
+        "{}",
+        stderr(&out)
+    );
+}

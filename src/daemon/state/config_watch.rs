@@ -34,6 +34,8 @@ struct Loaded {
     error: Option<String>,
     /// The broken version whose error was already printed to a git request.
     reported: Option<FileStamp>,
+    /// A good configuration has been read since start (else `current` is only a stand-in).
+    ever_loaded: bool,
 }
 
 /// The configuration file and the snapshot read from it.
@@ -54,6 +56,7 @@ impl ConfigWatch {
                 seen: None,
                 error: None,
                 reported: None,
+                ever_loaded: false,
             }),
         };
         // A broken file is recorded in `error`; an empty configuration serves meanwhile.
@@ -75,6 +78,16 @@ impl ConfigWatch {
     /// once first (`State::look_at_files`), so this costs no system call.
     pub fn current(&self) -> Arc<Config> {
         self.lock().current.clone()
+    }
+
+    /// Why no configuration at all is in force: the file was broken when the daemon
+    /// started and has not been fixed since (a broken edit later keeps the last good one).
+    pub fn never_loaded(&self) -> Option<String> {
+        let loaded = self.lock();
+        match loaded.ever_loaded {
+            true => None,
+            false => loaded.error.clone(),
+        }
     }
 
     /// Why the file on disk is not in force.
@@ -101,6 +114,7 @@ impl ConfigWatch {
                 loaded.current = Arc::new(config);
                 loaded.error = None;
                 loaded.reported = None;
+                loaded.ever_loaded = true;
                 Ok(loaded.current.clone())
             }
             Err(e) => {
