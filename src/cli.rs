@@ -184,6 +184,10 @@ pub enum RuntimeAction {
         /// Let remote machines use this runtime over SSH (see `helperctl forward`).
         #[arg(long)]
         forward: bool,
+        /// Bitbucket Cloud: your Atlassian account email, with which its API checks API
+        /// tokens (git uses x-bitbucket-api-token-auth or your username).
+        #[arg(long)]
+        email: Option<String>,
     },
     /// Change a runtime: whether remote machines may use it over SSH.
     Set {

@@ -73,15 +73,16 @@ impl Provider {
             // (docs.gitlab.com api/oauth2 "Access Git over HTTPS with access token"), so
             // `oauth2` suits both.
             Provider::GitLab => Some("oauth2"),
-            // Bitbucket Cloud API tokens and Bitbucket Data Center HTTP access tokens
-            // authenticate as the account: git must send the account's username
-            // (support.atlassian.com bitbucket-cloud/docs/using-api-tokens; confluence
-            // "Managing HTTP access tokens"). Gitea/Forgejo tokens are sent with the
-            // account's username as well. Generic: nothing is known.
-            Provider::Bitbucket
-            | Provider::BitbucketServer
-            | Provider::Gitea
-            | Provider::Generic => None,
+            // Bitbucket Cloud API tokens: "you can also use the static username
+            // `x-bitbucket-api-token-auth`" instead of the account's username
+            // (support.atlassian.com bitbucket-cloud/docs/using-api-tokens); app
+            // passwords, which needed the username, are gone since 2026-07-28.
+            Provider::Bitbucket => Some("x-bitbucket-api-token-auth"),
+            // Bitbucket Data Center HTTP access tokens authenticate as the account: git
+            // must send the account's username (confluence "Managing HTTP access tokens").
+            // Gitea/Forgejo tokens are sent with the account's username as well. Generic:
+            // nothing is known.
+            Provider::BitbucketServer | Provider::Gitea | Provider::Generic => None,
         }
     }
 
@@ -166,11 +167,23 @@ pub struct RuntimeConfig {
     pub oauth_client_id: Option<String>,
     /// May be used from remote machines through the forward socket (DESIGN.md §11).
     pub forward: bool,
+    /// The Atlassian account email: Bitbucket Cloud's REST API takes an API token with it
+    /// (git takes it with the username), so checking a token needs it.
+    pub email: Option<String>,
     /// 1-based line of its `[[runtime]]` header, for messages.
     pub line: usize,
 }
 
 impl RuntimeConfig {
+    /// Who a token is checked as at the provider's API: Bitbucket Cloud's takes the
+    /// account email, the others the username git sends.
+    pub fn api_user(&self) -> Option<&str> {
+        match self.provider {
+            Provider::Bitbucket => self.email.as_deref(),
+            _ => self.effective_username(),
+        }
+    }
+
     /// The username answered to git: the configured one, else the provider's convention.
     pub fn effective_username(&self) -> Option<&str> {
         self.username
@@ -232,7 +245,7 @@ pub fn config_file(config_dir: &Path) -> PathBuf {
 const MAX_DAYS: i64 = 3650;
 
 /// The keys a `[[runtime]]` table may have, in the order the docs list them.
-const RUNTIME_KEYS: [&str; 8] = [
+const RUNTIME_KEYS: [&str; 9] = [
     "name",
     "provider",
     "urls",
@@ -241,6 +254,7 @@ const RUNTIME_KEYS: [&str; 8] = [
     "auth",
     "oauth_client_id",
     "forward",
+    "email",
 ];
 
 const SETTINGS_KEYS: [&str; 2] = ["warn_days", "stale_days"];
@@ -483,7 +497,9 @@ fn parse_runtime(cx: &Cx<'_>, table: &Table) -> Result<RuntimeConfig, ConfigErro
     let auth = rt.auth()?;
     let oauth_client_id = rt.optional_text("oauth_client_id")?;
     let forward = rt.flag("forward")?;
+    let email = rt.optional_text("email")?;
     Ok(RuntimeConfig {
+        email,
         provider,
         urls,
         username,
@@ -837,7 +853,7 @@ oauth_client_id = "Iv1.0123456789abcdef"  # optional
             ("[[runtime]]\nname = \"acmé\"\n".into(), 2,
                 "runtime name \"acmé\" is invalid: use 1 to 64 ASCII letters, digits, '.', '_' or '-'".into()),
             (runtime_with("acme", "usernmae = \"bob\"\n"), 5,
-                "runtime \"acme\": unknown key \"usernmae\"; known keys: name, provider, urls, username, api_url, auth, oauth_client_id, forward".into()),
+                "runtime \"acme\": unknown key \"usernmae\"; known keys: name, provider, urls, username, api_url, auth, oauth_client_id, forward, email".into()),
             ("[settings]\nwarn_day = 3\n".into(), 2,
                 "[settings]: unknown key \"warn_day\"; known keys: warn_days, stale_days".into()),
             ("[[runtime]]\nname = 1\n".into(), 2, "runtime name must be a string, not integer".into()),
@@ -869,7 +885,7 @@ oauth_client_id = "Iv1.0123456789abcdef"  # optional
             ("[runtime.a]\nname = \"a\"\n".into(), 1,
                 "runtime must be written as [[runtime]] tables (double brackets), one per runtime".into()),
             ("[[runtime]]\nname = \"a\"\n[runtime.extra]\n".into(), 3,
-                "runtime \"a\": unknown key \"extra\"; known keys: name, provider, urls, username, api_url, auth, oauth_client_id, forward".into()),
+                "runtime \"a\": unknown key \"extra\"; known keys: name, provider, urls, username, api_url, auth, oauth_client_id, forward, email".into()),
         ];
         for (text, line, message) in cases {
             assert_eq!(error(&text), (Some(line), message), "for:\n{text}");
@@ -944,8 +960,13 @@ oauth_client_id = "Iv1.0123456789abcdef"  # optional
         rt.username = None;
         rt.provider = Provider::GitLab;
         assert_eq!(rt.effective_username(), Some("oauth2"));
+        rt.provider = Provider::Bitbucket;
+        assert_eq!(rt.effective_username(), Some("x-bitbucket-api-token-auth"));
+        assert_eq!(rt.api_user(), None, "Bitbucket's API wants the email");
+        rt.email = Some("me@example.com".into());
+        assert_eq!(rt.api_user(), Some("me@example.com"));
+        rt.email = None;
         for provider in [
-            Provider::Bitbucket,
             Provider::BitbucketServer,
             Provider::Gitea,
             Provider::Generic,

@@ -22,6 +22,8 @@ pub struct NewRuntime {
     pub auth: AuthScheme,
     /// Usable from remote machines (`forward = true`, DESIGN.md §11).
     pub forward: bool,
+    /// The Atlassian account email (Bitbucket Cloud's API checks tokens with it).
+    pub email: Option<String>,
 }
 
 /// Returns the new file text with a `[[runtime]]` table appended.
@@ -65,6 +67,9 @@ fn render_runtime(rt: &NewRuntime) -> String {
     // Basic is the default: writing it would only add noise to the user's file.
     if rt.auth != AuthScheme::Basic {
         table.insert("auth", toml_edit::value(rt.auth.name()));
+    }
+    if let Some(email) = &rt.email {
+        table.insert("email", toml_edit::value(email.as_str()));
     }
     if rt.forward {
         table.insert("forward", toml_edit::value(true));
@@ -335,6 +340,7 @@ urls = ["https://gitlab.example.com/"]
             api_url: None,
             auth: AuthScheme::Basic,
             forward: false,
+            email: None,
         }
     }
 

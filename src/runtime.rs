@@ -203,6 +203,7 @@ mod tests {
             auth: AuthScheme::Basic,
             oauth_client_id: None,
             forward: false,
+            email: None,
             line: 1,
         }
     }

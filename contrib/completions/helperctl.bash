@@ -1140,7 +1140,7 @@ _helperctl() {
             return 0
             ;;
         helperctl__subcmd__runtime__subcmd__add)
-            opts="-h -V --url --provider --username --api-url --auth --forward --help --version"
+            opts="-h -V --url --provider --username --api-url --auth --forward --email --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1164,6 +1164,10 @@ _helperctl() {
                     ;;
                 --auth)
                     COMPREPLY=($(compgen -W "basic bearer" -- "${cur}"))
+                    return 0
+                    ;;
+                --email)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)

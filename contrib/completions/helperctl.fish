@@ -65,6 +65,7 @@ complete -c helperctl -n "__fish_helperctl_using_subcommand runtime; and __fish_
 complete -c helperctl -n "__fish_helperctl_using_subcommand runtime; and __fish_seen_subcommand_from add" -l api-url -d 'The provider\'s API (GitHub Enterprise, self-hosted GitLab, ...)' -r
 complete -c helperctl -n "__fish_helperctl_using_subcommand runtime; and __fish_seen_subcommand_from add" -l auth -d 'basic (default) or bearer (Bearer-only tokens, e.g. Bitbucket DC project tokens)' -r -f -a "basic\t''
 bearer\t''"
+complete -c helperctl -n "__fish_helperctl_using_subcommand runtime; and __fish_seen_subcommand_from add" -l email -d 'Bitbucket Cloud: your Atlassian account email, with which its API checks API tokens (git uses x-bitbucket-api-token-auth or your username)' -r
 complete -c helperctl -n "__fish_helperctl_using_subcommand runtime; and __fish_seen_subcommand_from add" -l forward -d 'Let remote machines use this runtime over SSH (see `helperctl forward`)'
 complete -c helperctl -n "__fish_helperctl_using_subcommand runtime; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
 complete -c helperctl -n "__fish_helperctl_using_subcommand runtime; and __fish_seen_subcommand_from add" -s V -l version -d 'Print version'

@@ -24,6 +24,7 @@ pub fn run(paths: &Paths, action: RuntimeAction) -> anyhow::Result<u8> {
             api_url,
             auth,
             forward,
+            email,
         } => {
             let provider = match provider {
                 Some(p) => Provider::parse(&p).with_context(|| {
@@ -38,6 +39,7 @@ pub fn run(paths: &Paths, action: RuntimeAction) -> anyhow::Result<u8> {
             };
             let rt = NewRuntime {
                 forward,
+                email,
                 name: name.clone(),
                 provider,
                 urls,

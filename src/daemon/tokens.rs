@@ -40,7 +40,7 @@ async fn introspect(
 ) -> Result<TokenInfo, ProviderError> {
     let client = state.providers()?;
     client
-        .introspect(&Target::for_runtime(rt), rt.effective_username(), secret)
+        .introspect(&Target::for_runtime(rt), rt.api_user(), secret)
         .await
 }
 

@@ -32,8 +32,8 @@ pub(super) async fn introspect(
     let Some(email) = email else {
         return Err(ProviderError::Unsupported {
             what: "checking a Bitbucket Cloud API token needs the Atlassian account email \
-                   (Bitbucket's API takes the token with the email, git with the username); \
-                   or pass --offline"
+                   (Bitbucket's API takes the token with the email, git with the username): \
+                   add `email = \"you@example.com\"` to the runtime (or `runtime add --email`)"
                 .to_string(),
         });
     };

@@ -20,6 +20,7 @@ fn runtime(provider: Provider, url: &str, api_url: Option<&str>) -> RuntimeConfi
         auth: AuthScheme::Basic,
         oauth_client_id: None,
         forward: false,
+        email: None,
         line: 1,
     }
 }

@@ -1233,11 +1233,13 @@ const TOKEN_GH: &str = "ghp_usernameTestGitHub";
 const TOKEN_BB: &str = "ATBB-usernameTestBitbucket";
 
 #[test]
-fn each_provider_answers_with_its_documented_username_and_bitbucket_needs_the_account() {
+fn each_provider_answers_with_its_documented_username_and_bitbucket_dc_needs_the_account() {
     let sb = Sandbox::new();
     for (name, provider, url) in [
         ("work-gl", "gitlab", "https://gitlab.example.com/"),
         ("gh", "github", "https://github.example.com/"),
+        // Bitbucket Cloud API tokens: the static username Atlassian documents.
+        ("bb", "bitbucket", "https://bitbucket.org/"),
     ] {
         ctl_ok(
             &sb,
@@ -1249,17 +1251,22 @@ fn each_provider_answers_with_its_documented_username_and_bitbucket_needs_the_ac
         &[
             "runtime",
             "add",
-            "bb",
+            "dc",
             "--provider",
-            "bitbucket",
+            "bitbucket-server",
             "--url",
-            "https://bitbucket.org/",
+            "https://bitbucket.corp.example/",
         ],
     );
-    assert_contains(&added, "username", "runtime add of a bitbucket runtime");
+    assert_contains(
+        &added,
+        "username",
+        "runtime add of a bitbucket-server runtime",
+    );
     token_set(&sb, "work-gl", TOKEN_GL, &[]);
     token_set(&sb, "gh", TOKEN_GH, &[]);
     token_set(&sb, "bb", TOKEN_BB, &[]);
+    token_set(&sb, "dc", TOKEN_DC, &[]);
 
     assert_serves(
         &sb,
@@ -1273,12 +1280,18 @@ fn each_provider_answers_with_its_documented_username_and_bitbucket_needs_the_ac
         "x-access-token",
         TOKEN_GH,
     );
-    let err = assert_serves_nothing(&sb, "https://bitbucket.org/ws/r.git");
-    assert_contains(&err, "bb", "stderr for bitbucket");
-    assert_contains(&err, "username", "stderr for bitbucket");
-    assert_lacks(&err, TOKEN_BB, "stderr for bitbucket");
+    assert_serves(
+        &sb,
+        "https://bitbucket.org/ws/r.git",
+        "x-bitbucket-api-token-auth",
+        TOKEN_BB,
+    );
+    let err = assert_serves_nothing(&sb, "https://bitbucket.corp.example/scm/p/r.git");
+    assert_contains(&err, "dc", "stderr for bitbucket-server");
+    assert_contains(&err, "username", "stderr for bitbucket-server");
+    assert_lacks(&err, TOKEN_DC, "stderr for bitbucket-server");
 
-    let problem = runtime_status(&sb, "bb")["problem"].clone();
+    let problem = runtime_status(&sb, "dc")["problem"].clone();
     assert!(
         problem.as_str().is_some_and(|p| p.contains("username")),
         "status --json names the problem: {problem}"
@@ -1286,10 +1299,11 @@ fn each_provider_answers_with_its_documented_username_and_bitbucket_needs_the_ac
     let status = ctl_ok(&sb, &["status"]);
     assert_contains(
         &status,
-        "bitbucket tokens need your account username",
+        "bitbucket-server tokens need your account username",
         "status",
     );
     assert!(runtime_status(&sb, "gh")["problem"].is_null());
+    assert!(runtime_status(&sb, "bb")["problem"].is_null());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1297,6 +1311,7 @@ fn each_provider_answers_with_its_documented_username_and_bitbucket_needs_the_ac
 // ---------------------------------------------------------------------------------------
 
 const TOKEN_EXP: &str = "ghp_soonExpiringTok3n";
+const TOKEN_DC: &str = "BBDC-dataCenterTok3nXyz";
 
 #[test]
 fn an_expired_token_is_never_served() {

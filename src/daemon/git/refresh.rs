@@ -188,7 +188,7 @@ pub async fn reported_expiry(state: &State, rt: &RuntimeConfig, secret: &Secret)
     let target = Target::for_runtime(rt);
     let checked = tokio::time::timeout(
         std::time::Duration::from_secs(RENEWAL_CHECK_SECS),
-        client.introspect(&target, rt.effective_username(), secret),
+        client.introspect(&target, rt.api_user(), secret),
     )
     .await;
     match checked {
