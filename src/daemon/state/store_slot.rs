@@ -51,20 +51,33 @@ pub struct StoreSlot {
     forgotten: Mutex<std::collections::HashSet<String>>,
 }
 
+/// The longest a store call may take before the request (or the writer, and so every
+/// change after it) stops waiting for it: a keyring that hangs must not hold everything up.
+const STORE_CALL_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Runs blocking store work off the async threads; a panic there becomes an error, never
-/// a dead daemon.
+/// a dead daemon, and a call that hangs past [`STORE_CALL_LIMIT`] an error too (its thread
+/// is left to finish on its own).
 pub async fn blocking<T: Send + 'static>(
+    store: StoreKind,
     work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .unwrap_or_else(|join| {
-            Err(StoreError::Unavailable {
-                store: StoreKind::File,
-                detail: format!("the store task failed ({join})"),
-                hint: "see the daemon log".into(),
-            })
-        })
+    match tokio::time::timeout(STORE_CALL_LIMIT, tokio::task::spawn_blocking(work)).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(join)) => Err(StoreError::Unavailable {
+            store,
+            detail: format!("the store task failed ({join})"),
+            hint: "see the daemon log".into(),
+        }),
+        Err(_) => Err(StoreError::Unavailable {
+            store,
+            detail: format!(
+                "the store did not answer within {} s",
+                STORE_CALL_LIMIT.as_secs()
+            ),
+            hint: "is the keyring waiting for you to unlock it? try again".into(),
+        }),
+    }
 }
 
 /// A store failure as the decision sees it.
@@ -113,7 +126,8 @@ impl StoreSlot {
             return Ok(open);
         }
         let s = self.settings.clone();
-        let (store, choice) = blocking(move || {
+        let kind = s.forced.unwrap_or(StoreKind::File);
+        let (store, choice) = blocking(kind, move || {
             choice::open_store(&s.state_dir, &s.data_dir, s.forced, &s.keyring_service)
         })
         .await?;
@@ -146,7 +160,7 @@ impl StoreSlot {
     pub async fn read(&self, key: &str) -> Result<Option<Secret>, StoreError> {
         let store = self.unlocked().await?;
         let key = key.to_string();
-        let result = blocking(move || store.get(&key)).await;
+        let result = blocking(store.kind(), move || store.get(&key)).await;
         if let Err(e) = &result {
             self.reset_after(e);
         }

@@ -325,7 +325,7 @@ impl Task {
             Command::Unlock(passphrase, reply) => {
                 let result = async {
                     let store = self.store.open().await?.store.clone();
-                    blocking(move || store.unlock(&passphrase)).await?;
+                    blocking(store.kind(), move || store.unlock(&passphrase)).await?;
                     // Read the table again: the locked store could not be read before.
                     self.plain = None;
                     self.books.publish_plain(None);
@@ -337,7 +337,7 @@ impl Task {
             Command::SetPassphrase(passphrase, reply) => {
                 let result = async {
                     let store = self.store.open().await?.store.clone();
-                    Ok(blocking(move || store.set_passphrase(&passphrase)).await?)
+                    Ok(blocking(store.kind(), move || store.set_passphrase(&passphrase)).await?)
                 }
                 .await;
                 let _ = reply.send(result);
@@ -368,7 +368,7 @@ impl Task {
         if self.plain.is_none() {
             let store = self.store.unlocked().await?;
             let reader = store.clone();
-            let blob = blocking(move || reader.get(PLAIN_KEY))
+            let blob = blocking(store.kind(), move || reader.get(PLAIN_KEY))
                 .await
                 .map_err(|e| self.store_failed(e))?;
             let table = match blob {
@@ -402,7 +402,7 @@ impl Task {
         }
         let blob = table.to_blob();
         let store = self.store.unlocked().await?;
-        match blocking(move || store.set(PLAIN_KEY, &blob)).await {
+        match blocking(store.kind(), move || store.set(PLAIN_KEY, &blob)).await {
             Ok(()) => {
                 self.books.publish_plain(self.plain.as_ref());
                 Ok(outcome)
@@ -467,12 +467,12 @@ impl Task {
         let id = token.id.clone();
         let store = self.store.unlocked().await?;
         let (key, value, writer) = (token::secret_key(&id), secret.clone(), store.clone());
-        blocking(move || writer.set(&key, &value))
+        blocking(store.kind(), move || writer.set(&key, &value))
             .await
             .map_err(|e| self.store_failed(e))?;
         if let Some(refresh) = refresh {
             let (key, writer) = (token::refresh_key(&id), store.clone());
-            if let Err(e) = blocking(move || writer.set(&key, &refresh)).await {
+            if let Err(e) = blocking(store.kind(), move || writer.set(&key, &refresh)).await {
                 self.delete_secrets(&id).await;
                 return Err(self.store_failed(e));
             }
@@ -537,8 +537,10 @@ impl Task {
             }
         };
         let (key, refresh) = (token::secret_key(id), token::refresh_key(id));
-        if let Err(e) =
-            blocking(move || store.delete(&key).and_then(|()| store.delete(&refresh))).await
+        if let Err(e) = blocking(store.kind(), move || {
+            store.delete(&key).and_then(|()| store.delete(&refresh))
+        })
+        .await
         {
             tracing::warn!(error = %e, "could not delete a replaced token's secret");
         }
