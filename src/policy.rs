@@ -46,7 +46,7 @@ const SECS_PER_DAY: u64 = 86_400;
 const MAX_DAYS: i64 = 3650;
 
 /// The keys a policy file may have, in the order the docs list them.
-const KEYS: [&str; 8] = [
+const KEYS: [&str; 9] = [
     "require_expiry",
     "max_days",
     "warn_days",
@@ -55,7 +55,23 @@ const KEYS: [&str; 8] = [
     "store_plain_credentials",
     "min_store",
     "allow_forwarding",
+    "oauth_app",
 ];
+
+/// The keys of one `[[oauth_app]]`.
+const OAUTH_APP_KEYS: [&str; 3] = ["host", "client_id", "scopes"];
+
+/// An OAuth application an administrator registered at a host once, for every user
+/// (`[[oauth_app]]`): `helperctl login` uses it for runtimes on that host that name no
+/// `oauth_client_id` of their own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthApp {
+    /// Lower-case host name (with `:port` when not the default).
+    pub host: String,
+    pub client_id: String,
+    /// The scopes to ask for, when not the provider's defaults for git.
+    pub scopes: Option<Vec<String>>,
+}
 
 /// How well a secret store protects secrets at rest; ordered weakest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -128,6 +144,8 @@ pub struct Policy {
     /// Whether runtimes may be used from remote machines through the forward socket
     /// (DESIGN.md §11); `false` keeps the socket closed whatever the user's config says.
     pub allow_forwarding: bool,
+    /// OAuth applications registered by the administrator, by host.
+    pub oauth_apps: Vec<OAuthApp>,
 }
 
 impl Default for Policy {
@@ -141,6 +159,7 @@ impl Default for Policy {
             store_plain_credentials: true,
             min_store: None,
             allow_forwarding: true,
+            oauth_apps: Vec::new(),
         }
     }
 }
@@ -242,6 +261,7 @@ impl Policy {
                     policy.store_plain_credentials = cx.boolean(key, item, span)?
                 }
                 "min_store" => policy.min_store = Some(cx.min_store(item, span)?),
+                "oauth_app" => policy.oauth_apps = cx.oauth_apps(item, span)?,
                 _ => {
                     return Err(cx.error(
                         key_span(root, key),
@@ -285,6 +305,15 @@ impl Policy {
         }
         if !self.allow_forwarding {
             rules.push(("allow_forwarding", "false".to_string()));
+        }
+        for app in &self.oauth_apps {
+            rules.push((
+                "oauth_app",
+                format!(
+                    "{{ host = {:?}, client_id = {:?} }}",
+                    app.host, app.client_id
+                ),
+            ));
         }
         rules
     }
@@ -420,6 +449,12 @@ impl Policy {
                 strength.describe()
             ),
         })
+    }
+
+    /// The OAuth application the administrator registered for `host` (`name[:port]`).
+    pub fn oauth_app(&self, host: &str) -> Option<&OAuthApp> {
+        let host = host.to_ascii_lowercase();
+        self.oauth_apps.iter().find(|a| a.host == host)
     }
 
     /// Whether git's `store` may keep credentials for URLs outside every runtime.
@@ -757,6 +792,74 @@ impl Cx<'_> {
     }
 }
 
+impl Cx<'_> {
+    /// `[[oauth_app]]` tables: `host` and `client_id` required, `scopes` optional.
+    fn oauth_apps(
+        &self,
+        item: &Item,
+        span: Option<Range<usize>>,
+    ) -> Result<Vec<OAuthApp>, PolicyError> {
+        let tables = item.as_array_of_tables().ok_or_else(|| {
+            self.error(
+                span.clone(),
+                "oauth_app must be written as [[oauth_app]] tables".to_string(),
+            )
+        })?;
+        let mut apps: Vec<OAuthApp> = Vec::new();
+        for table in tables.iter() {
+            let at = table.span();
+            for (key, _) in table.iter() {
+                if !OAUTH_APP_KEYS.contains(&key) {
+                    return Err(self.error(
+                        key_span(table, key),
+                        format!(
+                            "oauth_app: unknown key {key:?}; known keys: {}",
+                            OAUTH_APP_KEYS.join(", ")
+                        ),
+                    ));
+                }
+            }
+            let text = |key: &str| -> Result<String, PolicyError> {
+                match table.get(key).and_then(Item::as_str).map(str::trim) {
+                    Some(v) if !v.is_empty() && !v.chars().any(char::is_control) => {
+                        Ok(v.to_string())
+                    }
+                    _ => Err(self.error(
+                        value_span(table, key).or(at.clone()),
+                        format!("oauth_app needs {key} = \"...\" (a non-empty string)"),
+                    )),
+                }
+            };
+            let host = text("host")?.to_ascii_lowercase();
+            if host.contains(['/', '@', ' ']) {
+                return Err(self.error(
+                    value_span(table, "host"),
+                    format!("oauth_app host {host:?} must be a host name (like gitlab.example.com), not a URL"),
+                ));
+            }
+            if apps.iter().any(|a| a.host == host) {
+                return Err(self.error(at.clone(), format!("oauth_app for {host} is there twice")));
+            }
+            let client_id = text("client_id")?;
+            let scopes = match table.get("scopes") {
+                None => None,
+                Some(item) => Some(
+                    self.strings("scopes", item, value_span(table, "scopes"))?
+                        .into_iter()
+                        .map(|(s, _)| s.to_string())
+                        .collect(),
+                ),
+            };
+            apps.push(OAuthApp {
+                host,
+                client_id,
+                scopes,
+            });
+        }
+        Ok(apps)
+    }
+}
+
 fn key_span(table: &dyn TableLike, key: &str) -> Option<Range<usize>> {
     table.key(key).and_then(|k| k.span())
 }
@@ -835,6 +938,7 @@ min_store = "passphrase"
                 store_plain_credentials: false,
                 min_store: Some(StoreStrength::Passphrase),
                 allow_forwarding: true,
+                oauth_apps: Vec::new(),
             }
         );
         assert_eq!(
@@ -877,9 +981,9 @@ min_store = "passphrase"
             ("max_days = 90\nmax_days = 30\n", 2, "TOML syntax error: duplicate key"),
             ("require_expiry = yes\n", 1, "TOML syntax error: string values must be quoted, expected literal string"),
             ("\nmax_day = 90\n", 2, "unknown key \"max_day\"; known keys: require_expiry, max_days, \
-                warn_days, allowed_providers, allowed_hosts, store_plain_credentials, min_store, allow_forwarding"),
+                warn_days, allowed_providers, allowed_hosts, store_plain_credentials, min_store, allow_forwarding, oauth_app"),
             ("[rules]\nmax_days = 3\n", 1, "unknown key \"rules\"; known keys: require_expiry, max_days, \
-                warn_days, allowed_providers, allowed_hosts, store_plain_credentials, min_store, allow_forwarding"),
+                warn_days, allowed_providers, allowed_hosts, store_plain_credentials, min_store, allow_forwarding, oauth_app"),
             ("require_expiry = 1\n", 1, "require_expiry must be true or false, not integer"),
             ("store_plain_credentials = \"no\"\n", 1, "store_plain_credentials must be true or false, not string"),
             ("\n\nmax_days = 0\n", 3, "max_days must be from 1 to 3650 days, not 0"),
@@ -1212,5 +1316,41 @@ min_store = "passphrase"
              longer allows: it keeps working until it is replaced; replace it with a token that \
              expires (helperctl token set acme --expires DATE)"
         );
+    }
+
+    #[test]
+    fn oauth_apps_are_read_by_host_and_checked() {
+        let policy = parse(
+            "[[oauth_app]]\nhost = \"GitLab.Example.com\"\nclient_id = \"abc123\"\nscopes = [\"read_repository\", \"write_repository\"]\n\n[[oauth_app]]\nhost = \"codeberg.org\"\nclient_id = \"cb-1\"\n",
+        )
+        .unwrap();
+        let app = policy.oauth_app("gitlab.example.com").expect("registered");
+        assert_eq!(app.client_id, "abc123");
+        assert_eq!(
+            app.scopes.as_deref(),
+            Some(
+                &[
+                    "read_repository".to_string(),
+                    "write_repository".to_string()
+                ][..]
+            )
+        );
+        assert_eq!(policy.oauth_app("codeberg.org").unwrap().scopes, None);
+        assert!(policy.oauth_app("github.com").is_none());
+        assert!(policy
+            .rules()
+            .iter()
+            .any(|(k, v)| *k == "oauth_app" && v.contains("abc123")));
+        for (text, problem) in [
+            ("[[oauth_app]]\nclient_id = \"x\"\n", "needs host"),
+            ("[[oauth_app]]\nhost = \"h.example\"\n", "needs client_id"),
+            ("[[oauth_app]]\nhost = \"https://h.example/\"\nclient_id = \"x\"\n", "not a URL"),
+            ("[[oauth_app]]\nhost = \"h\"\nclient_id = \"x\"\nsecret = \"s\"\n", "unknown key \"secret\""),
+            ("[[oauth_app]]\nhost = \"h\"\nclient_id = \"x\"\n[[oauth_app]]\nhost = \"H\"\nclient_id = \"y\"\n", "twice"),
+            ("oauth_app = \"h\"\n", "[[oauth_app]] tables"),
+        ] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(problem), "{text:?}: {e}");
+        }
     }
 }

@@ -541,6 +541,10 @@ pub struct RuntimeStatus {
     /// What stops this runtime from working, and the fix.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// Where `helperctl login` takes the OAuth client id from: `runtime` (its
+    /// `oauth_client_id`) or `policy` (an `[[oauth_app]]` of the system policy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth_app: Option<String>,
 }
 
 /// A token's metadata; never the secret. Times are Unix seconds.

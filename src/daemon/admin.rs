@@ -192,6 +192,11 @@ fn runtime_problem(rt: &RuntimeConfig, has_token: bool) -> Option<String> {
     (!has_token).then(|| format!("no token: run `helperctl token set {}`", rt.name))
 }
 
+/// Whether the runtime names its own OAuth app.
+fn provider_oauth(rt: &RuntimeConfig) -> bool {
+    crate::provider::oauth_client_id(rt).is_some()
+}
+
 /// The configuration and runtime part of `status`.
 fn config_and_runtimes(
     state: &State,
@@ -231,7 +236,17 @@ fn config_and_runtimes(
                     problem = Some(v.message);
                 }
             }
+            let oauth_app = match provider_oauth(rt) {
+                true => Some("runtime".to_string()),
+                false => policy
+                    .and_then(|p| {
+                        p.policy
+                            .oauth_app(&crate::provider::Target::for_runtime(rt).web_host())
+                    })
+                    .map(|_| "policy".to_string()),
+            };
             RuntimeStatus {
+                oauth_app,
                 name: rt.name.clone(),
                 provider: rt.provider.name().into(),
                 urls: rt.urls.iter().map(|u| u.to_string()).collect(),

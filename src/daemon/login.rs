@@ -21,12 +21,28 @@ fn runtime(state: &State, name: &str) -> Result<RuntimeConfig, Response> {
     state.runtime(name).ok_or_else(|| no_runtime(name))
 }
 
-/// The runtime to log in to, its host, and the OAuth app's client id for it.
-fn oauth_app(state: &State, name: &str) -> Result<(RuntimeConfig, Target, String), Response> {
+/// The runtime to log in to, its host, the OAuth app's client id for it (the runtime's
+/// own `oauth_client_id`, else the app the administrator registered for the host in the
+/// system policy), and the scopes to ask for.
+fn oauth_app(
+    state: &State,
+    name: &str,
+) -> Result<(RuntimeConfig, Target, String, Vec<String>), Response> {
     let rt = runtime(state, name)?;
     let target = Target::for_runtime(&rt);
-    match provider::oauth_client_id(&rt) {
-        Some(client_id) => Ok((rt, target, client_id)),
+    let defaults = || login_scopes(&rt).iter().map(|s| s.to_string()).collect();
+    if let Some(client_id) = provider::oauth_client_id(&rt) {
+        return Ok((rt.clone(), target, client_id, defaults()));
+    }
+    let policy = state.policy.current();
+    match policy
+        .as_deref()
+        .and_then(|p| p.policy.oauth_app(&target.web_host()))
+    {
+        Some(app) => {
+            let scopes = app.scopes.clone().unwrap_or_else(defaults);
+            Ok((rt.clone(), target, app.client_id.clone(), scopes))
+        }
         None => Err(provider_error(provider::oauth_not_registered(&target))),
     }
 }
@@ -81,7 +97,7 @@ fn login_scopes(rt: &RuntimeConfig) -> Vec<&'static str> {
 
 /// Device login, step 1: a device code from the host.
 pub async fn device_start(state: &State, runtime_name: &str) -> Response {
-    let (rt, target, client_id) = match oauth_app(state, runtime_name) {
+    let (rt, target, client_id, scopes) = match oauth_app(state, runtime_name) {
         Ok(app) => app,
         Err(resp) => return resp,
     };
@@ -89,10 +105,8 @@ pub async fn device_start(state: &State, runtime_name: &str) -> Response {
         Ok(c) => c,
         Err(e) => return provider_error(e),
     };
-    let code = match client
-        .device_start(&target, &client_id, &login_scopes(&rt))
-        .await
-    {
+    let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
+    let code = match client.device_start(&target, &client_id, &scopes).await {
         Ok(c) => c,
         Err(e) => return provider_error(e),
     };
@@ -173,7 +187,7 @@ pub async fn device_poll(state: &State, peer: &Peer, runtime_name: &str) -> Resp
 /// Browser login, step 1: the page to open, with a fresh PKCE verifier kept here (never
 /// sent to helperctl).
 pub async fn browser_start(state: &State, runtime_name: &str, redirect_uri: String) -> Response {
-    let (rt, target, client_id) = match oauth_app(state, runtime_name) {
+    let (rt, target, client_id, _scopes) = match oauth_app(state, runtime_name) {
         Ok(app) => app,
         Err(resp) => return resp,
     };

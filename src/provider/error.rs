@@ -40,8 +40,9 @@ pub enum ProviderError {
     DeviceFlowDisabled,
     /// No OAuth client id for this host, or the host does not know the one configured.
     #[error(
-        "the OAuth app is not registered for {host}; ask your admin to configure \
-         oauth_client_id, or use a personal access token"
+        "the OAuth app is not registered for {host}; ask your admin to register it in the \
+         system policy ([[oauth_app]] host = \"{host}\", client_id = \"...\"), or use a \
+         personal access token"
     )]
     OAuthNotRegistered { host: String },
     /// The host refused the refresh token (expired, revoked or already used).

@@ -75,7 +75,8 @@ impl Target {
     }
 
     /// The host part of the web base, for messages.
-    fn web_host(&self) -> String {
+    /// `name[:port]` of the web host.
+    pub fn web_host(&self) -> String {
         let rest = self
             .web_base
             .split_once("://")

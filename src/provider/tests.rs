@@ -102,8 +102,9 @@ fn oauth_not_registered_names_the_host_and_the_way_out() {
     let err = oauth_not_registered(&Target::for_runtime(&rt));
     assert_eq!(
         err.to_string(),
-        "the OAuth app is not registered for ghe.example.com; ask your admin to configure \
-         oauth_client_id, or use a personal access token"
+        "the OAuth app is not registered for ghe.example.com; ask your admin to register it \
+         in the system policy ([[oauth_app]] host = \"ghe.example.com\", client_id = \"...\"), \
+         or use a personal access token"
     );
 }
 

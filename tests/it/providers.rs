@@ -2063,3 +2063,61 @@ fn a_refresh_whose_save_fails_keeps_the_new_tokens_for_the_next_attempt() {
         ACCESS_1, REFRESH_1, ACCESS_2, REFRESH_2, ACCESS_3, REFRESH_3,
     ]);
 }
+
+/// An OAuth app the administrator registered for the host in the system policy
+/// (`[[oauth_app]]`) serves every runtime there that names no `oauth_client_id`.
+#[test]
+fn an_oauth_app_registered_in_the_policy_drives_a_device_login() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut fx = github("");
+    // Without it: not registered, and the error names the admin as the way out.
+    let out = fx.login("gh");
+    assert!(!out.status.success());
+    assert_contains(
+        &stderr(&out),
+        "ask your admin",
+        "login without an OAuth app",
+    );
+    assert_contains(&stderr(&out), "[[oauth_app]]", "login without an OAuth app");
+
+    let host = fx.base().trim_start_matches("http://").to_string();
+    let dir = fx.sb.dir.path().join("policy");
+    fs::create_dir(&dir).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let policy = dir.join("policy.toml");
+    fs::write(
+        &policy,
+        format!("[[oauth_app]]\nhost = \"{host}\"\nclient_id = \"{CLIENT_ID}\"\nscopes = [\"repo\", \"workflow\"]\n"),
+    )
+    .unwrap();
+    fs::set_permissions(&policy, fs::Permissions::from_mode(0o644)).unwrap();
+    fx.sb
+        .env
+        .push(("HELPERD_POLICY".into(), policy.display().to_string()));
+    fx.ctl_ok(&["daemon", "restart"]);
+    let base = fx.base();
+    fx.fake.route(
+        "POST",
+        "/login/device/code",
+        vec![fake::github_device_code(&base, DEVICE_CODE, USER_CODE)],
+    );
+    login_with_short_token(&fx, 28_800);
+    let asked = fx
+        .fake
+        .requests_to("POST", "/login/device/code")
+        .into_iter()
+        .last()
+        .expect("the device code was asked for");
+    assert_eq!(asked.form_field("client_id").as_deref(), Some(CLIENT_ID));
+    assert_eq!(asked.form_field("scope").as_deref(), Some("repo workflow"));
+    let status = fx.status_json();
+    let gh = status["daemon"]["runtimes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "gh")
+        .unwrap()
+        .clone();
+    assert_eq!(gh["oauth_app"], "policy", "{gh:#}");
+    assert_eq!(gh["token"]["oauth"], true, "{gh:#}");
+}
