@@ -764,6 +764,24 @@ fn derive_key(passphrase: &Secret, params: KdfParams, salt: &[u8; SALT_LEN]) -> 
     key
 }
 
+/// How the store reads a secrets file, for the fuzzer (`fuzz/`): the header, then, for a
+/// key-file store, decryption under `key` and the map's JSON. Returns how many secrets the
+/// file holds; `None` for a file the store would refuse. Must never panic.
+#[doc(hidden)]
+pub fn read_for_fuzzing(file: &[u8], key: &[u8; KEY_LEN]) -> Option<usize> {
+    let (protection, header_len) = Protection::parse(file).ok()?;
+    match protection {
+        Protection::KeyFile => {
+            let plaintext = decrypt(&SecretBytes::new(key.to_vec()), file, header_len)?;
+            serde_json::from_slice::<BTreeMap<String, String>>(&plaintext)
+                .ok()
+                .map(|m| m.len())
+        }
+        // Reading it needs the passphrase and argon2: the header is what faces the bytes.
+        Protection::Passphrase { .. } => Some(0),
+    }
+}
+
 /// The plaintext of `file`, or `None` when authentication fails.
 fn decrypt(key: &SecretBytes, file: &[u8], header_len: usize) -> Option<Zeroizing<Vec<u8>>> {
     let cipher = XChaCha20Poly1305::new_from_slice(key.expose())
@@ -844,6 +862,28 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o700)).unwrap();
         tmp
+    }
+
+    /// Writes the fuzzer's seed (`fuzz/corpus/store_file/`): a real `secrets.enc` under the
+    /// fuzz target's fixed key. Run by hand: `cargo test -p helperd --lib write_fuzz_seed
+    /// -- --ignored`.
+    #[test]
+    #[ignore = "writes the fuzz seed corpus; run by hand"]
+    fn write_fuzz_seed() {
+        let tmp = private_tempdir();
+        let key = *b"helperd fuzzing key, 32 bytes!!!";
+        let key_path = tmp.path().join(KEY_FILE);
+        fs::write(&key_path, key).unwrap();
+        fs::set_permissions(&key_path, fs::Permissions::from_mode(0o600)).unwrap();
+        let store = open(tmp.path());
+        store.set("token/abc", &Secret::new(TOKEN)).unwrap();
+        store.set("plain-credentials", &Secret::new("[]")).unwrap();
+        let file = fs::read(tmp.path().join(SECRETS_FILE)).unwrap();
+        assert_eq!(read_for_fuzzing(&file, &key), Some(2));
+        let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/store_file");
+        fs::create_dir_all(&corpus).unwrap();
+        fs::write(corpus.join("two-secrets.enc"), &file).unwrap();
+        fs::write(corpus.join("header-only.enc"), &file[..16.min(file.len())]).unwrap();
     }
 
     #[test]
