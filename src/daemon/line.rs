@@ -119,15 +119,26 @@ fn decode(line: &[u8]) -> Result<Request, (ErrorCode, String)> {
         .map_err(|e| {
             // serde names an unknown tag "unknown variant"; other errors may quote a
             // field's value, which may be secret, so only the op is named.
+            let shown = shown_op(&op);
             if e.to_string()
                 .starts_with(&format!("unknown variant `{op}`"))
             {
-                let shown: String = op.chars().take(40).filter(|c| !c.is_control()).collect();
-                bad(format!("unknown op {shown:?}"))
+                bad(format!("unknown op {shown}"))
             } else {
-                bad(format!("malformed {op} request"))
+                bad(format!("malformed {shown} request"))
             }
         })
+}
+
+/// An op as a message may show it: an op name is a short lower-case word; anything else
+/// (a mistake, or a secret put where the op goes) is not repeated.
+fn shown_op(op: &str) -> String {
+    let is_name =
+        (1..=24).contains(&op.len()) && op.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+    match is_name {
+        true => format!("{op:?}"),
+        false => "(not an op name)".to_string(),
+    }
 }
 
 /// The response as its line (it may hold a secret: wiped when dropped).
@@ -191,6 +202,17 @@ mod tests {
             decode(format!("{{\"v\":{PROTOCOL_VERSION},\"op\":\"status\"}}\n").as_bytes()).unwrap(),
             Request::Status
         );
+    }
+
+    #[test]
+    fn an_op_that_is_not_an_op_name_is_not_repeated() {
+        // Found by the wire_line fuzz target: a secret put where the op goes came back.
+        let line = br#"{"v":2,"op":"2sreestcecretsecretsecretgit","secretffot":"x"}"#;
+        let (_, message) = decode(line).unwrap_err();
+        assert!(!message.contains("secretsecret"), "{message}");
+        let line = format!(r#"{{"v":{PROTOCOL_VERSION},"op":"frobnicate"}}"#);
+        let (_, message) = decode(line.as_bytes()).unwrap_err();
+        assert!(message.contains("\"frobnicate\""), "{message}");
     }
 
     #[test]
