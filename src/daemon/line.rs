@@ -119,26 +119,25 @@ fn decode(line: &[u8]) -> Result<Request, (ErrorCode, String)> {
         .map_err(|e| {
             // serde names an unknown tag "unknown variant"; other errors may quote a
             // field's value, which may be secret, so only the op is named.
-            let shown = shown_op(&op);
-            if e.to_string()
-                .starts_with(&format!("unknown variant `{op}`"))
-            {
-                bad(format!("unknown op {shown}"))
-            } else {
-                bad(format!("malformed {shown} request"))
+            let unknown = e
+                .to_string()
+                .starts_with(&format!("unknown variant `{op}`"));
+            match (unknown, shown_op(&op)) {
+                (true, Some(name)) => bad(format!("unknown op {name:?}")),
+                (true, None) => bad("unknown op (not an op name)".into()),
+                (false, Some(name)) => bad(format!("malformed {name} request")),
+                (false, None) => bad("malformed request".into()),
             }
         })
 }
 
 /// An op as a message may show it: an op name is a short lower-case word; anything else
 /// (a mistake, or a secret put where the op goes) is not repeated.
-fn shown_op(op: &str) -> String {
+fn shown_op(op: &str) -> Option<&str> {
+    // The longest op there is (login_browser_finish) has 20 letters.
     let is_name =
-        (1..=24).contains(&op.len()) && op.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
-    match is_name {
-        true => format!("{op:?}"),
-        false => "(not an op name)".to_string(),
-    }
+        (1..=20).contains(&op.len()) && op.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+    is_name.then_some(op)
 }
 
 /// The response as its line (it may hold a secret: wiped when dropped).
