@@ -21,15 +21,6 @@ pub enum Channel {
 }
 
 impl Peer {
-    /// A peer on the main socket.
-    pub fn local(uid: u32, pid: Option<i32>) -> Peer {
-        Peer {
-            uid,
-            pid,
-            channel: Channel::Main,
-        }
-    }
-
     /// An audit event naming this process.
     pub fn event(&self, kind: &str) -> AuditEvent {
         self.stamp(AuditEvent::now(kind))

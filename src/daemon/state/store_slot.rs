@@ -99,10 +99,6 @@ impl StoreSlot {
         }
     }
 
-    pub fn settings(&self) -> &StoreSettings {
-        &self.settings
-    }
-
     /// The store, when it is open now (no waiting).
     pub fn peek(&self) -> Option<Arc<OpenStore>> {
         self.current
