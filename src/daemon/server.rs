@@ -261,23 +261,20 @@ fn respond(
 /// Sends the answer: at once when the socket takes it all (it nearly always does: an
 /// answer is small), else from a task that waits for the client to read.
 fn answer(stream: StdStream, bytes: Zeroizing<Vec<u8>>) {
-    match ipc::send_now(&stream, &bytes) {
-        Ok(n) if n == bytes.len() => {}
-        Ok(n) => {
-            tokio::spawn(async move {
-                if let Some(mut stream) = into_async(stream) {
-                    write_async(&mut stream, &bytes[n..]).await;
-                }
-            });
+    let sent = match ipc::send_now(&stream, &bytes) {
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+        Err(e) => {
+            tracing::debug!(error = %e, "client went away before the answer");
+            return;
         }
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-            tokio::spawn(async move {
-                if let Some(mut stream) = into_async(stream) {
-                    write_async(&mut stream, &bytes).await;
-                }
-            });
-        }
-        Err(e) => tracing::debug!(error = %e, "client went away before the answer"),
+    };
+    if sent < bytes.len() {
+        tokio::spawn(async move {
+            if let Some(mut stream) = into_async(stream) {
+                write_async(&mut stream, &bytes[sent..]).await;
+            }
+        });
     }
 }
 
