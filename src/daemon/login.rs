@@ -5,7 +5,7 @@
 use helperd_wire::wire::{LoginStep, Reply, Response};
 
 use super::peer::Peer;
-use super::replies::{bad_request, no_runtime, provider_error, set_token_error};
+use super::replies::{bad_request, provider_error, runtime_named, set_token_error};
 use super::state::logins::{BrowserLogin, PendingLogin};
 use super::state::State;
 use crate::audit::kind;
@@ -17,10 +17,6 @@ use crate::token::TokenMeta;
 /// How long a browser login may take.
 const BROWSER_LOGIN_SECS: u64 = 600;
 
-fn runtime(state: &State, name: &str) -> Result<RuntimeConfig, Response> {
-    state.runtime(name).ok_or_else(|| no_runtime(name))
-}
-
 /// The runtime to log in to, its host, the OAuth app's client id for it (the runtime's
 /// own `oauth_client_id`, else the app the administrator registered for the host in the
 /// system policy), and the scopes to ask for.
@@ -28,7 +24,7 @@ fn oauth_app(
     state: &State,
     name: &str,
 ) -> Result<(RuntimeConfig, Target, String, Vec<String>), Response> {
-    let rt = runtime(state, name)?;
+    let rt = runtime_named(state, name)?;
     let target = Target::for_runtime(&rt);
     let defaults = || login_scopes(&rt).iter().map(|s| s.to_string()).collect();
     if let Some(client_id) = provider::oauth_client_id(&rt) {
@@ -130,7 +126,7 @@ pub async fn device_start(state: &State, runtime_name: &str) -> Response {
 
 /// Device login, steps 2..n: one poll; stores the token once the user approved.
 pub async fn device_poll(state: &State, peer: &Peer, runtime_name: &str) -> Response {
-    let rt = match runtime(state, runtime_name) {
+    let rt = match runtime_named(state, runtime_name) {
         Ok(rt) => rt,
         Err(resp) => return resp,
     };
@@ -230,7 +226,7 @@ pub async fn browser_finish(
     code: Secret,
     returned_state: &str,
 ) -> Response {
-    let rt = match runtime(state, runtime_name) {
+    let rt = match runtime_named(state, runtime_name) {
         Ok(rt) => rt,
         Err(resp) => return resp,
     };

@@ -8,7 +8,8 @@ use crate::provider::ProviderError;
 use crate::store::StoreError;
 
 use super::state::writer::WriteError;
-use super::state::SetTokenError;
+use super::state::{SetTokenError, State};
+use crate::config::RuntimeConfig;
 
 pub fn store_error(e: StoreError) -> Response {
     let code = match e {
@@ -60,6 +61,11 @@ pub fn no_runtime(name: &str) -> Response {
     bad_request(format!(
         "there is no runtime named {name:?} (see `helperctl runtime list`)"
     ))
+}
+
+/// The runtime called `name`, or the answer that says there is none.
+pub fn runtime_named(state: &State, name: &str) -> Result<RuntimeConfig, Response> {
+    state.runtime(name).ok_or_else(|| no_runtime(name))
 }
 
 /// A finished helperctl request, with what to tell the user.

@@ -5,7 +5,8 @@ use helperd_wire::wire::{ErrorCode, Reply, Response};
 
 use super::peer::Peer;
 use super::replies::{
-    bad_request, done, no_runtime, provider_error, set_token_error, store_error, write_error,
+    bad_request, done, no_runtime, provider_error, runtime_named, set_token_error, store_error,
+    write_error,
 };
 use super::state::writer::{Edit, Save};
 use super::state::State;
@@ -26,10 +27,6 @@ pub struct NewToken {
     /// Do not ask the host about it.
     pub offline: bool,
     pub force: bool,
-}
-
-fn runtime_named(state: &State, name: &str) -> Result<RuntimeConfig, Response> {
-    state.runtime(name).ok_or_else(|| no_runtime(name))
 }
 
 /// What the provider says about `secret`, for the runtime `rt`.
