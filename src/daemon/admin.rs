@@ -21,6 +21,7 @@ use crate::audit::kind;
 use crate::config::{AuthScheme, RuntimeConfig};
 use crate::decision::effective_warn_days;
 use crate::location::Location;
+use crate::provider::{self, OAuthAppSource};
 use crate::runtime::{self, Outcome, Route};
 use crate::secret::Secret;
 use crate::store::StoreError;
@@ -192,11 +193,6 @@ fn runtime_problem(rt: &RuntimeConfig, has_token: bool) -> Option<String> {
     (!has_token).then(|| format!("no token: run `helperctl token set {}`", rt.name))
 }
 
-/// Whether the runtime names its own OAuth app.
-fn provider_oauth(rt: &RuntimeConfig) -> bool {
-    crate::provider::oauth_client_id(rt).is_some()
-}
-
 /// The configuration and runtime part of `status`.
 fn config_and_runtimes(
     state: &State,
@@ -236,15 +232,13 @@ fn config_and_runtimes(
                     problem = Some(v.message);
                 }
             }
-            let oauth_app = match provider_oauth(rt) {
-                true => Some("runtime".to_string()),
-                false => policy
-                    .and_then(|p| {
-                        p.policy
-                            .oauth_app(&crate::provider::Target::for_runtime(rt).web_host())
-                    })
-                    .map(|_| "policy".to_string()),
-            };
+            let oauth_app = provider::oauth_app(rt, policy.map(|p| p.policy)).map(|source| {
+                match source {
+                    OAuthAppSource::Runtime(_) => "runtime",
+                    OAuthAppSource::Policy(_) => "policy",
+                }
+                .to_string()
+            });
             RuntimeStatus {
                 oauth_app,
                 name: rt.name.clone(),

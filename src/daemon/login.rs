@@ -10,7 +10,7 @@ use super::state::logins::{BrowserLogin, PendingLogin};
 use super::state::State;
 use crate::audit::kind;
 use crate::config::RuntimeConfig;
-use crate::provider::{self, DevicePoll, OAuthTokens, ProviderError, Target};
+use crate::provider::{self, DevicePoll, OAuthAppSource, OAuthTokens, ProviderError, Target};
 use crate::secret::Secret;
 use crate::token::TokenMeta;
 
@@ -27,20 +27,16 @@ fn oauth_app(
     let rt = runtime_named(state, name)?;
     let target = Target::for_runtime(&rt);
     let defaults = || login_scopes(&rt).iter().map(|s| s.to_string()).collect();
-    if let Some(client_id) = provider::oauth_client_id(&rt) {
-        return Ok((rt.clone(), target, client_id, defaults()));
-    }
     let policy = state.policy.current();
-    match policy
-        .as_deref()
-        .and_then(|p| p.policy.oauth_app(&target.web_host()))
-    {
-        Some(app) => {
-            let scopes = app.scopes.clone().unwrap_or_else(defaults);
-            Ok((rt.clone(), target, app.client_id.clone(), scopes))
-        }
-        None => Err(provider_error(provider::oauth_not_registered(&target))),
-    }
+    let (client_id, scopes) = match provider::oauth_app(&rt, policy.as_deref().map(|p| &p.policy)) {
+        Some(OAuthAppSource::Runtime(client_id)) => (client_id, defaults()),
+        Some(OAuthAppSource::Policy(app)) => (
+            app.client_id.clone(),
+            app.scopes.clone().unwrap_or_else(defaults),
+        ),
+        None => return Err(provider_error(provider::oauth_not_registered(&target))),
+    };
+    Ok((rt.clone(), target, client_id, scopes))
 }
 
 fn step(login: LoginStep) -> Response {

@@ -26,6 +26,7 @@ pub use error::ProviderError;
 pub use types::{DeviceCode, DevicePoll, OAuthTokens, RevokeOutcome, TokenInfo};
 
 use crate::config::{Provider, RuntimeConfig};
+use crate::policy::{OAuthApp, Policy};
 use crate::secret::Secret;
 
 /// A token issued by a rotation.
@@ -134,6 +135,26 @@ pub fn oauth_client_id(rt: &RuntimeConfig) -> Option<String> {
         .map(str::trim)
         .filter(|id| !id.is_empty())
         .map(String::from)
+}
+
+/// Where the OAuth app that logs in to a runtime is registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OAuthAppSource<'p> {
+    /// The runtime's own `oauth_client_id`.
+    Runtime(String),
+    /// The app the administrator registered for the runtime's host in the system policy.
+    Policy(&'p OAuthApp),
+}
+
+/// The OAuth app for `rt`: its own client id, else the policy's app for its host; `None`
+/// when neither is registered ([`oauth_not_registered`]).
+pub fn oauth_app<'p>(rt: &RuntimeConfig, policy: Option<&'p Policy>) -> Option<OAuthAppSource<'p>> {
+    if let Some(client_id) = oauth_client_id(rt) {
+        return Some(OAuthAppSource::Runtime(client_id));
+    }
+    policy?
+        .oauth_app(&Target::for_runtime(rt).web_host())
+        .map(OAuthAppSource::Policy)
 }
 
 /// The error for a runtime without an OAuth client id, naming its host.

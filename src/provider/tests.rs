@@ -97,6 +97,28 @@ fn oauth_client_id_has_no_built_in_default() {
 }
 
 #[test]
+fn the_runtimes_own_oauth_app_comes_before_the_policys() {
+    let policy = crate::policy::Policy::parse(
+        "[[oauth_app]]\nhost = \"gitlab.example.com\"\nclient_id = \"from-policy\"\n",
+        std::path::Path::new("/etc/helperd/policy.toml"),
+    )
+    .unwrap();
+    let mut rt = runtime(Provider::GitLab, "https://gitlab.example.com/", None);
+    assert_eq!(oauth_app(&rt, None), None);
+    match oauth_app(&rt, Some(&policy)) {
+        Some(OAuthAppSource::Policy(app)) => assert_eq!(app.client_id, "from-policy"),
+        other => panic!("expected the policy's app, got {other:?}"),
+    }
+    rt.oauth_client_id = Some("own".to_string());
+    assert_eq!(
+        oauth_app(&rt, Some(&policy)),
+        Some(OAuthAppSource::Runtime("own".to_string()))
+    );
+    let elsewhere = runtime(Provider::GitLab, "https://gitlab.other.example/", None);
+    assert_eq!(oauth_app(&elsewhere, Some(&policy)), None);
+}
+
+#[test]
 fn oauth_not_registered_names_the_host_and_the_way_out() {
     let rt = runtime(Provider::GitHub, "https://ghe.example.com/acme/", None);
     let err = oauth_not_registered(&Target::for_runtime(&rt));
