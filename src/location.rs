@@ -461,20 +461,27 @@ impl fmt::Display for Location {
     }
 }
 
+/// Builders for the tests here and in `crate::runtime`, which match locations too.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod testing {
+    use super::{Location, UrlPrefix};
 
     /// protocol, host and path, as git sends them.
-    type GitRequest<'a> = (&'a str, &'a str, Option<&'a str>);
+    pub type GitRequest<'a> = (&'a str, &'a str, Option<&'a str>);
 
-    fn git(proto: &str, host: &str, path: Option<&str>) -> Location {
+    pub fn git(proto: &str, host: &str, path: Option<&str>) -> Location {
         Location::from_git(Some(proto), Some(host), path).expect("protocol and host are given")
     }
 
-    fn prefix(url: &str) -> UrlPrefix {
+    pub fn prefix(url: &str) -> UrlPrefix {
         UrlPrefix::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"))
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{git, prefix, GitRequest};
+    use super::*;
 
     #[test]
     fn prefix_matching_table() {

@@ -175,18 +175,8 @@ fn most_specific(candidates: &[Candidate<'_>]) -> Option<usize> {
 mod tests {
     use super::*;
     use crate::config::{AuthScheme, Provider};
+    use crate::location::testing::{git, prefix, GitRequest};
     use proptest::prelude::*;
-
-    /// protocol, host and path, as git sends them.
-    type GitRequest<'a> = (&'a str, &'a str, Option<&'a str>);
-
-    fn git(proto: &str, host: &str, path: Option<&str>) -> Location {
-        Location::from_git(Some(proto), Some(host), path).expect("protocol and host are given")
-    }
-
-    fn prefix(url: &str) -> UrlPrefix {
-        UrlPrefix::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"))
-    }
 
     fn runtime(
         name: &str,
