@@ -21,8 +21,8 @@ use serde_json::Value;
 use crate::git_server::{Account, GitServer};
 use crate::util::{self, assert_ok, run_with_stdin, stderr, stdout, wait_until, Sandbox};
 use crate::util::{
-    assert_contains, assert_lacks, ctl_ok, files_under, other_user, served, status_json, unix_now,
-    OTHER_USER,
+    add_runtime, assert_contains, assert_lacks, ctl_ok, files_under, other_user, served,
+    status_json, unix_now, OTHER_USER,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -165,14 +165,6 @@ fn token_set_refused(sb: &Sandbox, runtime: &str, secret: &str, extra: &[&str]) 
     let err = stderr(&out);
     assert_lacks(&err, secret, "the refusal");
     err
-}
-
-#[track_caller]
-fn add_runtime(sb: &Sandbox, name: &str, provider: &str, url: &str) {
-    ctl_ok(
-        sb,
-        &["runtime", "add", name, "--provider", provider, "--url", url],
-    );
 }
 
 /// `git credential fill` for `url`; `with_path` sends the path (credential.useHttpPath).

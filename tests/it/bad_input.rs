@@ -476,18 +476,7 @@ fn expiries_past_the_year_9999_are_refused_or_dropped() {
         stdout(&out)
     );
 
-    crate::util::ctl_ok(
-        &sb,
-        &[
-            "runtime",
-            "add",
-            "far",
-            "--provider",
-            "gitlab",
-            "--url",
-            "https://gl.example/",
-        ],
-    );
+    crate::util::add_runtime(&sb, "far", "gitlab", "https://gl.example/");
     let request = helperd::wire::wire::Envelope::new(helperd::wire::wire::Request::TokenSet {
         runtime: "far".into(),
         name: None,

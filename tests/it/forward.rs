@@ -17,8 +17,8 @@ use serde_json::json;
 use crate::expiry::pty_run;
 use crate::git_server::{Account, GitServer};
 use crate::util::{
-    assert_contains, assert_lacks, assert_ok, client_bin, ctl, ctl_ok, run_with_stdin, stderr,
-    stdout, value, wait_until, Sandbox,
+    add_runtime, assert_contains, assert_lacks, assert_ok, client_bin, ctl, ctl_ok, run_with_stdin,
+    stderr, stdout, value, wait_until, Sandbox,
 };
 
 const TOKEN_FWD: &str = "ghp_forwardedTokenAbc123";
@@ -538,18 +538,7 @@ fn the_policy_closes_the_forward_socket_and_the_client_never_starts_a_daemon() {
 #[test]
 fn helperctl_forward_prints_and_installs_the_ssh_block_and_runtime_set_toggles_it() {
     let sb = Sandbox::new();
-    ctl_ok(
-        &sb,
-        &[
-            "runtime",
-            "add",
-            "acme",
-            "--provider",
-            "github",
-            "--url",
-            "https://github.com/acme/",
-        ],
-    );
+    add_runtime(&sb, "acme", "github", "https://github.com/acme/");
     let printed = ctl_ok(&sb, &["forward", "devbox"]);
     let local = forward_socket(&sb);
     assert_contains(

@@ -12,8 +12,8 @@ use serde_json::Value;
 
 use crate::git_server::{Account, AuthAttempt, GitServer};
 use crate::util::{
-    assert_contains, assert_lacks, config_path, ctl, ctl_ok, files_under, served, status_json,
-    unix_now,
+    add_runtime, assert_contains, assert_lacks, config_path, ctl, ctl_ok, files_under, served,
+    status_json, unix_now,
 };
 use crate::util::{assert_ok, run_with_stdin, stderr, stdout, value, wait_until, Sandbox};
 
@@ -527,30 +527,8 @@ const TOKEN_SHARED: &str = "glpat-sharedTok3nForTwoRuntimes";
 #[test]
 fn a_linked_token_serves_both_runtimes_and_survives_removal_from_one() {
     let sb = Sandbox::new();
-    ctl_ok(
-        &sb,
-        &[
-            "runtime",
-            "add",
-            "a",
-            "--provider",
-            "github",
-            "--url",
-            "https://git.example/a/",
-        ],
-    );
-    ctl_ok(
-        &sb,
-        &[
-            "runtime",
-            "add",
-            "b",
-            "--provider",
-            "github",
-            "--url",
-            "https://git.example/b/",
-        ],
-    );
+    add_runtime(&sb, "a", "github", "https://git.example/a/");
+    add_runtime(&sb, "b", "github", "https://git.example/b/");
     token_set(&sb, "a", TOKEN_SHARED, &["--name", "shared one"]);
     let url_a = "https://git.example/a/repo.git";
     let url_b = "https://git.example/b/repo.git";
@@ -625,18 +603,7 @@ urls = [\"https://git.example/c/\"]
 /// A sandbox with runtime `a` (all of git.example) holding TOKEN_A, and the daemon running.
 fn reload_sandbox() -> Sandbox {
     let sb = Sandbox::new();
-    ctl_ok(
-        &sb,
-        &[
-            "runtime",
-            "add",
-            "a",
-            "--provider",
-            "github",
-            "--url",
-            "https://git.example/",
-        ],
-    );
+    add_runtime(&sb, "a", "github", "https://git.example/");
     token_set(&sb, "a", TOKEN_A, &[]);
     assert!(sb.daemon_pid().is_some(), "token set started the daemon");
     sb
@@ -823,18 +790,7 @@ fn sighup_reloads_the_config() {
 #[test]
 fn every_config_error_through_runtime_add_is_refused_and_leaves_the_file_untouched() {
     let sb = Sandbox::new();
-    ctl_ok(
-        &sb,
-        &[
-            "runtime",
-            "add",
-            "acme",
-            "--provider",
-            "github",
-            "--url",
-            "https://github.com/acme/",
-        ],
-    );
+    add_runtime(&sb, "acme", "github", "https://github.com/acme/");
     let before = fs::read(config_path(&sb)).unwrap();
 
     let add = |name: &str, extra: &[&str]| {
@@ -1246,17 +1202,11 @@ fn each_provider_answers_with_its_documented_username_and_bitbucket_dc_needs_the
             &["runtime", "add", name, "--provider", provider, "--url", url],
         );
     }
-    let added = ctl_ok(
+    let added = add_runtime(
         &sb,
-        &[
-            "runtime",
-            "add",
-            "dc",
-            "--provider",
-            "bitbucket-server",
-            "--url",
-            "https://bitbucket.corp.example/",
-        ],
+        "dc",
+        "bitbucket-server",
+        "https://bitbucket.corp.example/",
     );
     assert_contains(
         &added,
@@ -1316,18 +1266,7 @@ const TOKEN_DC: &str = "BBDC-dataCenterTok3nXyz";
 #[test]
 fn an_expired_token_is_never_served() {
     let sb = Sandbox::new();
-    ctl_ok(
-        &sb,
-        &[
-            "runtime",
-            "add",
-            "exp",
-            "--provider",
-            "github",
-            "--url",
-            "https://git.example/",
-        ],
-    );
+    add_runtime(&sb, "exp", "github", "https://git.example/");
     // A few seconds of life; long enough for a slow, busy machine to serve it once.
     let expires = unix_now() + 6;
     let stamp = rfc3339(expires);
@@ -1361,18 +1300,7 @@ fn an_expired_token_is_never_served() {
 #[test]
 fn token_set_refuses_an_expiry_in_the_past_or_an_impossible_date() {
     let sb = Sandbox::new();
-    ctl_ok(
-        &sb,
-        &[
-            "runtime",
-            "add",
-            "r",
-            "--provider",
-            "github",
-            "--url",
-            "https://git.example/",
-        ],
-    );
+    add_runtime(&sb, "r", "github", "https://git.example/");
     let out = token_set_output(&sb, "r", "ghp_neverStored1", &["--expires", "2020-01-01"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_contains(
@@ -1485,18 +1413,7 @@ fn fifty_parallel_runtime_adds_then_removes_lose_no_update_and_keep_comments() {
 #[test]
 fn the_last_use_is_saved_when_the_daemon_stops() {
     let sb = Sandbox::new();
-    ctl_ok(
-        &sb,
-        &[
-            "runtime",
-            "add",
-            "gl",
-            "--provider",
-            "gitlab",
-            "--url",
-            "https://gl.example/",
-        ],
-    );
+    add_runtime(&sb, "gl", "gitlab", "https://gl.example/");
     token_set(&sb, "gl", "glpat-LastUseSaved1", &[]);
     let query = "protocol=https\nhost=gl.example\n";
     assert_ok(&sb.credential("fill", query));

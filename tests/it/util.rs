@@ -385,6 +385,16 @@ pub fn ctl_ok(sb: &Sandbox, args: &[&str]) -> String {
     stdout(&out)
 }
 
+/// `helperctl runtime add NAME --provider PROVIDER --url URL`, which must succeed; its
+/// stdout.
+#[track_caller]
+pub fn add_runtime(sb: &Sandbox, name: &str, provider: &str, url: &str) -> String {
+    ctl_ok(
+        sb,
+        &["runtime", "add", name, "--provider", provider, "--url", url],
+    )
+}
+
 #[track_caller]
 pub fn status_json(sb: &Sandbox) -> serde_json::Value {
     let text = ctl_ok(sb, &["status", "--json"]);
