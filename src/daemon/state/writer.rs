@@ -455,15 +455,13 @@ impl Task {
             also_for,
             replaces,
         } = change;
-        if let Some(old) = &replaces {
-            let current = self.book()?.for_runtime(&runtime).map(|t| t.id.clone());
-            if current.as_ref() != Some(old) {
-                return Err(WriteError::Tokens(format!(
-                    "runtime {runtime}'s token changed meanwhile; the refreshed one was not stored"
-                )));
-            }
+        // Read the book before any secret is stored: an unreadable one stores nothing.
+        let current = self.book()?.for_runtime(&runtime).map(|t| t.id.clone());
+        if replaces.is_some() && current != replaces {
+            return Err(WriteError::Tokens(format!(
+                "runtime {runtime}'s token changed meanwhile; the refreshed one was not stored"
+            )));
         }
-        self.book()?;
         let id = token.id.clone();
         let store = self.store.unlocked().await?;
         let (key, value, writer) = (token::secret_key(&id), secret.clone(), store.clone());
