@@ -170,8 +170,19 @@ pub struct RuntimeConfig {
     /// The Atlassian account email: Bitbucket Cloud's REST API takes an API token with it
     /// (git takes it with the username), so checking a token needs it.
     pub email: Option<String>,
-    /// 1-based line of its `[[runtime]]` header, for messages.
+    /// 1-based line of its `[[runtime]]` header, for messages (0 for a team runtime).
     pub line: usize,
+    /// Set for a team runtime, read from OpenBao rather than `config.toml`.
+    pub team: Option<TeamOrigin>,
+}
+
+/// Where a team runtime came from (DESIGN.md §10): shown by `status` and the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamOrigin {
+    /// `<mount>/<team_path>/<name>`: what `bao kv get` takes.
+    pub path: String,
+    /// The KV version 2 version that was read.
+    pub version: u64,
 }
 
 impl RuntimeConfig {
@@ -221,6 +232,8 @@ pub struct Config {
     /// In file order.
     pub runtimes: Vec<RuntimeConfig>,
     pub settings: Settings,
+    /// `[openbao]`, when the machine uses team runtimes or the OpenBao store.
+    pub openbao: Option<crate::config_openbao::OpenBaoSettings>,
 }
 
 /// A problem in `config.toml`: the file, the line when known, and what is wrong.
@@ -278,11 +291,19 @@ impl Config {
             match key {
                 "settings" => config.settings = parse_settings(&cx, item, value_span(root, key))?,
                 "runtime" => config.runtimes = parse_runtimes(&cx, item, value_span(root, key))?,
+                "openbao" => {
+                    config.openbao = Some(crate::config_openbao::parse(
+                        cx.text,
+                        &cx.path,
+                        item,
+                        value_span(root, key),
+                    )?)
+                }
                 _ => {
                     return Err(cx.error(
                         key_span(root, key),
                         format!(
-                            "unknown key {key:?}; config.toml has only [settings] and [[runtime]] tables"
+                            "unknown key {key:?}; config.toml has only [settings], [openbao] and [[runtime]] tables"
                         ),
                     ))
                 }
@@ -294,6 +315,14 @@ impl Config {
     /// The runtime with this name.
     pub fn runtime(&self, name: &str) -> Option<&RuntimeConfig> {
         self.runtimes.iter().find(|r| r.name == name)
+    }
+
+    /// A local and a team runtime named `name` (DESIGN.md §10): the one place two runtimes
+    /// share a name, which is refused rather than settled by a silent choice.
+    pub fn name_conflict(&self, name: &str) -> Option<(&RuntimeConfig, &RuntimeConfig)> {
+        let mut same = self.runtimes.iter().filter(|r| r.name == name);
+        let first = same.next()?;
+        same.next().map(|second| (first, second))
     }
 
     /// Base URLs (`https://github.com`) where some runtime prefix has a path: git must send
@@ -510,11 +539,12 @@ fn parse_runtime(cx: &Cx<'_>, table: &Table) -> Result<RuntimeConfig, ConfigErro
         // A parsed table always has a header span; line 1 is a harmless fallback.
         line: cx.line(header).unwrap_or(1),
         name,
+        team: None,
     })
 }
 
 /// Names appear in commands, file names of state and messages: keep them plain.
-fn valid_name(name: &str) -> bool {
+pub fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
             .bytes()
@@ -877,9 +907,9 @@ oauth_client_id = "Iv1.0123456789abcdef"  # optional
             ("[settings]\nstale_days = -1\n".into(), 2, "stale_days must be from 0 to 3650 days, not -1".into()),
             ("settings = 3\n".into(), 1, "settings must be a table: [settings]".into()),
             ("# typo\n[setting]\nwarn_days = 3\n".into(), 2,
-                "unknown key \"setting\"; config.toml has only [settings] and [[runtime]] tables".into()),
+                "unknown key \"setting\"; config.toml has only [settings], [openbao] and [[runtime]] tables".into()),
             ("warn_days = 3\n".into(), 1,
-                "unknown key \"warn_days\"; config.toml has only [settings] and [[runtime]] tables".into()),
+                "unknown key \"warn_days\"; config.toml has only [settings], [openbao] and [[runtime]] tables".into()),
             ("[runtime]\nname = \"a\"\n".into(), 1,
                 "runtime must be written as [[runtime]] tables (double brackets), one per runtime".into()),
             ("[runtime.a]\nname = \"a\"\n".into(), 1,
@@ -923,7 +953,7 @@ oauth_client_id = "Iv1.0123456789abcdef"  # optional
         assert_eq!(crate::config_file::load(&path).unwrap().runtimes.len(), 1);
         std::fs::write(&path, "[setting]\n").unwrap();
         let e = crate::config_file::load(&path).unwrap_err();
-        assert_eq!(e.to_string(), format!("{}:1: unknown key \"setting\"; config.toml has only [settings] and [[runtime]] tables", path.display()));
+        assert_eq!(e.to_string(), format!("{}:1: unknown key \"setting\"; config.toml has only [settings], [openbao] and [[runtime]] tables", path.display()));
         // A folder where the file should be: a read error, not an empty config.
         let e = crate::config_file::load(dir.path()).unwrap_err();
         assert_eq!(e.line, None);

@@ -239,6 +239,10 @@ pub enum RefuseReason {
     /// A forwarded request for something not forwarded (a plain credential, a runtime
     /// without `forward = true`, no runtime at all, or forwarding forbidden by the policy).
     NotForwarded,
+    /// A local and a team runtime share this name: the message says which and how to fix.
+    NameConflict(String),
+    /// A team token that breaks this machine's own policy (checked again when served).
+    TeamTokenPolicy,
 }
 
 /// The kinds of error a refusal is, on the wire.
@@ -275,6 +279,8 @@ impl RefuseReason {
             RefuseReason::UnsafeStoredValue(_) => "unsafe stored value".into(),
             RefuseReason::NotForwarded => "not forwarded".into(),
             RefuseReason::ConfigBroken(_) => "configuration unreadable".into(),
+            RefuseReason::NameConflict(_) => "local and team runtime share the name".into(),
+            RefuseReason::TeamTokenPolicy => "policy: team token".into(),
         }
     }
 
@@ -288,6 +294,7 @@ impl RefuseReason {
                     "{m}\nhelperd serves nothing until config.toml is fixed (its runtimes' URLs would otherwise fall back to the plain credentials)"
                 ),
             )),
+            RefuseReason::NameConflict(m) => Some((RefusalError::Config, m.clone())),
             RefuseReason::TokensUnreadable(m) | RefuseReason::UnsafeStoredValue(m) => {
                 Some((RefusalError::Internal, m.clone()))
             }
@@ -372,6 +379,14 @@ pub fn decide(facts: &Facts<'_>) -> Decision {
         }
         // git cannot say which runtime it meant: nothing is changed rather than a guess.
         (_, Some(Route::NeedsPath { .. })) => Decision::Nothing,
+        (action, Some(Route::Runtime { runtime, .. }))
+            if facts.config.name_conflict(&runtime.name).is_some() =>
+        {
+            match action {
+                GitAction::Get => Decision::Refuse(name_conflict(facts, runtime)),
+                GitAction::Store | GitAction::Erase => Decision::Nothing,
+            }
+        }
         (GitAction::Get, Some(Route::Runtime { runtime, .. })) => serve(facts, runtime),
         (GitAction::Store, Some(Route::Runtime { runtime, .. })) => renew(facts, runtime),
         (GitAction::Erase, Some(Route::Runtime { runtime, .. })) => reject(facts, runtime),
@@ -484,7 +499,26 @@ fn serve(facts: &Facts<'_>, rt: &RuntimeConfig) -> Decision {
     let warn_days = effective_warn_days(facts.config, facts.policy);
     let state = token.state(facts.now, warn_days);
     if !state.servable() {
-        return Decision::Refuse(unservable(rt, token, state));
+        return Decision::Refuse(match &rt.team {
+            Some(origin) => team_unservable(rt, origin, token, state),
+            None => unservable(rt, token, state),
+        });
+    }
+    if let (Some(origin), Some(p)) = (&rt.team, facts.policy) {
+        // The admin checked it at publish; this machine's own policy is checked again,
+        // because `bao kv put` and Terraform write entries without helperd.
+        if let Err(v) = p.policy.check_token(token.expires, token.created, p.source) {
+            let notice = format!(
+                "helperd: team runtime {} ({}, version {}): {}",
+                rt.name, origin.path, origin.version, v.message
+            );
+            return Decision::Refuse(
+                Refusal::new(RefuseReason::TeamTokenPolicy)
+                    .runtime(rt)
+                    .token(token)
+                    .notice(notice),
+            );
+        }
     }
     let username = rt.effective_username().map(str::to_string);
     if rt.auth == AuthScheme::Basic && username.is_none() {
@@ -586,10 +620,55 @@ fn unservable(rt: &RuntimeConfig, token: &TokenMeta, state: TokenState) -> Refus
     }
 }
 
+/// A team token that may not be served: only the admin can rotate it in OpenBao, so
+/// there is no renewal to offer and no prompt for git to show.
+fn team_unservable(
+    rt: &RuntimeConfig,
+    origin: &crate::config::TeamOrigin,
+    token: &TokenMeta,
+    state: TokenState,
+) -> Refusal {
+    let (reason, what) = match state {
+        TokenState::Rejected => (RefuseReason::Rejected, "was rejected by the host"),
+        _ => (RefuseReason::Expired, "has expired"),
+    };
+    let notice = format!(
+        "helperd: team runtime {name}: the token in OpenBao ({path}, version {version}) {what}; \
+         it was not sent to git.\nhelperd: ask your admin to rotate it (`helperctl team publish {name}`); \
+         this machine picks the new version up by itself",
+        name = rt.name,
+        path = origin.path,
+        version = origin.version,
+    );
+    Refusal::new(reason).runtime(rt).token(token).notice(notice)
+}
+
+/// Two runtimes named alike: one from `config.toml`, one from OpenBao.
+fn name_conflict(facts: &Facts<'_>, rt: &RuntimeConfig) -> Refusal {
+    let team_path = facts
+        .config
+        .runtimes
+        .iter()
+        .find_map(|r| r.team.as_ref().filter(|_| r.name == rt.name))
+        .map(|t| t.path.clone())
+        .unwrap_or_default();
+    let message = format!(
+        "runtime {name} is defined both in {config} and in OpenBao ({team_path}); neither is \
+         served until one is renamed (`helperctl runtime remove {name}` and add it under \
+         another name, or ask your admin to rename the team entry)",
+        name = rt.name,
+        config = facts.config_path.display(),
+    );
+    Refusal::new(RefuseReason::NameConflict(message)).runtime(rt)
+}
+
 /// `store` for a runtime: a renewal when its token is missing, expired or rejected (the
 /// user typed a new one at git's prompt); git confirming a token it was given changes
-/// nothing.
+/// nothing. A team runtime's token is the admin's: nothing typed here replaces it.
 fn renew(facts: &Facts<'_>, rt: &RuntimeConfig) -> Decision {
+    if rt.team.is_some() {
+        return Decision::Nothing;
+    }
     let secret = match (&facts.request.password, &facts.request.credential) {
         (Some(p), _) if rt.auth == AuthScheme::Basic => p.clone(),
         (_, Some(c)) if rt.auth == AuthScheme::Bearer => c.clone(),

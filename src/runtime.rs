@@ -195,6 +195,7 @@ mod tests {
             forward: false,
             email: None,
             line: 1,
+            team: None,
         }
     }
 
@@ -239,6 +240,7 @@ mod tests {
                 ),
             ],
             settings: Default::default(),
+            openbao: None,
         }
     }
 
@@ -346,6 +348,7 @@ mod tests {
                 runtime("second", &["https://github.com/"], None, Provider::Generic),
             ],
             settings: Default::default(),
+            openbao: None,
         };
         let (route, _) = route(&config, &git("https", "github.com", None), None);
         assert_eq!(summary(&route), "first https://github.com/");
@@ -387,6 +390,7 @@ mod tests {
             Config {
                 runtimes,
                 settings: Default::default(),
+                openbao: None,
             }
         })
     }
@@ -437,7 +441,7 @@ mod tests {
             loc in location_strategy(),
             user in prop::option::of(prop::sample::select(vec!["x-access-token", "bob"])),
         ) {
-            let shuffled = Config { runtimes: shuffled, settings: config.settings };
+            let shuffled = Config { runtimes: shuffled, settings: config.settings, openbao: None };
             let (a, _) = route(&config, &loc, user);
             let (b, _) = route(&shuffled, &loc, user);
             prop_assert_eq!(chosen(&a), chosen(&b));

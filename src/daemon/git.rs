@@ -12,6 +12,7 @@ use helperd_wire::wire::{GitAction, RenewalPrompt, Response};
 use super::peer::{Channel, Peer};
 use super::replies::{self, bad_request, for_git, refusal_error, store_error, write_error};
 use super::state::store_slot::problem;
+use super::state::team_watch::TeamSnapshot;
 use super::state::writer::{Edit, Save, WriteError};
 use super::state::State;
 use crate::decision::{
@@ -21,6 +22,7 @@ use crate::decision::{
 use crate::gitproto::GitCredential;
 use crate::plain::PlainTable;
 use crate::secret::Secret;
+use crate::team::is_team_token;
 use crate::timefmt::format_date;
 use crate::token::TokenMeta;
 
@@ -77,7 +79,8 @@ async fn answer(
     let mut plain_problem = None;
     let mut reads = 0;
     loop {
-        let config = state.config.current();
+        let view = state.view();
+        let config = view.config.clone();
         let policy = state.policy.current();
         if policy
             .as_ref()
@@ -88,7 +91,7 @@ async fn answer(
             // fails the request later anyway.
             let _ = state.store.open().await;
         }
-        let book = state.tokens();
+        let book = view.book.clone();
         let plain: Option<Arc<PlainTable>> = state.plain();
         let backoff = state.refresh.backoff();
         let now = state.now();
@@ -137,7 +140,7 @@ async fn answer(
                 refresh::run(state, &runtime, &token_id).await;
                 allow_refresh = false;
             }
-            decision => return execute(state, peer, cred, decision, now).await,
+            decision => return execute(state, peer, cred, decision, &view.team, now).await,
         }
     }
 }
@@ -148,10 +151,11 @@ async fn execute(
     peer: &Peer,
     cred: &GitCredential,
     decision: Decision,
+    team: &TeamSnapshot,
     now: u64,
 ) -> Response {
     let (response, done) = match &decision {
-        Decision::ServeToken(serve) => serve_token(state, serve, now).await,
+        Decision::ServeToken(serve) => serve_token(state, serve, team, now).await,
         Decision::ServePlain { answer } => (for_git(answer.expose().to_string()), Done::AsDecided),
         Decision::StorePlain { lifetime } => {
             match state.writer.store_plain(cred.clone(), *lifetime, now).await {
@@ -165,6 +169,9 @@ async fn execute(
             Err(e) => (write_error(e), Done::Erased(0)),
         },
         Decision::RenewToken(renew) => renew_from_git(state, peer, renew, now).await,
+        Decision::MarkRejected(mark) if is_team_token(&mark.token_id) => {
+            mark_team_rejected(state, mark, team, now)
+        }
         Decision::MarkRejected(mark) => mark_rejected(state, mark, now).await,
         // Both were asked for and fetched before the last look: never left to execute.
         Decision::ReadPlain | Decision::Refresh { .. } | Decision::Nothing => {
@@ -223,8 +230,31 @@ fn refused(refusal: &Refusal) -> Response {
         }))
 }
 
-async fn serve_token(state: &State, serve: &ServeToken, now: u64) -> (Response, Done) {
-    let secret = match state.store.token_secret(&serve.token_id).await {
+/// A team token's secret, from the snapshot decided with (never from the store).
+fn team_secret(
+    team: &TeamSnapshot,
+    serve: &ServeToken,
+    now: u64,
+) -> Result<Option<Secret>, Response> {
+    team.secret(&serve.token_id, now).map_err(|message| {
+        replies::refusal_error(decision::RefusalError::StoreUnavailable, message)
+    })
+}
+
+async fn serve_token(
+    state: &State,
+    serve: &ServeToken,
+    team: &TeamSnapshot,
+    now: u64,
+) -> (Response, Done) {
+    let found = match is_team_token(&serve.token_id) {
+        true => match team_secret(team, serve, now) {
+            Ok(found) => Ok(found),
+            Err(response) => return (response, Done::AsDecided),
+        },
+        false => state.store.token_secret(&serve.token_id).await,
+    };
+    let secret = match found {
         Ok(Some(s)) => s,
         Ok(None) => {
             tracing::error!(runtime = %serve.runtime, token = %serve.token_id, "token secret missing from the store");
@@ -339,6 +369,25 @@ async fn set_token(
 
 /// git's `erase` after a 401: the runtime's token is marked rejected when the failed
 /// secret is ours.
+/// git got a 401 with a team token: not served again, and the team entries are re-read at
+/// once (the admin may have rotated it already). Nothing is written to disk.
+fn mark_team_rejected(
+    state: &State,
+    mark: &MarkRejected,
+    team: &TeamSnapshot,
+    now: u64,
+) -> (Response, Done) {
+    if let Some(given) = &mark.only_if_secret_is {
+        match team.secret(&mark.token_id, now) {
+            Ok(Some(ours)) if ours != *given => return (for_git(String::new()), Done::NotOurs),
+            _ => {}
+        }
+    }
+    tracing::warn!(runtime = %mark.runtime, "erase: the host rejected the team token; re-reading OpenBao");
+    state.team.reject(&mark.token_id, now);
+    (for_git(String::new()), Done::AsDecided)
+}
+
 async fn mark_rejected(state: &State, mark: &MarkRejected, now: u64) -> (Response, Done) {
     if let Some(given) = &mark.only_if_secret_is {
         match state.store.token_secret(&mark.token_id).await {

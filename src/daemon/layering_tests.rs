@@ -25,12 +25,24 @@ const DAEMON_LAYERS: &[(&str, u8)] = &[
 
 /// The pure core, and what it must never import.
 const CORE: &[&str] = &[
-    "secret", "gitproto", "location", "runtime", "token", "config", "policy", "decision", "plain",
-    "timefmt", "tomlspan",
+    "secret",
+    "gitproto",
+    "location",
+    "runtime",
+    "token",
+    "config",
+    "policy",
+    "decision",
+    "plain",
+    "timefmt",
+    "tomlspan",
+    "team",
+    "config_openbao",
 ];
 const EDGES: &[&str] = &[
     "store",
     "provider",
+    "openbao",
     "ipc",
     "daemon",
     "ctl",

@@ -169,6 +169,13 @@ pub fn launch(options: Options) -> anyhow::Result<()> {
                 tracing::warn!(error = %e, "the store of record is not available yet");
             }
         });
+        // The team's runtimes (DESIGN.md §10): read in the background, never by a request.
+        let team = state.team.clone();
+        let weak = std::sync::Arc::downgrade(&state);
+        tokio::spawn(team.run(move || {
+            let state = weak.upgrade()?;
+            Some((state.config.current().openbao.clone(), state.now()))
+        }));
         let listener = server::serve(listener, state).await?;
         // The writer ends once every handle is gone, after the changes already sent (the
         // last audit events among them); only then does the socket close.

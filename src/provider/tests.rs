@@ -22,6 +22,7 @@ fn runtime(provider: Provider, url: &str, api_url: Option<&str>) -> RuntimeConfi
         forward: false,
         email: None,
         line: 1,
+        team: None,
     }
 }
 

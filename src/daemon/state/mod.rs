@@ -10,6 +10,7 @@ pub mod logins;
 pub mod policy_watch;
 pub mod refresh_gate;
 pub mod store_slot;
+pub mod team_watch;
 pub mod tokens_file;
 pub mod writer;
 
@@ -34,6 +35,7 @@ use logins::Logins;
 use policy_watch::PolicyWatch;
 use refresh_gate::RefreshGate;
 use store_slot::{StoreSettings, StoreSlot};
+use team_watch::TeamWatch;
 use writer::{Books, TokenBookState, TokenChange, WriteError, Writer};
 
 /// Settings the daemon was started with.
@@ -103,6 +105,28 @@ pub struct State {
     pub refresh: RefreshGate,
     support: Mutex<Option<SupportGrant>>,
     pub forward: ForwardState,
+    /// The team's runtimes from OpenBao (DESIGN.md §10).
+    pub team: Arc<TeamWatch>,
+    /// The last [`View`], with the snapshots it was made from.
+    view: Mutex<Option<CachedView>>,
+}
+
+/// The configuration and token book the daemon decides with: the local ones with the
+/// team's runtimes added (`team::overlay`).
+#[derive(Clone)]
+pub struct View {
+    /// Local runtimes, then team runtimes.
+    pub config: Arc<crate::config::Config>,
+    /// Local tokens, then team tokens (metadata only).
+    pub book: Arc<TokenBookState>,
+    /// The team snapshot the view was made from (team tokens' secrets are there).
+    pub team: Arc<team_watch::TeamSnapshot>,
+}
+
+struct CachedView {
+    config: Arc<crate::config::Config>,
+    book: Arc<TokenBookState>,
+    view: View,
 }
 
 /// Why a new token was not stored. Nothing was changed.
@@ -147,6 +171,8 @@ impl State {
             refresh: RefreshGate::default(),
             support: Mutex::new(None),
             forward: ForwardState::default(),
+            team: Arc::default(),
+            view: Mutex::new(None),
         };
         (Arc::new(state), handle)
     }
@@ -174,6 +200,54 @@ impl State {
     /// The runtime named `name` in the configuration in force.
     pub fn runtime(&self, name: &str) -> Option<crate::config::RuntimeConfig> {
         self.config.current().runtime(name).cloned()
+    }
+
+    /// The configuration and token book with the team's runtimes, made anew only when
+    /// one of the three snapshots changed (a git request pays three `Arc` clones).
+    pub fn view(&self) -> View {
+        let config = self.config.current();
+        let book = self.tokens();
+        let team = self.team.current();
+        if team.runtimes.is_empty() {
+            return View { config, book, team };
+        }
+        let mut cached = self.view.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = cached.as_ref() {
+            if Arc::ptr_eq(&c.config, &config)
+                && Arc::ptr_eq(&c.book, &book)
+                && Arc::ptr_eq(&c.view.team, &team)
+            {
+                return c.view.clone();
+            }
+        }
+        let (merged_config, merged_book) = match book.as_ref() {
+            Ok(b) => {
+                let (c, b) = crate::team::overlay(&config, b, &team.runtimes, &team.rejected);
+                (c, Ok(b))
+            }
+            // Unreadable local tokens: the team runtimes still route (nothing falls to
+            // the plain credentials), and every runtime is refused with the error.
+            Err(e) => {
+                let (c, _) = crate::team::overlay(
+                    &config,
+                    &Default::default(),
+                    &team.runtimes,
+                    &team.rejected,
+                );
+                (c, Err(e.clone()))
+            }
+        };
+        let view = View {
+            config: Arc::new(merged_config),
+            book: Arc::new(merged_book),
+            team,
+        };
+        *cached = Some(CachedView {
+            config,
+            book,
+            view: view.clone(),
+        });
+        view
     }
 
     /// The token book as the writer last published it.

@@ -1,0 +1,310 @@
+//! The team's runtimes from OpenBao (DESIGN.md §10), kept in memory: one task re-reads
+//! every entry under `team_path` each `refresh_secs` (and at once when git reports a
+//! 401 for a team token), and swaps the whole snapshot. Requests only clone the
+//! snapshot's `Arc`: a slow or dead OpenBao never holds a git request up.
+//!
+//! Secrets read stay in memory only. While no node answers they are served for
+//! `cache_secs` after the first failed read, then refused with an error naming OpenBao
+//! and the addresses tried.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use crate::config_openbao::OpenBaoSettings;
+use crate::openbao::{BaoClient, BaoError, SessionInfo};
+use crate::secret::Secret;
+use crate::team::{parse_entry, EntryVersion, TeamRuntime};
+
+/// Everything known of the team's runtimes at one moment.
+#[derive(Debug, Default)]
+pub struct TeamSnapshot {
+    /// The valid entries, by name.
+    pub runtimes: Vec<TeamRuntime>,
+    /// Entries that could not be read as runtimes: `(path, why)`; the why never quotes
+    /// the token.
+    pub invalid: Vec<(String, String)>,
+    /// Team token ids git reported as refused by the host, with when (daemon clock).
+    pub rejected: BTreeMap<String, u64>,
+    /// When the entries were last read in full (Unix seconds, daemon clock).
+    pub read_at: Option<u64>,
+    /// Since when every read has failed, and the last failure.
+    pub failing: Option<(u64, BaoError)>,
+    /// `<mount>/<team_path>`, when team runtimes are configured.
+    pub source: Option<String>,
+    /// Addresses tried, in order.
+    pub addresses: Vec<String>,
+    /// `cache_secs` in force.
+    pub cache_secs: u64,
+    /// The login's state.
+    pub session: SessionInfo,
+}
+
+impl TeamSnapshot {
+    /// The secret of team token `id`, unless OpenBao has been unreachable for longer than
+    /// `cache_secs`: then why not, naming OpenBao and the addresses tried.
+    pub fn secret(&self, id: &str, now: u64) -> Result<Option<Secret>, String> {
+        if let Some((since, error)) = &self.failing {
+            if now >= since.saturating_add(self.cache_secs) {
+                return Err(format!(
+                    "team runtimes cannot be served: {error}; secrets read earlier are kept only {} s (cache_secs) after OpenBao stops answering",
+                    self.cache_secs
+                ));
+            }
+        }
+        Ok(self
+            .runtimes
+            .iter()
+            .find(|t| t.token.id == id)
+            .map(|t| t.secret.clone()))
+    }
+}
+
+/// The snapshot in force and what wakes the reader.
+#[derive(Default)]
+pub struct TeamWatch {
+    current: Mutex<Arc<TeamSnapshot>>,
+    wake: tokio::sync::Notify,
+}
+
+impl TeamWatch {
+    /// The snapshot in force.
+    pub fn current(&self) -> Arc<TeamSnapshot> {
+        self.current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn swap(&self, change: impl FnOnce(&TeamSnapshot) -> TeamSnapshot) {
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        *current = Arc::new(change(&current));
+    }
+
+    /// git reported a 401 for team token `id`: it is not served again, and the entries are
+    /// re-read at once (the admin may have rotated it already).
+    pub fn reject(&self, id: &str, now: u64) {
+        self.swap(|s| {
+            let mut rejected = s.rejected.clone();
+            rejected.insert(id.to_string(), now);
+            TeamSnapshot {
+                rejected,
+                ..clone_of(s)
+            }
+        });
+        self.wake.notify_one();
+    }
+
+    /// Re-read now rather than at the next `refresh_secs`.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Reads the team entries for as long as the daemon runs. `round` gives, at each
+    /// round, the `[openbao]` in force (config.toml may change) and the daemon's clock;
+    /// `None` once the daemon stops, which ends the task (it must not keep the state, and
+    /// so the writer's last save, alive).
+    pub async fn run(self: Arc<Self>, round: impl Fn() -> Option<(Option<OpenBaoSettings>, u64)>) {
+        let mut client: Option<(OpenBaoSettings, Arc<BaoClient>)> = None;
+        while let Some((settings, now)) = round() {
+            let wanted = settings.filter(|s| s.team_path.is_some());
+            let pause = match wanted {
+                None => {
+                    client = None;
+                    if self.current().source.is_some() {
+                        self.swap(|_| TeamSnapshot::default());
+                    }
+                    Duration::from_secs(crate::config_openbao::DEFAULT_REFRESH_SECS)
+                }
+                Some(settings) => {
+                    let bao = match &client {
+                        Some((s, c)) if *s == settings => Ok(c.clone()),
+                        _ => BaoClient::new(&settings).map(Arc::new),
+                    };
+                    let pause = Duration::from_secs(settings.refresh_secs);
+                    match bao {
+                        Ok(bao) => {
+                            self.read_round(&bao, &settings, now).await;
+                            client = Some((settings, bao));
+                        }
+                        Err(e) => {
+                            client = None;
+                            self.record_failure(&settings, Vec::new(), e, now);
+                        }
+                    }
+                    pause
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = self.wake.notified() => {}
+            }
+        }
+    }
+
+    /// One read of every entry; a failure keeps what was read before.
+    async fn read_round(&self, bao: &BaoClient, settings: &OpenBaoSettings, now: u64) {
+        let team_path = settings.team_path.as_deref().unwrap_or_default();
+        let source = format!("{}/{team_path}", settings.mount);
+        match read_all(bao, &source, team_path, now).await {
+            Ok((runtimes, invalid)) => {
+                for (path, why) in &invalid {
+                    tracing::warn!(%path, %why, "OpenBao entry is not a team runtime");
+                }
+                let session = bao.session_info();
+                let addresses = bao.addresses().to_vec();
+                self.swap(|s| {
+                    // A rejection mark is kept while its version is still the one read.
+                    let rejected = s
+                        .rejected
+                        .iter()
+                        .filter(|(id, _)| runtimes.iter().any(|t| &t.token.id == *id))
+                        .map(|(id, at)| (id.clone(), *at))
+                        .collect();
+                    TeamSnapshot {
+                        runtimes,
+                        invalid,
+                        rejected,
+                        read_at: Some(now),
+                        failing: None,
+                        source: Some(source),
+                        addresses,
+                        cache_secs: settings.cache_secs,
+                        session,
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the team runtimes from OpenBao failed");
+                self.record_failure(settings, bao.addresses().to_vec(), e, now);
+            }
+        }
+    }
+
+    fn record_failure(
+        &self,
+        settings: &OpenBaoSettings,
+        addresses: Vec<String>,
+        e: BaoError,
+        now: u64,
+    ) {
+        let source = settings
+            .team_path
+            .as_ref()
+            .map(|p| format!("{}/{p}", settings.mount));
+        self.swap(|s| TeamSnapshot {
+            failing: Some((s.failing.as_ref().map_or(now, |(since, _)| *since), e)),
+            source,
+            addresses,
+            cache_secs: settings.cache_secs,
+            ..clone_of(s)
+        });
+    }
+}
+
+/// Every entry below `team_path`: the runtimes, and the entries that are not.
+async fn read_all(
+    bao: &BaoClient,
+    source: &str,
+    team_path: &str,
+    now: u64,
+) -> Result<(Vec<TeamRuntime>, Vec<(String, String)>), BaoError> {
+    let mut runtimes = Vec::new();
+    let mut invalid = Vec::new();
+    let mut names = bao.list(team_path, now).await?;
+    names.sort();
+    for name in names {
+        let path = format!("{source}/{name}");
+        // A deleted or destroyed newest version is a revoked runtime: absent.
+        let Some(entry) = bao.read(&format!("{team_path}/{name}"), now).await? else {
+            continue;
+        };
+        let at = EntryVersion {
+            version: entry.version,
+            created: if entry.created > 0 {
+                entry.created
+            } else {
+                now
+            },
+        };
+        match parse_entry(&name, &path, &entry.data, at) {
+            Ok(rt) => runtimes.push(rt),
+            Err(why) => invalid.push((path, why)),
+        }
+    }
+    Ok((runtimes, invalid))
+}
+
+fn clone_of(s: &TeamSnapshot) -> TeamSnapshot {
+    TeamSnapshot {
+        runtimes: s.runtimes.clone(),
+        invalid: s.invalid.clone(),
+        rejected: s.rejected.clone(),
+        read_at: s.read_at,
+        failing: s.failing.clone(),
+        source: s.source.clone(),
+        addresses: s.addresses.clone(),
+        cache_secs: s.cache_secs,
+        session: s.session.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::team::parse_entry;
+
+    fn snapshot(failing_since: Option<u64>, cache_secs: u64) -> TeamSnapshot {
+        let data = serde_json::json!({"provider": "github", "urls": ["https://github.com/acme/"], "token": "ghp_x"});
+        let rt = parse_entry(
+            "ci",
+            "secret/t/ci",
+            data.as_object().unwrap(),
+            EntryVersion {
+                version: 1,
+                created: 0,
+            },
+        )
+        .unwrap();
+        TeamSnapshot {
+            runtimes: vec![rt],
+            failing: failing_since.map(|t| {
+                (
+                    t,
+                    BaoError::Unreachable {
+                        tried: vec![("http://127.0.0.1:1".into(), "Connection refused".into())],
+                    },
+                )
+            }),
+            cache_secs,
+            ..TeamSnapshot::default()
+        }
+    }
+
+    #[test]
+    fn secrets_outlive_an_outage_by_cache_secs_only() {
+        assert_eq!(
+            snapshot(None, 600)
+                .secret("openbao:ci@1", 5)
+                .unwrap()
+                .unwrap()
+                .expose(),
+            "ghp_x"
+        );
+        let s = snapshot(Some(1000), 600);
+        assert!(s.secret("openbao:ci@1", 1599).unwrap().is_some());
+        let e = s.secret("openbao:ci@1", 1600).unwrap_err();
+        assert!(
+            e.contains("OpenBao is unreachable: tried http://127.0.0.1:1 (Connection refused)"),
+            "{e}"
+        );
+        // cache_secs = 0: not even one request after the first failure.
+        assert!(snapshot(Some(1000), 0)
+            .secret("openbao:ci@1", 1000)
+            .is_err());
+        assert_eq!(
+            snapshot(None, 600).secret("openbao:ops@1", 5).unwrap(),
+            None
+        );
+    }
+}
