@@ -3,6 +3,8 @@
 //! Core, no I/O: [`secret`], [`gitproto`], [`plain`]. Edges: [`store`], [`ipc`],
 //! [`fsutil`]. The daemon: [`daemon`]. Binaries: `helperd`, `helperctl`.
 
+#![warn(missing_docs)] // TODO(docs): deny once every item is documented
+
 pub mod audit;
 pub mod audit_event;
 pub mod cli;
@@ -17,10 +19,12 @@ pub mod fsutil;
 pub mod fswatch;
 pub mod gitproto;
 pub mod ipc;
+#[allow(missing_docs)] // documented by the provider/url rework
 pub mod location;
 pub mod plain;
 pub mod policy;
 pub mod policy_file;
+#[allow(missing_docs)] // documented by the provider/url rework
 pub mod provider;
 pub mod runtime;
 pub mod secret;
