@@ -24,7 +24,7 @@ pub struct NewRuntime {
     pub username: Option<String>,
     /// The provider's API, when not its default for the host.
     pub api_url: Option<String>,
-    /// Basic or Bearer.
+    /// How git sends the token (`--auth`): Basic, the default, or Bearer.
     pub auth: AuthScheme,
     /// Usable from remote machines (`forward = true`, DESIGN.md §11).
     pub forward: bool,

@@ -157,7 +157,7 @@ impl TokenMeta {
 /// Why a token operation was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BookError {
-    /// The runtime has no token to link, rotate or remove.
+    /// `token link --from` names a runtime that has no token to share.
     #[error("runtime {0:?} has no token; set one with `helperctl token set {0}`")]
     NoToken(String),
     /// `token link` to a runtime that already uses that very token.

@@ -407,7 +407,8 @@ pub fn advance_clock(state: &State, secs: u64) -> Response {
 
 /// A support grant's socket, ready for the server to serve.
 pub struct SupportListener {
-    /// Bound and non-blocking; mode 0666, the peer uid check guards it.
+    /// The support socket, bound and non-blocking; mode 0666, so the peer-uid check is
+    /// what keeps other users out.
     pub listener: UnixListener,
     /// The socket's private folder, removed when support access ends.
     pub dir: PathBuf,

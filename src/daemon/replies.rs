@@ -58,7 +58,8 @@ pub fn refusal_error(kind: RefusalError, message: String) -> Response {
     Response::error(code, message)
 }
 
-/// The request makes no sense (unknown runtime, bad argument...): `bad_request`.
+/// An answer with code `bad_request`: the request makes no sense (unknown runtime, bad
+/// argument...).
 pub fn bad_request(message: impl Into<String>) -> Response {
     Response::error(ErrorCode::BadRequest, message)
 }
