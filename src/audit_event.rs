@@ -19,15 +19,25 @@ pub mod kind {
     pub const ERASED: &str = "erased";
     /// An expired or rejected token was replaced.
     pub const RENEWED: &str = "renewed";
+    /// A token was stored for a runtime (`helperctl token set`, `helperctl login`).
     pub const TOKEN_SET: &str = "token_set";
+    /// A runtime was authorised for another runtime's token (`helperctl token link`).
     pub const TOKEN_LINKED: &str = "token_linked";
+    /// A runtime's token was taken away (`helperctl token remove`).
     pub const TOKEN_REMOVED: &str = "token_removed";
+    /// The provider was asked about a token again (`helperctl token verify`).
     pub const TOKEN_VERIFIED: &str = "token_verified";
+    /// A token was revoked at the host (`helperctl token remove --revoke`).
     pub const TOKEN_REVOKED: &str = "token_revoked";
+    /// The admin policy refused a token or a request.
     pub const POLICY_VIOLATION: &str = "policy_violation";
+    /// Another local user was given read-only support access.
     pub const SUPPORT_GRANTED: &str = "support_granted";
+    /// The support socket was used (or a connection to it refused).
     pub const SUPPORT_USED: &str = "support_used";
+    /// Support access ended, by the user or by expiry.
     pub const SUPPORT_REVOKED: &str = "support_revoked";
+    /// A broken `config.toml`. Reserved: no code writes this kind yet.
     pub const CONFIG_ERROR: &str = "config_error";
 }
 
@@ -38,6 +48,7 @@ pub struct AuditEvent {
     pub ts: u64,
     /// One of [`kind`].
     pub event: String,
+    /// The runtime (config.toml name) the event is about.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime: Option<String>,
     /// The token's name, else its id; never the secret.
@@ -50,12 +61,16 @@ pub struct AuditEvent {
         serialize_with = "serialize_redacted_url"
     )]
     pub url: Option<String>,
+    /// Why it happened, in words (a refusal's reason, the rule broken...); never a secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Pid of the peer process on the socket, when the OS tells.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer_pid: Option<i32>,
+    /// The peer's executable path, looked up while it was still connected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer_exe: Option<String>,
+    /// Uid of the peer process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer_uid: Option<u32>,
     /// How the request came, when not through the main socket: `forward` (from a remote
@@ -89,6 +104,7 @@ impl AuditEvent {
         }
     }
 
+    /// The runtime (config.toml name) the event is about.
     pub fn runtime(mut self, runtime: impl Into<String>) -> Self {
         self.runtime = Some(runtime.into());
         self
@@ -106,6 +122,7 @@ impl AuditEvent {
         self
     }
 
+    /// Why it happened, in words; never a secret.
     pub fn reason(mut self, reason: impl Into<String>) -> Self {
         self.reason = Some(reason.into());
         self

@@ -10,10 +10,12 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "helperctl", version, propagate_version = true)]
 pub struct Cli {
+    /// The subcommand to run (clap ignores doc comments on subcommand fields).
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// `helperctl`'s subcommands; each variant's doc comment is its `--help` text.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show the daemon, the store, every runtime and its token (never a secret).
@@ -29,6 +31,8 @@ pub enum Command {
     /// Give a runtime a new token because its token expires, expired or was rejected:
     /// shows where to make one and which scopes git needs, then reads it like `token set`.
     Renew {
+        // The runtime's name in config.toml. No doc comment: clap would print it as help text.
+        #[allow(missing_docs)]
         runtime: String,
         /// A name for the new token.
         #[arg(long)]
@@ -47,18 +51,24 @@ pub enum Command {
     },
     /// Add, remove or list runtimes (edits config.toml, keeping your comments).
     Runtime {
+        /// What to do with runtimes.
         #[command(subcommand)]
         action: RuntimeAction,
     },
     /// Set, share or remove a runtime's token.
     Token {
+        /// What to do with tokens.
         #[command(subcommand)]
         action: TokenAction,
     },
     /// Log in with OAuth instead of pasting a token: the device flow (GitHub, GitLab) or
     /// the browser flow with PKCE (Gitea, Forgejo, Codeberg). Needs the runtime's
     /// oauth_client_id (the OAuth app your admin registered for that host).
-    Login { runtime: String },
+    Login {
+        // The runtime's name in config.toml. No doc comment: clap would print it as help text.
+        #[allow(missing_docs)]
+        runtime: String,
+    },
     /// Show which runtime answers a URL, and why.
     Which {
         /// e.g. https://github.com/acme/api.git
@@ -107,11 +117,13 @@ pub enum Command {
     },
     /// Support: a redacted diagnostics bundle, or read-only access for another local user.
     Support {
+        /// Bundle, or grant or end support access.
         #[command(subcommand)]
         action: SupportAction,
     },
     /// Start, stop, restart or reload the daemon.
     Daemon {
+        /// Start, stop, restart or reload.
         #[command(subcommand)]
         action: DaemonAction,
     },
@@ -120,6 +132,7 @@ pub enum Command {
     Unlock,
     /// Manage the secret store.
     Store {
+        /// What to do with the store.
         #[command(subcommand)]
         action: StoreAction,
     },
@@ -127,16 +140,20 @@ pub enum Command {
     /// HELPERD_TEST_CLOCK=1 accepts it).
     #[command(hide = true)]
     Debug {
+        /// The test-only action.
         #[command(subcommand)]
         action: DebugAction,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         #[arg(value_enum)]
+        // The target shell. No doc comment: clap would print it as help text.
+        #[allow(missing_docs)]
         shell: clap_complete::Shell,
     },
 }
 
+/// `helperctl debug` subcommands: for tests only (the command is hidden).
 #[derive(Debug, Subcommand)]
 pub enum DebugAction {
     /// Move the daemon's clock forward, e.g. `10s`, `3d` (tokens expire without waiting).
@@ -146,6 +163,7 @@ pub enum DebugAction {
     },
 }
 
+/// `helperctl daemon` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum DaemonAction {
     /// Start the daemon in the background (nothing to do when it already runs).
@@ -158,6 +176,7 @@ pub enum DaemonAction {
     Reload,
 }
 
+/// `helperctl runtime` subcommands: they edit config.toml, keeping comments and layout.
 #[derive(Debug, Subcommand)]
 pub enum RuntimeAction {
     /// Add a runtime: a named identity with its URL prefixes.
@@ -191,6 +210,8 @@ pub enum RuntimeAction {
     },
     /// Change a runtime: whether remote machines may use it over SSH.
     Set {
+        // The runtime's name in config.toml. No doc comment: clap would print it as help text.
+        #[allow(missing_docs)]
         name: String,
         /// Remote machines may use it through the forward socket (`helperctl forward`).
         #[arg(
@@ -204,7 +225,11 @@ pub enum RuntimeAction {
         no_forward: bool,
     },
     /// Remove a runtime and take its token away.
-    Remove { name: String },
+    Remove {
+        // The runtime's name in config.toml. No doc comment: clap would print it as help text.
+        #[allow(missing_docs)]
+        name: String,
+    },
     /// List the runtimes of config.toml.
     List {
         /// Print stable JSON.
@@ -213,12 +238,15 @@ pub enum RuntimeAction {
     },
 }
 
+/// `helperctl token` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum TokenAction {
     /// Give a runtime a new token. The secret is read from the terminal (hidden), or from
     /// stdin when it is not a terminal. A token's expiry never changes: a new expiry means
     /// a new token.
     Set {
+        // The runtime's name in config.toml. No doc comment: clap would print it as help text.
+        #[allow(missing_docs)]
         runtime: String,
         /// A name to recognise it by (e.g. its name on the host's token page).
         #[arg(long)]
@@ -244,16 +272,24 @@ pub enum TokenAction {
         #[arg(required_unless_present = "all")]
         runtime: Option<String>,
         #[arg(long, conflicts_with = "runtime")]
+        // Every runtime that has a token. No doc comment: clap would print it as help text.
+        #[allow(missing_docs)]
         all: bool,
     },
     /// Authorise the token of another runtime for this one too (stored once).
     Link {
+        // The runtime that gets the token. No doc comment: clap would print it as help text.
+        #[allow(missing_docs)]
         runtime: String,
         #[arg(long, value_name = "OTHER")]
+        // The runtime whose token it gets. No doc comment: clap would print it as help text.
+        #[allow(missing_docs)]
         from: String,
     },
     /// Take the token away from a runtime (deleted when no runtime uses it any more).
     Remove {
+        // The runtime's name in config.toml. No doc comment: clap would print it as help text.
+        #[allow(missing_docs)]
         runtime: String,
         /// Also revoke it at the host, where the host's API allows it (says plainly where
         /// it does not).
@@ -262,6 +298,7 @@ pub enum TokenAction {
     },
 }
 
+/// `helperctl support` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum SupportAction {
     /// Write a redacted diagnostics archive (versions, config, status, recent audit
@@ -288,6 +325,7 @@ pub enum SupportAction {
     Disable,
 }
 
+/// `helperctl store` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum StoreAction {
     /// Protect the encrypted file store with a passphrase instead of the key file

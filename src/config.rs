@@ -18,7 +18,9 @@ use crate::location::UrlPrefix;
 /// The forge behind a runtime: decides the username convention, the token page and the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Provider {
+    /// github.com or GitHub Enterprise Server.
     GitHub,
+    /// gitlab.com or a self-managed GitLab.
     GitLab,
     /// Bitbucket Cloud (bitbucket.org).
     Bitbucket,
@@ -155,15 +157,22 @@ impl AuthScheme {
 /// One `[[runtime]]` table: a named set of URL prefixes served by one token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeConfig {
+    /// Runtime name as written in config.toml; unique, used in status, commands and the audit log.
     pub name: String,
+    /// The forge; decides the username convention, the token page and the API.
     pub provider: Provider,
     /// Never empty.
     pub urls: Vec<UrlPrefix>,
+    /// The username sent to git; `None`: the provider's convention
+    /// ([`RuntimeConfig::effective_username`]).
     pub username: Option<String>,
     /// The provider's API, when it is not the provider's default for the host (GitHub
     /// Enterprise, self-hosted GitLab...).
     pub api_url: Option<String>,
+    /// How git sends the token: Basic (username + password) or Bearer (git 2.46+).
     pub auth: AuthScheme,
+    /// The runtime's own OAuth app for `helperctl login`; takes precedence over the
+    /// policy's `[[oauth_app]]`.
     pub oauth_client_id: Option<String>,
     /// May be used from remote machines through the forward socket (DESIGN.md §11).
     pub forward: bool,
@@ -231,6 +240,7 @@ impl Default for Settings {
 pub struct Config {
     /// In file order.
     pub runtimes: Vec<RuntimeConfig>,
+    /// `[settings]`, with defaults for what the file leaves out.
     pub settings: Settings,
     /// `[openbao]`, when the machine uses team runtimes or the OpenBao store.
     pub openbao: Option<crate::config_openbao::OpenBaoSettings>,
@@ -240,8 +250,11 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{path}{}: {message}", line_suffix(.line))]
 pub struct ConfigError {
+    /// The file as shown to the user.
     pub path: String,
+    /// 1-based line of the problem, when known.
     pub line: Option<usize>,
+    /// What is wrong, and how to fix it where that is clear.
     pub message: String,
 }
 

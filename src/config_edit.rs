@@ -14,11 +14,17 @@ use crate::config::{AuthScheme, Config, ConfigError, Provider};
 /// A runtime to add, as `helperctl runtime add` received it (not yet validated).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewRuntime {
+    /// Runtime name; must not be taken by another runtime in the file.
     pub name: String,
+    /// The forge (`--provider`).
     pub provider: Provider,
+    /// URL prefixes as typed; canonicalised and checked by the validating parse.
     pub urls: Vec<String>,
+    /// Username git should send; `None`: the provider's convention.
     pub username: Option<String>,
+    /// The provider's API, when not its default for the host.
     pub api_url: Option<String>,
+    /// How git sends the token (`--auth`): Basic, the default, or Bearer.
     pub auth: AuthScheme,
     /// Usable from remote machines (`forward = true`, DESIGN.md §11).
     pub forward: bool,

@@ -29,7 +29,9 @@ pub const REFRESH_AHEAD_SECS: u64 = 300;
 /// The admin policy in force, with the file it came from (named in messages).
 #[derive(Debug, Clone, Copy)]
 pub struct PolicyInForce<'a> {
+    /// The policy's rules.
     pub policy: &'a Policy,
+    /// The policy file it was read from; named in refusal messages.
     pub source: &'a Path,
 }
 
@@ -56,18 +58,22 @@ pub enum Via {
 /// Everything a decision depends on: the request and snapshots of the daemon's state.
 #[derive(Debug, Clone, Copy)]
 pub struct Facts<'a> {
+    /// What git asked: `get`, `store` or `erase`.
     pub action: GitAction,
+    /// Which socket the request came through; forwarded requests get less.
     pub via: Via,
     /// git's request, parsed and validated.
     pub request: &'a GitCredential,
     /// `--timeout=N` of the client: the lifetime of plain credentials it stores.
     pub lifetime: Option<u64>,
+    /// The configuration in force (empty when `config_broken` is set).
     pub config: &'a Config,
     /// Set when no configuration could be read since start (`config` is then empty):
     /// the file's error.
     pub config_broken: Option<&'a str>,
     /// Where `config` lives, for messages that tell the user what to edit.
     pub config_path: &'a Path,
+    /// The admin policy in force, if any.
     pub policy: Option<PolicyInForce<'a>>,
     /// The store of record's strength, once it has been opened.
     pub store_strength: Option<StoreStrength>,
@@ -79,12 +85,14 @@ pub struct Facts<'a> {
     pub refresh_backoff: &'a HashMap<String, u64>,
     /// False on the second look after a refresh was attempted: serve or refuse now.
     pub allow_refresh: bool,
+    /// The daemon's clock, Unix seconds (settable in tests, hence an argument).
     pub now: u64,
 }
 
 /// The plain-credential table, as the daemon has it.
 #[derive(Debug, Clone, Copy)]
 pub enum PlainView<'a> {
+    /// The table as last read (may be empty).
     Read(&'a PlainTable),
     /// Not read from the store yet: a `get` that needs it asks for it first.
     NotRead,
@@ -99,9 +107,15 @@ pub enum Decision {
     /// Hand this runtime's token to git.
     ServeToken(ServeToken),
     /// Hand a plain credential git stored to git: the answer, ready to print.
-    ServePlain { answer: Secret },
+    ServePlain {
+        /// git's `key=value` answer, secret.
+        answer: Secret,
+    },
     /// Keep git's credential in the plain table, for `lifetime` seconds (`None`: always).
-    StorePlain { lifetime: Option<u64> },
+    StorePlain {
+        /// Seconds to keep it (the client's `--timeout`); `None`: until erased.
+        lifetime: Option<u64>,
+    },
     /// Remove the plain credentials that match git's request.
     ErasePlain,
     /// git stored a new token for a runtime whose token may not be served (the user typed
@@ -113,7 +127,13 @@ pub enum Decision {
     /// Read the plain-credential table from the store, then decide again.
     ReadPlain,
     /// The runtime's OAuth token is about to expire: refresh it, then decide again.
-    Refresh { runtime: String, token_id: String },
+    Refresh {
+        /// The runtime whose token is refreshed.
+        runtime: String,
+        /// The token to refresh; skipped if the runtime's token changed meanwhile (another
+        /// request refreshed it).
+        token_id: String,
+    },
     /// Nothing leaves, nothing changes, and there is nothing to say (a miss, or git
     /// confirming the token it was given).
     Nothing,
@@ -124,7 +144,9 @@ pub enum Decision {
 /// See [`Decision::ServeToken`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServeToken {
+    /// The runtime (config.toml name) that claimed the request.
     pub runtime: String,
+    /// The token's id; the daemon fetches its secret from `token/<id>`.
     pub token_id: String,
     /// How the token appears in the audit log (its name, else its id).
     pub token_label: String,
@@ -161,9 +183,11 @@ impl ServeToken {
 /// See [`Decision::RenewToken`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenewToken {
+    /// The runtime the new token is for.
     pub runtime: String,
     /// The new token's name (what `status` and the audit log call it).
     pub name: String,
+    /// The token git stored (the one the user typed at git's prompt).
     pub secret: Secret,
     /// What git said of the new token's expiry (`password_expiry_utc`).
     pub expires: Option<u64>,
@@ -172,8 +196,11 @@ pub struct RenewToken {
 /// See [`Decision::MarkRejected`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MarkRejected {
+    /// The runtime whose token git erased.
     pub runtime: String,
+    /// The token to mark; skipped if the runtime's token changed since.
     pub token_id: String,
+    /// How the token appears in the audit log (its name, else its id).
     pub token_label: String,
     /// The secret git says failed: the token is ours to mark only when it is this one.
     pub only_if_secret_is: Option<Secret>,
@@ -182,8 +209,11 @@ pub struct MarkRejected {
 /// See [`Decision::Refuse`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
+    /// Why nothing leaves; also names the audit event.
     pub reason: RefuseReason,
+    /// The runtime that claimed the request, when one did.
     pub runtime: Option<String>,
+    /// How the runtime's token appears in the audit log, when one is involved.
     pub token_label: Option<String>,
     /// For git's stderr.
     pub notice: Option<String>,
@@ -198,7 +228,9 @@ pub struct Refusal {
 /// What the client shows at the terminal when it offers a renewal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenewalOffer {
+    /// The runtime the renewal is for.
     pub runtime: String,
+    /// What the prompt says: which token expired or was rejected, where to make a new one.
     pub text: String,
 }
 
@@ -210,18 +242,23 @@ pub enum RefuseReason {
     StoreBelowPolicy(String),
     /// The policy forbids keeping plain credentials.
     PlainStoreForbidden {
+        /// The policy rule that forbids it (`store_plain_credentials`).
         rule: &'static str,
     },
     /// The runtime breaks the policy (provider or host not allowed).
     RuntimePolicy,
     /// Runtimes differ by path on this host and git sent no path.
     AmbiguousPath {
+        /// The runtimes that claim the host, by name.
         runtimes: Vec<String>,
     },
+    /// The runtime has no token (`helperctl token set`).
     NoToken,
     /// The runtime was re-pointed at other hosts than when its token was set.
     Repointed,
+    /// The runtime's token has expired.
     Expired,
+    /// The host rejected the runtime's token (git erased it after a 401).
     Rejected,
     /// A Basic-auth runtime whose provider has no username convention and none is set.
     UsernameNeeded,
@@ -248,10 +285,15 @@ pub enum RefuseReason {
 /// The kinds of error a refusal is, on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefusalError {
+    /// The admin policy forbids it ([`ErrorCode::Policy`](helperd_wire::wire::ErrorCode::Policy)).
     Policy,
+    /// No configuration could be read ([`ErrorCode::Config`](helperd_wire::wire::ErrorCode::Config)).
     Config,
+    /// The store needs `helperctl unlock` first.
     StoreLocked,
+    /// The store cannot be opened or read.
     StoreUnavailable,
+    /// Something that should not happen (unreadable metadata, an unsafe stored value).
     Internal,
 }
 

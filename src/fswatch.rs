@@ -23,6 +23,7 @@ pub struct FileWatch {
 }
 
 impl FileWatch {
+    /// Starts watching the folders of `files`; without inotify, every call says "changed".
     pub fn new(files: &[PathBuf]) -> FileWatch {
         FileWatch {
             generation: AtomicU64::new(1),

@@ -15,16 +15,24 @@ pub const MAX_LINE_BYTES: usize = 64 * 1024;
 /// One credential request (or credential to store) as git describes it.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct GitCredential {
+    /// `https`, `http`, `ssh`...; git sends it with every request.
     pub protocol: Option<String>,
+    /// Host name, with `:port` when git has one (e.g. `example.com:8443`).
     pub host: Option<String>,
+    /// Repository path without the leading `/`; git sends it only with
+    /// `credential.useHttpPath`.
     pub path: Option<String>,
+    /// The username git has (from the URL or a previous helper).
     pub username: Option<String>,
+    /// The password git stores or erases; secret.
     pub password: Option<Secret>,
     /// Unix seconds after which git stops using the password.
     pub password_expiry_utc: Option<u64>,
+    /// An OAuth refresh token from another helper; kept with a plain credential. Secret.
     pub oauth_refresh_token: Option<Secret>,
     /// e.g. `Bearer`; with `credential`, used instead of username/password (git 2.46+).
     pub authtype: Option<String>,
+    /// The pre-encoded credential that goes with `authtype`; secret.
     pub credential: Option<Secret>,
     /// git asks helpers not to store this credential.
     pub ephemeral: bool,
@@ -45,18 +53,38 @@ pub struct GitCredential {
 /// Why git's input was refused. Never carries a value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
+    /// A non-blank line without `=`.
     #[error("line {line} of git's request is not key=value")]
-    NotKeyValue { line: usize },
+    NotKeyValue {
+        /// 1-based line number in git's input.
+        line: usize,
+    },
+    /// A line longer than [`MAX_LINE_BYTES`]; refused whole, never split.
     #[error("line {line} of git's request ({key}) is longer than {max} bytes; refusing the request", max = MAX_LINE_BYTES)]
-    LineTooLong { line: usize, key: String },
+    LineTooLong {
+        /// 1-based line number in git's input.
+        line: usize,
+        /// The line's key, control characters masked and capped at 40 characters.
+        key: String,
+    },
+    /// A value holds NUL, CR or LF (it could forge a protocol line).
     #[error("the value of {key} on line {line} of git's request contains a {what}; refusing the request")]
     ControlCharacter {
+        /// 1-based line number in git's input.
         line: usize,
+        /// The value's key, control characters masked and capped at 40 characters.
         key: String,
+        /// Which character: `NUL byte`, `carriage return` or `newline`.
         what: &'static str,
     },
+    /// A `url=` line that cannot be split into protocol, host and path.
     #[error("the url on line {line} of git's request cannot be parsed: {why}")]
-    BadUrl { line: usize, why: &'static str },
+    BadUrl {
+        /// 1-based line number in git's input.
+        line: usize,
+        /// What is wrong with the URL; never the URL itself (it may carry a password).
+        why: &'static str,
+    },
 }
 
 /// The characters a value may never hold: they would end or forge a protocol line.
@@ -242,15 +270,19 @@ pub struct Answer {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("refusing to answer git: the value of {key} contains a {what}")]
 pub struct UnsafeValue {
+    /// The key whose value was refused.
     pub key: &'static str,
+    /// Which character: `NUL byte`, `carriage return` or `newline`.
     pub what: &'static str,
 }
 
 impl Answer {
+    /// An empty answer.
     pub fn new() -> Self {
         Answer::default()
     }
 
+    /// Appends `key=value`, refusing a value with NUL, CR or LF (it would forge a line).
     pub fn push(&mut self, key: &'static str, value: &str) -> Result<(), UnsafeValue> {
         if let Some(what) = forbidden_character(value) {
             return Err(UnsafeValue { key, what });

@@ -3,6 +3,8 @@
 //! Core, no I/O: [`secret`], [`gitproto`], [`plain`]. Edges: [`store`], [`ipc`],
 //! [`fsutil`]. The daemon: [`daemon`]. Binaries: `helperd`, `helperctl`.
 
+#![deny(missing_docs)]
+
 pub mod audit;
 pub mod audit_event;
 pub mod cli;
@@ -18,11 +20,13 @@ pub mod fsutil;
 pub mod fswatch;
 pub mod gitproto;
 pub mod ipc;
+#[allow(missing_docs)] // documented by the provider/url rework
 pub mod location;
 pub mod openbao;
 pub mod plain;
 pub mod policy;
 pub mod policy_file;
+#[allow(missing_docs)] // documented by the provider/url rework
 pub mod provider;
 pub mod runtime;
 pub mod secret;

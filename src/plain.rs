@@ -19,14 +19,23 @@ use crate::secret::Secret;
 /// One stored credential.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlainEntry {
+    /// As git sent it; `None` matches any protocol.
     pub protocol: Option<String>,
+    /// Host as git sent it (with `:port`); `None` matches any host.
     pub host: Option<String>,
+    /// Repository path, only with `credential.useHttpPath`; `None` matches any path.
     pub path: Option<String>,
+    /// `None` matches any username; an empty one is a username (git's rule).
     pub username: Option<String>,
+    /// The password git stored; secret.
     pub password: Option<Secret>,
+    /// Unix seconds after which git stops using the password (passed back to git as is).
     pub password_expiry_utc: Option<u64>,
+    /// An OAuth refresh token git stored alongside; secret.
     pub oauth_refresh_token: Option<Secret>,
+    /// e.g. `Bearer`; answered only to a git that announced `capability[]=authtype`.
     pub authtype: Option<String>,
+    /// The credential that goes with `authtype`; secret.
     pub credential: Option<Secret>,
     /// Unix seconds after which the entry is gone (`--timeout`); `None` keeps it.
     pub forget_at: Option<u64>,
@@ -35,6 +44,7 @@ pub struct PlainEntry {
 /// What a `store` did, for the log and the audit trail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreOutcome {
+    /// Kept in the table.
     Stored,
     /// `ephemeral=1`: git asked us not to keep it.
     Ephemeral,
@@ -131,6 +141,7 @@ impl PlainEntry {
 }
 
 impl PlainTable {
+    /// How many entries have not passed their `forget_at` at `now` (Unix seconds).
     pub fn len_alive(&self, now: u64) -> usize {
         self.entries.iter().filter(|e| e.is_alive(now)).count()
     }

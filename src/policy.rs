@@ -68,6 +68,7 @@ const OAUTH_APP_KEYS: [&str; 3] = ["host", "client_id", "scopes"];
 pub struct OAuthApp {
     /// Lower-case host name (with `:port` when not the default).
     pub host: String,
+    /// The app's OAuth client id at that host (public, not a secret).
     pub client_id: String,
     /// The scopes to ask for, when not the provider's defaults for git.
     pub scopes: Option<Vec<String>>,
@@ -167,10 +168,12 @@ impl Default for Policy {
 /// Where a policy came from, for messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicySource {
+    /// The policy file (`policy.toml`).
     pub path: PathBuf,
 }
 
 impl PolicySource {
+    /// A source for the policy file at `path`.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         PolicySource { path: path.into() }
     }
@@ -189,6 +192,7 @@ impl std::fmt::Display for PolicySource {
 pub struct PolicyViolation {
     /// The key of the rule in `policy.toml`, e.g. `max_days`.
     pub rule: &'static str,
+    /// The whole text shown to the user: the policy file, the rule and how to comply.
     pub message: String,
 }
 
@@ -199,21 +203,30 @@ pub enum PolicyError {
     /// The text is wrong: the file, the line when known, and the problem.
     #[error("{path}{}: {message}", line_suffix(.line))]
     Invalid {
+        /// The policy file.
         path: String,
+        /// 1-based line of the problem, when known.
         line: Option<usize>,
+        /// What is wrong.
         message: String,
     },
     /// The file or its folder could have been written by someone other than the trusted
     /// owner.
     #[error("refusing the system policy {path}: {why}; fix it with: {fix}")]
     Untrusted {
+        /// The policy file.
         path: String,
+        /// What is wrong with its owner or mode, and who could have written it.
         why: String,
+        /// The `chown`/`chmod` command that makes it trusted.
         fix: String,
     },
+    /// The file exists but cannot be read.
     #[error("cannot read the system policy {path}: {source}")]
     Io {
+        /// The policy file.
         path: String,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },

@@ -10,7 +10,9 @@ pub use crate::location::{HostPattern, Location, UrlPrefix};
 pub enum Route<'a> {
     /// This runtime's token answers, because of this prefix.
     Runtime {
+        /// The runtime that answers.
         runtime: &'a RuntimeConfig,
+        /// Its URL prefix that matched (the most specific one).
         prefix: &'a UrlPrefix,
     },
     /// Runtimes on this host differ by path and git sent no path: nothing may be served
@@ -30,9 +32,11 @@ pub enum Route<'a> {
 /// `helperctl which` explains.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CandidateNote {
+    /// Runtime name as written in config.toml.
     pub runtime: String,
     /// The prefix's canonical text.
     pub prefix: String,
+    /// Why this pair did or did not answer.
     pub outcome: Outcome,
 }
 
@@ -44,7 +48,12 @@ pub enum Outcome {
     /// It matches, but a more specific prefix does too.
     LessSpecific,
     /// The request names another user than the runtime's (§6 step 4).
-    UsernameDiffers { request: String, runtime: String },
+    UsernameDiffers {
+        /// The username in git's request.
+        request: String,
+        /// The username the runtime uses (configured, or its provider's convention).
+        runtime: String,
+    },
     /// It could answer, but git sent no path to decide with.
     NeedsPath,
 }

@@ -10,6 +10,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps `value`; from here on it is zeroized on drop and never printed.
     pub fn new(value: impl Into<String>) -> Self {
         Secret(value.into())
     }
@@ -20,6 +21,7 @@ impl Secret {
         &self.0
     }
 
+    /// Whether the secret is the empty string (an empty token is refused, not stored).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -42,10 +44,12 @@ impl std::fmt::Display for Secret {
 pub struct SecretBytes(Vec<u8>);
 
 impl SecretBytes {
+    /// Takes ownership of `bytes`; they are zeroized when this drops.
     pub fn new(bytes: Vec<u8>) -> Self {
         SecretBytes(bytes)
     }
 
+    /// The key bytes, for the cipher; never log or persist them in the clear.
     pub fn expose(&self) -> &[u8] {
         &self.0
     }

@@ -7,11 +7,11 @@
 
 const SECS_PER_DAY: i64 = 86_400;
 
-/// Seconds since the Unix epoch, now.
 /// The latest expiry helperd takes anywhere: 9999-12-31T23:59:59Z. Beyond it no date can
 /// be written, and a larger number is a mistake or an attack, never a real expiry.
 pub const MAX_EXPIRY: u64 = 253_402_300_799;
 
+/// Seconds since the Unix epoch, now (0 if the system clock is before 1970).
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

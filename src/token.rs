@@ -17,6 +17,7 @@ pub struct TokenMeta {
     /// The name the user gave it (e.g. the name on the host's token page).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// What the token may do at the host: reported by the provider, else as the user gave them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
     /// Unix seconds.
@@ -24,6 +25,7 @@ pub struct TokenMeta {
     /// Unix seconds; `None`: the token does not expire (or nobody knows when).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<u64>,
+    /// When git was last served it (Unix seconds); for the stale-token note in `status`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_used: Option<u64>,
     /// The host refused it (git erased it after a 401): not served again until renewed.
@@ -102,15 +104,18 @@ impl TokenMeta {
 /// A token's condition at a given moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenState {
+    /// Not expired, not rejected, and outside the warning window (or no expiry).
     Valid,
     /// Inside the warning window.
     Expiring,
     /// now >= expiry.
     Expired,
+    /// The host refused it (`rejected_at` is set); wins over every other state.
     Rejected,
 }
 
 impl TokenState {
+    /// The lower-case name `status` and the wire use (`valid`, `expiring`, ...).
     pub fn name(self) -> &'static str {
         match self {
             TokenState::Valid => "valid",
@@ -127,6 +132,8 @@ impl TokenState {
 }
 
 impl TokenMeta {
+    /// The token's state at `now` (Unix seconds), with a warning window of `warn_days` days.
+    /// An OAuth token the daemon refreshes is judged by its refresh token's expiry instead.
     pub fn state(&self, now: u64, warn_days: u32) -> TokenState {
         if self.rejected_at.is_some() {
             return TokenState::Rejected;
@@ -150,8 +157,10 @@ impl TokenMeta {
 /// Why a token operation was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BookError {
+    /// `token link --from` names a runtime that has no token to share.
     #[error("runtime {0:?} has no token; set one with `helperctl token set {0}`")]
     NoToken(String),
+    /// `token link` to a runtime that already uses that very token.
     #[error("runtime {0:?} already uses that token")]
     AlreadyLinked(String),
 }
@@ -162,6 +171,7 @@ const RETIRED_KEPT: usize = 50;
 /// Every token's metadata: the daemon's `tokens.json`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenBook {
+    /// The tokens in use, each authorised for one or more runtimes.
     pub tokens: Vec<TokenMeta>,
     /// Tokens replaced by a renewal, newest last, with the runtimes they served then.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -176,6 +186,7 @@ impl TokenBook {
             .find(|t| t.runtimes.iter().any(|r| r == runtime))
     }
 
+    /// Like [`TokenBook::for_runtime`], for changing the token in place.
     pub fn for_runtime_mut(&mut self, runtime: &str) -> Option<&mut TokenMeta> {
         self.tokens
             .iter_mut()

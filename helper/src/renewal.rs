@@ -11,6 +11,7 @@ use crate::wire::RenewalPrompt;
 
 /// What the user answered.
 pub struct Renewal {
+    /// The new token as typed (secret; never echoed).
     pub token: String,
     /// As typed; the daemon parses it. `None` when left empty.
     pub expires: Option<String>,

@@ -17,12 +17,15 @@ pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 /// A request together with the protocol version the sender speaks.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Envelope {
+    /// The sender's [`PROTOCOL_VERSION`]; checked before anything else in the request.
     pub v: u32,
+    /// What is asked; flattened, so `op` sits next to `v` in one JSON object.
     #[serde(flatten)]
     pub request: Request,
 }
 
 impl Envelope {
+    /// Wraps `request` with this build's [`PROTOCOL_VERSION`].
     pub fn new(request: Request) -> Self {
         Envelope {
             v: PROTOCOL_VERSION,
@@ -35,8 +38,13 @@ impl Envelope {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum GitAction {
+    /// Look up a credential for git's request (`git credential fill`).
     Get,
+    /// git reports a credential that worked: kept as a plain credential, or it renews a
+    /// runtime whose token cannot be served (typed at git's prompt).
     Store,
+    /// git reports a rejected credential (a 401): plain ones are removed, a runtime's token
+    /// is marked rejected.
     Erase,
 }
 
@@ -61,7 +69,9 @@ impl GitAction {
 pub enum Request {
     /// A git credential-helper call, with git's standard input forwarded unparsed.
     Git {
+        /// The git action the helper was invoked with.
         action: GitAction,
+        /// git's standard input (`key=value` lines), unparsed; the daemon validates it.
         input: String,
         /// Lifetime in seconds of plain credentials stored by this call
         /// (`git-credential-helperd --timeout=N`, like git's `credential-cache --timeout`).
@@ -73,24 +83,37 @@ pub enum Request {
     /// Ask the daemon to close its socket and exit.
     Shutdown,
     /// Unlock a passphrase-protected file store (`helperctl unlock`).
-    Unlock { passphrase: String },
+    Unlock {
+        /// The store passphrase as typed; secret, redacted in `Debug`.
+        passphrase: String,
+    },
     /// Protect the file store with a passphrase instead of a key file
     /// (`helperctl store set-passphrase`).
-    SetPassphrase { passphrase: String },
+    SetPassphrase {
+        /// The new store passphrase; secret, redacted in `Debug`.
+        passphrase: String,
+    },
     /// Re-read `config.toml` now (`helperctl daemon reload`, SIGHUP).
     Reload,
     /// Which runtime answers this URL, and why (`helperctl which`).
-    Which { url: String },
+    Which {
+        /// The URL to route, as the user gave it; may carry userinfo (redacted in `Debug`).
+        url: String,
+    },
     /// A new token for a runtime (`helperctl token set`).
     TokenSet {
+        /// The runtime (name in config.toml) the token is for.
         runtime: String,
+        /// The name the user gave the token (e.g. its name on the host's token page).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         name: Option<String>,
         /// Unix seconds.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         expires: Option<u64>,
+        /// Scopes the user says the token has; the provider's answer replaces them when checked.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         scopes: Vec<String>,
+        /// The token itself; secret, redacted in `Debug`.
         secret: String,
         /// Do not ask the provider about the token.
         #[serde(default)]
@@ -101,34 +124,56 @@ pub enum Request {
     },
     /// Ask the provider about the token of `runtime` again (or of every runtime).
     TokenVerify {
+        /// `None`: every runtime that has a token.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         runtime: Option<String>,
     },
     /// Start an OAuth login for `runtime` (`helperctl login`): the daemon asks the host for
     /// a device code and keeps it; the answer is what the user must see.
-    LoginStart { runtime: String },
+    LoginStart {
+        /// The runtime to log in for.
+        runtime: String,
+    },
     /// Poll the host once for the login started for `runtime`.
-    LoginPoll { runtime: String },
+    LoginPoll {
+        /// The runtime whose pending login to poll.
+        runtime: String,
+    },
     /// Start a browser login with PKCE (Gitea, Forgejo, Codeberg): the daemon keeps the
     /// verifier and answers the page to open; the host redirects to `redirect_uri`.
     LoginBrowserStart {
+        /// The runtime to log in for.
         runtime: String,
+        /// The loopback address the client listens on for the host's redirect.
         redirect_uri: String,
     },
     /// The authorization code the host redirected with: the daemon exchanges it.
     LoginBrowserFinish {
+        /// The runtime the login was started for.
         runtime: String,
+        /// The authorization code from the redirect; secret, redacted in `Debug`.
         code: String,
+        /// The `state` parameter from the redirect; the daemon checks it against the one it sent.
         state: String,
     },
     /// Rotate the runtime's token at the host (GitLab): a new token, a new expiry.
-    TokenRotate { runtime: String },
+    TokenRotate {
+        /// The runtime whose token to rotate.
+        runtime: String,
+    },
     /// Authorise `from`'s token for `runtime` too (`helperctl token link`).
-    TokenLink { runtime: String, from: String },
+    TokenLink {
+        /// The runtime that gets the token.
+        runtime: String,
+        /// The runtime whose token it gets.
+        from: String,
+    },
     /// Take the token away from `runtime` (`helperctl token remove`); with `revoke`, also
     /// revoke it at the host where the API allows it.
     TokenRemove {
+        /// The runtime to take the token from; the token survives if other runtimes still use it.
         runtime: String,
+        /// Also revoke the token at the host (only where the API allows it).
         #[serde(default)]
         revoke: bool,
     },
@@ -137,14 +182,18 @@ pub enum Request {
         /// Unix seconds.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         since: Option<u64>,
+        /// Only events of this runtime.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         runtime: Option<String>,
     },
     /// Let local user `user` (uid `uid`) run read-only `status` and `audit` against this
     /// daemon through a second socket, for `duration_secs` (`helperctl support enable`).
     SupportEnable {
+        /// Local user name being granted access.
         user: String,
+        /// That user's uid; the support socket checks the peer's uid against it.
         uid: u32,
+        /// How long the grant lasts, in seconds.
         duration_secs: u64,
     },
     /// End support access now (`helperctl support disable`).
@@ -152,15 +201,21 @@ pub enum Request {
     /// Moves the daemon's clock forward by `secs` (`helperctl debug advance-clock`), so
     /// that tests see tokens expire without waiting. Refused unless the daemon was started
     /// with `HELPERD_TEST_CLOCK=1`.
-    AdvanceClock { secs: u64 },
+    AdvanceClock {
+        /// Seconds to add to the daemon's clock.
+        secs: u64,
+    },
     /// The user typed a new token at the client's renewal prompt: store it for `runtime`
     /// and answer git's original request (`input`) with it.
     Renew {
+        /// The runtime the renewal prompt was for.
         runtime: String,
+        /// The new token as typed; secret, redacted in `Debug`.
         secret: String,
         /// As the user typed it (a date or an RFC 3339 time); the daemon parses it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         expires: Option<String>,
+        /// git's original standard input, answered with the new token; redacted in `Debug`.
         input: String,
     },
 }
@@ -168,7 +223,9 @@ pub enum Request {
 /// The daemon's answer to one request.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Response {
+    /// The daemon's [`PROTOCOL_VERSION`]; a client seeing another one restarts the daemon.
     pub v: u32,
+    /// The answer itself; flattened, so `result` sits next to `v`.
     #[serde(flatten)]
     pub reply: Reply,
     /// Text the client prints on its standard error (warnings, hints).
@@ -183,6 +240,7 @@ pub struct Response {
 /// What the client shows on `/dev/tty` to ask for a new token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RenewalPrompt {
+    /// The runtime whose token needs renewing.
     pub runtime: String,
     /// Which token expired (or was rejected) and when, where to make a new one, which
     /// scopes git needs.
@@ -190,6 +248,7 @@ pub struct RenewalPrompt {
 }
 
 impl Response {
+    /// A response carrying `reply`, with this build's [`PROTOCOL_VERSION`] and no notice.
     pub fn new(reply: Reply) -> Self {
         Response {
             v: PROTOCOL_VERSION,
@@ -199,6 +258,7 @@ impl Response {
         }
     }
 
+    /// An error response; `message` is for humans, `code` for programs.
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
         Response::new(Reply::Error {
             code,
@@ -206,11 +266,13 @@ impl Response {
         })
     }
 
+    /// Sets (or clears) the text the client prints on standard error.
     pub fn with_notice(mut self, notice: Option<String>) -> Self {
         self.notice = notice;
         self
     }
 
+    /// Sets (or clears) the renewal the client should ask for on the terminal.
     pub fn with_prompt(mut self, prompt: Option<RenewalPrompt>) -> Self {
         self.prompt = prompt.map(Box::new);
         self
@@ -240,27 +302,37 @@ pub fn redact_userinfo(url: &str) -> String {
 pub enum Reply {
     /// Text for git's standard input, already validated (may be empty: a miss).
     Git {
+        /// The `key=value` lines for git's standard output; secret, redacted in `Debug`.
         output: String,
     },
     // Boxed: these are large, and every other answer would pay for their size.
+    /// The daemon's state for `helperctl status`.
     Status {
+        /// The report (boxed: it is large).
         status: Box<StatusReport>,
     },
+    /// Which runtime answers a URL (`helperctl which`).
     Which {
+        /// The report (boxed: it is large).
         which: Box<WhichReport>,
     },
     /// Audit events as JSON objects (fields documented in README.md); never secrets.
     Audit {
+        /// One JSON object per event, oldest first.
         events: Vec<serde_json::Value>,
     },
     /// A step of an OAuth device login.
     Login {
+        /// Where the login stands (boxed: it is large).
         login: Box<LoginStep>,
     },
     /// The request was carried out and has nothing to report.
     Done,
+    /// The request failed.
     Error {
+        /// What kind of failure; programs branch on it.
         code: ErrorCode,
+        /// What went wrong and, where possible, the fix; for humans.
         message: String,
     },
 }
@@ -411,8 +483,11 @@ impl std::fmt::Debug for Reply {
 pub enum LoginStep {
     /// Show the user where to go and what to type.
     Code {
+        /// The code the user types at `verification_uri`.
         user_code: String,
+        /// The page where the user enters `user_code`.
         verification_uri: String,
+        /// `verification_uri` with the code already filled in, when the host offers one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         verification_uri_complete: Option<String>,
         /// Seconds between polls.
@@ -421,11 +496,20 @@ pub enum LoginStep {
         expires_in: u64,
     },
     /// Not approved yet: poll again after `interval` seconds.
-    Pending { interval: u64 },
+    Pending {
+        /// Seconds to wait before the next poll.
+        interval: u64,
+    },
     /// Open this page in a browser; the host redirects back to the loopback address.
-    Browser { url: String },
+    Browser {
+        /// The host's authorization page, with PKCE challenge and `state`.
+        url: String,
+    },
     /// Approved; the token is stored.
-    Done { message: String },
+    Done {
+        /// What to tell the user (which token was stored, until when).
+        message: String,
+    },
 }
 
 /// Fixed, machine-readable error codes (DESIGN.md §4). Messages are for humans; scripts
@@ -433,29 +517,44 @@ pub enum LoginStep {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
+    /// The request's `v` is not the daemon's [`PROTOCOL_VERSION`]; the client restarts the daemon.
     VersionMismatch,
+    /// The request was malformed or its arguments make no sense (unknown runtime, bad URL...).
     BadRequest,
+    /// The peer may not ask this (another user, the support or forward socket's limits).
     Forbidden,
+    /// A token has expired. Not produced by the current daemon; kept for wire compatibility.
     TokenExpired,
+    /// The store is locked: `helperctl unlock` first.
     StoreLocked,
+    /// The store cannot be opened or read.
     StoreUnavailable,
+    /// The admin policy forbids it.
     Policy,
     /// `config.toml` is broken; the last good configuration stays in force.
     Config,
     /// The provider refused the token or the request, or could not be reached.
     Provider,
+    /// A bug or an unexpected I/O failure in the daemon.
     Internal,
 }
 
 /// What `helperctl status` shows about the daemon. Stable field names: `--json` prints it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct StatusReport {
+    /// The daemon's process id.
     pub pid: u32,
+    /// The daemon's crate version (`CARGO_PKG_VERSION`).
     pub version: String,
+    /// The daemon's [`PROTOCOL_VERSION`].
     pub protocol: u32,
+    /// Seconds since the daemon started.
     pub uptime_secs: u64,
+    /// Path of the daemon's main socket.
     pub socket: String,
+    /// The secret store and whether it can be used.
     pub store: StoreStatus,
+    /// Which `config.toml` is in force and whether it loaded.
     #[serde(default)]
     pub config: ConfigStatus,
     /// Every runtime of the configuration in force, in file order.
@@ -482,6 +581,7 @@ fn is_zero(n: &u64) -> bool {
 /// The forward socket (DESIGN.md §11).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ForwardStatus {
+    /// Path of the forward socket (whether or not it is open).
     pub socket: String,
     /// Listening now.
     pub open: bool,
@@ -495,6 +595,7 @@ pub struct ForwardStatus {
 /// The admin policy in force.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PolicyStatus {
+    /// Path of the policy file in force (or of the refused one).
     pub path: String,
     /// Each rule in force as `name = value`.
     #[serde(default)]
@@ -507,16 +608,20 @@ pub struct PolicyStatus {
 /// Support access in force.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SupportStatus {
+    /// Local user name that was granted access.
     pub user: String,
+    /// That user's uid; only connections from it are answered.
     pub uid: u32,
     /// Unix seconds.
     pub until: u64,
+    /// Path of the support socket.
     pub socket: String,
 }
 
 /// The configuration in force.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ConfigStatus {
+    /// Path of the `config.toml` in force.
     pub path: String,
     /// The expiry warning window, in days.
     pub warn_days: u32,
@@ -528,14 +633,18 @@ pub struct ConfigStatus {
 /// One runtime and its token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RuntimeStatus {
+    /// Runtime name as written in config.toml; unique.
     pub name: String,
+    /// Provider name (`github`, `gitlab`, ...).
     pub provider: String,
+    /// The URL prefixes the runtime answers for.
     pub urls: Vec<String>,
     /// The username git will send (configured, or the provider's convention).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
     /// `basic` or `bearer`.
     pub auth: String,
+    /// The token authorised for this runtime, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<TokenStatus>,
     /// What stops this runtime from working, and the fix.
@@ -550,14 +659,20 @@ pub struct RuntimeStatus {
 /// A token's metadata; never the secret. Times are Unix seconds.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TokenStatus {
+    /// The token's random, stable id (its store key is `token/<id>`).
     pub id: String,
+    /// The name the user gave it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The scopes the provider reported (or the user gave with `--offline`).
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// When it was stored (Unix seconds).
     pub created: u64,
+    /// When it expires (Unix seconds); `None`: never, or not known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<u64>,
+    /// When git was last served it (Unix seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_used: Option<u64>,
     /// `valid`, `expiring`, `expired` or `rejected`.
@@ -592,6 +707,7 @@ pub struct TokenStatus {
 /// Which runtime answers a URL, and why.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct WhichReport {
+    /// The URL asked about, with any password redacted.
     pub url: String,
     /// The runtime that answers, if one does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -607,13 +723,17 @@ pub struct WhichReport {
     /// Every runtime whose prefixes were considered, with the outcome.
     #[serde(default)]
     pub candidates: Vec<WhichCandidate>,
+    /// The token the chosen runtime would serve, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<TokenStatus>,
 }
 
+/// One runtime considered by `helperctl which`, and why it won or lost.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct WhichCandidate {
+    /// Runtime name as written in config.toml.
     pub runtime: String,
+    /// The runtime's URL prefix that matched the URL.
     pub prefix: String,
     /// `chosen`, `less specific`, `username differs (...)`, `needs path`.
     pub outcome: String,

@@ -139,6 +139,8 @@ async fn store_status(state: &State) -> StoreStatus {
     }
 }
 
+/// The status of `runtime`'s token at `now` (Unix seconds), `None` if it has none.
+/// `policy_violation` and `stale` are left empty for the caller to fill.
 pub fn token_status(
     book: &TokenBook,
     runtime: &str,
@@ -405,10 +407,16 @@ pub fn advance_clock(state: &State, secs: u64) -> Response {
 
 /// A support grant's socket, ready for the server to serve.
 pub struct SupportListener {
+    /// The support socket, bound and non-blocking; mode 0666, so the peer-uid check is
+    /// what keeps other users out.
     pub listener: UnixListener,
+    /// The socket's private folder, removed when support access ends.
     pub dir: PathBuf,
+    /// The only uid whose connections are answered.
     pub uid: u32,
+    /// How long the grant lasts; the socket closes after it (monotonic time).
     pub lifetime: std::time::Duration,
+    /// Fires when `helperctl support disable` ends the grant early.
     pub stop: oneshot::Receiver<()>,
 }
 

@@ -15,6 +15,7 @@ pub enum Incoming {
     Nothing,
     /// A request that cannot be served: this is the answer.
     Reply(Box<Response>),
+    /// A request to carry out.
     Request(Request),
 }
 
@@ -159,6 +160,7 @@ pub async fn write_response(stream: &mut UnixStream, response: &Response) -> std
     write_bytes(stream, &encode(response)).await
 }
 
+/// Writes `bytes` (an already encoded line) and flushes.
 pub async fn write_bytes(stream: &mut UnixStream, bytes: &[u8]) -> std::io::Result<()> {
     stream.write_all(bytes).await?;
     stream.flush().await

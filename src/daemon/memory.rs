@@ -15,6 +15,7 @@ const QUIET: Duration = Duration::from_secs(2);
 pub struct Activity(AtomicU64);
 
 impl Activity {
+    /// Counts one connection; called for each accepted one.
     pub fn seen(&self) {
         self.0.fetch_add(1, Ordering::Relaxed);
     }

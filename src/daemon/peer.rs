@@ -2,10 +2,14 @@
 
 use crate::audit::AuditEvent;
 
+/// The process at the other end of a connection, from the socket's peer credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Peer {
+    /// The peer's uid; on the main socket it must be the daemon's own user.
     pub uid: u32,
+    /// The peer's pid, when the OS reports one; for the audit log.
     pub pid: Option<i32>,
+    /// Which socket it connected to; decides what it may ask.
     pub channel: Channel,
 }
 

@@ -11,6 +11,7 @@ use super::state::writer::WriteError;
 use super::state::{SetTokenError, State};
 use crate::config::RuntimeConfig;
 
+/// A store failure: locked, wrong passphrase (`forbidden`), not supported, or unavailable.
 pub fn store_error(e: StoreError) -> Response {
     let code = match e {
         StoreError::Locked { .. } => ErrorCode::StoreLocked,
@@ -21,6 +22,7 @@ pub fn store_error(e: StoreError) -> Response {
     Response::error(code, e.to_string())
 }
 
+/// A failed write: a store failure keeps its code, anything else is `internal`.
 pub fn write_error(e: WriteError) -> Response {
     match e {
         WriteError::Store(e) => store_error(e),
@@ -38,10 +40,13 @@ pub fn set_token_error(e: SetTokenError) -> Response {
     }
 }
 
+/// The provider refused the token or the request, or could not be reached.
 pub fn provider_error(e: ProviderError) -> Response {
     Response::error(ErrorCode::Provider, e.to_string())
 }
 
+/// A decision's refusal that is an error, with its wire code (see
+/// [`RefuseReason::error`](crate::decision::RefuseReason::error)).
 pub fn refusal_error(kind: RefusalError, message: String) -> Response {
     let code = match kind {
         RefusalError::Policy => ErrorCode::Policy,
@@ -53,10 +58,13 @@ pub fn refusal_error(kind: RefusalError, message: String) -> Response {
     Response::error(code, message)
 }
 
+/// An answer with code `bad_request`: the request makes no sense (unknown runtime, bad
+/// argument...).
 pub fn bad_request(message: impl Into<String>) -> Response {
     Response::error(ErrorCode::BadRequest, message)
 }
 
+/// No runtime is called `name`; points to `helperctl runtime list`.
 pub fn no_runtime(name: &str) -> Response {
     bad_request(format!(
         "there is no runtime named {name:?} (see `helperctl runtime list`)"

@@ -20,12 +20,18 @@ use crate::token::TokenMeta;
 
 /// What `helperctl token set` asks for, besides the secret.
 pub struct NewToken {
+    /// The runtime (config.toml name) the token is for.
     pub runtime: String,
+    /// A name to recognise it by.
     pub name: Option<String>,
+    /// When it expires (`--expires`), Unix seconds; the host's own date wins, and one more
+    /// than a day away from it is refused.
     pub expires: Option<u64>,
+    /// Scopes as the user gave them; the provider's answer replaces them.
     pub scopes: Vec<String>,
     /// Do not ask the host about it.
     pub offline: bool,
+    /// Store it even when the host says it lacks scopes git needs (recorded in its notes).
     pub force: bool,
 }
 

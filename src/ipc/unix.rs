@@ -19,8 +19,15 @@ use crate::fsutil;
 /// Why the daemon could not take the socket.
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
+    /// Another daemon holds the socket's lock file.
     #[error("a helperd daemon is already running on {socket}{}", pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
-    AlreadyRunning { socket: String, pid: Option<u32> },
+    AlreadyRunning {
+        /// The socket path.
+        socket: String,
+        /// The running daemon's pid, from the lock file, when it wrote one.
+        pid: Option<u32>,
+    },
+    /// Any other failure (folder permissions, bind, lock), as a finished message.
     #[error("{0}")]
     Io(String),
 }
@@ -45,6 +52,7 @@ impl BoundSocket {
             .expect("take_listener is called once, right after binding")
     }
 
+    /// The socket file's path.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -19,13 +19,18 @@ use crate::policy::StoreStrength;
 /// Which kind of store holds the secrets. The names are the values of `HELPERD_STORE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreKind {
+    /// The encrypted file store (key file, or passphrase), for when no keyring answers.
     File,
+    /// The freedesktop Secret Service over D-Bus (GNOME Keyring, KWallet...), on Linux.
     SecretService,
+    /// The macOS login keychain.
     Keychain,
+    /// The Windows Credential Manager.
     WinCred,
 }
 
 impl StoreKind {
+    /// Every kind, in the order `HELPERD_STORE`'s values are listed in messages.
     pub const ALL: [StoreKind; 4] = [
         StoreKind::File,
         StoreKind::SecretService,
@@ -33,6 +38,7 @@ impl StoreKind {
         StoreKind::WinCred,
     ];
 
+    /// The `HELPERD_STORE` value and the name `status` shows (`file`, `secret-service`...).
     pub fn name(self) -> &'static str {
         match self {
             StoreKind::File => "file",
@@ -42,6 +48,7 @@ impl StoreKind {
         }
     }
 
+    /// The kind named `name` (a `HELPERD_STORE` value); `None` if there is none.
     pub fn parse(name: &str) -> Option<StoreKind> {
         StoreKind::ALL.into_iter().find(|k| k.name() == name)
     }
@@ -72,38 +79,60 @@ impl std::fmt::Display for StoreKind {
 pub enum StoreError {
     /// The file store is protected by a passphrase and nobody has unlocked it yet.
     #[error("the {store} store is locked: run `helperctl unlock`")]
-    Locked { store: StoreKind },
+    Locked {
+        /// The locked store.
+        store: StoreKind,
+    },
 
     /// The store of record does not answer (no D-Bus session, keyring daemon gone, ...).
     #[error("the {store} store is unavailable: {detail}. {hint}")]
     Unavailable {
+        /// The store that did not answer.
         store: StoreKind,
+        /// What the OS or the keyring said; never a secret.
         detail: String,
+        /// The way out, for the user (start the keyring, choose `HELPERD_STORE=file`...).
         hint: String,
     },
 
     /// The passphrase given to unlock the file store is not the right one.
     #[error("wrong passphrase for the {store} store")]
-    WrongPassphrase { store: StoreKind },
+    WrongPassphrase {
+        /// The store that refused the passphrase.
+        store: StoreKind,
+    },
 
     /// The store's data exists but cannot be decoded: nothing is overwritten.
     #[error("the {store} store at {path} cannot be read: {detail}; it was left untouched")]
     Corrupt {
+        /// The store that cannot be decoded.
         store: StoreKind,
+        /// The file (or keyring entry) holding it.
         path: String,
+        /// What is wrong with it; never a secret.
         detail: String,
     },
 
+    /// A file operation on the store's files failed.
     #[error("failed to {action} {path}: {source}")]
     Io {
+        /// What was being done (`read`, `write`, ...), for the message.
         action: &'static str,
+        /// The file it was done to.
         path: String,
+        /// The OS error.
         #[source]
         source: std::io::Error,
     },
 
+    /// The operation does not exist for this kind of store (e.g. a passphrase on a keyring).
     #[error("the {store} store does not support this: {what}")]
-    NotSupported { store: StoreKind, what: String },
+    NotSupported {
+        /// The store asked.
+        store: StoreKind,
+        /// What was asked, and why it is not possible.
+        what: String,
+    },
 }
 
 impl StoreError {
@@ -122,6 +151,7 @@ impl StoreError {
 
 /// A place that keeps secrets under string keys.
 pub trait SecretStore: Send + Sync {
+    /// Which kind of store this is.
     fn kind(&self) -> StoreKind;
 
     /// How the secrets are protected at rest, in words for `helperctl status`.

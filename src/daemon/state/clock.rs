@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// clock.
 pub const TEST_CLOCK_ENV: &str = "HELPERD_TEST_CLOCK";
 
+/// Unix seconds as the daemon sees them: the system clock plus a test-only offset.
 #[derive(Debug, Default)]
 pub struct Clock {
     /// Seconds added to the system clock.

@@ -70,6 +70,7 @@ impl ConfigWatch {
         self.loaded.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The `config.toml` this watch reads.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -41,9 +41,13 @@ use writer::{Books, TokenBookState, TokenChange, WriteError, Writer};
 /// Settings the daemon was started with.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// The user's `config.toml` (watched and reloaded while the daemon runs).
     pub config_file: PathBuf,
+    /// Daemon-owned files: `tokens.json`, `store.json`, the audit log.
     pub state_dir: PathBuf,
+    /// Where the encrypted file store and its key file live.
     pub data_dir: PathBuf,
+    /// The main socket; the forward socket sits beside it.
     pub socket: PathBuf,
     /// `HELPERD_STORE`.
     pub forced_store: Option<StoreKind>,
@@ -63,6 +67,7 @@ impl Settings {
 /// The forward socket's state, for `status`.
 #[derive(Default)]
 pub struct ForwardState {
+    /// Whether the forward socket is listening now.
     pub open: std::sync::atomic::AtomicBool,
     /// Forwarded git requests served since start.
     pub served: AtomicU64,
@@ -70,12 +75,14 @@ pub struct ForwardState {
 
 /// Support access in force (`helperctl support enable`).
 pub struct SupportGrant {
+    /// What the user and uid were granted, and until when; shown by `status`.
     pub status: SupportStatus,
     /// Sending (or dropping) ends the grant's listener.
     pub stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl SupportGrant {
+    /// Ends the grant: its listener stops and the support socket is removed. Idempotent.
     pub fn end(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -83,11 +90,17 @@ impl SupportGrant {
     }
 }
 
+/// Everything the daemon's request handlers share; see the module docs for the rules.
 pub struct State {
+    /// What the daemon was started with.
     pub settings: Settings,
+    /// When the daemon started (monotonic), for `uptime_secs`.
     pub started: Instant,
+    /// The daemon's idea of now; see [`State::now`].
     pub clock: Clock,
+    /// The configuration in force and the file's last error.
     pub config: ConfigWatch,
+    /// The admin policy in force and the policy file's last error.
     pub policy: PolicyWatch,
     /// Tells when `config.toml` or a policy file may have changed (see `look_at_files`).
     files: FileWatch,
@@ -95,15 +108,19 @@ pub struct State {
     files_seen: AtomicU64,
     /// The second (since start, from 1) of the last look at the files' stamps.
     files_looked_at: AtomicU64,
+    /// The store of record, opened on first use.
     pub store: Arc<StoreSlot>,
     books: Arc<Books>,
+    /// The one task that makes every write (store, `tokens.json`, audit log), in order.
     pub writer: Writer,
     /// The provider HTTP client, built on first use (an idle daemon never pays for it).
     providers: OnceLock<ProviderClient>,
     /// OAuth logins waiting for the user's approval.
     pub logins: Logins,
+    /// Single-flight OAuth refreshes and their back-off.
     pub refresh: RefreshGate,
     support: Mutex<Option<SupportGrant>>,
+    /// The forward socket's state, for `status`.
     pub forward: ForwardState,
     /// The team's runtimes from OpenBao (DESIGN.md §10).
     pub team: Arc<TeamWatch>,
@@ -134,6 +151,7 @@ struct CachedView {
 pub enum SetTokenError {
     /// The policy refuses it: the message.
     Policy(String),
+    /// Writing failed (store, `tokens.json`, or the writer is gone).
     Write(WriteError),
 }
 
@@ -275,6 +293,8 @@ impl State {
         self.writer.audit(event).await;
     }
 
+    /// The provider HTTP client, built on the first call; fails only when the HTTP client
+    /// cannot be built (TLS or proxy set-up).
     pub fn providers(&self) -> Result<ProviderClient, ProviderError> {
         if let Some(c) = self.providers.get() {
             return Ok(c.clone());
@@ -283,6 +303,7 @@ impl State {
         Ok(self.providers.get_or_init(|| c).clone())
     }
 
+    /// The support grant in force, if any; the lock is never held across an `.await`.
     pub fn support(&self) -> MutexGuard<'_, Option<SupportGrant>> {
         self.support.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -31,7 +31,9 @@ fn stamp(path: &Path) -> Stamp {
 /// A policy in force and the file it came from.
 #[derive(Debug)]
 pub struct LoadedPolicy {
+    /// The policy's rules.
     pub policy: Policy,
+    /// The file it was read from (the `HELPERD_POLICY` override, or the system policy).
     pub path: PathBuf,
 }
 
@@ -52,6 +54,7 @@ struct Loaded {
     error: Option<String>,
 }
 
+/// The admin policy in force, reloaded when its file changes; see the module docs.
 pub struct PolicyWatch {
     override_path: Option<PathBuf>,
     system_path: PathBuf,
@@ -61,6 +64,7 @@ pub struct PolicyWatch {
 }
 
 impl PolicyWatch {
+    /// Reads the policy now (the `HELPERD_POLICY` file if it exists, else the system one).
     pub fn load() -> PolicyWatch {
         let override_path = std::env::var_os(policy::POLICY_ENV)
             .filter(|p| !p.is_empty())

@@ -10,6 +10,8 @@ use super::writer::TokenChange;
 
 type Flight = Arc<tokio::sync::Mutex<()>>;
 
+/// Single-flight OAuth refreshes per token id, the back-off after a failure, and refreshed
+/// tokens not saved yet.
 #[derive(Default)]
 pub struct RefreshGate {
     flights: Mutex<HashMap<String, Flight>>,

@@ -17,7 +17,9 @@ use crate::token;
 /// Where the store lives and which one to use.
 #[derive(Debug, Clone)]
 pub struct StoreSettings {
+    /// Where `store.json` (the remembered choice) lives.
     pub state_dir: PathBuf,
+    /// Where the encrypted file store and its key file live.
     pub data_dir: PathBuf,
     /// `HELPERD_STORE`.
     pub forced: Option<StoreKind>,
@@ -27,7 +29,9 @@ pub struct StoreSettings {
 
 /// An open store of record.
 pub struct OpenStore {
+    /// The store itself.
     pub store: Arc<dyn SecretStore>,
+    /// The choice it was opened by, as remembered in `store.json`.
     pub choice: StoreChoice,
 }
 
@@ -39,6 +43,7 @@ impl OpenStore {
     }
 }
 
+/// The store of record, opened on first use, plus the cache of token secrets already read.
 pub struct StoreSlot {
     settings: StoreSettings,
     current: RwLock<Option<Arc<OpenStore>>>,
@@ -89,6 +94,7 @@ pub fn problem(e: &StoreError) -> StoreProblem {
 }
 
 impl StoreSlot {
+    /// A slot that opens nothing until the first request needs the store.
     pub fn new(settings: StoreSettings) -> StoreSlot {
         StoreSlot {
             settings,

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::fsutil;
 use crate::token::TokenBook;
 
+/// `tokens.json` in `state_dir`.
 pub fn path(state_dir: &Path) -> PathBuf {
     state_dir.join("tokens.json")
 }
@@ -25,6 +26,7 @@ pub fn load(state_dir: &Path) -> Result<TokenBook, String> {
     }
 }
 
+/// Writes the book atomically (mode 0600), creating `state_dir` if needed.
 pub fn save(state_dir: &Path, book: &TokenBook) -> Result<(), String> {
     let path = path(state_dir);
     let json = serde_json::to_vec_pretty(book).expect("token metadata serializes");

@@ -54,6 +54,7 @@ impl Default for Books {
 }
 
 impl Books {
+    /// The token book as last published (or why `tokens.json` cannot be read).
     pub fn tokens(&self) -> Arc<TokenBookState> {
         self.tokens
             .read()
@@ -61,6 +62,7 @@ impl Books {
             .clone()
     }
 
+    /// The plain-credential table, `None` until it has been read from the store.
     pub fn plain(&self) -> Option<Arc<PlainTable>> {
         self.plain
             .read()
@@ -81,11 +83,13 @@ impl Books {
 /// Why a change was not made. Nothing was changed in either case.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
+    /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
     /// `tokens.json` cannot be read or written, or the edit was refused: the message.
     #[error("{0}")]
     Tokens(String),
+    /// The writer task has stopped (the daemon is shutting down).
     #[error("the daemon is shutting down")]
     Gone,
 }
@@ -93,8 +97,11 @@ pub enum WriteError {
 /// A new token for a runtime.
 #[derive(Clone)]
 pub struct TokenChange {
+    /// The runtime (config.toml name) that gets the token.
     pub runtime: String,
+    /// The new token's metadata; its id is the store key.
     pub token: TokenMeta,
+    /// The token's secret, written to the store before `tokens.json` names it.
     pub secret: Secret,
     /// An OAuth token's refresh token.
     pub refresh: Option<Secret>,
@@ -112,6 +119,7 @@ pub struct TokenChange {
 /// When an edit of the token book is written to `tokens.json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Save {
+    /// Right away (a new, changed or removed token).
     Now,
     /// At most hourly (`last_used` alone).
     Lazily,
@@ -218,6 +226,7 @@ impl Writer {
         self.call(Command::LoadPlain).await
     }
 
+    /// Stores git's credential in the plain table (for `lifetime` seconds; `None`: until erased).
     pub async fn store_plain(
         &self,
         cred: GitCredential,
@@ -261,10 +270,12 @@ impl Writer {
         let _ = self.tx.send(Command::EditTokens(edit, save, reply)).await;
     }
 
+    /// Unlocks a passphrase-protected file store; the plain table is read again afterwards.
     pub async fn unlock(&self, passphrase: Secret) -> Result<(), WriteError> {
         self.call(|reply| Command::Unlock(passphrase, reply)).await
     }
 
+    /// Switches the file store to a passphrase (or changes it).
     pub async fn set_passphrase(&self, passphrase: Secret) -> Result<(), WriteError> {
         self.call(|reply| Command::SetPassphrase(passphrase, reply))
             .await
