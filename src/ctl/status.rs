@@ -208,6 +208,12 @@ pub fn render_status(
         };
         row("forward", state);
     }
+    if let Some(b) = &r.openbao {
+        row("openbao", openbao_line(b, now));
+        for bad in &b.invalid {
+            row("", format!("! not a runtime: {bad}"));
+        }
+    }
     if !r.runtimes.is_empty() {
         out.push('\n');
         out.push_str(&runtime_table(&r.runtimes, now, colour));
@@ -279,6 +285,30 @@ fn paint(text: &str, state: &str, colour: bool) -> String {
 }
 
 /// One row per runtime (continuation rows for further URLs), columns padded to fit.
+/// The `openbao` row: where team runtimes come from, and whether OpenBao answers.
+fn openbao_line(b: &helperd_wire::wire::OpenBaoStatus, now: u64) -> String {
+    let state = match (&b.error, b.read_at) {
+        (Some(e), _) => {
+            let cache = match b.cache_until {
+                Some(t) if t > now => format!(
+                    "secrets read earlier served until {}",
+                    crate::timefmt::format_datetime(t)
+                ),
+                _ => "nothing served from it".into(),
+            };
+            format!("FAILING: {e}; {cache}")
+        }
+        (None, Some(t)) => format!("read {}", crate::timefmt::ago(t, now)),
+        (None, None) => "not read yet".into(),
+    };
+    format!(
+        "{} via {} ({} login): {state}",
+        b.source,
+        b.addresses.join(", "),
+        b.auth
+    )
+}
+
 fn runtime_table(runtimes: &[RuntimeStatus], now: u64, colour: bool) -> String {
     let header = [
         "RUNTIME",
@@ -295,9 +325,14 @@ fn runtime_table(runtimes: &[RuntimeStatus], now: u64, colour: bool) -> String {
     for rt in runtimes {
         let [token, scopes, expires, used, state] = token_cells(rt.token.as_ref(), now);
         let first_url = rt.urls.first().cloned().unwrap_or_default();
+        // A team runtime is marked where the eye looks first: its name.
+        let name = match &rt.team {
+            Some(_) => format!("{} (team)", rt.name),
+            None => rt.name.clone(),
+        };
         rows.push((
             [
-                rt.name.clone(),
+                name,
                 rt.provider.clone(),
                 first_url,
                 rt.username.clone().unwrap_or_else(|| "(needed)".into()),
@@ -312,6 +347,14 @@ fn runtime_table(runtimes: &[RuntimeStatus], now: u64, colour: bool) -> String {
         for url in rt.urls.iter().skip(1) {
             let mut cells: [String; 9] = Default::default();
             cells[2] = url.clone();
+            rows.push((cells, String::new()));
+        }
+        if let Some(team) = &rt.team {
+            let mut cells: [String; 9] = Default::default();
+            cells[2] = format!(
+                "from OpenBao {} (KV v2, version {})",
+                team.path, team.version
+            );
             rows.push((cells, String::new()));
         }
         let token_notes = rt

@@ -6,9 +6,9 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use helperd_wire::wire::{
-    ConfigStatus, ErrorCode, ForwardStatus, PolicyStatus, Reply, Response, RuntimeStatus,
-    StatusReport, StoreStatus, SupportStatus, TokenStatus, WhichCandidate, WhichReport,
-    PROTOCOL_VERSION,
+    ConfigStatus, ErrorCode, ForwardStatus, OpenBaoStatus, PolicyStatus, Reply, Response,
+    RuntimeStatus, StatusReport, StoreStatus, SupportStatus, TeamSource, TokenStatus,
+    WhichCandidate, WhichReport, PROTOCOL_VERSION,
 };
 use tokio::net::UnixListener;
 use tokio::sync::oneshot;
@@ -58,6 +58,7 @@ pub async fn status(state: &State) -> Response {
             support,
             forward: Some(forward),
             log_lines_lost: super::log_writer::lines_lost(),
+            openbao: openbao_status(state),
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").into(),
             protocol: PROTOCOL_VERSION,
@@ -200,11 +201,12 @@ fn config_and_runtimes(
     state: &State,
     policy: Option<&LoadedPolicy>,
 ) -> (ConfigStatus, Vec<RuntimeStatus>) {
-    let config = state.config.current();
+    let view = state.view();
+    let config = view.config.clone();
     let policy = policy.map(LoadedPolicy::in_force);
     let now = state.now();
     let warn_days = effective_warn_days(&config, policy);
-    let tokens = state.tokens();
+    let tokens = view.book.clone();
     let empty = TokenBook::default();
     let book = tokens.as_ref().as_ref().unwrap_or(&empty);
     let violations: Vec<(String, String)> = match policy {
@@ -234,6 +236,9 @@ fn config_and_runtimes(
                     problem = Some(v.message);
                 }
             }
+            if let Some((local, team)) = config.name_conflict(&rt.name) {
+                problem = Some(name_conflict_problem(local, team, state.config.path()));
+            }
             let oauth_app = provider::oauth_app(rt, policy.map(|p| p.policy)).map(|source| {
                 match source {
                     OAuthAppSource::Runtime(_) => "runtime",
@@ -253,6 +258,10 @@ fn config_and_runtimes(
                 },
                 problem,
                 token,
+                team: rt.team.as_ref().map(|t| TeamSource {
+                    path: t.path.clone(),
+                    version: t.version,
+                }),
             }
         })
         .collect();
@@ -266,6 +275,45 @@ fn config_and_runtimes(
         error,
     };
     (status, runtimes)
+}
+
+/// A local and a team runtime share a name: what `status` and `which` say.
+fn name_conflict_problem(a: &RuntimeConfig, b: &RuntimeConfig, config_path: &Path) -> String {
+    let team_path = [a, b]
+        .iter()
+        .find_map(|r| r.team.as_ref())
+        .map(|t| t.path.clone())
+        .unwrap_or_default();
+    format!(
+        "defined both in {} and in OpenBao ({team_path}): neither is served until one is renamed",
+        config_path.display()
+    )
+}
+
+/// The OpenBao part of `status`, when team runtimes are configured.
+fn openbao_status(state: &State) -> Option<OpenBaoStatus> {
+    let team = state.team.current();
+    let source = team.source.clone()?;
+    Some(OpenBaoStatus {
+        source,
+        addresses: team.addresses.clone(),
+        auth: team.session.method.clone(),
+        read_at: team.read_at,
+        failing_since: team.failing.as_ref().map(|(since, _)| *since),
+        error: team.failing.as_ref().map(|(_, e)| e.to_string()),
+        cache_until: team
+            .failing
+            .as_ref()
+            .map(|(since, _)| since.saturating_add(team.cache_secs)),
+        invalid: team
+            .invalid
+            .iter()
+            .map(|(path, why)| format!("{path}: {why}"))
+            .collect(),
+        logins: team.session.logins,
+        renewals: team.session.renewals,
+        lease_ends_at: team.session.lease_ends_at,
+    })
 }
 
 /// The policy part of `status`.
@@ -298,7 +346,8 @@ pub fn which(state: &State, url: &str) -> Response {
         Ok(parsed) => parsed,
         Err(e) => return bad_request(format!("{shown:?} is not a URL helperd can route: {e}")),
     };
-    let config = state.config.current();
+    let view = state.view();
+    let config = view.config.clone();
     let (route, notes) = runtime::route(&config, &loc, user.as_deref());
     let candidates = notes
         .iter()
@@ -335,9 +384,18 @@ pub fn which(state: &State, url: &str) -> Response {
                     others + 1
                 )
             };
+            if let Some(team) = &runtime.team {
+                report.reason.push_str(&format!(
+                    "; a team runtime, read from OpenBao at {} (version {})",
+                    team.path, team.version
+                ));
+            }
+            if let Some((local, team)) = config.name_conflict(&runtime.name) {
+                report.fix = Some(name_conflict_problem(local, team, state.config.path()));
+            }
             report.runtime = Some(runtime.name.clone());
             report.prefix = Some(prefix.to_string());
-            if let Ok(book) = state.tokens().as_ref() {
+            if let Ok(book) = view.book.as_ref() {
                 report.token =
                     token_status(book, &runtime.name, state.now(), config.settings.warn_days);
             }

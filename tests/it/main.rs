@@ -3,6 +3,7 @@
 
 mod admin;
 mod bad_input;
+mod bao;
 mod daemon;
 mod e2e_http;
 mod expiry;
@@ -14,4 +15,5 @@ mod providers;
 mod runtimes;
 mod secret_service;
 mod stores;
+mod team;
 mod util;

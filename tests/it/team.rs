@@ -1,0 +1,329 @@
+//! Team runtimes from a real OpenBao (DESIGN.md §10): `bao server -dev` on 127.0.0.1,
+//! the real git against the git HTTP test server, helperd in between.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::bao::{BaoDev, ROOT_TOKEN};
+use crate::git_server::{Account, GitServer};
+use crate::util::{
+    assert_ok, config_path, files_under, status_json, stderr, stdout, wait_until, Sandbox,
+};
+
+const TEAM: &str = "helperd/runtimes";
+const USER: &str = "ci-bot";
+const TOKEN_V1: &str = "team-tok-v1-Qp3xZ";
+const TOKEN_V2: &str = "team-tok-v2-Hr8wL";
+
+/// A sandbox whose helperd reads team runtimes from `bao` (root token in BAO_TOKEN),
+/// with `openbao_extra` added to `[openbao]` and `rest` after it.
+fn team_sandbox(addresses: &[&str], openbao_extra: &str, rest: &str) -> Sandbox {
+    let mut sb = Sandbox::new();
+    sb.env.push(("BAO_TOKEN".into(), ROOT_TOKEN.into()));
+    let addresses: Vec<String> = addresses.iter().map(|a| format!("{a:?}")).collect();
+    let config = format!(
+        "[openbao]\naddresses = [{}]\nteam_path = \"{TEAM}\"\n{openbao_extra}\n{rest}",
+        addresses.join(", ")
+    );
+    let path = config_path(&sb);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, config).unwrap();
+    crate::util::ctl_ok(&sb, &["daemon", "start"]);
+    sb
+}
+
+/// A team entry for the git server's whole host.
+fn entry(server: &GitServer, token: &str) -> Value {
+    json!({
+        "provider": "generic",
+        "urls": [format!("{}/", server.base_url())],
+        "username": USER,
+        "token": token,
+        "expires": "2099-01-01",
+        "scopes": ["repo"],
+    })
+}
+
+/// The team runtime `name` as `status --json` shows it, when it is there.
+fn team_runtime(sb: &Sandbox, name: &str) -> Option<Value> {
+    status_json(sb)["daemon"]["runtimes"]
+        .as_array()?
+        .iter()
+        .find(|r| r["name"] == name && r["team"].is_object())
+        .cloned()
+}
+
+#[track_caller]
+fn wait_for_version(sb: &Sandbox, name: &str, version: u64) {
+    let seen = wait_until(Duration::from_secs(20), || {
+        team_runtime(sb, name).is_some_and(|r| r["team"]["version"] == version)
+    });
+    assert!(
+        seen,
+        "version {version} of {name} never showed: {:#}",
+        status_json(sb)
+    );
+}
+
+fn git_in(sb: &Sandbox, dir: &Path, args: &[&str]) -> std::process::Output {
+    sb.git()
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("git runs")
+}
+
+fn commit(sb: &Sandbox, work: &Path, name: &str) {
+    std::fs::write(work.join(name), name).unwrap();
+    assert_ok(&git_in(sb, work, &["add", name]));
+    assert_ok(&git_in(sb, work, &["commit", "-q", "-m", name]));
+}
+
+fn fill(sb: &Sandbox, server: &GitServer) -> std::process::Output {
+    sb.credential(
+        "fill",
+        &format!(
+            "protocol=http\nhost=127.0.0.1:{}\npath=app.git\n",
+            server.port()
+        ),
+    )
+}
+
+/// Every file of the daemon's, for the no-secret search.
+fn daemon_files(sb: &Sandbox) -> String {
+    let mut all = String::new();
+    for f in files_under(&sb.helperd_home()) {
+        if let Ok(bytes) = std::fs::read(&f) {
+            all.push_str(&format!(
+                "== {}\n{}\n",
+                f.display(),
+                String::from_utf8_lossy(&bytes)
+            ));
+        }
+    }
+    all
+}
+
+#[test]
+fn a_team_runtime_serves_git_and_follows_rotation_and_deletion() {
+    let bao = BaoDev::start();
+    let sb = team_sandbox(&[&bao.addr], "refresh_secs = 1", "");
+    let repos = sb.dir.path().join("repos");
+    std::fs::create_dir(&repos).unwrap();
+    let server = GitServer::start(&repos, vec![Account::new("", USER, TOKEN_V1)]);
+    server.create_bare_repo("/app.git");
+    bao.put(&format!("{TEAM}/ci"), entry(&server, TOKEN_V1));
+
+    wait_for_version(&sb, "ci", 1);
+    let rt = team_runtime(&sb, "ci").unwrap();
+    assert_eq!(rt["team"]["path"], format!("secret/{TEAM}/ci"));
+    assert_eq!(rt["token"]["expires"], json!(4_070_908_800u64));
+    let human = crate::util::ctl_ok(&sb, &["status"]);
+    assert!(human.contains("ci (team)"), "{human}");
+    assert!(
+        human.contains(&format!("from OpenBao secret/{TEAM}/ci (KV v2, version 1)")),
+        "{human}"
+    );
+    let which = crate::util::ctl_ok(&sb, &["which", &server.url("/app.git")]);
+    assert!(which.contains("team runtime, read from OpenBao"), "{which}");
+
+    // The real git clones and pushes with the team token, without a prompt.
+    let work = sb.dir.path().join("work");
+    assert_ok(&git_in(
+        &sb,
+        sb.dir.path(),
+        &["clone", "-q", &server.url("/app.git"), "work"],
+    ));
+    commit(&sb, &work, "one.txt");
+    assert_ok(&git_in(&sb, &work, &["push", "-q", "origin", "HEAD:main"]));
+
+    // The admin rotates: the host takes only the new token, OpenBao has it as version 2.
+    server.set_accounts(vec![Account::new("", USER, TOKEN_V2)]);
+    bao.put(&format!("{TEAM}/ci"), entry(&server, TOKEN_V2));
+    wait_for_version(&sb, "ci", 2);
+    commit(&sb, &work, "two.txt");
+    assert_ok(&git_in(&sb, &work, &["push", "-q", "origin", "HEAD:main"]));
+    assert!(stdout(&fill(&sb, &server)).contains(TOKEN_V2));
+
+    // The admin deletes the entry: no longer served.
+    bao.ok(&["kv", "metadata", "delete", &format!("secret/{TEAM}/ci")]);
+    assert!(
+        wait_until(Duration::from_secs(20), || team_runtime(&sb, "ci")
+            .is_none()),
+        "the deleted runtime is gone from status"
+    );
+    let out = fill(&sb, &server);
+    assert!(
+        !stdout(&out).contains(TOKEN_V2),
+        "a revoked runtime's token is not served"
+    );
+
+    // The audit log names the KV path and version of each token served.
+    let audit = std::fs::read_to_string(sb.helperd_home().join("state/audit.log")).unwrap();
+    assert!(audit.contains(&format!("secret/{TEAM}/ci v1")), "{audit}");
+    assert!(audit.contains(&format!("secret/{TEAM}/ci v2")), "{audit}");
+
+    // No secret anywhere: state and data folders, the trace-level log, status.
+    let everything = daemon_files(&sb) + &stdout(&crate::util::ctl(&sb, &["status", "--json"]));
+    for secret in [TOKEN_V1, TOKEN_V2, ROOT_TOKEN] {
+        assert!(
+            !everything.contains(secret),
+            "{secret} leaked:\n{everything}"
+        );
+    }
+}
+
+#[test]
+fn a_401_makes_the_runner_read_openbao_again_at_once() {
+    let bao = BaoDev::start();
+    let repos = tempfile::tempdir().unwrap();
+    let server = GitServer::start(repos.path(), vec![Account::new("", USER, TOKEN_V1)]);
+    server.create_bare_repo("/app.git");
+    bao.put(&format!("{TEAM}/ci"), entry(&server, TOKEN_V1));
+    // An hour between reads: only the 401 can explain a quick pick-up.
+    let sb = team_sandbox(&[&bao.addr], "refresh_secs = 3600", "");
+    wait_for_version(&sb, "ci", 1);
+    assert_ok(&git_in(
+        &sb,
+        sb.dir.path(),
+        &["clone", "-q", &server.url("/app.git"), "work"],
+    ));
+
+    // Rotated at the host and in OpenBao; this runner still has version 1.
+    server.set_accounts(vec![Account::new("", USER, TOKEN_V2)]);
+    bao.put(&format!("{TEAM}/ci"), entry(&server, TOKEN_V2));
+    let work = sb.dir.path().join("work");
+    commit(&sb, &work, "one.txt");
+    let failed = git_in(&sb, &work, &["push", "-q", "origin", "HEAD:main"]);
+    assert!(
+        !failed.status.success(),
+        "the old token is refused by the host"
+    );
+    // git's erase after the 401 made helperd read the entry again at once.
+    wait_for_version(&sb, "ci", 2);
+    assert_ok(&git_in(&sb, &work, &["push", "-q", "origin", "HEAD:main"]));
+}
+
+#[test]
+fn while_openbao_is_down_secrets_are_served_for_cache_secs_then_a_clear_error() {
+    let mut bao = BaoDev::start();
+    let port = bao.port();
+    let sb = team_sandbox(&[&bao.addr], "refresh_secs = 1\ncache_secs = 120", "");
+    let repos = sb.dir.path().join("repos");
+    std::fs::create_dir(&repos).unwrap();
+    let server = GitServer::start(&repos, vec![Account::new("", USER, TOKEN_V1)]);
+    bao.put(&format!("{TEAM}/ci"), entry(&server, TOKEN_V1));
+    wait_for_version(&sb, "ci", 1);
+
+    bao.kill();
+    assert!(
+        wait_until(Duration::from_secs(20), || status_json(&sb)["daemon"]
+            ["openbao"]["error"]
+            .is_string()),
+        "status reports the failing OpenBao"
+    );
+    let out = fill(&sb, &server);
+    assert!(
+        stdout(&out).contains(TOKEN_V1),
+        "served from memory: {}",
+        stderr(&out)
+    );
+
+    // Past cache_secs (the daemon's clock moves, nobody waits).
+    sb.advance_clock(121);
+    let out = fill(&sb, &server);
+    assert!(
+        !stdout(&out).contains(TOKEN_V1),
+        "not served after cache_secs"
+    );
+    let err = stderr(&out);
+    assert!(err.contains("OpenBao is unreachable"), "{err}");
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}")),
+        "names the address tried: {err}"
+    );
+    assert!(!err.contains(TOKEN_V1));
+
+    // OpenBao is back (a dev server forgets everything: the admin publishes again).
+    let bao = BaoDev::start_on(port);
+    bao.put(&format!("{TEAM}/ci"), entry(&server, TOKEN_V1));
+    assert!(
+        wait_until(Duration::from_secs(20), || stdout(&fill(&sb, &server))
+            .contains(TOKEN_V1)),
+        "served again once OpenBao answers"
+    );
+}
+
+#[test]
+fn addresses_are_tried_in_order_past_a_dead_one() {
+    let bao = BaoDev::start();
+    let dead = format!("http://127.0.0.1:{}", crate::bao::free_port());
+    let sb = team_sandbox(&[&dead, &bao.addr], "refresh_secs = 1", "");
+    let repos = sb.dir.path().join("repos");
+    std::fs::create_dir(&repos).unwrap();
+    let server = GitServer::start(&repos, vec![Account::new("", USER, TOKEN_V1)]);
+    bao.put(&format!("{TEAM}/ci"), entry(&server, TOKEN_V1));
+    wait_for_version(&sb, "ci", 1);
+    assert!(stdout(&fill(&sb, &server)).contains(TOKEN_V1));
+    assert_eq!(
+        status_json(&sb)["daemon"]["openbao"]["addresses"],
+        json!([dead, bao.addr])
+    );
+}
+
+#[test]
+fn a_local_and_a_team_runtime_with_one_name_is_an_error_never_a_choice() {
+    let bao = BaoDev::start();
+    let repos = tempfile::tempdir().unwrap();
+    let server = GitServer::start(repos.path(), vec![Account::new("", USER, TOKEN_V1)]);
+    let local = format!(
+        "[[runtime]]\nname = \"ci\"\nprovider = \"generic\"\nusername = \"{USER}\"\nurls = [\"{}/\"]\n",
+        server.base_url()
+    );
+    let sb = team_sandbox(&[&bao.addr], "refresh_secs = 1", &local);
+    bao.put(&format!("{TEAM}/ci"), entry(&server, TOKEN_V1));
+    wait_for_version(&sb, "ci", 1);
+    let status = status_json(&sb);
+    let problems: Vec<&Value> = status["daemon"]["runtimes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["name"] == "ci")
+        .map(|r| &r["problem"])
+        .collect();
+    assert_eq!(problems.len(), 2, "both are listed: {status:#}");
+    for p in problems {
+        assert!(
+            p.as_str().unwrap().contains("defined both in"),
+            "{status:#}"
+        );
+    }
+    let out = fill(&sb, &server);
+    assert!(!stdout(&out).contains(TOKEN_V1), "neither is served");
+    assert!(
+        stderr(&out).contains("is defined both in"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_bad_team_entry_is_listed_without_its_token_and_the_others_still_serve() {
+    let bao = BaoDev::start();
+    let sb = team_sandbox(&[&bao.addr], "refresh_secs = 1", "");
+    let repos = tempfile::tempdir().unwrap();
+    let server = GitServer::start(repos.path(), vec![Account::new("", USER, TOKEN_V1)]);
+    bao.put(
+        &format!("{TEAM}/broken"),
+        json!({"provider": "gitbucket", "urls": ["https://x/"], "token": TOKEN_V2}),
+    );
+    bao.put(&format!("{TEAM}/ci"), entry(&server, TOKEN_V1));
+    wait_for_version(&sb, "ci", 1);
+    let status = status_json(&sb);
+    let invalid = status["daemon"]["openbao"]["invalid"].to_string();
+    assert!(invalid.contains("broken: unknown provider"), "{status:#}");
+    assert!(!status.to_string().contains(TOKEN_V2));
+    assert!(stdout(&fill(&sb, &server)).contains(TOKEN_V1));
+}
