@@ -130,6 +130,14 @@ pub enum Command {
     /// Unlock a passphrase-protected file store (passphrase from the terminal, hidden,
     /// or from stdin when it is not a terminal).
     Unlock,
+    /// Team runtimes in OpenBao (`[openbao]` in config.toml): list them, publish one, or
+    /// revoke one. Talks to OpenBao with this machine's [openbao] login (an admin's
+    /// BAO_TOKEN, typically); the daemons of every runner pick changes up by themselves.
+    Team {
+        /// List, publish or revoke.
+        #[command(subcommand)]
+        action: TeamAction,
+    },
     /// Manage the secret store.
     Store {
         /// What to do with the store.
@@ -235,6 +243,60 @@ pub enum RuntimeAction {
         /// Print stable JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// `helperctl team` subcommands (DESIGN.md §10).
+#[derive(Debug, Subcommand)]
+pub enum TeamAction {
+    /// List the team runtimes under team_path: provider, URLs, expiry, KV version (never
+    /// a token).
+    List {
+        /// Print stable JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Publish a runtime to the team (a new KV version: every runner serves it within
+    /// refresh_secs). Its definition comes from the local runtime of that name, or from
+    /// --provider/--url/--username; the token is read from the terminal (hidden), or from
+    /// stdin with --from-stdin. The system policy (require_expiry, max_days,
+    /// allowed_hosts, ...) is checked first.
+    Publish {
+        // The runtime's name. No doc comment: clap would print it as help text.
+        #[allow(missing_docs)]
+        runtime: String,
+        /// Read the token from stdin (a pipe), not the terminal.
+        #[arg(long)]
+        from_stdin: bool,
+        /// When the token expires (a date or an RFC 3339 timestamp).
+        #[arg(long, value_name = "DATE")]
+        expires: Option<String>,
+        /// The token's scopes, for status (repeatable or comma-separated).
+        #[arg(long = "scope", value_name = "SCOPE", value_delimiter = ',')]
+        scopes: Vec<String>,
+        /// A name for the token (default: its KV path and version).
+        #[arg(long)]
+        name: Option<String>,
+        /// The provider, when no local runtime has this name.
+        #[arg(long)]
+        provider: Option<String>,
+        /// URL prefix (repeatable), when no local runtime has this name.
+        #[arg(long = "url", value_name = "URL")]
+        urls: Vec<String>,
+        /// The username git sends, when no local runtime has this name.
+        #[arg(long)]
+        username: Option<String>,
+    },
+    /// Revoke a team runtime: delete its entry (every version), so no runner serves it
+    /// after its next read.
+    Revoke {
+        // The runtime's name. No doc comment: clap would print it as help text.
+        #[allow(missing_docs)]
+        runtime: String,
+        /// Also revoke the token at the provider, where its API allows it (GitHub,
+        /// GitLab); otherwise say where to do it by hand.
+        #[arg(long)]
+        at_host: bool,
     },
 }
 

@@ -55,6 +55,9 @@ _helperctl() {
             helperctl,support)
                 cmd="helperctl__subcmd__support"
                 ;;
+            helperctl,team)
+                cmd="helperctl__subcmd__team"
+                ;;
             helperctl,token)
                 cmd="helperctl__subcmd__token"
                 ;;
@@ -145,6 +148,9 @@ _helperctl() {
             helperctl__subcmd__help,support)
                 cmd="helperctl__subcmd__help__subcmd__support"
                 ;;
+            helperctl__subcmd__help,team)
+                cmd="helperctl__subcmd__help__subcmd__team"
+                ;;
             helperctl__subcmd__help,token)
                 cmd="helperctl__subcmd__help__subcmd__token"
                 ;;
@@ -192,6 +198,15 @@ _helperctl() {
                 ;;
             helperctl__subcmd__help__subcmd__support,enable)
                 cmd="helperctl__subcmd__help__subcmd__support__subcmd__enable"
+                ;;
+            helperctl__subcmd__help__subcmd__team,list)
+                cmd="helperctl__subcmd__help__subcmd__team__subcmd__list"
+                ;;
+            helperctl__subcmd__help__subcmd__team,publish)
+                cmd="helperctl__subcmd__help__subcmd__team__subcmd__publish"
+                ;;
+            helperctl__subcmd__help__subcmd__team,revoke)
+                cmd="helperctl__subcmd__help__subcmd__team__subcmd__revoke"
                 ;;
             helperctl__subcmd__help__subcmd__token,link)
                 cmd="helperctl__subcmd__help__subcmd__token__subcmd__link"
@@ -271,6 +286,30 @@ _helperctl() {
             helperctl__subcmd__support__subcmd__help,help)
                 cmd="helperctl__subcmd__support__subcmd__help__subcmd__help"
                 ;;
+            helperctl__subcmd__team,help)
+                cmd="helperctl__subcmd__team__subcmd__help"
+                ;;
+            helperctl__subcmd__team,list)
+                cmd="helperctl__subcmd__team__subcmd__list"
+                ;;
+            helperctl__subcmd__team,publish)
+                cmd="helperctl__subcmd__team__subcmd__publish"
+                ;;
+            helperctl__subcmd__team,revoke)
+                cmd="helperctl__subcmd__team__subcmd__revoke"
+                ;;
+            helperctl__subcmd__team__subcmd__help,help)
+                cmd="helperctl__subcmd__team__subcmd__help__subcmd__help"
+                ;;
+            helperctl__subcmd__team__subcmd__help,list)
+                cmd="helperctl__subcmd__team__subcmd__help__subcmd__list"
+                ;;
+            helperctl__subcmd__team__subcmd__help,publish)
+                cmd="helperctl__subcmd__team__subcmd__help__subcmd__publish"
+                ;;
+            helperctl__subcmd__team__subcmd__help,revoke)
+                cmd="helperctl__subcmd__team__subcmd__help__subcmd__revoke"
+                ;;
             helperctl__subcmd__token,help)
                 cmd="helperctl__subcmd__token__subcmd__help"
                 ;;
@@ -308,7 +347,7 @@ _helperctl() {
 
     case "${cmd}" in
         helperctl)
-            opts="-h -V --help --version status renew runtime token login which forward install audit support daemon unlock store debug completions help"
+            opts="-h -V --help --version status renew runtime token login which forward install audit support daemon unlock team store debug completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -600,7 +639,7 @@ _helperctl() {
             return 0
             ;;
         helperctl__subcmd__help)
-            opts="status renew runtime token login which forward install audit support daemon unlock store debug completions help"
+            opts="status renew runtime token login which forward install audit support daemon unlock team store debug completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -964,6 +1003,62 @@ _helperctl() {
             return 0
             ;;
         helperctl__subcmd__help__subcmd__support__subcmd__enable)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__help__subcmd__team)
+            opts="list publish revoke"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__help__subcmd__team__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__help__subcmd__team__subcmd__publish)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__help__subcmd__team__subcmd__revoke)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1522,6 +1617,156 @@ _helperctl() {
         helperctl__subcmd__support__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__team)
+            opts="-h -V --help --version list publish revoke help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__team__subcmd__help)
+            opts="list publish revoke help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__team__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__team__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__team__subcmd__help__subcmd__publish)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__team__subcmd__help__subcmd__revoke)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__team__subcmd__list)
+            opts="-h -V --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__team__subcmd__publish)
+            opts="-h -V --from-stdin --expires --scope --name --provider --url --username --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --expires)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scope)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --provider)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --username)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__team__subcmd__revoke)
+            opts="-h -V --at-host --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

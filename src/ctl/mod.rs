@@ -8,6 +8,7 @@ mod login;
 mod runtimes;
 mod status;
 mod support;
+mod team;
 
 use std::time::Duration;
 
@@ -87,6 +88,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             clap_complete::generate(shell, &mut cmd, "helperctl", &mut std::io::stdout());
             Ok(0)
         }
+        Command::Team { action } => team::run(&paths, action),
         Command::Store {
             action: StoreAction::SetPassphrase,
         } => set_passphrase(&paths),

@@ -16,4 +16,5 @@ mod runtimes;
 mod secret_service;
 mod stores;
 mod team;
+mod team_admin;
 mod util;

@@ -12,16 +12,26 @@ use crate::util::{
     assert_ok, config_path, files_under, status_json, stderr, stdout, wait_until, Sandbox,
 };
 
-const TEAM: &str = "helperd/runtimes";
-const USER: &str = "ci-bot";
-const TOKEN_V1: &str = "team-tok-v1-Qp3xZ";
+pub const TEAM: &str = "helperd/runtimes";
+pub const USER: &str = "ci-bot";
+pub const TOKEN_V1: &str = "team-tok-v1-Qp3xZ";
 const TOKEN_V2: &str = "team-tok-v2-Hr8wL";
 
 /// A sandbox whose helperd reads team runtimes from `bao` (root token in BAO_TOKEN),
 /// with `openbao_extra` added to `[openbao]` and `rest` after it.
-fn team_sandbox(addresses: &[&str], openbao_extra: &str, rest: &str) -> Sandbox {
+pub fn team_sandbox(addresses: &[&str], openbao_extra: &str, rest: &str) -> Sandbox {
+    team_sandbox_as(ROOT_TOKEN, addresses, openbao_extra, rest)
+}
+
+/// [`team_sandbox`] with `token` in BAO_TOKEN.
+pub fn team_sandbox_as(
+    token: &str,
+    addresses: &[&str],
+    openbao_extra: &str,
+    rest: &str,
+) -> Sandbox {
     let mut sb = Sandbox::new();
-    sb.env.push(("BAO_TOKEN".into(), ROOT_TOKEN.into()));
+    sb.env.push(("BAO_TOKEN".into(), token.into()));
     let addresses: Vec<String> = addresses.iter().map(|a| format!("{a:?}")).collect();
     let config = format!(
         "[openbao]\naddresses = [{}]\nteam_path = \"{TEAM}\"\n{openbao_extra}\n{rest}",
@@ -35,7 +45,7 @@ fn team_sandbox(addresses: &[&str], openbao_extra: &str, rest: &str) -> Sandbox 
 }
 
 /// A team entry for the git server's whole host.
-fn entry(server: &GitServer, token: &str) -> Value {
+pub fn entry(server: &GitServer, token: &str) -> Value {
     json!({
         "provider": "generic",
         "urls": [format!("{}/", server.base_url())],
@@ -47,7 +57,7 @@ fn entry(server: &GitServer, token: &str) -> Value {
 }
 
 /// The team runtime `name` as `status --json` shows it, when it is there.
-fn team_runtime(sb: &Sandbox, name: &str) -> Option<Value> {
+pub fn team_runtime(sb: &Sandbox, name: &str) -> Option<Value> {
     status_json(sb)["daemon"]["runtimes"]
         .as_array()?
         .iter()
@@ -56,7 +66,7 @@ fn team_runtime(sb: &Sandbox, name: &str) -> Option<Value> {
 }
 
 #[track_caller]
-fn wait_for_version(sb: &Sandbox, name: &str, version: u64) {
+pub fn wait_for_version(sb: &Sandbox, name: &str, version: u64) {
     let seen = wait_until(Duration::from_secs(20), || {
         team_runtime(sb, name).is_some_and(|r| r["team"]["version"] == version)
     });
@@ -81,7 +91,7 @@ fn commit(sb: &Sandbox, work: &Path, name: &str) {
     assert_ok(&git_in(sb, work, &["commit", "-q", "-m", name]));
 }
 
-fn fill(sb: &Sandbox, server: &GitServer) -> std::process::Output {
+pub fn fill(sb: &Sandbox, server: &GitServer) -> std::process::Output {
     sb.credential(
         "fill",
         &format!(
@@ -92,7 +102,7 @@ fn fill(sb: &Sandbox, server: &GitServer) -> std::process::Output {
 }
 
 /// Every file of the daemon's, for the no-secret search.
-fn daemon_files(sb: &Sandbox) -> String {
+pub fn daemon_files(sb: &Sandbox) -> String {
     let mut all = String::new();
     for f in files_under(&sb.helperd_home()) {
         if let Ok(bytes) = std::fs::read(&f) {

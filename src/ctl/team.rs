@@ -1,0 +1,337 @@
+//! `helperctl team`: the admin's side of team runtimes (DESIGN.md §10). helperctl talks to
+//! OpenBao itself here, with the `[openbao]` login of this machine (an admin's token,
+//! typically); the runners' daemons read what it writes by themselves. An entry is
+//! checked with the same parser the runners use ([`parse_entry`]) before it is written,
+//! and against the system policy.
+
+use anyhow::{bail, Context};
+use helperd_wire::paths::Paths;
+use serde_json::{json, Map, Value};
+
+use crate::cli::TeamAction;
+use crate::config::{self, Config, Provider};
+use crate::config_openbao::OpenBaoSettings;
+use crate::openbao::{BaoClient, KvEntry};
+use crate::provider::{ProviderClient, RevokeOutcome, Target};
+use crate::secret::Secret;
+use crate::team::{parse_entry, EntryVersion, TeamRuntime};
+use crate::timefmt::{format_date, format_rfc3339, parse_expiry, unix_now};
+
+/// Runs one `helperctl team` command.
+pub fn run(paths: &Paths, action: TeamAction) -> anyhow::Result<u8> {
+    let config_path = config::config_file(&paths.config_dir);
+    let config = crate::config_file::load(&config_path)?;
+    let settings = team_settings(&config, &config_path)?;
+    let team = Team {
+        bao: BaoClient::new(&settings)?,
+        team_path: settings.team_path.clone().unwrap_or_default(),
+        settings,
+    };
+    // One short-lived runtime for the OpenBao calls of this command.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
+    rt.block_on(async {
+        match action {
+            TeamAction::List { json } => team.list(json).await,
+            TeamAction::Publish {
+                runtime,
+                from_stdin,
+                expires,
+                scopes,
+                name,
+                provider,
+                urls,
+                username,
+            } => {
+                let definition = Definition {
+                    provider,
+                    urls,
+                    username,
+                };
+                let entry = publish_entry(&config, &runtime, definition, expires, scopes, name)?;
+                let token = read_token(&runtime, from_stdin)?;
+                team.publish(&runtime, entry, token).await
+            }
+            TeamAction::Revoke { runtime, at_host } => team.revoke(&runtime, at_host).await,
+        }
+    })
+}
+
+/// `[openbao]` with a `team_path`, or what to write.
+fn team_settings(config: &Config, path: &std::path::Path) -> anyhow::Result<OpenBaoSettings> {
+    match &config.openbao {
+        Some(s) if s.team_path.is_some() => Ok(s.clone()),
+        _ => bail!(
+            "no team runtimes are configured: add to {}\n\n[openbao]\naddresses = [\"https://bao.corp:8200\"]\nteam_path = \"helperd/runtimes\"\n\n(and BAO_TOKEN in the environment, or another auth; see README.md, Team runtimes)",
+            path.display()
+        ),
+    }
+}
+
+/// A runtime's definition given on the command line.
+struct Definition {
+    provider: Option<String>,
+    urls: Vec<String>,
+    username: Option<String>,
+}
+
+/// The entry's fields except the token: from the local runtime of that name, the command
+/// line's values winning.
+fn publish_entry(
+    config: &Config,
+    name: &str,
+    given: Definition,
+    expires: Option<String>,
+    scopes: Vec<String>,
+    token_name: Option<String>,
+) -> anyhow::Result<Map<String, Value>> {
+    if !config::valid_name(name) {
+        bail!(
+            "runtime name {name:?} is invalid: use 1 to 64 ASCII letters, digits, '.', '_' or '-'"
+        );
+    }
+    let local = config.runtime(name).filter(|r| r.team.is_none());
+    let provider = match (&given.provider, local) {
+        (Some(p), _) => Provider::parse(p).map(|p| p.name()).with_context(|| {
+            let names: Vec<&str> = Provider::ALL.iter().map(|p| p.name()).collect();
+            format!("unknown provider {p:?}; use one of {}", names.join(", "))
+        })?,
+        (None, Some(rt)) => rt.provider.name(),
+        (None, None) => bail!(
+            "no local runtime is named {name}: give its definition with --provider and --url \
+             (and --username where the provider needs one), or add it with `helperctl runtime add` first"
+        ),
+    };
+    let urls: Vec<String> = match (&given.urls[..], local) {
+        ([], Some(rt)) => rt.urls.iter().map(|u| u.to_string()).collect(),
+        ([], None) => bail!("--url is needed: no local runtime is named {name}"),
+        (urls, _) => urls.to_vec(),
+    };
+    let mut entry = Map::new();
+    entry.insert("provider".into(), json!(provider));
+    entry.insert("urls".into(), json!(urls));
+    let username = given
+        .username
+        .or_else(|| local.and_then(|r| r.username.clone()));
+    if let Some(u) = username {
+        entry.insert("username".into(), json!(u));
+    }
+    if let Some(rt) = local {
+        entry.insert("auth".into(), json!(rt.auth.name()));
+        if let Some(e) = &rt.email {
+            entry.insert("email".into(), json!(e));
+        }
+    }
+    if let Some(e) = expires {
+        let t = parse_expiry(&e)
+            .map_err(anyhow::Error::msg)
+            .context("--expires")?;
+        entry.insert("expires".into(), json!(format_rfc3339(t)));
+    }
+    let scopes: Vec<String> = scopes
+        .into_iter()
+        .filter(|s| !s.trim().is_empty())
+        .collect();
+    if !scopes.is_empty() {
+        entry.insert("scopes".into(), json!(scopes));
+    }
+    if let Some(n) = token_name {
+        entry.insert("token_name".into(), json!(n));
+    }
+    Ok(entry)
+}
+
+/// The token: hidden at the terminal, or one line of stdin with `--from-stdin`.
+fn read_token(runtime: &str, from_stdin: bool) -> anyhow::Result<Secret> {
+    use std::io::IsTerminal;
+    if from_stdin && std::io::stdin().is_terminal() {
+        bail!("--from-stdin reads the token from a pipe, and stdin is a terminal; leave --from-stdin out to type it hidden");
+    }
+    let token = crate::tty::read_secret(&format!("token for team runtime {runtime}: "))
+        .context("reading the token")?;
+    if token.expose().trim().is_empty() {
+        bail!("no token given; nothing was published");
+    }
+    Ok(Secret::new(token.expose().trim()))
+}
+
+struct Team {
+    bao: BaoClient,
+    settings: OpenBaoSettings,
+    team_path: String,
+}
+
+impl Team {
+    fn entry_path(&self, name: &str) -> String {
+        format!("{}/{name}", self.team_path)
+    }
+
+    /// `<mount>/<team_path>/<name>`, as `bao kv get` takes it.
+    fn full_path(&self, name: &str) -> String {
+        format!("{}/{}", self.settings.mount, self.entry_path(name))
+    }
+
+    async fn publish(
+        &self,
+        name: &str,
+        mut entry: Map<String, Value>,
+        token: Secret,
+    ) -> anyhow::Result<u8> {
+        entry.insert("token".into(), json!(token.expose()));
+        let now = unix_now();
+        // The runners' own parser: what they would refuse is not written.
+        let at = EntryVersion {
+            version: 0,
+            created: now,
+        };
+        let parsed = parse_entry(name, &self.full_path(name), &entry, at)
+            .map_err(|why| anyhow::anyhow!("not published: {why}"))?;
+        check_policy(&parsed, now)?;
+        let version = self.bao.write(&self.entry_path(name), &entry, now).await?;
+        println!(
+            "published {} version {version}; every runner serves it within refresh_secs ({} s here)",
+            self.full_path(name),
+            self.settings.refresh_secs
+        );
+        Ok(0)
+    }
+
+    async fn list(&self, as_json: bool) -> anyhow::Result<u8> {
+        let now = unix_now();
+        let mut names = self.bao.list(&self.team_path, now).await?;
+        names.sort();
+        let mut rows = Vec::new();
+        for name in names {
+            let Some(entry) = self.bao.read(&self.entry_path(&name), now).await? else {
+                continue;
+            };
+            rows.push(describe(&name, &self.full_path(&name), &entry));
+        }
+        if as_json {
+            println!("{}", serde_json::to_string_pretty(&rows)?);
+            return Ok(0);
+        }
+        if rows.is_empty() {
+            println!(
+                "no team runtimes under {}/{}",
+                self.settings.mount, self.team_path
+            );
+            return Ok(0);
+        }
+        println!(
+            "{:<20} {:<8} {:<17} {:<12} URL PREFIXES",
+            "RUNTIME", "VERSION", "PROVIDER", "EXPIRES"
+        );
+        for r in &rows {
+            let text = |k: &str| r[k].as_str().unwrap_or("").to_string();
+            let urls: Vec<String> = r["urls"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|u| u.as_str().map(String::from))
+                .collect();
+            let expires = r["expires"]
+                .as_u64()
+                .map(format_date)
+                .unwrap_or_else(|| "never".into());
+            println!(
+                "{:<20} {:<8} {:<17} {:<12} {}",
+                text("name"),
+                r["version"],
+                text("provider"),
+                expires,
+                urls.join(" ")
+            );
+            if let Some(p) = r["problem"].as_str() {
+                println!("{:<20} ! {p}", "");
+            }
+        }
+        Ok(0)
+    }
+
+    async fn revoke(&self, name: &str, at_host: bool) -> anyhow::Result<u8> {
+        let now = unix_now();
+        let path = self.full_path(name);
+        let Some(entry) = self.bao.read(&self.entry_path(name), now).await? else {
+            bail!(
+                "no team runtime {name}: {path} does not exist (or its newest version is deleted)"
+            );
+        };
+        if at_host {
+            let at = EntryVersion {
+                version: entry.version,
+                created: entry.created,
+            };
+            let rt = parse_entry(name, &path, &entry.data, at).map_err(|why| {
+                anyhow::anyhow!("{path} cannot be read as a runtime ({why}); nothing was revoked")
+            })?;
+            revoke_at_host(&rt).await?;
+        }
+        self.bao.delete(&self.entry_path(name), now).await?;
+        println!("revoked {path}: deleted with every version; runners stop serving it at their next read (within {} s)", self.settings.refresh_secs);
+        Ok(0)
+    }
+}
+
+/// One entry for `team list`: everything but the token.
+fn describe(name: &str, path: &str, entry: &KvEntry) -> Value {
+    let at = EntryVersion {
+        version: entry.version,
+        created: entry.created,
+    };
+    match parse_entry(name, path, &entry.data, at) {
+        Ok(t) => json!({
+            "name": name,
+            "path": path,
+            "version": entry.version,
+            "provider": t.runtime.provider.name(),
+            "urls": t.runtime.urls.iter().map(|u| u.to_string()).collect::<Vec<_>>(),
+            "username": t.runtime.effective_username(),
+            "expires": t.token.expires,
+            "scopes": t.token.scopes,
+            "token_name": t.token.name,
+            "published": entry.created,
+        }),
+        Err(why) => json!({"name": name, "path": path, "version": entry.version, "problem": why}),
+    }
+}
+
+/// The system policy, as the admin's own machine has it: the runners check it again.
+fn check_policy(entry: &TeamRuntime, now: u64) -> anyhow::Result<()> {
+    let path = crate::policy_file::policy_path();
+    let Some(policy) = crate::policy_file::load(&path).map_err(|e| anyhow::anyhow!("{e}"))? else {
+        return Ok(());
+    };
+    let refused = policy
+        .check_runtime(&entry.runtime, &path)
+        .and_then(|()| policy.check_token(entry.token.expires, now, &path));
+    match refused {
+        Ok(()) => Ok(()),
+        Err(v) => bail!("not published: {}", v.message),
+    }
+}
+
+async fn revoke_at_host(rt: &TeamRuntime) -> anyhow::Result<()> {
+    let target = Target::for_runtime(&rt.runtime);
+    let outcome = ProviderClient::new()?
+        .revoke(&target, &rt.secret)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "revoking the token at {} failed ({e}); nothing was deleted",
+                target.web_host()
+            )
+        })?;
+    match outcome {
+        RevokeOutcome::Revoked => println!("the token was revoked at {}", target.web_host()),
+        RevokeOutcome::NotSupported { reason, token_page } => println!(
+            "the token could not be revoked at the host: {reason}{}",
+            token_page
+                .map(|p| format!("; revoke it at {p}"))
+                .unwrap_or_default()
+        ),
+    }
+    Ok(())
+}
