@@ -12,6 +12,7 @@ use crate::cli::RuntimeAction;
 use crate::config::{config_file, AuthScheme, Config, Provider};
 use crate::config_edit::{self, NewRuntime};
 use crate::fsutil;
+use crate::provider::registry;
 
 pub fn run(paths: &Paths, action: RuntimeAction) -> anyhow::Result<u8> {
     let path = config_file(&paths.config_dir);
@@ -176,15 +177,8 @@ fn guess_provider(url: &str) -> Provider {
     let host = url
         .split_once("://")
         .map(|(_, rest)| rest.split(['/', ':']).next().unwrap_or(""))
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    match host.as_str() {
-        "github.com" => Provider::GitHub,
-        "gitlab.com" => Provider::GitLab,
-        "bitbucket.org" => Provider::Bitbucket,
-        "codeberg.org" | "gitea.com" => Provider::Gitea,
-        _ => Provider::Generic,
-    }
+        .unwrap_or("");
+    registry::guess_by_host(host).unwrap_or(Provider::Generic)
 }
 
 /// Applies `change` to the file's text and writes it back atomically, keeping its mode.
