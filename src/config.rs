@@ -612,7 +612,7 @@ impl RtCx<'_> {
             }
         });
         prefix.map_err(|why| {
-            let shown = helperd_wire::wire::redact_userinfo(text);
+            let shown = helperd_wire::url::redact_password(text);
             self.error(value.span(), format!("url {shown:?} is malformed: {why}"))
         })
     }
@@ -635,7 +635,7 @@ impl RtCx<'_> {
                 value_span(self.table, "api_url"),
                 format!(
                     "api_url {:?} is malformed: {why}",
-                    helperd_wire::wire::redact_userinfo(value)
+                    helperd_wire::url::redact_password(value)
                 ),
             )),
         }

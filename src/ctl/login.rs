@@ -119,7 +119,7 @@ pub fn login(paths: &Paths, runtime: &str) -> anyhow::Result<u8> {
 fn query_param(query: &str, name: &str) -> Option<String> {
     query.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=')?;
-        (k == name).then(|| crate::gitproto::percent_decode(&v.replace('+', " ")))?
+        (k == name).then(|| helperd_wire::url::percent_decode(&v.replace('+', " ")))?
     })
 }
 

@@ -108,13 +108,10 @@ impl Target {
         descriptor(self.provider).token_page(&self.web_base)
     }
 
-    /// The host part of the web base, for messages.
-    /// `name[:port]` of the web host.
+    /// `name[:port]` of the web host, for messages and the policy's OAuth apps.
     pub fn web_host(&self) -> String {
-        let rest = self
-            .web_base
-            .split_once("://")
-            .map_or(self.web_base.as_str(), |(_, rest)| rest);
+        let rest = helperd_wire::url::split_userinfo(&self.web_base)
+            .map_or(self.web_base.as_str(), |(_, _, rest)| rest);
         rest.split('/').next().unwrap_or(rest).to_string()
     }
 
