@@ -89,13 +89,19 @@ fn normalise_path(decoded: &str) -> String {
         }
     }
     let joined = segments.join("/");
-    let trimmed = joined.trim_matches('/');
-    let last = trimmed.rsplit('/').next().unwrap_or(trimmed);
-    // A component that is only ".git" names nothing once stripped: keep it.
-    if last.len() > ".git".len() && last.ends_with(".git") {
-        trimmed[..trimmed.len() - ".git".len()].to_string()
-    } else {
-        trimmed.to_string()
+    let mut path = joined.trim_matches('/');
+    // Every `.git` goes (`app.git.git` is `app`, so the normalised text normalises to
+    // itself), but a component that is only ".git" names nothing once stripped, and
+    // `..git` or `...git` would become a dot segment (which the server never sees): those
+    // stay whole.
+    loop {
+        let last = path.rsplit('/').next().unwrap_or(path);
+        match last.strip_suffix(".git") {
+            Some(stem) if !matches!(stem, "" | "." | "..") => {
+                path = &path[..path.len() - ".git".len()];
+            }
+            _ => return path.to_string(),
+        }
     }
 }
 
@@ -527,6 +533,9 @@ mod tests {
             ("https://h.example/acme/app.git/", ("https", "h.example", Some("acme/app.git/")), true),
             ("https://h.example/acme/app", ("https", "h.example", Some("acme/app.github.io")), false),
             ("https://h.example/acme/app", ("https", "h.example", Some("acme/app.git/info")), false),
+            ("https://h.example/acme/..git", ("https", "h.example", Some("acme/..git")), true),
+            ("https://h.example/acme/..git", ("https", "h.example", Some("acme")), false),
+            ("https://h.example/acme/app", ("https", "h.example", Some("acme/app.git.git")), true),
             // percent-encoding in the prefix; git sends paths decoded
             ("https://h.example/%7Euser/", ("https", "h.example", Some("~user/repo.git")), true),
             ("https://h.example/%7euser/", ("https", "h.example", Some("~user")), true),

@@ -87,17 +87,22 @@ fn hex_value(b: u8) -> Option<u8> {
 /// A URL as redaction reads it: `(scheme, user, whether a password may follow the user,
 /// what follows the userinfo)`; `None` without `://` or without userinfo.
 fn redaction_split(url: &str) -> Option<(&str, &str, bool, &str)> {
-    let (scheme, rest) = url.split_once("://")?;
+    let (scheme, userinfo, _) = split_userinfo(url)?;
+    let rest = &url[scheme.len() + "://".len()..];
+    // The `:` that starts a password: in git's userinfo, else anywhere in the authority
+    // (`u:12/x@h`, which git reads as host `u`, port 12).
     let authority_end = rest.find('/').unwrap_or(rest.len());
-    if let (Some(colon), Some(at)) = (rest[..authority_end].find(':'), rest.rfind('@')) {
-        if colon < at {
-            return Some((scheme, &rest[..colon], true, &rest[at + 1..]));
-        }
+    let colon = match userinfo {
+        Some(info) => info.find(':'),
+        None => None,
     }
-    // No `:` that could start a password: only a user name, which git's reading finds.
-    match split_userinfo(url)? {
-        (scheme, Some(user), rest) => Some((scheme, user, false, rest)),
-        (_, None, _) => None,
+    .or_else(|| rest[..authority_end].find(':'));
+    match (colon, rest.rfind('@')) {
+        (Some(colon), Some(at)) if colon < at => {
+            Some((scheme, &rest[..colon], true, &rest[at + 1..]))
+        }
+        // No password: only a user name, where git's reading ends it.
+        _ => userinfo.map(|user| (scheme, user, false, &rest[user.len() + 1..])),
     }
 }
 
