@@ -154,27 +154,8 @@ impl AuditEvent {
 }
 
 /// Strips what could carry a credential from a URL before it is logged: the userinfo
-/// (`user:password@`), the query (`?private_token=...`) and the fragment.
-///
-/// `https://user:pass@host/path?q` -> `https://host/path`. The userinfo ends at the last `@`
-/// before the first `/` after the scheme, git's own reading (a password may hold `?` or
-/// `#`). A URL malformed by an unescaped `/` in the password (`https://u:p/w@host/`) has
-/// no valid host before that `/`; then everything up to the last `@` goes, since logging
-/// too little beats logging a password.
+/// (`user:password@`), the query (`?private_token=...`) and the fragment;
+/// [`helperd_wire::url::redact_for_log`], the one reading of URLs every output uses.
 pub fn redact_url(url: &str) -> String {
-    // An scp-like `user@host:path` has no scheme: read as if it had one.
-    let (prefix, schemed) = match url.contains("://") {
-        true => ("", url.to_string()),
-        false => ("x://", format!("x://{url}")),
-    };
-    let (scheme, rest) = match helperd_wire::url::split_userinfo(&schemed) {
-        Some((scheme, _, rest)) => (scheme.to_string(), rest.to_string()),
-        None => (String::new(), schemed.clone()),
-    };
-    let end = rest.find(['?', '#']).unwrap_or(rest.len());
-    let redacted = format!("{scheme}://{}", &rest[..end]);
-    redacted
-        .strip_prefix(prefix)
-        .unwrap_or(&redacted)
-        .to_string()
+    helperd_wire::url::redact_for_log(url)
 }

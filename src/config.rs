@@ -14,8 +14,11 @@ use std::path::{Path, PathBuf};
 use toml_edit::{ArrayOfTables, Item, Table, TableLike};
 
 use crate::location::UrlPrefix;
+use crate::provider::descriptor::{ApiUser, ProviderDescriptor};
+use crate::provider::registry;
 
-/// The forge behind a runtime: decides the username convention, the token page and the API.
+/// The forge behind a runtime, as `config.toml` names it. What helperd knows about each
+/// (username convention, token page, API) is its [`Provider::descriptor`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Provider {
     /// github.com or GitHub Enterprise Server.
@@ -45,14 +48,7 @@ impl Provider {
 
     /// The name used in `config.toml` and on the command line.
     pub fn name(self) -> &'static str {
-        match self {
-            Provider::GitHub => "github",
-            Provider::GitLab => "gitlab",
-            Provider::Bitbucket => "bitbucket",
-            Provider::BitbucketServer => "bitbucket-server",
-            Provider::Gitea => "gitea",
-            Provider::Generic => "generic",
-        }
+        self.descriptor().name
     }
 
     /// The provider with this [`Provider::name`]; exact, lower-case.
@@ -60,63 +56,9 @@ impl Provider {
         Self::ALL.into_iter().find(|p| p.name() == s)
     }
 
-    /// Username git sends with a PAT when none is configured, per the provider's documented
-    /// convention; `None` where the account's own username is needed.
-    pub fn default_username(self) -> Option<&'static str> {
-        match self {
-            // GitHub documents `x-access-token` as the username for token-only HTTPS git
-            // access ("Authenticating as a GitHub App installation":
-            // `git clone https://x-access-token:TOKEN@github.com/owner/repo.git`); a PAT
-            // is accepted with any username.
-            Provider::GitHub => Some("x-access-token"),
-            // GitLab: "Git over HTTPS: any non-blank value as a username, the personal
-            // access token as the password" (docs.gitlab.com user/profile/
-            // personal_access_tokens), and OAuth tokens used the magic `oauth2` username
-            // (docs.gitlab.com api/oauth2 "Access Git over HTTPS with access token"), so
-            // `oauth2` suits both.
-            Provider::GitLab => Some("oauth2"),
-            // Bitbucket Cloud API tokens: "you can also use the static username
-            // `x-bitbucket-api-token-auth`" instead of the account's username
-            // (support.atlassian.com bitbucket-cloud/docs/using-api-tokens); app
-            // passwords, which needed the username, are gone since 2026-07-28.
-            Provider::Bitbucket => Some("x-bitbucket-api-token-auth"),
-            // Bitbucket Data Center HTTP access tokens authenticate as the account: git
-            // must send the account's username (confluence "Managing HTTP access tokens").
-            // Gitea/Forgejo tokens are sent with the account's username as well. Generic:
-            // nothing is known.
-            Provider::BitbucketServer | Provider::Gitea | Provider::Generic => None,
-        }
-    }
-
-    /// Where a user creates a token, for a server at `base_url` (`https://github.com`);
-    /// `None` for a generic server or a wildcard base URL, which names no single server.
-    pub fn token_page(self, base_url: &str) -> Option<String> {
-        let base = base_url.trim_end_matches('/');
-        if base.contains('*') {
-            return None;
-        }
-        match self {
-            // docs.github.com "Managing your personal access tokens": Settings >
-            // Developer settings > Personal access tokens, at /settings/tokens (the same
-            // path on GitHub Enterprise Server).
-            Provider::GitHub => Some(format!("{base}/settings/tokens")),
-            // GitLab 16.x moved the page from /-/profile/personal_access_tokens to
-            // /-/user_settings/personal_access_tokens (the old path is a 404 on gitlab.com).
-            Provider::GitLab => Some(format!("{base}/-/user_settings/personal_access_tokens")),
-            // Bitbucket Cloud API tokens belong to the Atlassian account, not to
-            // bitbucket.org: support.atlassian.com bitbucket-cloud/docs/using-api-tokens.
-            Provider::Bitbucket => {
-                Some("https://id.atlassian.com/manage-profile/security/api-tokens".to_string())
-            }
-            // Bitbucket Data Center: Manage account > HTTP access tokens (confluence
-            // "Managing HTTP access tokens").
-            Provider::BitbucketServer => {
-                Some(format!("{base}/plugins/servlet/access-tokens/manage"))
-            }
-            // Gitea and Forgejo: Settings > Applications > Generate new token.
-            Provider::Gitea => Some(format!("{base}/user/settings/applications")),
-            Provider::Generic => None,
-        }
+    /// Everything helperd knows about this forge (usernames, token page, API, OAuth).
+    pub fn descriptor(self) -> &'static ProviderDescriptor {
+        registry::descriptor(self)
     }
 }
 
@@ -198,9 +140,10 @@ impl RuntimeConfig {
     /// Who a token is checked as at the provider's API: Bitbucket Cloud's takes the
     /// account email, the others the username git sends.
     pub fn api_user(&self) -> Option<&str> {
-        match self.provider {
-            Provider::Bitbucket => self.email.as_deref(),
-            _ => self.effective_username(),
+        let api = self.provider.descriptor().api.as_ref();
+        match api.map(|api| api.user) {
+            Some(ApiUser::Email) => self.email.as_deref(),
+            Some(ApiUser::Username) | None => self.effective_username(),
         }
     }
 
@@ -208,7 +151,7 @@ impl RuntimeConfig {
     pub fn effective_username(&self) -> Option<&str> {
         self.username
             .as_deref()
-            .or_else(|| self.provider.default_username())
+            .or_else(|| self.provider.descriptor().default_username)
     }
 
     /// Basic auth with no username to send: the user must configure one.
@@ -712,7 +655,7 @@ impl RtCx<'_> {
             }
         });
         prefix.map_err(|why| {
-            let shown = helperd_wire::wire::redact_userinfo(text);
+            let shown = helperd_wire::url::redact_password(text);
             self.error(value.span(), format!("url {shown:?} is malformed: {why}"))
         })
     }
@@ -735,7 +678,7 @@ impl RtCx<'_> {
                 value_span(self.table, "api_url"),
                 format!(
                     "api_url {:?} is malformed: {why}",
-                    helperd_wire::wire::redact_userinfo(value)
+                    helperd_wire::url::redact_password(value)
                 ),
             )),
         }
@@ -1048,7 +991,7 @@ oauth_client_id = "Iv1.0123456789abcdef"  # optional
         ];
         for (provider, base, page) in cases {
             assert_eq!(
-                provider.token_page(base).as_deref(),
+                provider.descriptor().token_page(base).as_deref(),
                 page,
                 "{provider} {base}"
             );

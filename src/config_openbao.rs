@@ -357,7 +357,7 @@ impl Tab<'_> {
 /// An OpenBao address: `http(s)://host[:port]`, no userinfo, no path; kept without a
 /// trailing `/`.
 pub fn check_address(text: &str) -> Result<String, String> {
-    let shown = helperd_wire::wire::redact_userinfo(text);
+    let shown = helperd_wire::url::redact_password(text);
     let url = reqwest::Url::parse(text.trim())
         .map_err(|e| format!("address {shown:?} is not a URL ({e})"))?;
     if !matches!(url.scheme(), "http" | "https") {

@@ -13,7 +13,7 @@ use std::path::Path;
 use helperd_wire::wire::GitAction;
 
 use crate::audit_event::{kind, AuditEvent};
-use crate::config::{AuthScheme, Config, Provider, RuntimeConfig};
+use crate::config::{AuthScheme, Config, RuntimeConfig};
 use crate::gitproto::{Answer, GitCredential, UnsafeValue};
 use crate::location::Location;
 use crate::plain::PlainTable;
@@ -639,7 +639,7 @@ fn unservable(rt: &RuntimeConfig, token: &TokenMeta, state: TokenState) -> Refus
     let page = token_page(rt)
         .map(|p| format!("\nCreate a new one at {p}"))
         .unwrap_or_default();
-    let scopes = git_scopes(rt.provider);
+    let scopes = rt.provider.descriptor().git_scopes;
     let notice = format!(
         "helperd: runtime {name}: {what}; it was not sent to git.\nhelperd: renew it with `helperctl renew {name}`{hint} (scopes: {scopes})",
         name = rt.name,
@@ -821,7 +821,7 @@ fn needs_path_notice(fix: &str, runtimes: &[String]) -> String {
 /// Where a user makes a new token for `rt`.
 fn token_page(rt: &RuntimeConfig) -> Option<String> {
     let base = rt.urls.first().map(|p| p.base_url()).unwrap_or_default();
-    rt.provider.token_page(&base)
+    rt.provider.descriptor().token_page(&base)
 }
 
 /// [`token_page`] as a sentence tail.
@@ -835,23 +835,6 @@ fn token_words(t: &TokenMeta) -> String {
     match &t.name {
         Some(n) => format!("token {n:?}"),
         None => "its token".to_string(),
-    }
-}
-
-/// The scopes git needs, per provider (what to tick on the token page).
-pub fn git_scopes(provider: Provider) -> &'static str {
-    match provider {
-        // https://docs.github.com/en/authentication/keeping-your-account-and-data-secure/managing-your-personal-access-tokens
-        Provider::GitHub => "classic token: repo; fine-grained token: Contents read and write",
-        // https://docs.gitlab.com/user/profile/personal_access_tokens/#personal-access-token-scopes
-        Provider::GitLab => "read_repository, write_repository",
-        // https://support.atlassian.com/bitbucket-cloud/docs/api-token-permissions/
-        Provider::Bitbucket => "read:repository:bitbucket, write:repository:bitbucket",
-        // https://confluence.atlassian.com/bitbucketserver/http-access-tokens-939515499.html
-        Provider::BitbucketServer => "repository write (REPO_WRITE) or project write",
-        // https://docs.gitea.com/development/oauth2-provider#scopes (token scopes)
-        Provider::Gitea => "write:repository",
-        Provider::Generic => "whatever your host needs for git over HTTPS",
     }
 }
 

@@ -7,6 +7,8 @@
 //! so is any line longer than [`MAX_LINE_BYTES`], whole, never split into a second line.
 //! Error messages name the line number and key, never a value: values may be secrets.
 
+use helperd_wire::url::{percent_decode, split_userinfo};
+
 use crate::secret::Secret;
 
 /// Longest request line accepted, newline excluded.
@@ -192,14 +194,12 @@ impl GitCredential {
     /// git's `credential_from_url`: a `url=` line replaces the location and identity parts.
     fn apply_url(&mut self, line: usize, url: &str) -> Result<(), ParseError> {
         let bad = |why| ParseError::BadUrl { line, why };
-        let (scheme, rest) = url.split_once("://").ok_or(bad("it has no scheme"))?;
-        let (authority, path) = match rest.find('/') {
+        // Where the userinfo ends is helperd_wire::url's one reading (git's, and a password
+        // holding `/` stays a password rather than becoming a host and a path).
+        let (scheme, userinfo, rest) = split_userinfo(url).ok_or(bad("it has no scheme"))?;
+        let (host, path) = match rest.find('/') {
             Some(i) => (&rest[..i], Some(&rest[i + 1..])),
             None => (rest, None),
-        };
-        let (userinfo, host) = match authority.rfind('@') {
-            Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
-            None => (None, authority),
         };
         let decode = |s: &str| percent_decode(s).ok_or(bad("it has a bad %-escape"));
         let (username, password) = match userinfo {
@@ -238,25 +238,6 @@ impl GitCredential {
         self.password = password.map(Secret::new);
         Ok(())
     }
-}
-
-/// Decodes `%XX` escapes; `None` for a malformed escape or invalid UTF-8.
-pub fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// Builds git's answer. Each value is checked as it is added: an answer never prints a

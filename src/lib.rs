@@ -20,13 +20,11 @@ pub mod fsutil;
 pub mod fswatch;
 pub mod gitproto;
 pub mod ipc;
-#[allow(missing_docs)] // documented by the provider/url rework
 pub mod location;
 pub mod openbao;
 pub mod plain;
 pub mod policy;
 pub mod policy_file;
-#[allow(missing_docs)] // documented by the provider/url rework
 pub mod provider;
 pub mod runtime;
 pub mod secret;

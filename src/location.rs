@@ -1,16 +1,26 @@
 //! URL prefixes from `config.toml` and locations from git's requests, normalised the same
 //! way so that routing (`crate::runtime`) compares them with plain string equality:
-//! scheme and host lower-case, the scheme's default port dropped, the path %-decoded,
-//! without leading or trailing `/`, with dot segments resolved and a trailing `.git`
-//! removed. Pure: no I/O, and no knowledge of runtimes or the configuration.
+//! scheme lower-case; the host lower-case, an internationalised name in its punycode
+//! form (`bücher.example` is `xn--bcher-kva.example`, as curl sends it), without a
+//! trailing dot (`github.com.` is `github.com`), the scheme's default port dropped; the
+//! path %-decoded, without leading or trailing `/`, with dot segments resolved and a
+//! trailing `.git` removed. Pure: no I/O, and no knowledge of runtimes or the configuration.
+//!
+//! The daemon's half of the one URL module: where the userinfo ends, `%XX` decoding and
+//! redaction are `helperd_wire::url`'s (shared with the small client, which must not link
+//! the `url` crate); host names go through the `url` crate's IDNA and IP parsing here
+//! (WHATWG URL rules, which is what browsers and curl's IDN support agree on).
 
 use std::fmt;
+
+use helperd_wire::url::percent_decode;
 
 /// A URL prefix of a runtime, e.g. `https://github.com/acme/`, normalised.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct UrlPrefix {
     /// Lower-case scheme, e.g. `https`.
     pub scheme: String,
+    /// The host (or `*.` wildcard domain) with its port, normalised.
     pub host: HostPattern,
     /// %-decoded, without leading or trailing `/`; empty for a host-wide prefix.
     pub path: String,
@@ -47,35 +57,6 @@ fn default_port(scheme: &str) -> Option<u16> {
     }
 }
 
-/// Decodes `%XX` escapes strictly: exactly two hex digits (no sign, unlike
-/// `u8::from_str_radix`), and the result must be UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hi = hex_value(*bytes.get(i + 1)?)?;
-            let lo = hex_value(*bytes.get(i + 2)?)?;
-            out.push(hi << 4 | lo);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
 /// Escapes what would otherwise end or change the meaning of a path in a URL, so that the
 /// canonical text of a prefix parses back to the same prefix.
 fn percent_encode_path(path: &str) -> String {
@@ -108,13 +89,19 @@ fn normalise_path(decoded: &str) -> String {
         }
     }
     let joined = segments.join("/");
-    let trimmed = joined.trim_matches('/');
-    let last = trimmed.rsplit('/').next().unwrap_or(trimmed);
-    // A component that is only ".git" names nothing once stripped: keep it.
-    if last.len() > ".git".len() && last.ends_with(".git") {
-        trimmed[..trimmed.len() - ".git".len()].to_string()
-    } else {
-        trimmed.to_string()
+    let mut path = joined.trim_matches('/');
+    // Every `.git` goes (`app.git.git` is `app`, so the normalised text normalises to
+    // itself), but a component that is only ".git" names nothing once stripped, and
+    // `..git` or `...git` would become a dot segment (which the server never sees): those
+    // stay whole.
+    loop {
+        let last = path.rsplit('/').next().unwrap_or(path);
+        match last.strip_suffix(".git") {
+            Some(stem) if !matches!(stem, "" | "." | "..") => {
+                path = &path[..path.len() - ".git".len()];
+            }
+            _ => return path.to_string(),
+        }
     }
 }
 
@@ -174,20 +161,48 @@ fn parse_host(scheme: &str, authority: &str) -> Result<(String, bool), String> {
     let decoded = percent_decode(authority).ok_or("the host has a bad %-escape")?;
     let decoded = decoded.to_lowercase();
     let (name, port) = split_port(&decoded)?;
+    let name = without_trailing_dot(name);
     if name.is_empty() {
         return Err("the host is empty".to_string());
     }
     let wildcard = check_host_name(name)?;
     let port = parse_port(port)?;
     let mut host = if wildcard {
-        name["*.".len()..].to_string()
+        canonical_name(&name["*.".len()..])?
     } else {
-        name.to_string()
+        canonical_name(name)?
     };
     if let Some(port) = port.filter(|p| Some(*p) != default_port(scheme)) {
         host.push_str(&format!(":{port}"));
     }
     Ok((host, wildcard))
+}
+
+/// `github.com.` (the root made explicit, which DNS resolves to the same host) is
+/// `github.com`.
+fn without_trailing_dot(name: &str) -> &str {
+    match name.strip_suffix('.') {
+        Some(stripped) if !stripped.ends_with('.') => stripped,
+        _ => name,
+    }
+}
+
+/// The one spelling of a host name, by the WHATWG URL rules curl and browsers follow: an
+/// internationalised name in punycode (`bücher.example` -> `xn--bcher-kva.example`), ASCII
+/// lower-case, IP addresses in their usual form (`[0:0::1]` -> `[::1]`).
+fn canonical_name(name: &str) -> Result<String, String> {
+    match url::Host::parse(name) {
+        Ok(url::Host::Domain(domain)) => Ok(domain),
+        Ok(url::Host::Ipv4(ip)) => Ok(ip.to_string()),
+        Ok(url::Host::Ipv6(ip)) => Ok(format!("[{ip}]")),
+        Err(e) => Err(format!("the host {name:?} is not a valid host name ({e})")),
+    }
+}
+
+/// The name of a normalised `name[:port]` host, without its port: `github.com:8443` ->
+/// `github.com`, `[::1]:8080` -> `[::1]`.
+pub fn host_name(host: &str) -> &str {
+    split_port(host).map_or(host, |(name, _)| name)
 }
 
 /// Splits `name:port`; a bracketed IPv6 address keeps its colons.
@@ -381,14 +396,18 @@ impl fmt::Display for HostPattern {
 /// already parsed the URL, and a host that does not parse simply matches no prefix.
 fn normalise_request_host(scheme: &str, host: &str) -> String {
     let host = host.to_lowercase();
-    if let Ok((name, Some(port))) = split_port(&host) {
-        if let Ok(Some(port)) = parse_port(Some(port)) {
-            if Some(port) == default_port(scheme) {
-                return name.to_string();
-            }
-        }
+    let Ok((name, port)) = split_port(&host) else {
+        return host;
+    };
+    let Ok(port) = parse_port(port) else {
+        return host;
+    };
+    let name = without_trailing_dot(name);
+    let mut normalised = canonical_name(name).unwrap_or_else(|_| name.to_string());
+    if let Some(port) = port.filter(|p| Some(*p) != default_port(scheme)) {
+        normalised.push_str(&format!(":{port}"));
     }
-    host
+    normalised
 }
 
 impl Location {
@@ -514,6 +533,9 @@ mod tests {
             ("https://h.example/acme/app.git/", ("https", "h.example", Some("acme/app.git/")), true),
             ("https://h.example/acme/app", ("https", "h.example", Some("acme/app.github.io")), false),
             ("https://h.example/acme/app", ("https", "h.example", Some("acme/app.git/info")), false),
+            ("https://h.example/acme/..git", ("https", "h.example", Some("acme/..git")), true),
+            ("https://h.example/acme/..git", ("https", "h.example", Some("acme")), false),
+            ("https://h.example/acme/app", ("https", "h.example", Some("acme/app.git.git")), true),
             // percent-encoding in the prefix; git sends paths decoded
             ("https://h.example/%7Euser/", ("https", "h.example", Some("~user/repo.git")), true),
             ("https://h.example/%7euser/", ("https", "h.example", Some("~user")), true),
@@ -690,5 +712,132 @@ mod tests {
         assert!(Location::parse_url("github.com/acme").is_err());
         assert!(Location::parse_url("https://*.example.com/").is_err());
         assert!(Location::parse_url("https://h.example/%zz").is_err());
+    }
+
+    /// `protocol` and `host` as git sends them route like the prefix a person wrote,
+    /// whatever the case, default port, IDN form or trailing dot of either.
+    #[test]
+    fn hosts_route_the_same_whatever_their_spelling() {
+        #[rustfmt::skip]
+        let cases: &[(&str, GitRequest<'_>, bool)] = &[
+            ("HTTPS://GitHub.COM:443/", ("https", "github.com", None), true),
+            ("https://github.com/", ("HTTPS", "GitHub.COM:443", None), true),
+            ("https://github.com./", ("https", "github.com", None), true),
+            ("https://github.com/", ("https", "github.com.", None), true),
+            ("https://github.com/", ("https", "GITHUB.COM.:443", Some("acme")), true),
+            ("https://github.com/", ("https", "github.com..", None), false),
+            ("https://bücher.example/", ("https", "xn--bcher-kva.example", None), true),
+            ("https://xn--bcher-kva.example/", ("https", "bücher.example", None), true),
+            ("https://BÜCHER.example/", ("https", "Bücher.Example.", None), true),
+            ("https://b%C3%BCcher.example/", ("https", "bücher.example", None), true),
+            ("https://bücher.example/", ("https", "bucher.example", None), false),
+            ("https://*.bücher.example/", ("https", "git.xn--bcher-kva.example", None), true),
+            ("https://*.example.com./", ("https", "git.example.com.", None), true),
+            ("http://[0:0::1]:8080/", ("http", "[::1]:8080", None), true),
+        ];
+        for (url, (proto, host, path), expected) in cases {
+            assert_eq!(
+                prefix(url).matches(&git(proto, host, *path)),
+                *expected,
+                "{url} vs {proto}://{host}"
+            );
+        }
+        assert_eq!(
+            prefix("HTTPS://GitHub.COM:443/"),
+            prefix("https://github.com/")
+        );
+        assert_eq!(
+            prefix("https://github.com./"),
+            prefix("https://github.com/")
+        );
+        assert_eq!(
+            prefix("https://bücher.example/x").to_string(),
+            "https://xn--bcher-kva.example/x/"
+        );
+        assert_eq!(
+            Location::parse_url("https://GitHub.com.:443/acme/app.git").unwrap(),
+            git("https", "github.com", Some("acme/app"))
+        );
+        assert_eq!(host_name("github.com:8443"), "github.com");
+        assert_eq!(host_name("[::1]:8080"), "[::1]");
+    }
+
+    use proptest::prelude::*;
+
+    /// Ends every generated password (see [`url_with_password`]).
+    const MARK: char = '\u{a7}';
+
+    /// Parts of a URL with a password, the password being anything at all.
+    fn url_with_password() -> impl Strategy<Value = (String, String, String)> {
+        (
+            prop::sample::select(vec!["https", "http", "git+https"]),
+            "[a-z][a-z0-9._-]{0,8}",
+            // Anything, and often what ends a URL's parts early (`12/x`, `p?w#@d`).
+            prop_oneof![any::<String>(), "[0-9a-z:/?#@% ]{1,12}"]
+                .prop_filter("a password", |p| !p.is_empty()),
+            "[a-z0-9-]{1,10}\\.(com|example|org)",
+            prop::option::of(1u16..),
+            "[a-zA-Z0-9/@.:_~-]{0,20}",
+            prop::option::of("[a-z0-9=&@:%]{0,12}"),
+        )
+            .prop_map(|(scheme, user, password, host, port, path, query)| {
+                // A last character nothing else in a URL or a message holds: any text that
+                // contains the password is then a leak, never a coincidence (a password
+                // `f` is in every message with an "f").
+                let password = format!("{password}{MARK}");
+                let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+                let query = query.map(|q| format!("?{q}")).unwrap_or_default();
+                let before = format!("{scheme}://{user}:");
+                let after = format!("@{host}{port}/{path}{query}");
+                (
+                    format!("{before}{password}{after}"),
+                    password,
+                    before + &after,
+                )
+            })
+    }
+
+    proptest! {
+        /// Redaction never leaks the userinfo password of any URL, whatever characters the
+        /// password holds, in any form a URL is printed: the two redactors and the parse
+        /// errors.
+        #[test]
+        fn redaction_never_leaks_the_password((url, password, around) in url_with_password()) {
+            prop_assert!(!around.contains(MARK));
+            let shown = [
+                helperd_wire::url::redact_password(&url),
+                helperd_wire::url::redact_for_log(&url),
+                UrlPrefix::parse(&url).err().unwrap_or_default(),
+                Location::parse_url(&url).err().unwrap_or_default(),
+            ];
+            for text in shown {
+                prop_assert!(!text.contains(&password), "{text:?} shows the password of {url:?}");
+            }
+        }
+
+        /// parse -> display -> parse is stable: the canonical text of a prefix or a
+        /// location parses back to the same value, and prints the same again.
+        #[test]
+        fn parse_display_parse_is_stable(
+            scheme in "(?i:https?)",
+            host in "([a-zA-Z0-9ü-]{1,8}\\.){0,3}[a-zA-Z0-9ü]{1,8}\\.?",
+            port in prop::option::of(1u16..),
+            path in "[a-zA-Z0-9 ü~._/%-]{0,24}",
+        ) {
+            let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+            let url = format!("{scheme}://{host}{port}/{path}");
+            if let Ok(p) = UrlPrefix::parse(&url) {
+                let text = p.to_string();
+                let again = UrlPrefix::parse(&text);
+                prop_assert_eq!(again.as_ref(), Ok(&p), "{} -> {}", url, text);
+                prop_assert_eq!(again.unwrap().to_string(), text);
+            }
+            if let Ok(loc) = Location::parse_url(&url) {
+                let text = loc.to_string();
+                let again = Location::parse_url(&text);
+                prop_assert_eq!(again.as_ref(), Ok(&loc), "{} -> {}", url, text);
+                prop_assert_eq!(again.unwrap().to_string(), text);
+            }
+        }
     }
 }

@@ -186,7 +186,7 @@ fn urls(data: &Map<String, Value>) -> Result<Vec<UrlPrefix>, String> {
     texts
         .iter()
         .map(|t| {
-            let shown = helperd_wire::wire::redact_userinfo(t);
+            let shown = helperd_wire::url::redact_password(t);
             match UrlPrefix::parse(t) {
                 Ok(p) if matches!(p.scheme.as_str(), "https" | "http") => Ok(p),
                 Ok(p) => Err(format!(

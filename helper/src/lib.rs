@@ -9,6 +9,5 @@
 pub mod client;
 pub mod paths;
 pub mod renewal;
-#[allow(missing_docs)] // documented by the provider/url rework
 pub mod url;
 pub mod wire;

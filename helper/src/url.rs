@@ -1,12 +1,24 @@
-//! Where a URL's userinfo (`user:password@`) ends: the one reading every part of helperd
-//! uses to parse, redact and print URLs, so that no message can print a password whatever
-//! characters it holds.
+//! URL text: where a URL's userinfo (`user:password@`) ends, `%XX` decoding, and the two
+//! redactors every output uses (errors, `which`, `status`, the audit log, logs, the support
+//! bundle), so that no message prints a password whatever characters it holds.
 //!
-//! git's reading: the authority ends at the first `/` after the scheme, and the userinfo
-//! at the last `@` before it, so a password may hold `?`, `#` or `@`. A password with a
-//! `/` leaves no plausible host before that `/`: then everything up to the last `@` before
-//! the query or fragment goes, since treating too much as userinfo beats printing a
-//! password.
+//! This is the part of URL handling that needs no tables: it lives in this small client
+//! crate, which git starts on every operation and which links no `url` crate (its IDNA
+//! tables would weigh more than the rest of the client). Normalising a host for routing
+//! (case, default port, IDN, trailing dot) needs those tables and lives in the daemon's
+//! `helperd::location`, which calls this module for everything else.
+//!
+//! Parsing follows git's reading: the authority ends at the first `/` after the scheme,
+//! and the userinfo at the last `@` before it, so a password may hold `?`, `#` or `@`. A
+//! password with a `/` leaves no plausible host before that `/`: then everything up to the
+//! last `@` before the query or fragment goes, since treating too much as userinfo beats
+//! printing a password.
+//!
+//! Redaction is stricter still, because a password may also hold a `/` followed by digits
+//! (`https://u:12/x@host/`, which git reads as host `u`, port 12): whenever the authority
+//! holds a `:` that could begin a password and an `@` follows anywhere, everything up to
+//! the last `@` is masked. That can hide a port and a path with an `@` in it
+//! (`https://host:8443/a@b`): printing too little beats printing a password.
 
 /// `(scheme, userinfo, the rest)`: `https://u:p@h/x` gives `("https", Some("u:p"), "h/x")`.
 /// `None` when there is no `://`.
@@ -43,6 +55,92 @@ fn plausible_authority(authority: &str) -> bool {
     port.is_none_or(|p| p.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// Decodes `%XX` escapes strictly: exactly two hex digits (no sign, unlike
+/// `u8::from_str_radix`); `None` for a malformed escape or a result that is not UTF-8.
+pub fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hi = hex_value(*bytes.get(i + 1)?)?;
+            let lo = hex_value(*bytes.get(i + 2)?)?;
+            out.push(hi << 4 | lo);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// A URL as redaction reads it: `(scheme, user, whether a password may follow the user,
+/// what follows the userinfo)`; `None` without `://` or without userinfo.
+fn redaction_split(url: &str) -> Option<(&str, &str, bool, &str)> {
+    let (scheme, userinfo, _) = split_userinfo(url)?;
+    let rest = &url[scheme.len() + "://".len()..];
+    // The `:` that starts a password: in git's userinfo, else anywhere in the authority
+    // (`u:12/x@h`, which git reads as host `u`, port 12).
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let colon = match userinfo {
+        Some(info) => info.find(':'),
+        None => None,
+    }
+    .or_else(|| rest[..authority_end].find(':'));
+    match (colon, rest.rfind('@')) {
+        (Some(colon), Some(at)) if colon < at => {
+            Some((scheme, &rest[..colon], true, &rest[at + 1..]))
+        }
+        // No password: only a user name, where git's reading ends it.
+        _ => userinfo.map(|user| (scheme, user, false, &rest[user.len() + 1..])),
+    }
+}
+
+/// `scheme://user:password@host/...` -> `scheme://user:<redacted>@host/...`: for messages
+/// that show the URL the user wrote (`which`, config errors, request logs). A URL without
+/// a password comes back unchanged.
+pub fn redact_password(url: &str) -> String {
+    match redaction_split(url) {
+        Some((scheme, user, true, rest)) => format!("{scheme}://{user}:<redacted>@{rest}"),
+        _ => url.to_string(),
+    }
+}
+
+/// Strips what could carry a credential from a URL before it is logged for good (the
+/// audit log): the whole userinfo, the query (`?private_token=...`) and the fragment.
+/// `https://user:pass@host/path?q` -> `https://host/path`. An scp-like `user@host:path`
+/// loses its `user@` too.
+pub fn redact_for_log(url: &str) -> String {
+    // An scp-like `user@host:path` has no scheme: read as if it had one.
+    let (prefix, schemed) = match url.contains("://") {
+        true => ("", url.to_string()),
+        false => ("x://", format!("x://{url}")),
+    };
+    let (scheme, rest) = match redaction_split(&schemed) {
+        Some((scheme, _, _, rest)) => (scheme, rest),
+        None => match schemed.split_once("://") {
+            Some((scheme, rest)) => (scheme, rest),
+            None => ("", schemed.as_str()),
+        },
+    };
+    let end = rest.find(['?', '#']).unwrap_or(rest.len());
+    let redacted = format!("{scheme}://{}", &rest[..end]);
+    redacted
+        .strip_prefix(prefix)
+        .unwrap_or(&redacted)
+        .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,5 +164,36 @@ mod tests {
             assert_eq!((scheme, u, r), ("https", userinfo, rest), "{url}");
         }
         assert_eq!(split_userinfo("no-scheme"), None);
+    }
+
+    #[test]
+    fn redaction_masks_every_password_git_could_read() {
+        #[rustfmt::skip]
+        let cases = [
+            ("https://x-access-token:ghp_abc@github.com/a.git", "https://x-access-token:<redacted>@github.com/a.git"),
+            ("https://u:p#s@h/x", "https://u:<redacted>@h/x"),
+            ("https://u:12/x@h/p", "https://u:<redacted>@h/p"),
+            ("https://u:1/?x@h/", "https://u:<redacted>@h/"),
+            ("https://bob@h/p", "https://bob@h/p"),
+            ("https://h/p@q", "https://h/p@q"),
+            ("https://h:8443/p", "https://h:8443/p"),
+            ("not a url", "not a url"),
+        ];
+        for (url, redacted) in cases {
+            assert_eq!(redact_password(url), redacted, "{url}");
+        }
+        assert_eq!(redact_for_log("https://u:12/x@h/p?q"), "https://h/p");
+        assert_eq!(
+            redact_for_log("git@github.com:acme/app.git"),
+            "github.com:acme/app.git"
+        );
+    }
+
+    #[test]
+    fn percent_decoding_is_strict() {
+        assert_eq!(percent_decode("a%20b%7e").as_deref(), Some("a b~"));
+        for bad in ["%", "%4", "%zz", "%+1", "%FF"] {
+            assert_eq!(percent_decode(bad), None, "{bad}");
+        }
     }
 }

@@ -279,21 +279,6 @@ impl Response {
     }
 }
 
-/// `scheme://user:password@host/...` -> `scheme://user@host/...`: a URL as users paste it
-/// may carry a token; logs and reports must not.
-pub fn redact_userinfo(url: &str) -> String {
-    match crate::url::split_userinfo(url) {
-        Some((scheme, Some(userinfo), rest)) => {
-            let masked = match userinfo.split_once(':') {
-                Some((user, _)) => format!("{user}:<redacted>"),
-                None => userinfo.to_string(),
-            };
-            format!("{scheme}://{masked}@{rest}")
-        }
-        _ => url.to_string(),
-    }
-}
-
 /// The body of a [`Response`].
 ///
 /// `Debug` is written by hand: the git output carries the password.
@@ -363,7 +348,7 @@ impl std::fmt::Debug for Request {
             }
             Request::Which { url } => f
                 .debug_struct("Which")
-                .field("url", &redact_userinfo(url))
+                .field("url", &crate::url::redact_password(url))
                 .finish(),
             Request::TokenSet {
                 runtime,
@@ -849,13 +834,6 @@ mod tests {
 
     #[test]
     fn userinfo_passwords_are_redacted() {
-        assert_eq!(
-            redact_userinfo("https://x-access-token:ghp_abc@github.com/a.git"),
-            "https://x-access-token:<redacted>@github.com/a.git"
-        );
-        assert_eq!(redact_userinfo("https://bob@h/p"), "https://bob@h/p");
-        assert_eq!(redact_userinfo("https://h/p@q"), "https://h/p@q");
-        assert_eq!(redact_userinfo("not a url"), "not a url");
         let which = Request::Which {
             url: "https://u:hunter2@h/".into(),
         };

@@ -10,6 +10,7 @@ use helperd_wire::paths::Paths;
 use helperd_wire::wire::{LoginStep, Reply, Request};
 
 use super::send_starting;
+use crate::provider::descriptor::OAuth;
 
 fn step(paths: &Paths, request: Request) -> anyhow::Result<LoginStep> {
     match send_starting(paths, request)?.reply {
@@ -47,7 +48,7 @@ pub fn login(paths: &Paths, runtime: &str) -> anyhow::Result<u8> {
     let config = crate::config_file::load(&crate::config::config_file(&paths.config_dir))?;
     if config
         .runtime(runtime)
-        .is_some_and(|rt| rt.provider == crate::config::Provider::Gitea)
+        .is_some_and(|rt| matches!(rt.provider.descriptor().oauth, OAuth::BrowserPkce(_)))
     {
         return browser_login(paths, runtime);
     }
@@ -118,7 +119,7 @@ pub fn login(paths: &Paths, runtime: &str) -> anyhow::Result<u8> {
 fn query_param(query: &str, name: &str) -> Option<String> {
     query.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=')?;
-        (k == name).then(|| crate::gitproto::percent_decode(&v.replace('+', " ")))?
+        (k == name).then(|| helperd_wire::url::percent_decode(&v.replace('+', " ")))?
     })
 }
 

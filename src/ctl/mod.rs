@@ -186,13 +186,11 @@ fn renew(
         ),
         None => eprintln!("it has no token yet"),
     }
-    if let Some(page) = rt.provider.token_page(&base) {
+    let forge = rt.provider.descriptor();
+    if let Some(page) = forge.token_page(&base) {
         eprintln!("create the new token at {page}");
     }
-    eprintln!(
-        "scopes git needs: {}",
-        crate::decision::git_scopes(rt.provider)
-    );
+    eprintln!("scopes git needs: {}", forge.git_scopes);
     let secret = tty::read_secret("new token (hidden): ")?;
     if secret.is_empty() {
         bail!("no token given; nothing was changed");

@@ -12,6 +12,8 @@ use crate::cli::RuntimeAction;
 use crate::config::{config_file, AuthScheme, Config, Provider};
 use crate::config_edit::{self, NewRuntime};
 use crate::fsutil;
+use crate::location::{host_name, HostPattern, UrlPrefix};
+use crate::provider::registry;
 
 pub fn run(paths: &Paths, action: RuntimeAction) -> anyhow::Result<u8> {
     let path = config_file(&paths.config_dir);
@@ -173,18 +175,13 @@ pub fn run(paths: &Paths, action: RuntimeAction) -> anyhow::Result<u8> {
 
 /// The provider a host most likely is (public instances only); `generic` otherwise.
 fn guess_provider(url: &str) -> Provider {
-    let host = url
-        .split_once("://")
-        .map(|(_, rest)| rest.split(['/', ':']).next().unwrap_or(""))
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    match host.as_str() {
-        "github.com" => Provider::GitHub,
-        "gitlab.com" => Provider::GitLab,
-        "bitbucket.org" => Provider::Bitbucket,
-        "codeberg.org" | "gitea.com" => Provider::Gitea,
-        _ => Provider::Generic,
-    }
+    UrlPrefix::parse(url)
+        .ok()
+        .and_then(|prefix| match prefix.host {
+            HostPattern::Exact(host) => registry::guess_by_host(host_name(&host)),
+            HostPattern::Wildcard(_) => None,
+        })
+        .unwrap_or(Provider::Generic)
 }
 
 /// Applies `change` to the file's text and writes it back atomically, keeping its mode.

@@ -341,7 +341,7 @@ fn policy_status(state: &State, policy: Option<&LoadedPolicy>) -> Option<PolicyS
 /// `helperctl which URL`.
 pub fn which(state: &State, url: &str) -> Response {
     // The URL may carry a token (https://user:TOKEN@host/...): never echo it.
-    let shown = helperd_wire::wire::redact_userinfo(url);
+    let shown = helperd_wire::url::redact_password(url);
     let (loc, user) = match Location::parse_url_with_user(url) {
         Ok(parsed) => parsed,
         Err(e) => return bad_request(format!("{shown:?} is not a URL helperd can route: {e}")),

@@ -52,6 +52,12 @@ const EDGES: &[&str] = &[
     "tty",
 ];
 
+/// The parts of an edge the core may read: the provider registry and its descriptors are
+/// constant data (reading one does no I/O), and the core's rules (the username git gets,
+/// the token page a notice names) depend on them. Their API functions are `pub(crate)`
+/// and called by `provider::ProviderClient` alone.
+const CORE_MAY_READ: &[&str] = &["crate::provider::registry", "crate::provider::descriptor"];
+
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
@@ -161,6 +167,9 @@ fn the_core_imports_no_edge() {
         for file in files {
             let text = std::fs::read_to_string(&file).unwrap();
             let code = text.split("#[cfg(test)]").next().unwrap_or(&text);
+            let code = CORE_MAY_READ
+                .iter()
+                .fold(code.to_string(), |code, allowed| code.replace(allowed, ""));
             for edge in EDGES {
                 if code.contains(&format!("crate::{edge}::"))
                     || code.contains(&format!("crate::{edge};"))

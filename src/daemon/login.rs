@@ -26,7 +26,11 @@ fn oauth_app(
 ) -> Result<(RuntimeConfig, Target, String, Vec<String>), Response> {
     let rt = runtime_named(state, name)?;
     let target = Target::for_runtime(&rt);
-    let defaults = || login_scopes(&rt).iter().map(|s| s.to_string()).collect();
+    // What git needs there, when the OAuth app names no scopes of its own.
+    let defaults = || {
+        let scopes = rt.provider.descriptor().oauth.scopes();
+        scopes.iter().map(|s| s.to_string()).collect()
+    };
     let policy = state.policy.current();
     let (client_id, scopes) = match provider::oauth_app(&rt, policy.as_deref().map(|p| &p.policy)) {
         Some(OAuthAppSource::Runtime(client_id)) => (client_id, defaults()),
@@ -73,18 +77,6 @@ fn random_base64url(len: usize) -> String {
 fn pkce_challenge(verifier: &str) -> String {
     use sha2::Digest;
     base64url(&sha2::Sha256::digest(verifier.as_bytes()))
-}
-
-/// The scopes a login asks for: what git needs on that provider.
-fn login_scopes(rt: &RuntimeConfig) -> Vec<&'static str> {
-    use crate::config::Provider;
-    match rt.provider {
-        // https://docs.github.com/en/apps/oauth-apps/building-oauth-apps/scopes-for-oauth-apps
-        Provider::GitHub => vec!["repo"],
-        // https://docs.gitlab.com/integration/oauth_provider/#view-all-authorized-applications (scopes)
-        Provider::GitLab => vec!["read_repository", "write_repository"],
-        _ => Vec::new(),
-    }
 }
 
 /// Device login, step 1: a device code from the host.

@@ -12,10 +12,49 @@
 use reqwest::Method;
 use serde::Deserialize;
 
+use super::descriptor::{Api, ApiUser, OAuth, ProviderDescriptor, Revoke, TokenPage};
 use super::http::{Auth, Http};
 use super::oauth;
-use super::{ProviderError, RevokeOutcome, Target, TokenInfo};
+use super::{ProviderError, Target, TokenInfo};
+use crate::config::Provider;
 use crate::secret::Secret;
+
+/// Bitbucket Cloud, as the registry knows it.
+pub(super) const DESCRIPTOR: ProviderDescriptor = ProviderDescriptor {
+    provider: Provider::Bitbucket,
+    name: "bitbucket",
+    title: "Bitbucket Cloud",
+    host_guesses: &["bitbucket.org"],
+    // Bitbucket Cloud API tokens: "you can also use the static username
+    // `x-bitbucket-api-token-auth`" instead of the account's username
+    // (support.atlassian.com bitbucket-cloud/docs/using-api-tokens); app passwords, which
+    // needed the username, are gone since 2026-07-28.
+    default_username: Some("x-bitbucket-api-token-auth"),
+    // Bitbucket Cloud API tokens belong to the Atlassian account, not to bitbucket.org:
+    // support.atlassian.com bitbucket-cloud/docs/using-api-tokens.
+    token_page: Some(TokenPage::Elsewhere(
+        "https://id.atlassian.com/manage-profile/security/api-tokens",
+    )),
+    // https://support.atlassian.com/bitbucket-cloud/docs/api-token-permissions/
+    git_scopes: "read:repository:bitbucket, write:repository:bitbucket",
+    api: Some(Api {
+        // https://developer.atlassian.com/cloud/bitbucket/rest/intro/ : Bitbucket Cloud's
+        // API has one home whatever the web prefix.
+        base: |_web| "https://api.bitbucket.org/2.0".to_string(),
+        user: ApiUser::Email,
+        introspect: |http, target, email, token| Box::pin(introspect(http, target, email, token)),
+        rotate: None,
+    }),
+    // No Bitbucket Cloud API revokes an API token: they belong to the Atlassian account
+    // and are managed on its page only.
+    revoke: Revoke::ByHand {
+        reason: "Bitbucket Cloud has no API to revoke an API token; revoke it on the \
+                 Atlassian account's token page",
+    },
+    oauth: OAuth::Unavailable {
+        why: "Bitbucket Cloud offers no OAuth device flow; use an API token",
+    },
+};
 
 /// https://developer.atlassian.com/cloud/bitbucket/rest/api-group-users/#api-user-get
 #[derive(Deserialize)]
@@ -93,23 +132,6 @@ fn missing_git_scopes(scopes: &[String]) -> Vec<String> {
         Vec::new()
     } else {
         vec!["repository:write".to_string()]
-    }
-}
-
-/// No Bitbucket Cloud API revokes an API token: they belong to the Atlassian account and
-/// are managed on its page only.
-pub(super) fn revoke(target: &Target) -> RevokeOutcome {
-    RevokeOutcome::NotSupported {
-        reason: "Bitbucket Cloud has no API to revoke an API token; revoke it on the \
-                 Atlassian account's token page"
-            .to_string(),
-        token_page: target.token_page(),
-    }
-}
-
-pub(super) fn no_device_flow() -> ProviderError {
-    ProviderError::Unsupported {
-        what: "Bitbucket Cloud offers no OAuth device flow; use an API token".to_string(),
     }
 }
 

@@ -17,9 +17,46 @@
 use reqwest::Method;
 use serde::Deserialize;
 
+use super::descriptor::{self, Api, ApiUser, OAuth, ProviderDescriptor, Revoke};
 use super::http::{path_segment, Auth, Http};
-use super::{ProviderError, RevokeOutcome, Target, TokenInfo};
+use super::{ProviderError, Target, TokenInfo};
+use crate::config::Provider;
 use crate::secret::Secret;
+
+/// Bitbucket Data Center, as the registry knows it.
+pub(super) const DESCRIPTOR: ProviderDescriptor = ProviderDescriptor {
+    provider: Provider::BitbucketServer,
+    name: "bitbucket-server",
+    title: "Bitbucket Data Center",
+    // Self-hosted only: any host name.
+    host_guesses: &[],
+    // HTTP access tokens authenticate as the account: git must send the account's
+    // username (confluence "Managing HTTP access tokens").
+    default_username: None,
+    // Manage account > HTTP access tokens (confluence "Managing HTTP access tokens").
+    token_page: Some(descriptor::TokenPage::OnServer(
+        "/plugins/servlet/access-tokens/manage",
+    )),
+    // https://confluence.atlassian.com/bitbucketserver/http-access-tokens-939515499.html
+    git_scopes: "repository write (REPO_WRITE) or project write",
+    api: Some(Api {
+        // https://developer.atlassian.com/server/bitbucket/rest/ : `/rest/api/latest/...`
+        // and `/rest/access-tokens/latest/...` share the `/rest` root.
+        base: |web| format!("{web}/rest"),
+        user: ApiUser::Username,
+        introspect: |http, target, user, token| Box::pin(introspect(http, target, user, token)),
+        rotate: None,
+    }),
+    // Tokens cannot delete tokens (module comment): the user revokes it on the page.
+    revoke: Revoke::ByHand {
+        reason: "Bitbucket Data Center does not let a token revoke tokens; revoke it under \
+                 Manage account > HTTP access tokens (project and repository tokens: in \
+                 their settings)",
+    },
+    oauth: OAuth::Unavailable {
+        why: "Bitbucket Data Center offers no OAuth device flow; use an HTTP access token",
+    },
+};
 
 /// `GET /rest/api/latest/users/{userSlug}`.
 #[derive(Deserialize)]
@@ -158,24 +195,6 @@ fn describe(token: &AccessToken, info: &mut TokenInfo) {
         info.missing_git_scopes.push("REPO_WRITE".to_string());
     }
     info.scopes = Some(token.permissions.clone());
-}
-
-/// Tokens cannot delete tokens (module comment): the user revokes it on the page.
-pub(super) fn revoke(target: &Target) -> RevokeOutcome {
-    RevokeOutcome::NotSupported {
-        reason: "Bitbucket Data Center does not let a token revoke tokens; revoke it under \
-                 Manage account > HTTP access tokens (project and repository tokens: in \
-                 their settings)"
-            .to_string(),
-        token_page: target.token_page(),
-    }
-}
-
-pub(super) fn no_device_flow() -> ProviderError {
-    ProviderError::Unsupported {
-        what: "Bitbucket Data Center offers no OAuth device flow; use an HTTP access token"
-            .to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -10,8 +10,11 @@ pub enum ProviderError {
     /// The host answered, and refused the token (or the refresh token).
     #[error("{host} rejected the token (HTTP {status}): {meaning}")]
     Rejected {
+        /// The host that refused, `name[:port]`.
         host: String,
+        /// The HTTP status it answered.
         status: u16,
+        /// What the status means for the user, written by helperd.
         meaning: String,
     },
     /// The token lacks scopes git needs. Introspection reports them in
@@ -19,13 +22,21 @@ pub enum ProviderError {
     /// failing, so that `--force` can store the token anyway; the caller turns them into
     /// this error when it refuses.
     #[error("the token lacks the scope(s) {}; create a token with them, or pass --force to store it anyway", .scopes.join(", "))]
-    MissingScopes { scopes: Vec<String> },
+    MissingScopes {
+        /// The scopes the token lacks, as the forge names them.
+        scopes: Vec<String>,
+    },
     /// Connection refused, DNS failure, TLS failure, timeout: nothing usable came back.
     #[error(
         "cannot reach {url}: {detail}; check the network and the proxy settings \
          (HTTPS_PROXY, NO_PROXY), or pass --offline to skip the check"
     )]
-    Unreachable { url: String, detail: String },
+    Unreachable {
+        /// The URL that could not be reached (never with userinfo).
+        url: String,
+        /// What failed (connection, DNS, TLS, timeout), written by helperd.
+        detail: String,
+    },
     /// The device code expired before the user approved the login (`expired_token`).
     #[error("the login code expired before it was approved; run the login again")]
     Expired,
@@ -44,17 +55,32 @@ pub enum ProviderError {
          system policy ([[oauth_app]] host = \"{host}\", client_id = \"...\"), or use a \
          personal access token"
     )]
-    OAuthNotRegistered { host: String },
+    OAuthNotRegistered {
+        /// The host the app would be registered for, `name[:port]`.
+        host: String,
+    },
     /// The host refused the refresh token (expired, revoked or already used).
     #[error("{host} refused the refresh token (expired, revoked or already used); log in again")]
-    RefreshRejected { host: String },
+    RefreshRejected {
+        /// The host that refused it, `name[:port]`.
+        host: String,
+    },
     /// The provider (or its API) cannot do this at all.
     #[error("{what}")]
-    Unsupported { what: String },
+    Unsupported {
+        /// What cannot be done and what to do instead, a sentence for the user.
+        what: String,
+    },
     /// The host answered something helperd does not understand.
     #[error("unexpected answer: {detail}")]
-    Protocol { detail: String },
+    Protocol {
+        /// What was unexpected, written by helperd (never the server's own words).
+        detail: String,
+    },
     /// The HTTP client could not be set up (TLS roots, proxy settings).
     #[error("cannot set up the HTTPS client: {detail}")]
-    Setup { detail: String },
+    Setup {
+        /// What could not be set up.
+        detail: String,
+    },
 }

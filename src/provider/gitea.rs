@@ -18,10 +18,46 @@
 use reqwest::Method;
 use serde::Deserialize;
 
+use super::descriptor::{Api, ApiUser, OAuth, PkceFlow, ProviderDescriptor, Revoke, TokenPage};
 use super::http::{Auth, Http, Reply};
 use super::oauth;
-use super::{OAuthTokens, ProviderError, RevokeOutcome, Target, TokenInfo};
+use super::{ProviderError, Target, TokenInfo};
+use crate::config::Provider;
 use crate::secret::Secret;
+
+/// Gitea and Forgejo, as the registry knows them.
+pub(super) const DESCRIPTOR: ProviderDescriptor = ProviderDescriptor {
+    provider: Provider::Gitea,
+    name: "gitea",
+    title: "Gitea/Forgejo",
+    // Codeberg runs Forgejo; gitea.com runs Gitea.
+    host_guesses: &["codeberg.org", "gitea.com"],
+    // Gitea/Forgejo tokens are sent with the account's username.
+    default_username: None,
+    // Settings > Applications > Generate new token.
+    token_page: Some(TokenPage::OnServer("/user/settings/applications")),
+    // https://docs.gitea.com/development/oauth2-provider#scopes (token scopes)
+    git_scopes: "write:repository",
+    api: Some(Api {
+        // https://docs.gitea.com/development/api-usage (the API lives at /api/v1).
+        base: |web| format!("{web}/api/v1"),
+        user: ApiUser::Username,
+        introspect: |http, target, _user, token| Box::pin(introspect(http, target, token)),
+        rotate: None,
+    }),
+    revoke: Revoke::ByHand {
+        reason: "Gitea and Forgejo delete tokens only when asked with the account's password, \
+                 not with a token; delete it under Settings > Applications",
+    },
+    // The authorization code flow with PKCE on a loopback redirect, and refresh at the
+    // token endpoint (https://docs.gitea.com/development/oauth2-provider); no device flow.
+    oauth: OAuth::BrowserPkce(PkceFlow {
+        authorize_path: "/login/oauth/authorize",
+        token_path: "/login/oauth/access_token",
+        // The app's registration decides what its tokens may do.
+        scopes: &[],
+    }),
+};
 
 #[derive(Deserialize)]
 struct User {
@@ -90,34 +126,6 @@ pub(super) async fn introspect(
         _ => return Err(reply.rejected()),
     }
     Ok(info)
-}
-
-pub(super) fn revoke(target: &Target) -> RevokeOutcome {
-    RevokeOutcome::NotSupported {
-        reason: "Gitea and Forgejo delete tokens only when asked with the account's password, \
-                 not with a token; delete it under Settings > Applications"
-            .to_string(),
-        token_page: target.token_page(),
-    }
-}
-
-pub(super) fn no_device_flow() -> ProviderError {
-    ProviderError::Unsupported {
-        what: "Gitea and Forgejo have no OAuth device flow: they offer the authorization code \
-               flow with PKCE on a loopback redirect instead"
-            .to_string(),
-    }
-}
-
-/// https://docs.gitea.com/development/oauth2-provider (refresh at the token endpoint).
-pub(super) async fn refresh(
-    http: &Http,
-    target: &Target,
-    client_id: &str,
-    refresh_token: &Secret,
-) -> Result<OAuthTokens, ProviderError> {
-    let url = format!("{}/login/oauth/access_token", target.web_base);
-    oauth::refresh(http, &url, client_id, refresh_token).await
 }
 
 #[cfg(test)]

@@ -11,11 +11,67 @@ use reqwest::header::HeaderName;
 use reqwest::Method;
 use serde::Deserialize;
 
+use super::descriptor::{
+    Api, ApiUser, DeviceFlow, OAuth, ProviderDescriptor, Revoke, RevokeCall, TokenPage,
+};
 use super::http::{Auth, Http, Reply};
 use super::oauth;
-use super::{DeviceCode, DevicePoll, OAuthTokens, ProviderError, RevokeOutcome, Target, TokenInfo};
+use super::{ProviderError, RevokeOutcome, Target, TokenInfo};
+use crate::config::Provider;
 use crate::secret::Secret;
 use crate::timefmt;
+
+/// GitHub, as the registry knows it.
+pub(super) const DESCRIPTOR: ProviderDescriptor = ProviderDescriptor {
+    provider: Provider::GitHub,
+    name: "github",
+    title: "GitHub",
+    host_guesses: &["github.com"],
+    // GitHub documents `x-access-token` as the username for token-only HTTPS git access
+    // ("Authenticating as a GitHub App installation":
+    // `git clone https://x-access-token:TOKEN@github.com/owner/repo.git`); a PAT is
+    // accepted with any username.
+    default_username: Some("x-access-token"),
+    // docs.github.com "Managing your personal access tokens": Settings > Developer
+    // settings > Personal access tokens, at /settings/tokens (the same path on GitHub
+    // Enterprise Server).
+    token_page: Some(TokenPage::OnServer("/settings/tokens")),
+    // https://docs.github.com/en/authentication/keeping-your-account-and-data-secure/managing-your-personal-access-tokens
+    git_scopes: "classic token: repo; fine-grained token: Contents read and write",
+    api: Some(Api {
+        base: api_base,
+        user: ApiUser::Username,
+        introspect: |http, target, _user, token| Box::pin(introspect(http, target, token)),
+        rotate: None,
+    }),
+    revoke: Revoke::Api(RevokeCall(|http, target, token| {
+        Box::pin(revoke(http, target, token))
+    })),
+    // Device flow and refresh on the web host:
+    // https://docs.github.com/en/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps
+    // (step 1 `/login/device/code`, step 3 `/login/oauth/access_token`);
+    // https://docs.github.com/en/apps/creating-github-apps/authenticating-with-a-github-app/refreshing-user-access-tokens :
+    // `client_secret` is required "unless the user access token was generated with the
+    // device flow", which is how helperd gets them.
+    oauth: OAuth::Device(DeviceFlow {
+        device_path: "/login/device/code",
+        token_path: "/login/oauth/access_token",
+        // https://docs.github.com/en/apps/oauth-apps/building-oauth-apps/scopes-for-oauth-apps
+        scopes: &["repo"],
+        // GitHub answers 404 for a client id it does not know.
+        not_found: super::oauth_not_registered,
+    }),
+};
+
+/// https://docs.github.com/en/rest/using-the-rest-api/getting-started-with-the-rest-api
+/// (github.com: api.github.com; GitHub Enterprise Server: http(s)://HOSTNAME/api/v3).
+fn api_base(web: &str) -> String {
+    if web == "https://github.com" {
+        "https://api.github.com".to_string()
+    } else {
+        format!("{web}/api/v3")
+    }
+}
 
 /// https://docs.github.com/en/rest/about-the-rest-api/api-versions : pin the version so a
 /// future default cannot change the answers this code reads.
@@ -252,43 +308,6 @@ pub(super) async fn revoke(
             }
         }
     }
-}
-
-/// https://docs.github.com/en/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps#step-1-app-requests-the-device-and-user-verification-codes-from-github
-pub(super) async fn device_start(
-    http: &Http,
-    target: &Target,
-    client_id: &str,
-    scopes: &[&str],
-) -> Result<DeviceCode, ProviderError> {
-    let url = format!("{}/login/device/code", target.web_base);
-    // GitHub answers 404 for a client id it does not know.
-    let not_found = super::oauth_not_registered(target);
-    oauth::device_start(http, &url, client_id, scopes, not_found).await
-}
-
-/// https://docs.github.com/en/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps#step-3-app-polls-github-to-check-if-the-user-authorized-the-device
-pub(super) async fn device_poll(
-    http: &Http,
-    target: &Target,
-    client_id: &str,
-    device_code: &Secret,
-) -> Result<DevicePoll, ProviderError> {
-    let url = format!("{}/login/oauth/access_token", target.web_base);
-    oauth::device_poll(http, &url, client_id, device_code).await
-}
-
-/// https://docs.github.com/en/apps/creating-github-apps/authenticating-with-a-github-app/refreshing-user-access-tokens :
-/// `client_secret` is required "unless the user access token was generated with the device
-/// flow", which is how helperd gets them.
-pub(super) async fn refresh(
-    http: &Http,
-    target: &Target,
-    client_id: &str,
-    refresh_token: &Secret,
-) -> Result<OAuthTokens, ProviderError> {
-    let url = format!("{}/login/oauth/access_token", target.web_base);
-    oauth::refresh(http, &url, client_id, refresh_token).await
 }
 
 #[cfg(test)]

@@ -12,11 +12,55 @@
 use reqwest::Method;
 use serde::Deserialize;
 
+use super::descriptor::{
+    Api, ApiUser, DeviceFlow, OAuth, ProviderDescriptor, Revoke, RevokeCall, TokenPage,
+};
 use super::http::{Auth, Http};
 use super::oauth;
-use super::{DeviceCode, DevicePoll, OAuthTokens, ProviderError, RevokeOutcome, Target, TokenInfo};
+use super::{ProviderError, RevokeOutcome, Target, TokenInfo};
+use crate::config::Provider;
 use crate::secret::Secret;
 use crate::timefmt;
+
+/// GitLab, as the registry knows it.
+pub(super) const DESCRIPTOR: ProviderDescriptor = ProviderDescriptor {
+    provider: Provider::GitLab,
+    name: "gitlab",
+    title: "GitLab",
+    host_guesses: &["gitlab.com"],
+    // GitLab: "Git over HTTPS: any non-blank value as a username, the personal access
+    // token as the password" (docs.gitlab.com user/profile/personal_access_tokens), and
+    // OAuth tokens used the magic `oauth2` username (docs.gitlab.com api/oauth2 "Access
+    // Git over HTTPS with access token"), so `oauth2` suits both.
+    default_username: Some("oauth2"),
+    // GitLab 16.x moved the page from /-/profile/personal_access_tokens to
+    // /-/user_settings/personal_access_tokens (the old path is a 404 on gitlab.com).
+    token_page: Some(TokenPage::OnServer(
+        "/-/user_settings/personal_access_tokens",
+    )),
+    // https://docs.gitlab.com/user/profile/personal_access_tokens/#personal-access-token-scopes
+    git_scopes: "read_repository, write_repository",
+    api: Some(Api {
+        // https://docs.gitlab.com/api/rest/ ("/api/v4" on every instance).
+        base: |web| format!("{web}/api/v4"),
+        user: ApiUser::Username,
+        introspect: |http, target, _user, token| Box::pin(introspect(http, target, token)),
+        rotate: Some(|http, target, token| Box::pin(rotate(http, target, token))),
+    }),
+    revoke: Revoke::Api(RevokeCall(|http, target, token| {
+        Box::pin(revoke(http, target, token))
+    })),
+    oauth: OAuth::Device(DeviceFlow {
+        device_path: "/oauth/authorize_device",
+        // https://docs.gitlab.com/api/oauth2/#authorization-code-flow (step "refresh"):
+        // public clients send no secret.
+        token_path: "/oauth/token",
+        // https://docs.gitlab.com/integration/oauth_provider/#view-all-authorized-applications (scopes)
+        scopes: &["read_repository", "write_repository"],
+        // The endpoint exists from GitLab 17.1 on (and an admin can turn the flow off).
+        not_found: |_| ProviderError::DeviceFlowDisabled,
+    }),
+};
 
 /// https://docs.gitlab.com/api/personal_access_tokens/#get-details-on-a-personal-access-token
 #[derive(Deserialize)]
@@ -220,40 +264,6 @@ pub(super) async fn rotate(
         }),
         _ => Err(reply.rejected()),
     }
-}
-
-pub(super) async fn device_start(
-    http: &Http,
-    target: &Target,
-    client_id: &str,
-    scopes: &[&str],
-) -> Result<DeviceCode, ProviderError> {
-    let url = format!("{}/oauth/authorize_device", target.web_base);
-    // The endpoint exists from GitLab 17.1 on (and an admin can turn the flow off).
-    let not_found = ProviderError::DeviceFlowDisabled;
-    oauth::device_start(http, &url, client_id, scopes, not_found).await
-}
-
-pub(super) async fn device_poll(
-    http: &Http,
-    target: &Target,
-    client_id: &str,
-    device_code: &Secret,
-) -> Result<DevicePoll, ProviderError> {
-    let url = format!("{}/oauth/token", target.web_base);
-    oauth::device_poll(http, &url, client_id, device_code).await
-}
-
-/// https://docs.gitlab.com/api/oauth2/#authorization-code-flow (step "refresh"): public
-/// clients send no secret.
-pub(super) async fn refresh(
-    http: &Http,
-    target: &Target,
-    client_id: &str,
-    refresh_token: &Secret,
-) -> Result<OAuthTokens, ProviderError> {
-    let url = format!("{}/oauth/token", target.web_base);
-    oauth::refresh(http, &url, client_id, refresh_token).await
 }
 
 #[cfg(test)]

@@ -2,9 +2,33 @@
 //! its scopes, its expiry), revocation where the API allows it, and the OAuth device flow
 //! with refresh.
 //!
+//! # Providers as data
+//!
+//! Each forge is one file (`github.rs`, `gitlab.rs`, `bitbucket.rs`, `bitbucket_server.rs`,
+//! `gitea.rs`, `generic.rs`) holding one [`ProviderDescriptor`] named `DESCRIPTOR`: its
+//! config name, host guesses, default username, token page, the scopes git needs, API base,
+//! token introspection, revocation and OAuth endpoints, with comments citing the
+//! documentation each fact relies on. The [`registry`] maps a [`Provider`] to its
+//! descriptor; `config`, `decision`, `ctl/`, `daemon/` and [`ProviderClient`] ask it and
+//! never `match` on the provider. `registry::tests` fails when a descriptor lacks a fact.
+//!
+//! Adding a forge, e.g. Azure DevOps, is one file and one registry line (plus the config
+//! name, which users write):
+//!
+//! 1. `provider/azure_devops.rs` with `pub(super) const DESCRIPTOR: ProviderDescriptor`:
+//!    name `azure-devops`, host guess `dev.azure.com`, its token page (User settings >
+//!    Personal access tokens), the git scopes ("Code: Read & write"), an
+//!    [`descriptor::Api`] whose `introspect` asks its REST API about a token (or `api:
+//!    None` at first), `Revoke::ByHand` and `OAuth::Unavailable` until helperd supports
+//!    more, each with a comment citing Microsoft's documentation;
+//! 2. the variant `Provider::AzureDevOps` in `config.rs` and in `Provider::ALL`;
+//! 3. `Provider::AzureDevOps => &azure_devops::DESCRIPTOR` in [`registry::descriptor`]
+//!    (the compiler points at it, and at the completeness test's list).
+//!
+//! # The client
+//!
 //! One [`ProviderClient`] (reqwest over rustls, see [`http`]) serves every provider; a
-//! [`Target`] says where the provider of a runtime lives. Each provider is one file whose
-//! comments cite the documentation its behaviour relies on. Nothing here logs, no error
+//! [`Target`] says where the provider of a runtime lives. Nothing here logs, no error
 //! message contains a secret, and secrets travel as [`Secret`]s.
 //!
 //! The tests run every provider against a local fake server ([`fake`]) that answers what
@@ -12,35 +36,44 @@
 
 mod bitbucket;
 mod bitbucket_server;
+pub mod descriptor;
 mod error;
 #[cfg(test)]
 mod fake;
+mod generic;
 mod gitea;
 mod github;
 mod gitlab;
 mod http;
 mod oauth;
+pub mod registry;
 mod types;
 
+pub use descriptor::ProviderDescriptor;
 pub use error::ProviderError;
+pub use registry::descriptor;
 pub use types::{DeviceCode, DevicePoll, OAuthTokens, RevokeOutcome, TokenInfo};
 
 use crate::config::{Provider, RuntimeConfig};
 use crate::policy::{OAuthApp, Policy};
 use crate::secret::Secret;
+use descriptor::{OAuth, Revoke, RevokeCall};
 
 /// A token issued by a rotation.
 #[derive(Debug)]
 pub struct RotatedToken {
+    /// The new token; the old one is revoked.
     pub token: Secret,
     /// Unix seconds.
     pub expires: Option<u64>,
+    /// The new token's scopes, as the host names them.
     pub scopes: Vec<String>,
 }
 
 /// Where a runtime's provider lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
+    /// The forge there; its descriptor says how to talk to it.
     pub provider: Provider,
     /// The web server, e.g. `https://github.com`: OAuth endpoints and token pages.
     pub web_base: String,
@@ -62,7 +95,7 @@ impl Target {
             .api_url
             .as_deref()
             .map(|u| u.trim_end_matches('/').to_string())
-            .unwrap_or_else(|| default_api_base(rt.provider, &web_base));
+            .unwrap_or_else(|| descriptor(rt.provider).api_base(&web_base));
         Target {
             provider: rt.provider,
             web_base,
@@ -72,16 +105,13 @@ impl Target {
 
     /// The page where the user manages tokens, for messages.
     pub fn token_page(&self) -> Option<String> {
-        self.provider.token_page(&self.web_base)
+        descriptor(self.provider).token_page(&self.web_base)
     }
 
-    /// The host part of the web base, for messages.
-    /// `name[:port]` of the web host.
+    /// `name[:port]` of the web host, for messages and the policy's OAuth apps.
     pub fn web_host(&self) -> String {
-        let rest = self
-            .web_base
-            .split_once("://")
-            .map_or(self.web_base.as_str(), |(_, rest)| rest);
+        let rest = helperd_wire::url::split_userinfo(&self.web_base)
+            .map_or(self.web_base.as_str(), |(_, _, rest)| rest);
         rest.split('/').next().unwrap_or(rest).to_string()
     }
 
@@ -97,26 +127,6 @@ impl Target {
             });
         }
         Ok(())
-    }
-}
-
-fn default_api_base(provider: Provider, web: &str) -> String {
-    match provider {
-        // https://docs.github.com/en/rest/using-the-rest-api/getting-started-with-the-rest-api
-        // (github.com: api.github.com; GitHub Enterprise Server: http(s)://HOSTNAME/api/v3).
-        Provider::GitHub if web == "https://github.com" => "https://api.github.com".to_string(),
-        Provider::GitHub => format!("{web}/api/v3"),
-        // https://docs.gitlab.com/api/rest/ ("/api/v4" on every instance).
-        Provider::GitLab => format!("{web}/api/v4"),
-        // https://developer.atlassian.com/cloud/bitbucket/rest/intro/ : Bitbucket Cloud's
-        // API has one home whatever the web prefix.
-        Provider::Bitbucket => "https://api.bitbucket.org/2.0".to_string(),
-        // https://developer.atlassian.com/server/bitbucket/rest/ : `/rest/api/latest/...`
-        // and `/rest/access-tokens/latest/...` share the `/rest` root.
-        Provider::BitbucketServer => format!("{web}/rest"),
-        // https://docs.gitea.com/development/api-usage (the API lives at /api/v1).
-        Provider::Gitea => format!("{web}/api/v1"),
-        Provider::Generic => web.to_string(),
     }
 }
 
@@ -205,15 +215,10 @@ impl ProviderClient {
         token: &Secret,
     ) -> Result<TokenInfo, ProviderError> {
         target.check()?;
-        match target.provider {
-            Provider::GitHub => github::introspect(&self.http, target, token).await,
-            Provider::GitLab => gitlab::introspect(&self.http, target, token).await,
-            Provider::Bitbucket => bitbucket::introspect(&self.http, target, username, token).await,
-            Provider::BitbucketServer => {
-                bitbucket_server::introspect(&self.http, target, username, token).await
-            }
-            Provider::Gitea => gitea::introspect(&self.http, target, token).await,
-            Provider::Generic => Err(generic("check a token")),
+        let forge = descriptor(target.provider);
+        match &forge.api {
+            Some(api) => (api.introspect)(&self.http, target, username, token).await,
+            None => Err(no_api(forge, "check a token")),
         }
     }
 
@@ -225,17 +230,11 @@ impl ProviderClient {
         token: &Secret,
     ) -> Result<RevokeOutcome, ProviderError> {
         target.check()?;
-        match target.provider {
-            Provider::GitHub => github::revoke(&self.http, target, token).await,
-            Provider::GitLab => gitlab::revoke(&self.http, target, token).await,
-            Provider::Bitbucket => Ok(bitbucket::revoke(target)),
-            Provider::BitbucketServer => Ok(bitbucket_server::revoke(target)),
-            Provider::Gitea => Ok(gitea::revoke(target)),
-            Provider::Generic => Ok(RevokeOutcome::NotSupported {
-                reason: "a generic server has no API helperd knows; revoke the token where \
-                         it was created"
-                    .to_string(),
-                token_page: None,
+        match descriptor(target.provider).revoke {
+            Revoke::Api(RevokeCall(revoke)) => revoke(&self.http, target, token).await,
+            Revoke::ByHand { reason } => Ok(RevokeOutcome::NotSupported {
+                reason: reason.to_string(),
+                token_page: target.token_page(),
             }),
         }
     }
@@ -250,14 +249,10 @@ impl ProviderClient {
         scopes: &[&str],
     ) -> Result<DeviceCode, ProviderError> {
         target.check()?;
-        match target.provider {
-            Provider::GitHub => github::device_start(&self.http, target, client_id, scopes).await,
-            Provider::GitLab => gitlab::device_start(&self.http, target, client_id, scopes).await,
-            Provider::Bitbucket => Err(bitbucket::no_device_flow()),
-            Provider::BitbucketServer => Err(bitbucket_server::no_device_flow()),
-            Provider::Gitea => Err(gitea::no_device_flow()),
-            Provider::Generic => Err(generic("log in with OAuth")),
-        }
+        let flow = device_flow(target)?;
+        let url = format!("{}{}", target.web_base, flow.device_path);
+        let not_found = (flow.not_found)(target);
+        oauth::device_start(&self.http, &url, client_id, scopes, not_found).await
     }
 
     /// One poll: [`DevicePoll::Pending`] (wait `interval`), [`DevicePoll::SlowDown`] (add
@@ -269,18 +264,9 @@ impl ProviderClient {
         device_code: &Secret,
     ) -> Result<DevicePoll, ProviderError> {
         target.check()?;
-        match target.provider {
-            Provider::GitHub => {
-                github::device_poll(&self.http, target, client_id, device_code).await
-            }
-            Provider::GitLab => {
-                gitlab::device_poll(&self.http, target, client_id, device_code).await
-            }
-            Provider::Bitbucket => Err(bitbucket::no_device_flow()),
-            Provider::BitbucketServer => Err(bitbucket_server::no_device_flow()),
-            Provider::Gitea => Err(gitea::no_device_flow()),
-            Provider::Generic => Err(generic("log in with OAuth")),
-        }
+        let flow = device_flow(target)?;
+        let url = format!("{}{}", target.web_base, flow.token_path);
+        oauth::device_poll(&self.http, &url, client_id, device_code).await
     }
 
     /// The page where the user approves a login with PKCE (Gitea, Forgejo, Codeberg): the
@@ -296,31 +282,23 @@ impl ProviderClient {
         state: &str,
     ) -> Result<String, ProviderError> {
         target.check()?;
-        match target.provider {
-            Provider::Gitea => {
-                let base = format!("{}/login/oauth/authorize", target.web_base);
-                let url = reqwest::Url::parse_with_params(
-                    &base,
-                    &[
-                        ("client_id", client_id),
-                        ("redirect_uri", redirect_uri),
-                        ("response_type", "code"),
-                        ("code_challenge", challenge),
-                        ("code_challenge_method", "S256"),
-                        ("state", state),
-                    ],
-                )
-                .map_err(|e| ProviderError::Protocol {
-                    detail: format!("cannot build the login URL ({e})"),
-                })?;
-                Ok(url.to_string())
-            }
-            _ => Err(ProviderError::Unsupported {
-                what: "the browser login (PKCE) is for Gitea, Forgejo and Codeberg; GitHub \
-                       and GitLab use the device flow"
-                    .into(),
-            }),
-        }
+        let flow = pkce_flow(target)?;
+        let base = format!("{}{}", target.web_base, flow.authorize_path);
+        let url = reqwest::Url::parse_with_params(
+            &base,
+            &[
+                ("client_id", client_id),
+                ("redirect_uri", redirect_uri),
+                ("response_type", "code"),
+                ("code_challenge", challenge),
+                ("code_challenge_method", "S256"),
+                ("state", state),
+            ],
+        )
+        .map_err(|e| ProviderError::Protocol {
+            detail: format!("cannot build the login URL ({e})"),
+        })?;
+        Ok(url.to_string())
     }
 
     /// The tokens for the authorization code of a PKCE login (Gitea, Forgejo, Codeberg).
@@ -333,16 +311,9 @@ impl ProviderClient {
         redirect_uri: &str,
     ) -> Result<OAuthTokens, ProviderError> {
         target.check()?;
-        match target.provider {
-            Provider::Gitea => {
-                let url = format!("{}/login/oauth/access_token", target.web_base);
-                oauth::exchange_code(&self.http, &url, client_id, code, verifier, redirect_uri)
-                    .await
-            }
-            _ => Err(ProviderError::Unsupported {
-                what: "the browser login (PKCE) is for Gitea, Forgejo and Codeberg".into(),
-            }),
-        }
+        let flow = pkce_flow(target)?;
+        let url = format!("{}{}", target.web_base, flow.token_path);
+        oauth::exchange_code(&self.http, &url, client_id, code, verifier, redirect_uri).await
     }
 
     /// Rotates a GitLab token: the host revokes it and issues a new one with a new expiry.
@@ -352,12 +323,15 @@ impl ProviderClient {
         token: &Secret,
     ) -> Result<RotatedToken, ProviderError> {
         target.check()?;
-        match target.provider {
-            Provider::GitLab => gitlab::rotate(&self.http, target, token).await,
-            _ => Err(ProviderError::Unsupported {
-                what: "only GitLab can rotate a token through its API; make a new token and \
-                       run `helperctl renew`"
-                    .into(),
+        let forge = descriptor(target.provider);
+        match forge.api.as_ref().and_then(|api| api.rotate) {
+            Some(rotate) => rotate(&self.http, target, token).await,
+            None => Err(ProviderError::Unsupported {
+                what: format!(
+                    "{} cannot rotate a token through its API; make a new token and run \
+                     `helperctl renew`",
+                    forge.title
+                ),
             }),
         }
     }
@@ -371,23 +345,63 @@ impl ProviderClient {
         refresh_token: &Secret,
     ) -> Result<OAuthTokens, ProviderError> {
         target.check()?;
-        match target.provider {
-            Provider::GitHub => github::refresh(&self.http, target, client_id, refresh_token).await,
-            Provider::GitLab => gitlab::refresh(&self.http, target, client_id, refresh_token).await,
-            Provider::Gitea => gitea::refresh(&self.http, target, client_id, refresh_token).await,
-            Provider::Bitbucket | Provider::BitbucketServer => Err(ProviderError::Unsupported {
-                what: "helperd does not log in to Bitbucket with OAuth, so it has no refresh \
-                       token to use"
-                    .to_string(),
+        let forge = descriptor(target.provider);
+        match forge.oauth.token_path() {
+            Some(path) => {
+                let url = format!("{}{path}", target.web_base);
+                oauth::refresh(&self.http, &url, client_id, refresh_token).await
+            }
+            None => Err(ProviderError::Unsupported {
+                what: format!(
+                    "helperd does not log in to {} with OAuth, so it has no refresh token to \
+                     use",
+                    forge.title
+                ),
             }),
-            Provider::Generic => Err(generic("refresh an OAuth token")),
         }
     }
 }
 
-fn generic(what: &str) -> ProviderError {
+/// The error for asking something of a forge whose API helperd does not know.
+fn no_api(forge: &ProviderDescriptor, what: &str) -> ProviderError {
     ProviderError::Unsupported {
-        what: format!("helperd cannot {what} on a generic server: it knows no API there"),
+        what: format!(
+            "helperd cannot {what} on {}: it knows no API there",
+            forge.title
+        ),
+    }
+}
+
+/// The target's device login, or why it has none.
+fn device_flow(target: &Target) -> Result<&'static descriptor::DeviceFlow, ProviderError> {
+    match &descriptor(target.provider).oauth {
+        OAuth::Device(flow) => Ok(flow),
+        OAuth::BrowserPkce(_) => Err(ProviderError::Unsupported {
+            what: format!(
+                "{} has no OAuth device flow: it offers the authorization code flow with \
+                 PKCE on a loopback redirect instead",
+                descriptor(target.provider).title
+            ),
+        }),
+        OAuth::Unavailable { why } => Err(ProviderError::Unsupported {
+            what: why.to_string(),
+        }),
+    }
+}
+
+/// The target's browser login with PKCE, or why it has none.
+fn pkce_flow(target: &Target) -> Result<&'static descriptor::PkceFlow, ProviderError> {
+    match &descriptor(target.provider).oauth {
+        OAuth::BrowserPkce(flow) => Ok(flow),
+        OAuth::Device(_) => Err(ProviderError::Unsupported {
+            what: format!(
+                "{} logs in with the OAuth device flow, not the browser login (PKCE)",
+                descriptor(target.provider).title
+            ),
+        }),
+        OAuth::Unavailable { why } => Err(ProviderError::Unsupported {
+            what: why.to_string(),
+        }),
     }
 }
 

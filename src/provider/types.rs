@@ -30,7 +30,9 @@ pub enum RevokeOutcome {
     Revoked,
     /// The host's API cannot revoke this token; the user must do it on the token page.
     NotSupported {
+        /// Why the API cannot revoke it, for the user.
         reason: String,
+        /// Where to revoke it by hand, when known.
         token_page: Option<String>,
     },
 }
@@ -42,6 +44,7 @@ pub struct DeviceCode {
     pub device_code: Secret,
     /// What the user types on the verification page.
     pub user_code: String,
+    /// The page where the user types [`DeviceCode::user_code`].
     pub verification_uri: String,
     /// The page with the code already filled in, when the host offers one (GitLab).
     pub verification_uri_complete: Option<String>,
@@ -65,6 +68,7 @@ pub enum DevicePoll {
 /// Tokens from an OAuth token endpoint (device grant or refresh).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuthTokens {
+    /// The token git sends.
     pub access_token: Secret,
     /// Present when the access token expires; every GitLab refresh returns a new one,
     /// and GitHub's is single-use too: always keep the latest.
@@ -73,5 +77,6 @@ pub struct OAuthTokens {
     pub expires_at: Option<u64>,
     /// Unix seconds (GitHub's `refresh_token_expires_in`: six months).
     pub refresh_expires_at: Option<u64>,
+    /// The scopes granted, as the host names them (may differ from those asked for).
     pub scopes: Vec<String>,
 }
