@@ -223,22 +223,36 @@ pub fn parse_created_time(text: &str) -> Option<u64> {
     parse_expiry(&whole).ok()
 }
 
-/// The local configuration and token book with the team's runtimes added. Team tokens that
-/// git reported as refused (`rejected`: token id → when) are marked so. A team runtime
-/// named like a local one is added all the same: [`Config::name_conflict`] then refuses
-/// both, rather than one silently winning.
+/// What this machine noted about team tokens, kept in memory beside the snapshot (team
+/// tokens have no record in `tokens.json`). Keyed by token id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LocalMarks {
+    /// Tokens git reported as refused by the host, with when (Unix seconds).
+    pub rejected: BTreeMap<String, u64>,
+    /// The day (Unix days) the expiry warning was last shown, per token: at most once a
+    /// day, as for local tokens.
+    pub warned_on: BTreeMap<String, u64>,
+}
+
+/// The local configuration and token book with the team's runtimes added, each team token
+/// with this machine's [`LocalMarks`]. A team runtime named like a local one is added all
+/// the same: [`Config::name_conflict`] then refuses both, rather than one silently
+/// winning.
 pub fn overlay(
     config: &Config,
     book: &TokenBook,
     team: &[TeamRuntime],
-    rejected: &BTreeMap<String, u64>,
+    marks: &LocalMarks,
 ) -> (Config, TokenBook) {
     let mut config = config.clone();
     let mut book = book.clone();
     for entry in team {
         config.runtimes.push(entry.runtime.clone());
         let mut token = entry.token.clone();
-        token.rejected_at = rejected.get(&token.id).copied();
+        token.rejected_at = marks.rejected.get(&token.id).copied();
+        if let Some(day) = marks.warned_on.get(&token.id) {
+            token.warned_on.insert(entry.runtime.name.clone(), *day);
+        }
         book.tokens.push(token);
     }
     (config, book)
@@ -386,12 +400,17 @@ mod tests {
             AT,
         )
         .unwrap();
-        let rejected = BTreeMap::from([("openbao:ops@3".to_string(), 5)]);
-        let (config, book) = overlay(&local, &TokenBook::default(), &[team, other], &rejected);
+        let marks = LocalMarks {
+            rejected: BTreeMap::from([("openbao:ops@3".to_string(), 5)]),
+            warned_on: BTreeMap::from([("openbao:ci@3".to_string(), 20_000)]),
+        };
+        let (config, book) = overlay(&local, &TokenBook::default(), &[team, other], &marks);
         assert_eq!(config.runtimes.len(), 3);
         assert!(config.name_conflict("ci").is_some());
         assert!(config.name_conflict("ops").is_none());
         assert_eq!(book.for_runtime("ops").unwrap().rejected_at, Some(5));
         assert_eq!(book.for_runtime("ci").unwrap().rejected_at, None);
+        let team_ci = book.tokens.iter().find(|t| t.id == "openbao:ci@3").unwrap();
+        assert_eq!(team_ci.warned_on["ci"], 20_000);
     }
 }

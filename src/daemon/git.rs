@@ -292,6 +292,13 @@ async fn serve_token(
 /// `last_used`, and the day the expiry warning was shown (saved at once: the once-a-day
 /// promise must survive a restart). The answer does not wait for it.
 async fn record_use(state: &State, serve: &ServeToken, now: u64) {
+    if is_team_token(&serve.token_id) {
+        // Team tokens have no record in tokens.json: the warning's day stays in memory.
+        if serve.warning.is_some() {
+            state.team.warned(&serve.token_id, now / 86_400);
+        }
+        return;
+    }
     let (runtime, id, warned) = (
         serve.runtime.clone(),
         serve.token_id.clone(),

@@ -337,3 +337,40 @@ fn a_bad_team_entry_is_listed_without_its_token_and_the_others_still_serve() {
     assert!(!status.to_string().contains(TOKEN_V2));
     assert!(stdout(&fill(&sb, &server)).contains(TOKEN_V1));
 }
+
+#[test]
+fn a_team_token_near_its_expiry_warns_once_a_day() {
+    let bao = BaoDev::start();
+    let repos = tempfile::tempdir().unwrap();
+    let server = GitServer::start(repos.path(), vec![Account::new("", USER, TOKEN_V1)]);
+    // Three days left, written in RFC 3339 as an admin would (built with `date`).
+    let at = format!("@{}", crate::util::unix_now() + 3 * 86_400);
+    let date = std::process::Command::new("date")
+        .args(["-u", "-d", &at, "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .unwrap();
+    let mut soon = entry(&server, TOKEN_V1);
+    soon["expires"] = json!(stdout(&date).trim());
+    bao.put(&format!("{TEAM}/ci"), soon);
+    let sb = team_sandbox(&[&bao.addr], "refresh_secs = 1", "");
+    wait_for_version(&sb, "ci", 1);
+    let first = fill(&sb, &server);
+    assert!(stdout(&first).contains(TOKEN_V1));
+    assert!(
+        stderr(&first).contains("expires"),
+        "warned: {}",
+        stderr(&first)
+    );
+    let second = fill(&sb, &server);
+    assert!(stdout(&second).contains(TOKEN_V1));
+    assert!(
+        !stderr(&second).contains("expires"),
+        "once a day: {}",
+        stderr(&second)
+    );
+    sb.advance_clock(86_400);
+    assert!(
+        stderr(&fill(&sb, &server)).contains("expires"),
+        "again the next day"
+    );
+}

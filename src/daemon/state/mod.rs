@@ -240,18 +240,14 @@ impl State {
         }
         let (merged_config, merged_book) = match book.as_ref() {
             Ok(b) => {
-                let (c, b) = crate::team::overlay(&config, b, &team.runtimes, &team.rejected);
+                let (c, b) = crate::team::overlay(&config, b, &team.runtimes, &team.marks);
                 (c, Ok(b))
             }
             // Unreadable local tokens: the team runtimes still route (nothing falls to
             // the plain credentials), and every runtime is refused with the error.
             Err(e) => {
-                let (c, _) = crate::team::overlay(
-                    &config,
-                    &Default::default(),
-                    &team.runtimes,
-                    &team.rejected,
-                );
+                let (c, _) =
+                    crate::team::overlay(&config, &Default::default(), &team.runtimes, &team.marks);
                 (c, Err(e.clone()))
             }
         };

@@ -7,14 +7,13 @@
 //! `cache_secs` after the first failed read, then refused with an error naming OpenBao
 //! and the addresses tried.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::config_openbao::OpenBaoSettings;
 use crate::openbao::{BaoClient, BaoError, SessionInfo};
 use crate::secret::Secret;
-use crate::team::{parse_entry, EntryVersion, TeamRuntime};
+use crate::team::{parse_entry, EntryVersion, LocalMarks, TeamRuntime};
 
 /// Everything known of the team's runtimes at one moment.
 #[derive(Debug, Default)]
@@ -24,8 +23,8 @@ pub struct TeamSnapshot {
     /// Entries that could not be read as runtimes: `(path, why)`; the why never quotes
     /// the token.
     pub invalid: Vec<(String, String)>,
-    /// Team token ids git reported as refused by the host, with when (daemon clock).
-    pub rejected: BTreeMap<String, u64>,
+    /// What this machine noted about team tokens (refused by the host, warned of).
+    pub marks: LocalMarks,
     /// When the entries were last read in full (Unix seconds, daemon clock).
     pub read_at: Option<u64>,
     /// Since when every read has failed, and the last failure.
@@ -85,14 +84,29 @@ impl TeamWatch {
     /// re-read at once (the admin may have rotated it already).
     pub fn reject(&self, id: &str, now: u64) {
         self.swap(|s| {
-            let mut rejected = s.rejected.clone();
-            rejected.insert(id.to_string(), now);
+            let mut marks = s.marks.clone();
+            marks.rejected.insert(id.to_string(), now);
             TeamSnapshot {
-                rejected,
+                marks,
                 ..clone_of(s)
             }
         });
         self.wake.notify_one();
+    }
+
+    /// The expiry warning for team token `id` was shown on `day` (Unix days).
+    pub fn warned(&self, id: &str, day: u64) {
+        if self.current().marks.warned_on.get(id) == Some(&day) {
+            return;
+        }
+        self.swap(|s| {
+            let mut marks = s.marks.clone();
+            marks.warned_on.insert(id.to_string(), day);
+            TeamSnapshot {
+                marks,
+                ..clone_of(s)
+            }
+        });
     }
 
     /// Re-read now rather than at the next `refresh_secs`.
@@ -154,17 +168,28 @@ impl TeamWatch {
                 let session = bao.session_info();
                 let addresses = bao.addresses().to_vec();
                 self.swap(|s| {
-                    // A rejection mark is kept while its version is still the one read.
-                    let rejected = s
-                        .rejected
-                        .iter()
-                        .filter(|(id, _)| runtimes.iter().any(|t| &t.token.id == *id))
-                        .map(|(id, at)| (id.clone(), *at))
-                        .collect();
+                    // A mark is kept while its version is still the one read.
+                    let live = |id: &String| runtimes.iter().any(|t| &t.token.id == id);
+                    let marks = LocalMarks {
+                        rejected: s
+                            .marks
+                            .rejected
+                            .iter()
+                            .filter(|(id, _)| live(id))
+                            .map(|(k, v)| (k.clone(), *v))
+                            .collect(),
+                        warned_on: s
+                            .marks
+                            .warned_on
+                            .iter()
+                            .filter(|(id, _)| live(id))
+                            .map(|(k, v)| (k.clone(), *v))
+                            .collect(),
+                    };
                     TeamSnapshot {
                         runtimes,
                         invalid,
-                        rejected,
+                        marks,
                         read_at: Some(now),
                         failing: None,
                         source: Some(source),
@@ -239,7 +264,7 @@ fn clone_of(s: &TeamSnapshot) -> TeamSnapshot {
     TeamSnapshot {
         runtimes: s.runtimes.clone(),
         invalid: s.invalid.clone(),
-        rejected: s.rejected.clone(),
+        marks: s.marks.clone(),
         read_at: s.read_at,
         failing: s.failing.clone(),
         source: s.source.clone(),
