@@ -127,7 +127,7 @@ fn open_openbao(config_file: &Path) -> Result<OpenBaoStore, StoreError> {
     let settings = config.openbao.ok_or_else(|| {
         not_set_up(format!(
             "HELPERD_STORE=openbao needs an [openbao] table in {}: add one with addresses \
-             (or BAO_ADDR) and auth, see helperd(1); no other store is used meanwhile",
+             (or BAO_ADDR) and auth, see helperd.toml(5); no other store is used meanwhile",
             config_file.display()
         ))
     })?;
