@@ -99,7 +99,8 @@ impl OpenBaoStore {
     /// user's folder can be read.
     pub fn open(settings: &OpenBaoSettings, user: &str) -> Result<OpenBaoStore, StoreError> {
         let base = user_folder(settings, user)?;
-        let client = BaoClient::new(settings).map_err(|e| unavailable(e, settings))?;
+        let client =
+            BaoClient::new(settings).map_err(|e| unavailable(e, &settings.mount, &base))?;
         let exec = match tokio::runtime::Handle::try_current() {
             Ok(handle) => Exec::Shared(handle),
             Err(_) => Exec::Own(Some(
@@ -145,7 +146,7 @@ impl OpenBaoStore {
     }
 
     fn failed(&self, e: BaoError) -> StoreError {
-        unavailable(e, self.client.settings())
+        unavailable(e, &self.client.settings().mount, &self.base)
     }
 }
 
@@ -266,17 +267,16 @@ fn login_name_of_os() -> Option<String> {
 }
 
 /// An OpenBao failure as a store error: OpenBao's words (the addresses tried, or what it
-/// refused) and the way out. Never a fall-back to another store.
-fn unavailable(e: BaoError, settings: &OpenBaoSettings) -> StoreError {
+/// refused) on one line, and the way out; `base` is the user's folder below `mount`.
+/// Never a fall-back to another store.
+fn unavailable(e: BaoError, mount: &str, base: &str) -> StoreError {
     let hint = match &e {
         BaoError::Unreachable { .. } => "Start OpenBao or fix addresses in [openbao] of \
             config.toml; the secrets stay in OpenBao and nothing is stored elsewhere meanwhile"
             .to_string(),
         BaoError::Refused { code: 403, .. } => format!(
             "The OpenBao policy of this login must grant read, create, update and delete on \
-             {mount}/data/{path}/* and {mount}/metadata/{path}/*",
-            mount = settings.mount,
-            path = settings.user_path,
+             {mount}/data/{base}/* and {mount}/metadata/{base}/*"
         ),
         BaoError::Login { .. } | BaoError::Setup(_) => {
             "Fix [openbao] in config.toml or the login's credentials".into()
@@ -285,7 +285,12 @@ fn unavailable(e: BaoError, settings: &OpenBaoSettings) -> StoreError {
     };
     StoreError::Unavailable {
         store: StoreKind::OpenBao,
-        detail: e.to_string(),
+        // OpenBao's own texts span lines ("1 error occurred:\n\t* ..."); git shows one.
+        detail: e
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
         hint,
     }
 }
@@ -370,15 +375,19 @@ mod tests {
                 address: "http://b:8200".into(),
                 what: "reading secret/helperd/users/alice/probe".into(),
                 code: 403,
-                message: "permission denied".into(),
+                message: "1 error occurred:\n\t* permission denied\n\n".into(),
             },
-            &settings(&[]),
+            "secret",
+            "helperd/users/alice",
         );
         let text = e.to_string();
         assert!(
-            text.contains("secret/data/helperd/users/{user}/*"),
+            text.contains(
+                "secret/data/helperd/users/alice/* and secret/metadata/helperd/users/alice/*"
+            ),
             "{text}"
         );
         assert!(text.contains("HTTP 403"), "{text}");
+        assert!(!text.contains('\n'), "one line for git: {text}");
     }
 }

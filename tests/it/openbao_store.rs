@@ -295,3 +295,68 @@ fn the_openbao_store_without_an_openbao_table_is_a_clear_error() {
     assert!(!sb.helperd_home().join("data/secrets.enc").exists());
     assert!(!sb.helperd_home().join("data/secrets.key").exists());
 }
+
+/// `bao token create` for a token with only `policy`; the token.
+fn token_with_policy(bao: &BaoDev, name: &str, policy: &str) -> String {
+    let out = bao.cmd_stdin(&["policy", "write", name, "-"], policy);
+    assert_ok(&out);
+    bao.ok(&[
+        "token",
+        "create",
+        &format!("-policy={name}"),
+        "-field=token",
+    ])
+    .trim()
+    .to_string()
+}
+
+#[test]
+fn the_documented_user_policy_is_enough_and_a_token_without_it_gets_a_clear_refusal() {
+    let bao = BaoDev::start();
+    let name = login_name();
+    // Exactly what README and the error's hint ask for.
+    let user = token_with_policy(
+        &bao,
+        "helperd-user",
+        &format!(
+            "path \"secret/data/helperd/users/{name}/*\" {{ capabilities = [\"create\", \"read\", \"update\", \"delete\"] }}\n\
+             path \"secret/metadata/helperd/users/{name}/*\" {{ capabilities = [\"create\", \"read\", \"update\", \"delete\"] }}\n"
+        ),
+    );
+    let sb = bao_sandbox(&bao.addr, &user);
+    assert_ok(&sb.credential("approve", &credential(PASSWORD)));
+    assert_plain_served(&sb, PASSWORD);
+    set_token(&sb);
+    assert_token_served(&sb);
+    crate::util::ctl_ok(&sb, &["token", "remove", "work"]);
+
+    // An admin's token for team runtimes only sees nothing of the user's secrets.
+    let admin = token_with_policy(
+        &bao,
+        "helperd-admin",
+        "path \"secret/data/helperd/runtimes/*\" { capabilities = [\"create\", \"read\", \"update\", \"delete\"] }\n",
+    );
+    let mut c = std::process::Command::new(crate::bao::bao_bin());
+    c.args([
+        "kv",
+        "get",
+        "-field=value",
+        &format!("{}/plain-credentials", user_folder()),
+    ])
+    .env("BAO_ADDR", &bao.addr)
+    .env("BAO_TOKEN", &admin);
+    let out = run_with_stdin(c, b"");
+    assert!(!out.status.success(), "the admin read the user's secrets");
+    assert!(!stdout(&out).contains(PASSWORD));
+
+    // helperd with that token: refused, saying what the policy must grant.
+    let other = bao_sandbox(&bao.addr, &admin);
+    let out = other.credential("approve", &credential(OTHER_PASSWORD));
+    let line = helperd_line(&out);
+    assert!(line.contains("HTTP 403"), "{line}");
+    assert!(
+        line.contains(&format!("secret/data/helperd/users/{name}/*")),
+        "names the paths to grant: {line}"
+    );
+    assert!(!line.contains(&admin), "{line}");
+}
