@@ -777,8 +777,12 @@ pub struct WhichCandidate {
 /// The secret store of record, as the daemon sees it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct StoreStatus {
-    /// `file` or `secret-service` (or `keychain`, `wincred` on those systems).
+    /// `file`, `secret-service` or `openbao` (or `keychain`, `wincred` on those systems).
     pub kind: String,
+    /// Where the secrets are when the kind alone does not say it: for `openbao`, the KV
+    /// path `<mount>/<user_path>` of the user's entries. Never a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
     /// How the secrets are protected at rest, in words (e.g. "OS keyring",
     /// "encrypted file, key in a 0600 key file (weaker)").
     pub protection: String,

@@ -147,6 +147,9 @@ pub fn render_status(
         "store",
         format!("{} ({})", r.store.kind, r.store.protection),
     );
+    if let Some(location) = &r.store.location {
+        row("store path", location.clone());
+    }
     let state = match &r.store.problem {
         Some(p) => format!("{}: {p}", r.store.state),
         None => r.store.state.clone(),

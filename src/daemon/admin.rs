@@ -96,6 +96,7 @@ async fn store_status(state: &State) -> StoreStatus {
                     .map(|k| k.name().to_string())
                     .unwrap_or_else(|| "unknown".into()),
                 protection: "unknown".into(),
+                location: None,
                 state: "unavailable".into(),
                 problem: Some(e.to_string()),
                 plain_credentials: None,
@@ -104,6 +105,7 @@ async fn store_status(state: &State) -> StoreStatus {
     };
     let kind = open.store.kind().name().to_string();
     let protection = open.store.protection();
+    let location = open.store.location();
     let loaded = match state.plain() {
         Some(table) => Ok(table),
         None => match state.writer.load_plain().await {
@@ -114,6 +116,7 @@ async fn store_status(state: &State) -> StoreStatus {
                 return StoreStatus {
                     kind,
                     protection,
+                    location,
                     state: "locked".into(),
                     problem: Some(e.to_string()),
                     plain_credentials: None,
@@ -126,6 +129,7 @@ async fn store_status(state: &State) -> StoreStatus {
         Ok(table) => StoreStatus {
             kind,
             protection,
+            location,
             state: "ok".into(),
             problem: None,
             plain_credentials: Some(table.len_alive(state.now())),
@@ -133,6 +137,7 @@ async fn store_status(state: &State) -> StoreStatus {
         Err(problem) => StoreStatus {
             kind,
             protection,
+            location,
             state: "unavailable".into(),
             problem: Some(problem),
             plain_credentials: None,

@@ -170,6 +170,23 @@ impl BaoClient {
         Ok(written.version)
     }
 
+    /// Sets the entry at `path` (which need not exist yet) to keep only its newest `max`
+    /// versions: older versions are removed at the next write.
+    pub async fn keep_versions(&self, path: &str, max: u64, now: u64) -> Result<(), BaoError> {
+        let mount = self.settings.mount.clone();
+        let path = path.to_string();
+        let what = format!("setting the metadata of {}/{path}", self.settings.mount);
+        self.call(&what, now, move |c| {
+            let (mount, path) = (mount.clone(), path.clone());
+            async move {
+                let mut options = vaultrs::api::kv2::requests::SetSecretMetadataRequest::builder();
+                options.max_versions(max);
+                vaultrs::kv2::set_metadata(&c, &mount, &path, Some(&mut options)).await
+            }
+        })
+        .await
+    }
+
     /// Deletes the entry at `path` with all its versions and metadata.
     pub async fn delete(&self, path: &str, now: u64) -> Result<(), BaoError> {
         let mount = self.settings.mount.clone();

@@ -3,7 +3,8 @@
 //! At first start: the OS keyring when it answers, else the encrypted file store. The choice
 //! is written to `<state>/store.json` and used from then on; if that store stops answering,
 //! requests fail with an error naming it and the way out — nothing is ever written to
-//! another store behind the user's back. `HELPERD_STORE` forces a kind explicitly.
+//! another store behind the user's back. `HELPERD_STORE` forces a kind explicitly; OpenBao
+//! is only ever chosen that way (it needs `[openbao]` in config.toml), then remembered too.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::file::FileStore;
 use super::keyring::KeyringStore;
+use super::openbao::OpenBaoStore;
 use super::{SecretStore, StoreError, StoreKind};
 use crate::fsutil;
 
@@ -51,12 +53,15 @@ pub fn platform_keyring() -> StoreKind {
 
 /// Opens the store of record: the remembered one, or (first start) the best that answers.
 ///
-/// `forced` is `HELPERD_STORE`; `service` the keyring namespace for a first choice.
+/// `forced` is `HELPERD_STORE`; `service` the keyring namespace for a first choice;
+/// `config_file` the config.toml whose `[openbao]` the OpenBao store needs (read only when
+/// that store is the one opened, so that a fixed file is picked up at the next open).
 pub fn open_store(
     state_dir: &Path,
     data_dir: &Path,
     forced: Option<StoreKind>,
     service: &str,
+    config_file: &Path,
 ) -> Result<(Arc<dyn SecretStore>, StoreChoice), StoreError> {
     let remembered = read_choice(state_dir)?;
     let (kind, service) = match (&remembered, forced) {
@@ -93,6 +98,7 @@ pub fn open_store(
 
     let store: Arc<dyn SecretStore> = match kind {
         StoreKind::File => Arc::new(FileStore::open(data_dir)?),
+        StoreKind::OpenBao => Arc::new(open_openbao(config_file)?),
         keyring => Arc::new(KeyringStore::open(keyring, &service)?),
     };
     let choice = match remembered {
@@ -108,6 +114,24 @@ pub fn open_store(
         None => remember(state_dir, kind, &service)?,
     };
     Ok((store, choice))
+}
+
+/// The OpenBao store with the `[openbao]` settings of `config_file`, for this login name.
+fn open_openbao(config_file: &Path) -> Result<OpenBaoStore, StoreError> {
+    let not_set_up = |detail: String| StoreError::NotConfigured {
+        store: StoreKind::OpenBao,
+        detail,
+    };
+    let config = crate::config_file::load(config_file)
+        .map_err(|e| not_set_up(format!("config.toml cannot be read ({e})")))?;
+    let settings = config.openbao.ok_or_else(|| {
+        not_set_up(format!(
+            "HELPERD_STORE=openbao needs an [openbao] table in {}: add one with addresses \
+             (or BAO_ADDR) and auth, see helperd.toml(5); no other store is used meanwhile",
+            config_file.display()
+        ))
+    })?;
+    OpenBaoStore::open(&settings, &super::openbao::login_name()?)
 }
 
 fn read_choice(state_dir: &Path) -> Result<Option<StoreChoice>, StoreError> {

@@ -1,8 +1,8 @@
 //! Secret stores: where secrets live at rest (DESIGN.md §7).
 //!
-//! The daemon keeps every secret under a short key (`plain-credentials`, later
-//! `token/<id>`) in one store of record: the OS keyring where one answers, else an
-//! encrypted file. The choice is made once and remembered ([`choice`]); a store that is
+//! The daemon keeps every secret under a short key (`plain-credentials`, `token/<id>`,
+//! `token/<id>/refresh`) in one store of record: the OS keyring where one answers, else an
+//! encrypted file, or OpenBao when `HELPERD_STORE=openbao` asks for it. The choice is made once and remembered ([`choice`]); a store that is
 //! unreachable later is an error naming the store and the way out, never a silent switch.
 //!
 //! Every method may block (D-Bus, argon2, disk): the daemon calls them on
@@ -11,6 +11,7 @@
 pub mod choice;
 pub mod file;
 pub mod keyring;
+pub mod openbao;
 
 use crate::secret::Secret;
 
@@ -27,15 +28,19 @@ pub enum StoreKind {
     Keychain,
     /// The Windows Credential Manager.
     WinCred,
+    /// The team's OpenBao, under `[openbao] user_path` (DESIGN.md §10); only when chosen
+    /// with `HELPERD_STORE=openbao`, never at a first start on its own.
+    OpenBao,
 }
 
 impl StoreKind {
     /// Every kind, in the order `HELPERD_STORE`'s values are listed in messages.
-    pub const ALL: [StoreKind; 4] = [
+    pub const ALL: [StoreKind; 5] = [
         StoreKind::File,
         StoreKind::SecretService,
         StoreKind::Keychain,
         StoreKind::WinCred,
+        StoreKind::OpenBao,
     ];
 
     /// The `HELPERD_STORE` value and the name `status` shows (`file`, `secret-service`...).
@@ -45,6 +50,7 @@ impl StoreKind {
             StoreKind::SecretService => "secret-service",
             StoreKind::Keychain => "keychain",
             StoreKind::WinCred => "wincred",
+            StoreKind::OpenBao => "openbao",
         }
     }
 
@@ -55,14 +61,16 @@ impl StoreKind {
 
     /// How well this store protects secrets, for the policy's `min_store`;
     /// `passphrase`: whether the file store is keyed by a passphrase (ignored for the
-    /// keyrings).
+    /// others). OpenBao counts as a keyring: nothing is kept on the machine, and reading
+    /// needs an OpenBao login (see [`openbao`]).
     pub fn strength(self, passphrase: bool) -> StoreStrength {
         match self {
             StoreKind::File if passphrase => StoreStrength::Passphrase,
             StoreKind::File => StoreStrength::KeyFile,
-            StoreKind::SecretService | StoreKind::Keychain | StoreKind::WinCred => {
-                StoreStrength::Keyring
-            }
+            StoreKind::SecretService
+            | StoreKind::Keychain
+            | StoreKind::WinCred
+            | StoreKind::OpenBao => StoreStrength::Keyring,
         }
     }
 }
@@ -93,6 +101,15 @@ pub enum StoreError {
         detail: String,
         /// The way out, for the user (start the keyring, choose `HELPERD_STORE=file`...).
         hint: String,
+    },
+
+    /// The store needs settings it does not have (`[openbao]` in config.toml...).
+    #[error("the {store} store is not set up: {detail}")]
+    NotConfigured {
+        /// The store chosen.
+        store: StoreKind,
+        /// What is missing and where to add it.
+        detail: String,
     },
 
     /// The passphrase given to unlock the file store is not the right one.
@@ -142,6 +159,7 @@ impl StoreError {
             StoreError::Locked { store }
             | StoreError::Unavailable { store, .. }
             | StoreError::WrongPassphrase { store }
+            | StoreError::NotConfigured { store, .. }
             | StoreError::Corrupt { store, .. }
             | StoreError::NotSupported { store, .. } => Some(*store),
             StoreError::Io { .. } => None,
@@ -156,6 +174,12 @@ pub trait SecretStore: Send + Sync {
 
     /// How the secrets are protected at rest, in words for `helperctl status`.
     fn protection(&self) -> String;
+
+    /// Where the secrets are, for `helperctl status` when it says more than the kind
+    /// (OpenBao: `<mount>/<user_path>`); never a secret.
+    fn location(&self) -> Option<String> {
+        None
+    }
 
     /// The secret under `key`, or `None` when there is none.
     fn get(&self, key: &str) -> Result<Option<Secret>, StoreError>;

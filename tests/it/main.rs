@@ -10,6 +10,7 @@ mod expiry;
 mod fake_provider;
 mod forward;
 mod git_server;
+mod openbao_store;
 mod protocol;
 mod providers;
 mod runtimes;

@@ -163,6 +163,7 @@ impl State {
             data_dir: settings.data_dir.clone(),
             forced: settings.forced_store,
             keyring_service: settings.keyring_service.clone(),
+            config_file: settings.config_file.clone(),
         }));
         let books = Arc::new(Books::default());
         let (writer, handle) = Writer::start(store.clone(), books.clone(), &settings.state_dir);

@@ -25,6 +25,8 @@ pub struct StoreSettings {
     pub forced: Option<StoreKind>,
     /// Keyring namespace for a first choice of the OS keyring.
     pub keyring_service: String,
+    /// config.toml, whose `[openbao]` the OpenBao store is opened with.
+    pub config_file: PathBuf,
 }
 
 /// An open store of record.
@@ -130,7 +132,13 @@ impl StoreSlot {
         let s = self.settings.clone();
         let kind = s.forced.unwrap_or(StoreKind::File);
         let (store, choice) = blocking(kind, move || {
-            choice::open_store(&s.state_dir, &s.data_dir, s.forced, &s.keyring_service)
+            choice::open_store(
+                &s.state_dir,
+                &s.data_dir,
+                s.forced,
+                &s.keyring_service,
+                &s.config_file,
+            )
         })
         .await?;
         tracing::info!(store = %store.kind(), protection = %store.protection(), "store of record open");
