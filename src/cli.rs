@@ -401,7 +401,7 @@ pub enum StoreAction {
 /// the systemd user units in contrib/. Without --foreground it detaches, prints `ok` once it
 /// listens, and logs to $XDG_STATE_HOME/helperd/helperd.log. Environment: HELPERD_HOME
 /// (everything under one folder), HELPERD_SOCKET (socket path), HELPERD_STORE (file |
-/// secret-service | keychain | wincred | openbao; openbao keeps your secrets in OpenBao under
+/// secret-service | openbao; openbao keeps your secrets in OpenBao under
 /// [openbao] user_path of config.toml), HELPERD_LOG (log filter, e.g. helperd=debug).
 #[derive(Debug, Parser)]
 #[command(name = "helperd", version)]

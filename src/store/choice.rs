@@ -40,15 +40,10 @@ pub fn keyring_service(helperd_home: Option<&Path>) -> String {
     }
 }
 
-/// The OS keyring kind of this platform.
+/// The OS keyring kind of this platform: the Secret Service (elsewhere it answers
+/// "not supported on this system", and the file store is chosen).
 pub fn platform_keyring() -> StoreKind {
-    if cfg!(target_os = "macos") {
-        StoreKind::Keychain
-    } else if cfg!(windows) {
-        StoreKind::WinCred
-    } else {
-        StoreKind::SecretService
-    }
+    StoreKind::SecretService
 }
 
 /// Opens the store of record: the remembered one, or (first start) the best that answers.

@@ -24,10 +24,6 @@ pub enum StoreKind {
     File,
     /// The freedesktop Secret Service over D-Bus (GNOME Keyring, KWallet...), on Linux.
     SecretService,
-    /// The macOS login keychain.
-    Keychain,
-    /// The Windows Credential Manager.
-    WinCred,
     /// The team's OpenBao, under `[openbao] user_path` (DESIGN.md §10); only when chosen
     /// with `HELPERD_STORE=openbao`, never at a first start on its own.
     OpenBao,
@@ -35,11 +31,9 @@ pub enum StoreKind {
 
 impl StoreKind {
     /// Every kind, in the order `HELPERD_STORE`'s values are listed in messages.
-    pub const ALL: [StoreKind; 5] = [
+    pub const ALL: [StoreKind; 3] = [
         StoreKind::File,
         StoreKind::SecretService,
-        StoreKind::Keychain,
-        StoreKind::WinCred,
         StoreKind::OpenBao,
     ];
 
@@ -48,8 +42,6 @@ impl StoreKind {
         match self {
             StoreKind::File => "file",
             StoreKind::SecretService => "secret-service",
-            StoreKind::Keychain => "keychain",
-            StoreKind::WinCred => "wincred",
             StoreKind::OpenBao => "openbao",
         }
     }
@@ -67,10 +59,7 @@ impl StoreKind {
         match self {
             StoreKind::File if passphrase => StoreStrength::Passphrase,
             StoreKind::File => StoreStrength::KeyFile,
-            StoreKind::SecretService
-            | StoreKind::Keychain
-            | StoreKind::WinCred
-            | StoreKind::OpenBao => StoreStrength::Keyring,
+            StoreKind::SecretService | StoreKind::OpenBao => StoreStrength::Keyring,
         }
     }
 }

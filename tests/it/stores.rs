@@ -331,7 +331,7 @@ fn an_unknown_store_name_stops_the_daemon_and_git_falls_back() {
         "the daemon started with HELPERD_STORE=bogus"
     );
     let err = stderr(&out);
-    for name in ["bogus", "file", "secret-service", "keychain", "wincred"] {
+    for name in ["bogus", "file", "secret-service", "openbao"] {
         assert!(
             err.contains(name),
             "the daemon's refusal should name {name:?}: {err}"
