@@ -106,33 +106,93 @@ fn redaction_split(url: &str) -> Option<(&str, &str, bool, &str)> {
     }
 }
 
-/// `scheme://user:password@host/...` -> `scheme://user:<redacted>@host/...`: for messages
-/// that show the URL the user wrote (`which`, config errors, request logs). A URL without
-/// a password comes back unchanged.
-pub fn redact_password(url: &str) -> String {
-    match redaction_split(url) {
-        Some((scheme, user, true, rest)) => format!("{scheme}://{user}:<redacted>@{rest}"),
-        _ => url.to_string(),
+/// A URL without a scheme (a typo such as `user:pw@host/path`, or an scp-like
+/// `user@host:path`) read as if it had one, so that its userinfo is found all the same:
+/// `(the prefix added, the URL to read)`.
+fn with_scheme(url: &str) -> (&'static str, std::borrow::Cow<'_, str>) {
+    match url.contains("://") {
+        true => ("", url.into()),
+        false => ("x://", format!("x://{url}").into()),
     }
 }
 
+/// What follows a host (`host/path...`) with a userinfo-like `...:...@` past the host
+/// masked: git hands a path over as it is, and a path may carry another URL with its
+/// password (`/org/https://user:pw@host/x`), where `#`, `?` and `/` end nothing. From the
+/// start of the path segment holding the first `:` that an `@` follows, up to the last
+/// `@`, becomes `<redacted>`: `h/org/https://u:p#w@x/r` -> `h/org/<redacted>@x/r`.
+fn mask_userinfo_past_host(rest: &str) -> std::borrow::Cow<'_, str> {
+    let host_end = rest.find('/').unwrap_or(rest.len());
+    let path = &rest[host_end..];
+    let colon = path
+        .rfind('@')
+        .and_then(|at| path[..at].find(':').map(|colon| (colon, at)));
+    match colon {
+        Some((colon, at)) => {
+            let start = path[..colon].rfind('/').map_or(0, |slash| slash + 1);
+            format!(
+                "{}{}<redacted>{}",
+                &rest[..host_end],
+                &path[..start],
+                &path[at..]
+            )
+            .into()
+        }
+        None => rest.into(),
+    }
+}
+
+/// `scheme://user:password@host/...` -> `scheme://user:<redacted>@host/...`: for messages
+/// that show the URL the user wrote (`which`, config errors, request logs). A URL without
+/// a password comes back unchanged. So does one without a scheme but with a password
+/// (`user:pw@host/`, which no parser accepts and every error quotes): masked likewise, as
+/// is a `user:password@` further on, in the path (`https://h/org/https://u:pw@x/`).
+pub fn redact_password(url: &str) -> String {
+    let (prefix, schemed) = with_scheme(url);
+    let redacted = match redaction_split(&schemed) {
+        Some((scheme, user, true, rest)) => {
+            format!(
+                "{scheme}://{user}:<redacted>@{}",
+                mask_userinfo_past_host(rest)
+            )
+        }
+        _ => {
+            let (head, rest) = match redaction_split(&schemed) {
+                Some((scheme, user, false, rest)) => (format!("{scheme}://{user}@"), rest),
+                _ => match schemed.split_once("://") {
+                    Some((scheme, rest)) => (format!("{scheme}://"), rest),
+                    None => return url.to_string(),
+                },
+            };
+            match mask_userinfo_past_host(rest) {
+                std::borrow::Cow::Owned(masked) => format!("{head}{masked}"),
+                std::borrow::Cow::Borrowed(_) => return url.to_string(),
+            }
+        }
+    };
+    redacted
+        .strip_prefix(prefix)
+        .unwrap_or(&redacted)
+        .to_string()
+}
+
 /// Strips what could carry a credential from a URL before it is logged for good (the
-/// audit log): the whole userinfo, the query (`?private_token=...`) and the fragment.
+/// audit log): the whole userinfo, a `user:password@` further on in the path (masked as
+/// [`redact_password`] does), the query (`?private_token=...`) and the fragment.
 /// `https://user:pass@host/path?q` -> `https://host/path`. An scp-like `user@host:path`
 /// loses its `user@` too.
 pub fn redact_for_log(url: &str) -> String {
     // An scp-like `user@host:path` has no scheme: read as if it had one.
-    let (prefix, schemed) = match url.contains("://") {
-        true => ("", url.to_string()),
-        false => ("x://", format!("x://{url}")),
-    };
+    let (prefix, schemed) = with_scheme(url);
     let (scheme, rest) = match redaction_split(&schemed) {
         Some((scheme, _, _, rest)) => (scheme, rest),
         None => match schemed.split_once("://") {
             Some((scheme, rest)) => (scheme, rest),
-            None => ("", schemed.as_str()),
+            None => ("", &*schemed),
         },
     };
+    // Masked before the query and fragment go: a `#` or `?` may be inside the password.
+    let rest = mask_userinfo_past_host(rest);
     let end = rest.find(['?', '#']).unwrap_or(rest.len());
     let redacted = format!("{scheme}://{}", &rest[..end]);
     redacted
@@ -183,6 +243,56 @@ mod tests {
             assert_eq!(redact_password(url), redacted, "{url}");
         }
         assert_eq!(redact_for_log("https://u:12/x@h/p?q"), "https://h/p");
+    }
+
+    #[test]
+    fn redaction_masks_a_password_in_a_url_inside_the_path() {
+        // git's `path=` as the audit log's URL holds it: `#`, `?` and `/` end nothing.
+        for secret in ["Sec#ret1", "Sec?ret2", "Sec/ret3", "Sec@ret4", "Sec%40ret5"] {
+            let url = format!("https://h.example/org/https://user:{secret}@x.example/r.git");
+            assert_eq!(
+                redact_password(&url),
+                "https://h.example/org/<redacted>@x.example/r.git"
+            );
+            assert_eq!(
+                redact_for_log(&url),
+                "https://h.example/org/<redacted>@x.example/r.git"
+            );
+            // A password in the userinfo already masks up to the last `@` (the host too).
+            let both = format!("https://u:{secret}@h.example/o/u:{secret}@x/r");
+            assert_eq!(redact_password(&both), "https://u:<redacted>@x/r");
+            assert_eq!(redact_for_log(&both), "https://x/r");
+        }
+        // A path with only one of the two, or neither, is kept.
+        for url in [
+            "https://h/a:b/c",
+            "https://h/a/b@c",
+            "https://bob@h/a@b",
+            "https://h/",
+        ] {
+            assert_eq!(redact_password(url), url);
+        }
+        assert_eq!(redact_for_log("https://h/a:b/c?q"), "https://h/a:b/c");
+    }
+
+    #[test]
+    fn redaction_masks_a_password_in_a_url_without_a_scheme() {
+        // A typo no parser accepts, quoted by every error about it (`runtime add --url`).
+        #[rustfmt::skip]
+        let cases = [
+            ("user:Sec#ret1@h.example/org/", "user:<redacted>@h.example/org/"),
+            ("user:Sec?ret2@h.example/", "user:<redacted>@h.example/"),
+            ("user:Sec/ret3@h.example/", "user:<redacted>@h.example/"),
+            ("user:Sec@ret4@h.example", "user:<redacted>@h.example"),
+            ("user:Sec%40ret5@h.example/", "user:<redacted>@h.example/"),
+            // No password: unchanged.
+            ("git@github.com:acme/app.git", "git@github.com:acme/app.git"),
+            ("h.example/org", "h.example/org"),
+            ("bob@h.example/org", "bob@h.example/org"),
+        ];
+        for (url, redacted) in cases {
+            assert_eq!(redact_password(url), redacted, "{url}");
+        }
         assert_eq!(
             redact_for_log("git@github.com:acme/app.git"),
             "github.com:acme/app.git"

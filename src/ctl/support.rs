@@ -173,6 +173,34 @@ fn environment_facts(paths: &Paths) -> String {
     out
 }
 
+/// config.toml as the bundle quotes it: every word holding an `@` (in a value, a comment,
+/// or a line that does not parse) goes through [`helperd_wire::url::redact_password`], so
+/// a URL with a password (`urls = ["https://user:pw@host/"]`, which helperd refuses but a
+/// hand edit can write) shows `user:<redacted>@host`. Words end at whitespace only: a
+/// password holds no raw whitespace in a URL git or helperd would read.
+fn redact_config(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if word.contains('@') {
+            out.push_str(&helperd_wire::url::redact_password(word));
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if c.is_whitespace() {
+            flush(&mut word, &mut out);
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
 /// Writes the support archive. Everything in it comes from places that never hold a
 /// secret (status, audit, config, the daemon log) — and a test searches it for secrets.
 fn bundle(paths: &Paths, out: &Path, audit_events: usize) -> anyhow::Result<()> {
@@ -188,8 +216,9 @@ fn bundle(paths: &Paths, out: &Path, audit_events: usize) -> anyhow::Result<()> 
         .map(|e| e.to_line())
         .collect();
     let config_path = crate::config::config_file(&paths.config_dir);
-    let config =
-        std::fs::read_to_string(&config_path).unwrap_or_else(|_| "(no config.toml)\n".into());
+    let config = std::fs::read_to_string(&config_path)
+        .map(|text| redact_config(&text))
+        .unwrap_or_else(|_| "(no config.toml)\n".into());
     let files: Vec<(&str, String)> = vec![
         (
             "helperd-support/README.txt",
@@ -269,6 +298,36 @@ mod tests {
         assert_eq!(parse_duration("1d").unwrap(), 86_400);
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5y").is_err());
+    }
+
+    #[test]
+    fn the_bundled_config_shows_no_password_of_a_url() {
+        for secret in ["Sec#ret1", "Sec?ret2", "Sec/ret3", "Sec@ret4", "Sec%40ret5"] {
+            let text = format!(
+                "# was: urls = [\"https://user:{secret}@old.example/\"]\n\
+                 [[runtime]]\nname = \"acme\"\nprovider = \"github\"\n\
+                 urls = [\"https://user:{secret}@h.example/\", \"https://h2.example/\"]\n\
+                 api_url = \"https://user:{secret}@*.h.example/\"\n\
+                 username = \"bob@h.example\"\n\
+                 broken = user:{secret}@h.example/org/\n"
+            );
+            let shown = redact_config(&text);
+            for needle in [secret, "Sec@ret5", "ret"] {
+                assert!(!shown.contains(needle), "{needle:?} in\n{shown}");
+            }
+            // What support needs stays: hosts, names, layout.
+            for kept in [
+                "user:<redacted>@h.example/\",",
+                "\"https://h2.example/\"",
+                "@*.h.example/",
+                "username = \"bob@h.example\"\n",
+                "name = \"acme\"\n",
+            ] {
+                assert!(shown.contains(kept), "{kept:?} kept in\n{shown}");
+            }
+        }
+        let plain = "[[runtime]]\nname = \"a\"\nurls = [\"https://h.example/\"]\n\n";
+        assert_eq!(redact_config(plain), plain);
     }
 
     #[test]

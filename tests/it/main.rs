@@ -18,4 +18,5 @@ mod secret_service;
 mod stores;
 mod team;
 mod team_admin;
+mod url_secrets;
 mod util;
