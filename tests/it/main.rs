@@ -4,6 +4,7 @@
 mod admin;
 mod bad_input;
 mod bao;
+mod bao_cluster;
 mod daemon;
 mod e2e_http;
 mod expiry;
@@ -12,8 +13,10 @@ mod forward;
 mod git_server;
 mod protocol;
 mod providers;
+mod raft;
 mod runtimes;
 mod secret_service;
 mod stores;
 mod team;
+mod team_common;
 mod util;
