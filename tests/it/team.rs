@@ -8,73 +8,22 @@ use serde_json::{json, Value};
 
 use crate::bao::{BaoDev, ROOT_TOKEN};
 use crate::git_server::{Account, GitServer};
-use crate::util::{
-    assert_ok, config_path, files_under, status_json, stderr, stdout, wait_until, Sandbox,
+use crate::team_common::{
+    entry_for, team_runtime, team_sandbox_with_token, wait_for_version, TEAM, USER,
 };
+use crate::util::{assert_ok, files_under, status_json, stderr, stdout, wait_until, Sandbox};
 
-pub const TEAM: &str = "helperd/runtimes";
-pub const USER: &str = "ci-bot";
 pub const TOKEN_V1: &str = "team-tok-v1-Qp3xZ";
 const TOKEN_V2: &str = "team-tok-v2-Hr8wL";
 
-/// A sandbox whose helperd reads team runtimes from `bao` (root token in BAO_TOKEN),
-/// with `openbao_extra` added to `[openbao]` and `rest` after it.
+/// A sandbox whose helperd reads team runtimes from the dev servers at `addresses`.
 pub fn team_sandbox(addresses: &[&str], openbao_extra: &str, rest: &str) -> Sandbox {
-    team_sandbox_as(ROOT_TOKEN, addresses, openbao_extra, rest)
-}
-
-/// [`team_sandbox`] with `token` in BAO_TOKEN.
-pub fn team_sandbox_as(
-    token: &str,
-    addresses: &[&str],
-    openbao_extra: &str,
-    rest: &str,
-) -> Sandbox {
-    let mut sb = Sandbox::new();
-    sb.env.push(("BAO_TOKEN".into(), token.into()));
-    let addresses: Vec<String> = addresses.iter().map(|a| format!("{a:?}")).collect();
-    let config = format!(
-        "[openbao]\naddresses = [{}]\nteam_path = \"{TEAM}\"\n{openbao_extra}\n{rest}",
-        addresses.join(", ")
-    );
-    let path = config_path(&sb);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, config).unwrap();
-    crate::util::ctl_ok(&sb, &["daemon", "start"]);
-    sb
+    team_sandbox_with_token(ROOT_TOKEN, addresses, openbao_extra, rest)
 }
 
 /// A team entry for the git server's whole host.
 pub fn entry(server: &GitServer, token: &str) -> Value {
-    json!({
-        "provider": "generic",
-        "urls": [format!("{}/", server.base_url())],
-        "username": USER,
-        "token": token,
-        "expires": "2099-01-01",
-        "scopes": ["repo"],
-    })
-}
-
-/// The team runtime `name` as `status --json` shows it, when it is there.
-pub fn team_runtime(sb: &Sandbox, name: &str) -> Option<Value> {
-    status_json(sb)["daemon"]["runtimes"]
-        .as_array()?
-        .iter()
-        .find(|r| r["name"] == name && r["team"].is_object())
-        .cloned()
-}
-
-#[track_caller]
-pub fn wait_for_version(sb: &Sandbox, name: &str, version: u64) {
-    let seen = wait_until(Duration::from_secs(20), || {
-        team_runtime(sb, name).is_some_and(|r| r["team"]["version"] == version)
-    });
-    assert!(
-        seen,
-        "version {version} of {name} never showed: {:#}",
-        status_json(sb)
-    );
+    entry_for(&server.base_url(), token)
 }
 
 fn git_in(sb: &Sandbox, dir: &Path, args: &[&str]) -> std::process::Output {

@@ -10,9 +10,9 @@ use serde_json::{json, Value};
 
 use crate::bao::BaoDev;
 use crate::git_server::{Account, GitServer};
-use crate::team::{
-    entry, fill, team_runtime, team_sandbox, team_sandbox_as, wait_for_version, TEAM, TOKEN_V1,
-    USER,
+use crate::team::{entry, fill, team_sandbox, TOKEN_V1};
+use crate::team_common::{
+    team_runtime, team_sandbox_with_token as team_sandbox_as, wait_for_version, TEAM, USER,
 };
 use crate::util::{ctl, run_with_stdin, status_json, stderr, stdout, wait_until, Sandbox};
 
