@@ -192,7 +192,14 @@ fn without_trailing_dot(name: &str) -> &str {
 /// lower-case, IP addresses in their usual form (`[0:0::1]` -> `[::1]`).
 fn canonical_name(name: &str) -> Result<String, String> {
     match url::Host::parse(name) {
-        Ok(url::Host::Domain(domain)) => Ok(domain),
+        // IDNA maps some letters to ASCII punctuation (`⒇` -> `(20)`, `⒈` -> `1.`): such a
+        // name would not parse back, so it is refused (found by the url fuzz target).
+        Ok(url::Host::Domain(domain)) => match check_host_name(&domain) {
+            Ok(false) if domain.is_ascii() => Ok(domain),
+            _ => Err(format!(
+                "the host {name:?} is not a valid host name (it maps to {domain:?})"
+            )),
+        },
         Ok(url::Host::Ipv4(ip)) => Ok(ip.to_string()),
         Ok(url::Host::Ipv6(ip)) => Ok(format!("[{ip}]")),
         Err(e) => Err(format!("the host {name:?} is not a valid host name ({e})")),
@@ -624,6 +631,8 @@ mod tests {
             ("https://*/", "wildcard needs a domain"),
             ("https://*.com/", "wildcard needs a domain"),
             ("https://git hub.com/", "host contains ' '"),
+            ("s://\u{2487}", "it maps to \"(20)\""),
+            ("https://a\u{2488}b/", "not a valid host name"),
             ("https://github..com/", "empty label"),
             ("https://[::1/", "'[' without ']'"),
             ("https://[zz]/", "not a valid IPv6 address"),

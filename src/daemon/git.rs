@@ -26,6 +26,9 @@ use crate::team::is_team_token;
 use crate::timefmt::format_date;
 use crate::token::TokenMeta;
 
+/// Longest a git request waits for the team runtimes' first read after the daemon starts.
+const FIRST_TEAM_READ_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Where the request came from, as the decision sees it.
 fn via_of(peer: &Peer) -> Via {
     match peer.channel {
@@ -75,6 +78,11 @@ async fn answer(
     cred: &GitCredential,
     lifetime: Option<u64>,
 ) -> Response {
+    if !state.team.is_settled() {
+        // Only right after the daemon started: see `TeamWatch::first_round`. Bounded by
+        // the connect timeout of a dead first address and a little more.
+        state.team.first_round(FIRST_TEAM_READ_WAIT).await;
+    }
     let mut allow_refresh = true;
     let mut plain_problem = None;
     let mut reads = 0;

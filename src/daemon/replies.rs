@@ -71,9 +71,19 @@ pub fn no_runtime(name: &str) -> Response {
     ))
 }
 
-/// The runtime called `name`, or the answer that says there is none.
+/// The local runtime called `name`, or the answer that says there is none (or that it is
+/// a team runtime, whose token only the admin changes, in OpenBao).
 pub fn runtime_named(state: &State, name: &str) -> Result<RuntimeConfig, Response> {
-    state.runtime(name).ok_or_else(|| no_runtime(name))
+    state.runtime(name).ok_or_else(|| {
+        let team = state.team.current();
+        match team.runtimes.iter().find(|t| t.runtime.name == name) {
+            Some(t) => bad_request(format!(
+                "{name} is a team runtime, read from OpenBao ({}): its token is changed there by an admin (`helperctl team publish {name}`), not on this machine",
+                t.runtime.team.as_ref().map(|o| o.path.as_str()).unwrap_or("")
+            )),
+            None => no_runtime(name),
+        }
+    })
 }
 
 /// A finished helperctl request, with what to tell the user.

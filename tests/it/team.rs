@@ -87,6 +87,16 @@ fn a_team_runtime_serves_git_and_follows_rotation_and_deletion() {
     );
     let which = crate::util::ctl_ok(&sb, &["which", &server.url("/app.git")]);
     assert!(which.contains("team runtime, read from OpenBao"), "{which}");
+    // Its token is the admin's: this machine cannot replace it.
+    let mut set = sb.ctl();
+    set.args(["token", "set", "ci", "--offline"]);
+    let out = crate::util::run_with_stdin(set, b"local-attempt\n");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("ci is a team runtime, read from OpenBao"),
+        "{}",
+        stderr(&out)
+    );
 
     // The real git clones and pushes with the team token, without a prompt.
     let work = sb.dir.path().join("work");
@@ -321,5 +331,22 @@ fn a_team_token_near_its_expiry_warns_once_a_day() {
     assert!(
         stderr(&fill(&sb, &server)).contains("expires"),
         "again the next day"
+    );
+}
+
+#[test]
+fn the_first_request_of_a_daemon_git_just_started_gets_the_team_token() {
+    let bao = BaoDev::start();
+    let repos = tempfile::tempdir().unwrap();
+    let server = GitServer::start(repos.path(), vec![Account::new("", USER, TOKEN_V1)]);
+    bao.put(&format!("{TEAM}/ci"), entry(&server, TOKEN_V1));
+    let sb = team_sandbox(&[&bao.addr], "", "");
+    crate::util::ctl_ok(&sb, &["daemon", "stop"]);
+    // No daemon: the client starts one for this very request.
+    let out = fill(&sb, &server);
+    assert!(
+        stdout(&out).contains(TOKEN_V1),
+        "served at once: {}",
+        stderr(&out)
     );
 }

@@ -206,8 +206,13 @@ impl State {
         let second = self.started.elapsed().as_secs() + 1;
         let due = self.files_looked_at.swap(second, Ordering::Relaxed) != second;
         if self.files_seen.swap(generation, Ordering::Relaxed) != generation || due {
+            let before = self.config.current();
             self.config.refresh();
             self.policy.refresh();
+            // An edited [openbao] takes effect now, not at the reader's next round.
+            if self.config.current().openbao != before.openbao {
+                self.team.wake();
+            }
         }
     }
 

@@ -7,6 +7,7 @@
 //! `cache_secs` after the first failed read, then refused with an error naming OpenBao
 //! and the addresses tried.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -64,6 +65,10 @@ impl TeamSnapshot {
 pub struct TeamWatch {
     current: Mutex<Arc<TeamSnapshot>>,
     wake: tokio::sync::Notify,
+    /// The first round has ended (read, failed, or nothing configured): until then a
+    /// team runtime's URL would fall to the plain credentials, so git requests wait.
+    settled: AtomicBool,
+    settled_now: tokio::sync::Notify,
 }
 
 impl TeamWatch {
@@ -114,6 +119,33 @@ impl TeamWatch {
         self.wake.notify_one();
     }
 
+    /// Waits (at most `max`) until the first round has ended. A daemon that git itself
+    /// just started gets its first request at once: answering it before the team
+    /// runtimes are known would send a team URL to the plain credentials.
+    pub async fn first_round(&self, max: Duration) {
+        let settled = async {
+            loop {
+                let notified = self.settled_now.notified();
+                if self.settled.load(Ordering::Acquire) {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        let _ = tokio::time::timeout(max, settled).await;
+    }
+
+    /// Whether the first round has ended.
+    pub fn is_settled(&self) -> bool {
+        self.settled.load(Ordering::Acquire)
+    }
+
+    fn settle(&self) {
+        if !self.settled.swap(true, Ordering::AcqRel) {
+            self.settled_now.notify_waiters();
+        }
+    }
+
     /// Reads the team entries for as long as the daemon runs. `round` gives, at each
     /// round, the `[openbao]` in force (config.toml may change) and the daemon's clock;
     /// `None` once the daemon stops, which ends the task (it must not keep the state, and
@@ -149,6 +181,7 @@ impl TeamWatch {
                     pause
                 }
             };
+            self.settle();
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
                 _ = self.wake.notified() => {}
