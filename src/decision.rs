@@ -71,6 +71,10 @@ pub struct Facts<'a> {
     /// Set when no configuration could be read since start (`config` is then empty):
     /// the file's error.
     pub config_broken: Option<&'a str>,
+    /// Set while team runtimes are configured but none has been read since the daemon
+    /// started (OpenBao down at start): why. Their URLs are not known, so nothing may go
+    /// to (or come from) the plain credentials meanwhile.
+    pub team_unread: Option<&'a str>,
     /// Where `config` lives, for messages that tell the user what to edit.
     pub config_path: &'a Path,
     /// The admin policy in force, if any.
@@ -280,6 +284,8 @@ pub enum RefuseReason {
     NameConflict(String),
     /// A team token that breaks this machine's own policy (checked again when served).
     TeamTokenPolicy,
+    /// Team runtimes are configured and were never read: the message.
+    TeamUnread(String),
 }
 
 /// The kinds of error a refusal is, on the wire.
@@ -323,6 +329,7 @@ impl RefuseReason {
             RefuseReason::ConfigBroken(_) => "configuration unreadable".into(),
             RefuseReason::NameConflict(_) => "local and team runtime share the name".into(),
             RefuseReason::TeamTokenPolicy => "policy: team token".into(),
+            RefuseReason::TeamUnread(_) => "team runtimes not read yet".into(),
         }
     }
 
@@ -337,6 +344,7 @@ impl RefuseReason {
                 ),
             )),
             RefuseReason::NameConflict(m) => Some((RefusalError::Config, m.clone())),
+            RefuseReason::TeamUnread(m) => Some((RefusalError::StoreUnavailable, m.clone())),
             RefuseReason::TokensUnreadable(m) | RefuseReason::UnsafeStoredValue(m) => {
                 Some((RefusalError::Internal, m.clone()))
             }
@@ -413,6 +421,14 @@ pub fn decide(facts: &Facts<'_>) -> Decision {
         }
     }
     match (facts.action, route) {
+        (GitAction::Get | GitAction::Store, None | Some(Route::NoRuntime))
+            if facts.team_unread.is_some() =>
+        {
+            let why = facts.team_unread.unwrap_or_default();
+            Decision::Refuse(Refusal::new(RefuseReason::TeamUnread(format!(
+                "{why}\nhelperd: the team runtimes have not been read since the daemon started, so this URL may be a team runtime's: the plain credentials are not used until OpenBao answers"
+            ))))
+        }
         (_, None | Some(Route::NoRuntime)) => plain(facts),
         (GitAction::Get, Some(Route::NeedsPath { fix, runtimes })) => {
             let runtimes: Vec<String> = runtimes.iter().map(|r| r.to_string()).collect();
@@ -687,21 +703,26 @@ fn team_unservable(
 
 /// Two runtimes named alike: one from `config.toml`, one from OpenBao.
 fn name_conflict(facts: &Facts<'_>, rt: &RuntimeConfig) -> Refusal {
-    let team_path = facts
-        .config
-        .runtimes
+    let message =
+        name_conflict_message(facts.config, &rt.name, facts.config_path).unwrap_or_default();
+    Refusal::new(RefuseReason::NameConflict(message)).runtime(rt)
+}
+
+/// What `status`, `which` and a refused request say when a local and a team runtime are
+/// both named `name`; `None` when they are not.
+pub fn name_conflict_message(config: &Config, name: &str, config_path: &Path) -> Option<String> {
+    let (a, b) = config.name_conflict(name)?;
+    let team_path = [a, b]
         .iter()
-        .find_map(|r| r.team.as_ref().filter(|_| r.name == rt.name))
+        .find_map(|r| r.team.as_ref())
         .map(|t| t.path.clone())
         .unwrap_or_default();
-    let message = format!(
-        "runtime {name} is defined both in {config} and in OpenBao ({team_path}); neither is \
+    Some(format!(
+        "runtime {name} is defined both in {} and in OpenBao ({team_path}); neither is \
          served until one is renamed (`helperctl runtime remove {name}` and add it under \
          another name, or ask your admin to rename the team entry)",
-        name = rt.name,
-        config = facts.config_path.display(),
-    );
-    Refusal::new(RefuseReason::NameConflict(message)).runtime(rt)
+        config_path.display()
+    ))
 }
 
 /// `store` for a runtime: a renewal when its token is missing, expired or rejected (the

@@ -17,8 +17,8 @@ use crate::secret::Secret;
 use crate::timefmt::parse_expiry;
 use crate::token::{TokenBook, TokenMeta};
 
-/// Token ids of team tokens start with this; the rest is `<name>@<version>`, so that a
-/// new version is a new token (a rejection mark does not outlive a rotation).
+/// Token ids of team tokens start with this; the rest is `<name>@<version>.<created>`, so
+/// that a new version is a new token (a rejection mark does not outlive a rotation).
 pub const TOKEN_ID_PREFIX: &str = "openbao:";
 
 /// Whether a token id names a team token (whose secret is in memory, not in the store).
@@ -44,7 +44,7 @@ pub const ENTRY_FIELDS: [&str; 9] = [
 pub struct TeamRuntime {
     /// Routing and provider facts, marked with where it came from.
     pub runtime: RuntimeConfig,
-    /// Expiry, scopes and name of its token; the id is `openbao:<name>@<version>`.
+    /// Expiry, scopes and name of its token; the id is `openbao:<name>@<version>.<created>`.
     pub token: TokenMeta,
     /// The token itself: kept in memory only.
     pub secret: Secret,
@@ -112,8 +112,12 @@ pub fn parse_entry(
     hosts.sort();
     hosts.dedup();
     let token_meta = TokenMeta {
-        id: format!("{TOKEN_ID_PREFIX}{name}@{}", at.version),
-        name: Some(text(data, "token_name")?.unwrap_or_else(|| format!("{path} v{}", at.version))),
+        // The version's creation time too: a revoked entry published again starts at
+        // version 1, and must not inherit the old version 1's rejection mark.
+        id: format!("{TOKEN_ID_PREFIX}{name}@{}.{}", at.version, at.created),
+        // Status and the audit log name a team token by its KV path and version
+        // (DESIGN.md §10); the admin's own name for it is kept as a note.
+        name: Some(format!("{path} v{}", at.version)),
         scopes: list(data, "scopes")?,
         created: at.created,
         expires,
@@ -125,7 +129,9 @@ pub fn parse_entry(
         checked_at: None,
         kind: Some("team token (OpenBao)".into()),
         login: None,
-        notes: Vec::new(),
+        notes: text(data, "token_name")?
+            .map(|n| vec![format!("token name: {n}")])
+            .unwrap_or_default(),
         oauth_client_id: None,
         refresh_expires_at: None,
         replaced_at: None,
@@ -235,18 +241,52 @@ pub struct LocalMarks {
 }
 
 /// The local configuration and token book with the team's runtimes added, each team token
-/// with this machine's [`LocalMarks`]. A team runtime named like a local one is added all
-/// the same: [`Config::name_conflict`] then refuses both, rather than one silently
-/// winning.
+/// with this machine's [`LocalMarks`]; and the team runtimes left out, with why.
+///
+/// A team runtime named like a local one is added all the same: [`Config::name_conflict`]
+/// then refuses both, rather than one silently winning. One whose URL prefix another
+/// runtime already has is left out (two runtimes on one prefix would be a silent tie;
+/// `config.toml` refuses it too): `status` lists it.
 pub fn overlay(
     config: &Config,
     book: &TokenBook,
     team: &[TeamRuntime],
     marks: &LocalMarks,
-) -> (Config, TokenBook) {
+) -> (Config, TokenBook, Vec<(String, String)>) {
     let mut config = config.clone();
     let mut book = book.clone();
+    let mut left_out = Vec::new();
     for entry in team {
+        // A name clash is reported as such (both refused), whatever the prefixes.
+        let same_name = config.runtime(&entry.runtime.name).is_some();
+        let taken = entry
+            .runtime
+            .urls
+            .iter()
+            .filter(|_| !same_name)
+            .find_map(|prefix| {
+                config
+                    .runtimes
+                    .iter()
+                    .find(|other| other.urls.contains(prefix))
+                    .map(|other| (prefix, other))
+            });
+        if let Some((prefix, other)) = taken {
+            let path = entry
+                .runtime
+                .team
+                .as_ref()
+                .map(|t| t.path.clone())
+                .unwrap_or_default();
+            left_out.push((
+                path,
+                format!(
+                    "its URL prefix {prefix} is already runtime {}'s; not served",
+                    other.name
+                ),
+            ));
+            continue;
+        }
         config.runtimes.push(entry.runtime.clone());
         let mut token = entry.token.clone();
         token.rejected_at = marks.rejected.get(&token.id).copied();
@@ -255,7 +295,7 @@ pub fn overlay(
         }
         book.tokens.push(token);
     }
-    (config, book)
+    (config, book, left_out)
 }
 
 #[cfg(test)]
@@ -293,7 +333,7 @@ mod tests {
                 version: 3
             })
         );
-        assert_eq!(e.token.id, "openbao:ci@3");
+        assert_eq!(e.token.id, "openbao:ci@3.1800000000");
         assert!(is_team_token(&e.token.id));
         assert_eq!(e.token.expires, Some(parse_expiry("2027-01-31").unwrap()));
         assert_eq!(e.token.scopes, ["read_repository", "write_repository"]);
@@ -400,17 +440,42 @@ mod tests {
             AT,
         )
         .unwrap();
+        let same_prefix = parse_entry(
+            "ci2",
+            "secret/t/ci2",
+            &data(
+                json!({"provider": "github", "urls": ["https://github.com/acme/"], "token": "t"}),
+            ),
+            AT,
+        )
+        .unwrap();
         let marks = LocalMarks {
-            rejected: BTreeMap::from([("openbao:ops@3".to_string(), 5)]),
-            warned_on: BTreeMap::from([("openbao:ci@3".to_string(), 20_000)]),
+            rejected: BTreeMap::from([("openbao:ops@3.1800000000".to_string(), 5)]),
+            warned_on: BTreeMap::from([("openbao:ci@3.1800000000".to_string(), 20_000)]),
         };
-        let (config, book) = overlay(&local, &TokenBook::default(), &[team, other], &marks);
-        assert_eq!(config.runtimes.len(), 3);
+        let (config, book, left_out) = overlay(
+            &local,
+            &TokenBook::default(),
+            &[team, other, same_prefix],
+            &marks,
+        );
+        assert_eq!(config.runtimes.len(), 3, "ci2 left out");
+        assert_eq!(left_out.len(), 1);
+        assert!(
+            left_out[0]
+                .1
+                .contains("https://github.com/acme/ is already runtime ci's"),
+            "{left_out:?}"
+        );
         assert!(config.name_conflict("ci").is_some());
         assert!(config.name_conflict("ops").is_none());
         assert_eq!(book.for_runtime("ops").unwrap().rejected_at, Some(5));
         assert_eq!(book.for_runtime("ci").unwrap().rejected_at, None);
-        let team_ci = book.tokens.iter().find(|t| t.id == "openbao:ci@3").unwrap();
+        let team_ci = book
+            .tokens
+            .iter()
+            .find(|t| t.id == "openbao:ci@3.1800000000")
+            .unwrap();
         assert_eq!(team_ci.warned_on["ci"], 20_000);
     }
 }

@@ -287,7 +287,6 @@ fn paint(text: &str, state: &str, colour: bool) -> String {
     }
 }
 
-/// One row per runtime (continuation rows for further URLs), columns padded to fit.
 /// The `openbao` row: where team runtimes come from, and whether OpenBao answers.
 fn openbao_line(b: &helperd_wire::wire::OpenBaoStatus, now: u64) -> String {
     let state = match (&b.error, b.read_at) {
@@ -304,14 +303,21 @@ fn openbao_line(b: &helperd_wire::wire::OpenBaoStatus, now: u64) -> String {
         (None, Some(t)) => format!("read {}", crate::timefmt::ago(t, now)),
         (None, None) => "not read yet".into(),
     };
+    let lease = b
+        .lease_ends_at
+        .map(|t| format!(", lease ends {}", crate::timefmt::format_datetime(t)))
+        .unwrap_or_default();
     format!(
-        "{} via {} ({} login): {state}",
+        "{} via {} ({} login: {} logins, {} renewals{lease}): {state}",
         b.source,
         b.addresses.join(", "),
-        b.auth
+        b.auth,
+        b.logins,
+        b.renewals
     )
 }
 
+/// One row per runtime (continuation rows for further URLs), columns padded to fit.
 fn runtime_table(runtimes: &[RuntimeStatus], now: u64, colour: bool) -> String {
     let header = [
         "RUNTIME",

@@ -64,7 +64,7 @@ fn team_settings(config: &Config, path: &std::path::Path) -> anyhow::Result<Open
     match &config.openbao {
         Some(s) if s.team_path.is_some() => Ok(s.clone()),
         _ => bail!(
-            "no team runtimes are configured: add to {}\n\n[openbao]\naddresses = [\"https://bao.corp:8200\"]\nteam_path = \"helperd/runtimes\"\n\n(and BAO_TOKEN in the environment, or another auth; see README.md, Team runtimes)",
+            "no team runtimes are configured: add to {}\n\n[openbao]\naddresses = [\"https://bao.corp:8200\"]\nteam_path = \"helperd/runtimes\"\n\n(and BAO_TOKEN in the environment, or another auth; see README.md, \"Teams and fleets\")",
             path.display()
         ),
     }
@@ -188,6 +188,13 @@ impl Team {
         };
         let parsed = parse_entry(name, &self.full_path(name), &entry, at)
             .map_err(|why| anyhow::anyhow!("not published: {why}"))?;
+        // What every runner would refuse to serve is not written either.
+        if parsed.runtime.needs_username() {
+            bail!(
+                "not published: {} runtimes need the account's username for git; give --username",
+                parsed.runtime.provider.name()
+            );
+        }
         check_policy(&parsed, now)?;
         let version = self.bao.write(&self.entry_path(name), &entry, now).await?;
         println!(
@@ -291,7 +298,7 @@ fn describe(name: &str, path: &str, entry: &KvEntry) -> Value {
             "username": t.runtime.effective_username(),
             "expires": t.token.expires,
             "scopes": t.token.scopes,
-            "token_name": t.token.name,
+            "token_name": entry.data.get("token_name").and_then(Value::as_str),
             "published": entry.created,
         }),
         Err(why) => json!({"name": name, "path": path, "version": entry.version, "problem": why}),

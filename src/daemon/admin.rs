@@ -241,8 +241,10 @@ fn config_and_runtimes(
                     problem = Some(v.message);
                 }
             }
-            if let Some((local, team)) = config.name_conflict(&rt.name) {
-                problem = Some(name_conflict_problem(local, team, state.config.path()));
+            if let Some(message) =
+                crate::decision::name_conflict_message(&config, &rt.name, state.config.path())
+            {
+                problem = Some(message);
             }
             let oauth_app = provider::oauth_app(rt, policy.map(|p| p.policy)).map(|source| {
                 match source {
@@ -282,19 +284,6 @@ fn config_and_runtimes(
     (status, runtimes)
 }
 
-/// A local and a team runtime share a name: what `status` and `which` say.
-fn name_conflict_problem(a: &RuntimeConfig, b: &RuntimeConfig, config_path: &Path) -> String {
-    let team_path = [a, b]
-        .iter()
-        .find_map(|r| r.team.as_ref())
-        .map(|t| t.path.clone())
-        .unwrap_or_default();
-    format!(
-        "defined both in {} and in OpenBao ({team_path}): neither is served until one is renamed",
-        config_path.display()
-    )
-}
-
 /// The OpenBao part of `status`, when team runtimes are configured.
 fn openbao_status(state: &State) -> Option<OpenBaoStatus> {
     let team = state.team.current();
@@ -306,13 +295,21 @@ fn openbao_status(state: &State) -> Option<OpenBaoStatus> {
         read_at: team.read_at,
         failing_since: team.failing.as_ref().map(|(since, _)| *since),
         error: team.failing.as_ref().map(|(_, e)| e.to_string()),
+        // As `TeamSnapshot::secret` decides: only while no node answers, and counted
+        // from the last complete read.
         cache_until: team
             .failing
             .as_ref()
-            .map(|(since, _)| since.saturating_add(team.cache_secs)),
+            .filter(|(_, e)| e.is_unreachable())
+            .map(|(since, _)| {
+                team.read_at
+                    .unwrap_or(*since)
+                    .saturating_add(team.cache_secs)
+            }),
         invalid: team
             .invalid
             .iter()
+            .chain(state.view().left_out.iter())
             .map(|(path, why)| format!("{path}: {why}"))
             .collect(),
         logins: team.session.logins,
@@ -395,9 +392,8 @@ pub fn which(state: &State, url: &str) -> Response {
                     team.path, team.version
                 ));
             }
-            if let Some((local, team)) = config.name_conflict(&runtime.name) {
-                report.fix = Some(name_conflict_problem(local, team, state.config.path()));
-            }
+            report.fix =
+                crate::decision::name_conflict_message(&config, &runtime.name, state.config.path());
             report.runtime = Some(runtime.name.clone());
             report.prefix = Some(prefix.to_string());
             if let Ok(book) = view.book.as_ref() {

@@ -29,6 +29,21 @@ use crate::token::TokenMeta;
 /// Longest a git request waits for the team runtimes' first read after the daemon starts.
 const FIRST_TEAM_READ_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Why the team runtimes are unknown, while they are configured and none was ever read.
+fn team_unread(config: &crate::config::Config, team: &TeamSnapshot) -> Option<String> {
+    let configured = config
+        .openbao
+        .as_ref()
+        .is_some_and(|o| o.team_path.is_some());
+    if !configured || team.read_at.is_some() {
+        return None;
+    }
+    Some(match &team.failing {
+        Some((_, e)) => e.to_string(),
+        None => "OpenBao has not answered yet".to_string(),
+    })
+}
+
 /// Where the request came from, as the decision sees it.
 fn via_of(peer: &Peer) -> Via {
     match peer.channel {
@@ -104,10 +119,12 @@ async fn answer(
         let backoff = state.refresh.backoff();
         let now = state.now();
         let config_broken = state.config.never_loaded();
+        let team_unread = team_unread(&config, &view.team);
         let facts = Facts {
             action,
             via: via_of(peer),
             config_broken: config_broken.as_deref(),
+            team_unread: team_unread.as_deref(),
             request: cred,
             lifetime,
             config: &config,
@@ -382,8 +399,6 @@ async fn set_token(
         .map_err(replies::set_token_error)
 }
 
-/// git's `erase` after a 401: the runtime's token is marked rejected when the failed
-/// secret is ours.
 /// git got a 401 with a team token: not served again, and the team entries are re-read at
 /// once (the admin may have rotated it already). Nothing is written to disk.
 fn mark_team_rejected(
@@ -394,8 +409,9 @@ fn mark_team_rejected(
 ) -> (Response, Done) {
     if let Some(given) = &mark.only_if_secret_is {
         match team.secret(&mark.token_id, now) {
-            Ok(Some(ours)) if ours != *given => return (for_git(String::new()), Done::NotOurs),
-            _ => {}
+            Ok(Some(ours)) if ours == *given => {}
+            // Not ours, or nothing to compare with: leave the mark off.
+            _ => return (for_git(String::new()), Done::NotOurs),
         }
     }
     tracing::warn!(runtime = %mark.runtime, "erase: the host rejected the team token; re-reading OpenBao");
@@ -403,6 +419,8 @@ fn mark_team_rejected(
     (for_git(String::new()), Done::AsDecided)
 }
 
+/// git's `erase` after a 401: the runtime's token is marked rejected when the failed
+/// secret is ours.
 async fn mark_rejected(state: &State, mark: &MarkRejected, now: u64) -> (Response, Done) {
     if let Some(given) = &mark.only_if_secret_is {
         match state.store.token_secret(&mark.token_id).await {

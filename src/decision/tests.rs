@@ -94,6 +94,7 @@ struct Case {
     action: GitAction,
     via: Via,
     config_broken: Option<String>,
+    team_unread: Option<String>,
     request: GitCredential,
     config: Config,
     policy: Option<Policy>,
@@ -111,6 +112,7 @@ impl Case {
             action,
             via: Via::Local,
             config_broken: None,
+            team_unread: None,
             request: request(input),
             config: config(),
             policy: None,
@@ -141,6 +143,7 @@ impl Case {
             lifetime: Some(60),
             config: &self.config,
             config_broken: self.config_broken.as_deref(),
+            team_unread: self.team_unread.as_deref(),
             config_path: Path::new("/home/me/.config/helperd/config.toml"),
             policy: self
                 .policy
@@ -647,6 +650,7 @@ fn decide_get(
         lifetime: None,
         config,
         config_broken: None,
+        team_unread: None,
         config_path: Path::new("config.toml"),
         policy: policy.map(|policy| PolicyInForce {
             policy,

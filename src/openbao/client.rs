@@ -24,9 +24,12 @@ use crate::team::parse_created_time;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// One call to one node; a node that accepts and then hangs costs at most this.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// A 403 within this long of a login is the policy's answer, not a revoked token.
+const FRESH_LOGIN_SECS: u64 = 60;
 
-/// One KV version 2 entry as read.
-#[derive(Debug, Clone)]
+/// One KV version 2 entry as read. Its Debug shows the field names only: `data` holds
+/// a team runtime's token.
+#[derive(Clone)]
 pub struct KvEntry {
     /// The entry's fields (a team runtime's token among them: handle as a secret).
     pub data: Map<String, Value>,
@@ -36,12 +39,24 @@ pub struct KvEntry {
     pub created: u64,
 }
 
+impl std::fmt::Debug for KvEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KvEntry")
+            .field("fields", &self.data.keys().collect::<Vec<_>>())
+            .field("version", &self.version)
+            .field("created", &self.created)
+            .finish()
+    }
+}
+
 /// Talks to the team's OpenBao. Calls may run concurrently; no lock is held across I/O.
 pub struct BaoClient {
     settings: OpenBaoSettings,
     addresses: Vec<String>,
     http: reqwest::Client,
     login: Mutex<Option<Login>>,
+    /// Held while renewing or logging in (see [`BaoClient::token`]).
+    renewing: tokio::sync::Mutex<()>,
     info: Mutex<SessionInfo>,
     /// Index of the address that answered last.
     preferred: AtomicUsize,
@@ -66,6 +81,9 @@ impl BaoClient {
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
             .user_agent(concat!("helperd/", env!("CARGO_PKG_VERSION")))
+            // A redirect would carry X-Vault-Token (and a login's secret id or JWT) to
+            // whatever host it names: OpenBao's addresses are the configured ones only.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| BaoError::Setup(format!("the HTTP client cannot be set up: {e}")))?;
         Ok(BaoClient {
@@ -73,6 +91,7 @@ impl BaoClient {
             addresses,
             http,
             login: Mutex::new(None),
+            renewing: tokio::sync::Mutex::new(()),
             info: Mutex::new(SessionInfo {
                 method: settings.auth.name().into(),
                 ..SessionInfo::default()
@@ -199,8 +218,9 @@ impl BaoClient {
         .await
     }
 
-    /// Runs `op` with a logged-in client; on a 403 from a login whose token may have been
-    /// revoked or expired meanwhile, logs in again and retries once.
+    /// Runs `op` with a logged-in client; on a 403 from a login old enough to have been
+    /// revoked meanwhile, logs in again and retries once (a 403 right after a login is
+    /// the policy's answer: logging in again would only burn secret ids).
     async fn call<T, F, Fut>(&self, what: &str, now: u64, op: F) -> Result<T, BaoError>
     where
         F: Fn(VaultClient) -> Fut,
@@ -208,7 +228,7 @@ impl BaoClient {
     {
         let token = self.token(now).await?;
         match self.on_nodes(what, Some(&token), &op).await {
-            Err(e) if e.is_denied() && self.may_log_in_again() => {
+            Err(e) if e.is_denied() && self.may_log_in_again() && !self.login_is_fresh(now) => {
                 self.forget_login();
                 let token = self.token(now).await?;
                 self.on_nodes(what, Some(&token), &op).await
@@ -223,6 +243,15 @@ impl BaoClient {
         !matches!(self.settings.auth, BaoAuth::Token { token_file: None })
     }
 
+    /// The login was obtained or renewed within the last minute.
+    fn login_is_fresh(&self, now: u64) -> bool {
+        self.login
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|l| now < l.obtained.saturating_add(FRESH_LOGIN_SECS))
+    }
+
     fn forget_login(&self) {
         *self.login.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
@@ -230,20 +259,28 @@ impl BaoClient {
     /// The token to send: the current login's, renewed when two thirds of its lease have
     /// passed, or a new login when there is none, its lease ended or the renewal failed.
     pub async fn token(&self, now: u64) -> Result<Secret, BaoError> {
+        if let Some(token) = self.current_token(now) {
+            return Ok(token);
+        }
+        // One renewal or login at a time: concurrent callers (the OpenBao store's
+        // requests) wait for it rather than each logging in.
+        let _single_flight = self.renewing.lock().await;
+        if let Some(token) = self.current_token(now) {
+            return Ok(token);
+        }
         let current = self
             .login
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         if let Some(login) = current {
-            if !session::renew_due(&login, now) {
-                return Ok(login.token);
-            }
             if login.renewable && !session::expired(&login, now) {
-                if let Ok(renewed) = self.renew(&login, now).await {
-                    return Ok(renewed);
+                match self.renew(&login, now).await {
+                    Ok(renewed) => return Ok(renewed),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "OpenBao: renewing the login's lease failed; logging in again")
+                    }
                 }
-                tracing::warn!("OpenBao: renewing the login's lease failed; logging in again");
             }
         }
         let login = self.log_in(now).await?;
@@ -257,6 +294,16 @@ impl BaoClient {
         }
         *self.login.lock().unwrap_or_else(PoisonError::into_inner) = Some(login);
         Ok(token)
+    }
+
+    /// The current login's token while it needs no renewal.
+    fn current_token(&self, now: u64) -> Option<Secret> {
+        self.login
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .filter(|l| !session::renew_due(l, now))
+            .map(|l| l.token.clone())
     }
 
     async fn renew(&self, login: &Login, now: u64) -> Result<Secret, BaoError> {

@@ -350,3 +350,38 @@ fn the_first_request_of_a_daemon_git_just_started_gets_the_team_token() {
         stderr(&out)
     );
 }
+
+#[test]
+fn while_openbao_was_never_read_no_url_falls_to_the_plain_credentials() {
+    let repos = tempfile::tempdir().unwrap();
+    let server = GitServer::start(repos.path(), vec![Account::new("", USER, TOKEN_V1)]);
+    // OpenBao is down when the daemon starts.
+    let port = crate::bao::free_port();
+    let sb = team_sandbox(
+        &[&format!("http://127.0.0.1:{port}")],
+        "refresh_secs = 1",
+        "",
+    );
+    let out = fill(&sb, &server);
+    assert!(
+        !out.status.success(),
+        "nothing is answered from the plain credentials"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("OpenBao is unreachable") && err.contains(&port.to_string()),
+        "{err}"
+    );
+    assert!(
+        err.contains("have not been read since the daemon started"),
+        "{err}"
+    );
+    // OpenBao comes up with the team's entry: served.
+    let bao = BaoDev::start_on(port);
+    bao.put(&format!("{TEAM}/ci"), entry(&server, TOKEN_V1));
+    assert!(
+        wait_until(Duration::from_secs(20), || stdout(&fill(&sb, &server))
+            .contains(TOKEN_V1)),
+        "served once OpenBao answers"
+    );
+}

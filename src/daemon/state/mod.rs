@@ -138,6 +138,8 @@ pub struct View {
     pub book: Arc<TokenBookState>,
     /// The team snapshot the view was made from (team tokens' secrets are there).
     pub team: Arc<team_watch::TeamSnapshot>,
+    /// Team runtimes left out of the view (their URL prefix is taken): `(path, why)`.
+    pub left_out: Arc<Vec<(String, String)>>,
 }
 
 struct CachedView {
@@ -232,10 +234,17 @@ impl State {
         let config = self.config.current();
         let book = self.tokens();
         let team = self.team.current();
-        if team.runtimes.is_empty() {
-            return View { config, book, team };
-        }
         let mut cached = self.view.lock().unwrap_or_else(PoisonError::into_inner);
+        if team.runtimes.is_empty() {
+            // Drops a merged view of team runtimes gone since: their secrets with it.
+            *cached = None;
+            return View {
+                config,
+                book,
+                team,
+                left_out: Arc::default(),
+            };
+        }
         if let Some(c) = cached.as_ref() {
             if Arc::ptr_eq(&c.config, &config)
                 && Arc::ptr_eq(&c.book, &book)
@@ -244,23 +253,25 @@ impl State {
                 return c.view.clone();
             }
         }
-        let (merged_config, merged_book) = match book.as_ref() {
+        let (merged_config, merged_book, left_out) = match book.as_ref() {
             Ok(b) => {
-                let (c, b) = crate::team::overlay(&config, b, &team.runtimes, &team.marks);
-                (c, Ok(b))
+                let (c, b, left_out) =
+                    crate::team::overlay(&config, b, &team.runtimes, &team.marks);
+                (c, Ok(b), left_out)
             }
             // Unreadable local tokens: the team runtimes still route (nothing falls to
             // the plain credentials), and every runtime is refused with the error.
             Err(e) => {
-                let (c, _) =
+                let (c, _, left_out) =
                     crate::team::overlay(&config, &Default::default(), &team.runtimes, &team.marks);
-                (c, Err(e.clone()))
+                (c, Err(e.clone()), left_out)
             }
         };
         let view = View {
             config: Arc::new(merged_config),
             book: Arc::new(merged_book),
             team,
+            left_out: Arc::new(left_out),
         };
         *cached = Some(CachedView {
             config,

@@ -17,7 +17,7 @@ use crate::secret::Secret;
 use crate::team::{parse_entry, EntryVersion, LocalMarks, TeamRuntime};
 
 /// Everything known of the team's runtimes at one moment.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct TeamSnapshot {
     /// The valid entries, by name.
     pub runtimes: Vec<TeamRuntime>,
@@ -41,13 +41,19 @@ pub struct TeamSnapshot {
 }
 
 impl TeamSnapshot {
-    /// The secret of team token `id`, unless OpenBao has been unreachable for longer than
-    /// `cache_secs`: then why not, naming OpenBao and the addresses tried.
+    /// The secret of team token `id`, unless reading OpenBao fails: while no node
+    /// answers, secrets are served until `cache_secs` after the last complete read; when
+    /// OpenBao answers with a refusal (a revoked login, a policy), not at all. `Err` says
+    /// why, naming OpenBao and the addresses tried.
     pub fn secret(&self, id: &str, now: u64) -> Result<Option<Secret>, String> {
         if let Some((since, error)) = &self.failing {
-            if now >= since.saturating_add(self.cache_secs) {
+            let last_good = self.read_at.unwrap_or(*since);
+            if !error.is_unreachable() {
+                return Err(format!("team runtimes cannot be served: {error}"));
+            }
+            if now >= last_good.saturating_add(self.cache_secs) {
                 return Err(format!(
-                    "team runtimes cannot be served: {error}; secrets read earlier are kept only {} s (cache_secs) after OpenBao stops answering",
+                    "team runtimes cannot be served: {error}; secrets read earlier are kept only {} s (cache_secs) after the last read",
                     self.cache_secs
                 ));
             }
@@ -91,10 +97,7 @@ impl TeamWatch {
         self.swap(|s| {
             let mut marks = s.marks.clone();
             marks.rejected.insert(id.to_string(), now);
-            TeamSnapshot {
-                marks,
-                ..clone_of(s)
-            }
+            TeamSnapshot { marks, ..s.clone() }
         });
         self.wake.notify_one();
     }
@@ -107,10 +110,7 @@ impl TeamWatch {
         self.swap(|s| {
             let mut marks = s.marks.clone();
             marks.warned_on.insert(id.to_string(), day);
-            TeamSnapshot {
-                marks,
-                ..clone_of(s)
-            }
+            TeamSnapshot { marks, ..s.clone() }
         });
     }
 
@@ -195,8 +195,10 @@ impl TeamWatch {
         let source = format!("{}/{team_path}", settings.mount);
         match read_all(bao, &source, team_path, now).await {
             Ok((runtimes, invalid)) => {
-                for (path, why) in &invalid {
-                    tracing::warn!(%path, %why, "OpenBao entry is not a team runtime");
+                if invalid != self.current().invalid {
+                    for (path, why) in &invalid {
+                        tracing::warn!(%path, %why, "OpenBao entry is not a team runtime");
+                    }
                 }
                 let session = bao.session_info();
                 let addresses = bao.addresses().to_vec();
@@ -255,7 +257,7 @@ impl TeamWatch {
             source,
             addresses,
             cache_secs: settings.cache_secs,
-            ..clone_of(s)
+            ..s.clone()
         });
     }
 }
@@ -274,8 +276,16 @@ async fn read_all(
     for name in names {
         let path = format!("{source}/{name}");
         // A deleted or destroyed newest version is a revoked runtime: absent.
-        let Some(entry) = bao.read(&format!("{team_path}/{name}"), now).await? else {
-            continue;
+        let entry = match bao.read(&format!("{team_path}/{name}"), now).await {
+            Ok(Some(entry)) => entry,
+            Ok(None) => continue,
+            // A node that stops answering mid-round fails the round (what was read
+            // before stays); a refusal of one entry (its own policy) spoils only it.
+            Err(e) if e.is_unreachable() => return Err(e),
+            Err(e) => {
+                invalid.push((path, e.to_string()));
+                continue;
+            }
         };
         let at = EntryVersion {
             version: entry.version,
@@ -291,20 +301,6 @@ async fn read_all(
         }
     }
     Ok((runtimes, invalid))
-}
-
-fn clone_of(s: &TeamSnapshot) -> TeamSnapshot {
-    TeamSnapshot {
-        runtimes: s.runtimes.clone(),
-        invalid: s.invalid.clone(),
-        marks: s.marks.clone(),
-        read_at: s.read_at,
-        failing: s.failing.clone(),
-        source: s.source.clone(),
-        addresses: s.addresses.clone(),
-        cache_secs: s.cache_secs,
-        session: s.session.clone(),
-    }
 }
 
 #[cfg(test)]
@@ -343,25 +339,40 @@ mod tests {
     fn secrets_outlive_an_outage_by_cache_secs_only() {
         assert_eq!(
             snapshot(None, 600)
-                .secret("openbao:ci@1", 5)
+                .secret("openbao:ci@1.0", 5)
                 .unwrap()
                 .unwrap()
                 .expose(),
             "ghp_x"
         );
         let s = snapshot(Some(1000), 600);
-        assert!(s.secret("openbao:ci@1", 1599).unwrap().is_some());
-        let e = s.secret("openbao:ci@1", 1600).unwrap_err();
+        assert!(s.secret("openbao:ci@1.0", 1599).unwrap().is_some());
+        let e = s.secret("openbao:ci@1.0", 1600).unwrap_err();
         assert!(
             e.contains("OpenBao is unreachable: tried http://127.0.0.1:1 (Connection refused)"),
             "{e}"
         );
+        // Counted from the last complete read, not from the first failure.
+        let mut s = snapshot(Some(1000), 600);
+        s.read_at = Some(900);
+        assert!(s.secret("openbao:ci@1.0", 1499).unwrap().is_some());
+        assert!(s.secret("openbao:ci@1.0", 1500).is_err());
+        // OpenBao answered "no" (a revoked login): nothing is served from memory.
+        s.failing = Some((
+            1000,
+            BaoError::Login {
+                method: "approle",
+                why: "OpenBao refused it (HTTP 400: invalid secret id)".into(),
+            },
+        ));
+        let e = s.secret("openbao:ci@1.0", 1001).unwrap_err();
+        assert!(e.contains("OpenBao login (approle) failed"), "{e}");
         // cache_secs = 0: not even one request after the first failure.
         assert!(snapshot(Some(1000), 0)
-            .secret("openbao:ci@1", 1000)
+            .secret("openbao:ci@1.0", 1000)
             .is_err());
         assert_eq!(
-            snapshot(None, 600).secret("openbao:ops@1", 5).unwrap(),
+            snapshot(None, 600).secret("openbao:ops@1.0", 5).unwrap(),
             None
         );
     }
