@@ -52,25 +52,6 @@ BAO="${HELPERD_TEST_BAO:-$(command -v bao || echo "${XDG_CACHE_HOME:-$HOME/.cach
 [ -x "$BAO" ] || { echo "warning: no bao binary (run scripts/test.sh once); no team-runtime row" >&2; BAO=""; }
 
 export HOME="$T/home" HELPERD_HOME="$T/helperd" HELPERD_STORE=file GIT_CONFIG_NOSYSTEM=1 GIT_TERMINAL_PROMPT=0
-
-# A local runtime and a team runtime (DESIGN.md §10) beside the plain credential: both
-# tokens are served from the daemon's memory; the team one was read from OpenBao.
-TEAM_JSON=""
-if [ -n "$BAO" ]; then
-  BAO_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-  export BAO_ADDR="http://127.0.0.1:$BAO_PORT" BAO_TOKEN="bench-root"
-  "$BAO" server -dev -dev-root-token-id="$BAO_TOKEN" -dev-listen-address="127.0.0.1:$BAO_PORT" > "$T/bao.log" 2>&1 &
-  BAO_PID=$!
-  trap '"$BIN/helperctl" daemon stop >/dev/null 2>&1 || true; kill $BAO_PID 2>/dev/null || true; git credential-cache --socket "$T/cache/socket" exit 2>/dev/null || true; rm -rf "$T"' EXIT
-  for _ in $(seq 100); do "$BAO" status >/dev/null 2>&1 && break; sleep 0.1; done
-  "$BAO" kv put secret/helperd/runtimes/team provider=generic urls=https://team.example/ username=bench token=team-secret >/dev/null
-  mkdir -p "$HELPERD_HOME/config"
-  printf '[openbao]\naddresses = ["%s"]\nteam_path = "helperd/runtimes"\n\n[[runtime]]\nname = "local"\nprovider = "generic"\nusername = "bench"\nurls = ["https://local.example/"]\n' \
-    "$BAO_ADDR" > "$HELPERD_HOME/config/config.toml"
-  printf 'protocol=https\nhost=local.example\n' > "$T/query-local"
-  printf 'protocol=https\nhost=team.example\n' > "$T/query-team"
-  echo local-secret | "$BIN/helperctl" token set local --offline >/dev/null
-fi
 mkdir -p "$HOME" "$T/cache" && chmod 700 "$T/cache"
 printf 'protocol=https\nhost=bench.example\nusername=bench\npassword=bench-secret\n' > "$T/cred"
 printf 'protocol=https\nhost=bench.example\n' > "$T/query"
@@ -88,21 +69,6 @@ hyperfine --warmup 30 --min-runs "$RUNS" --export-json "$T/results.json" \
   -n helperd "git -c credential.helper= -c 'credential.helper=$HELPERD' credential fill < $T/query" \
   -n credential-cache "git -c credential.helper= -c 'credential.helper=$CACHE' credential fill < $T/query" \
   -n credential-store "git -c credential.helper= -c 'credential.helper=$STORE' credential fill < $T/query"
-
-# A team runtime against a local one, in one hyperfine run (goal: within 5%).
-if [ -n "$BAO" ]; then
-  HELPER_ARGS="-c credential.helper= -c credential.helper=$HELPERD"
-  for _ in $(seq 100); do
-    git $HELPER_ARGS credential fill < "$T/query-team" 2>/dev/null | grep -q password=team-secret && break
-    sleep 0.1
-  done
-  git $HELPER_ARGS credential fill < "$T/query-local" | grep -q password=local-secret
-  git $HELPER_ARGS credential fill < "$T/query-team" | grep -q password=team-secret
-  hyperfine --warmup 30 --min-runs "$RUNS" --export-json "$T/team.json" \
-    -n local-runtime "git $HELPER_ARGS credential fill < $T/query-local" \
-    -n team-runtime "git $HELPER_ARGS credential fill < $T/query-team"
-  TEAM_JSON="$T/team.json"
-fi
 
 # The helper programs alone, as git runs them (git's own start-up left out).
 hyperfine --warmup 30 --min-runs "$RUNS" --export-json "$T/helpers.json" \
@@ -129,6 +95,45 @@ PROTO="$(sed -n 's/^pub const PROTOCOL_VERSION: u32 = \([0-9][0-9]*\);.*/\1/p' h
   --json "$T/load.json"
 LOAD_RSS_KB="$(awk '/^VmRSS/ {print $2}' "/proc/$PID/status")"
 LOAD_HWM_KB="$(awk '/^VmHWM/ {print $2}' "/proc/$PID/status")"
+
+# Last, so that the rows above measure a daemon without OpenBao: a local runtime and a
+# team runtime (DESIGN.md §10), both tokens served from the daemon's memory (the
+# daemon picks the new config.toml up by itself).
+TEAM_JSON=""
+if [ -n "$BAO" ]; then
+  mkdir -p "$HOME"  # the dev server writes its token to ~/.vault-token
+  BAO_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  export BAO_ADDR="http://127.0.0.1:$BAO_PORT" BAO_TOKEN="bench-root"
+  "$BAO" server -dev -dev-root-token-id="$BAO_TOKEN" -dev-listen-address="127.0.0.1:$BAO_PORT" > "$T/bao.log" 2>&1 &
+  BAO_PID=$!
+  trap '"$BIN/helperctl" daemon stop >/dev/null 2>&1 || true; kill $BAO_PID 2>/dev/null || true; git credential-cache --socket "$T/cache/socket" exit 2>/dev/null || true; rm -rf "$T"' EXIT
+  for _ in $(seq 100); do "$BAO" status >/dev/null 2>&1 && break; sleep 0.1; done
+  "$BAO" status >/dev/null 2>&1 || { echo "bao dev server did not start:" >&2; cat "$T/bao.log" >&2; exit 1; }
+  "$BAO" kv put secret/helperd/runtimes/team provider=generic urls=https://team.example/ username=bench token=team-secret >/dev/null
+  mkdir -p "$HELPERD_HOME/config"
+  # The daemon runs already (without BAO_TOKEN): it logs in with a token file.
+  echo "$BAO_TOKEN" > "$T/bao-token"
+  printf '[openbao]\naddresses = ["%s"]\nteam_path = "helperd/runtimes"\ntoken_file = "%s"\n\n[[runtime]]\nname = "local"\nprovider = "generic"\nusername = "bench"\nurls = ["https://local.example/"]\n' \
+    "$BAO_ADDR" "$T/bao-token" > "$HELPERD_HOME/config/config.toml"
+  printf 'protocol=https\nhost=local.example\n' > "$T/query-local"
+  printf 'protocol=https\nhost=team.example\n' > "$T/query-team"
+  echo local-secret | "$BIN/helperctl" token set local --offline >/dev/null
+fi
+
+# A team runtime against a local one, in one hyperfine run (goal: within 5%).
+if [ -n "$BAO" ]; then
+  HELPER_ARGS="-c credential.helper= -c credential.helper=$HELPERD"
+  for _ in $(seq 100); do
+    git $HELPER_ARGS credential fill < "$T/query-team" 2>/dev/null | grep -q password=team-secret && break
+    sleep 0.1
+  done
+  git $HELPER_ARGS credential fill < "$T/query-local" | grep -q password=local-secret
+  git $HELPER_ARGS credential fill < "$T/query-team" | grep -q password=team-secret
+  hyperfine --warmup 30 --min-runs "$RUNS" --export-json "$T/team.json" \
+    -n local-runtime "git $HELPER_ARGS credential fill < $T/query-local" \
+    -n team-runtime "git $HELPER_ARGS credential fill < $T/query-team"
+  TEAM_JSON="$T/team.json"
+fi
 
 python3 - "$T/results.json" "$RSS_KB" "$T/helpers.json" "$T/load.json" "$LOAD_RSS_KB" "$LOAD_HWM_KB" "${STATIC:+$T/static.json}" "$TEAM_JSON" <<'PY'
 import json, sys, datetime, platform, subprocess

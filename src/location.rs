@@ -191,6 +191,11 @@ fn without_trailing_dot(name: &str) -> &str {
 /// internationalised name in punycode (`bücher.example` -> `xn--bcher-kva.example`), ASCII
 /// lower-case, IP addresses in their usual form (`[0:0::1]` -> `[::1]`).
 fn canonical_name(name: &str) -> Result<String, String> {
+    if is_plain_ascii_name(name) {
+        // What `url::Host::parse` would return unchanged, without its Unicode tables:
+        // git sends such a host with every request.
+        return Ok(name.to_string());
+    }
     match url::Host::parse(name) {
         // IDNA maps some letters to ASCII punctuation (`⒇` -> `(20)`, `⒈` -> `1.`): such a
         // name would not parse back, so it is refused (found by the url fuzz target).
@@ -204,6 +209,23 @@ fn canonical_name(name: &str) -> Result<String, String> {
         Ok(url::Host::Ipv6(ip)) => Ok(format!("[{ip}]")),
         Err(e) => Err(format!("the host {name:?} is not a valid host name ({e})")),
     }
+}
+
+/// A lower-case ASCII name of letters, digits, `-` and `_` labels, none in punycode,
+/// whose last label starts with a letter (so it is no IPv4 number, which the URL rules
+/// rewrite: `0x7f.1` is `127.0.0.1`): the URL rules keep it as it is.
+fn is_plain_ascii_name(name: &str) -> bool {
+    let plain_label = |l: &str| {
+        !l.is_empty()
+            && !l.starts_with("xn--")
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    };
+    name.split('.').all(plain_label)
+        && name
+            .rsplit('.')
+            .next()
+            .is_some_and(|last| last.as_bytes()[0].is_ascii_lowercase())
 }
 
 /// The name of a normalised `name[:port]` host, without its port: `github.com:8443` ->
@@ -807,6 +829,18 @@ mod tests {
     }
 
     proptest! {
+        /// The fast path for plain ASCII names gives what the URL rules give.
+        #[test]
+        fn plain_ascii_names_keep_their_url_spelling(name in "[a-z0-9_-]{1,8}(\\.[a-z0-9x_-]{1,8}){0,3}") {
+            if is_plain_ascii_name(&name) {
+                let by_url = match url::Host::parse(&name) {
+                    Ok(url::Host::Domain(d)) => Some(d),
+                    _ => None,
+                };
+                prop_assert_eq!(Some(name.clone()), by_url);
+            }
+        }
+
         /// Redaction never leaks the userinfo password of any URL, whatever characters the
         /// password holds, in any form a URL is printed: the two redactors and the parse
         /// errors.
