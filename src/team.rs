@@ -240,6 +240,22 @@ pub struct LocalMarks {
     pub warned_on: BTreeMap<String, u64>,
 }
 
+impl LocalMarks {
+    /// The marks of the tokens `live` keeps (those still read from OpenBao).
+    pub fn only_for(&self, live: impl Fn(&str) -> bool) -> LocalMarks {
+        let keep = |m: &BTreeMap<String, u64>| {
+            m.iter()
+                .filter(|(id, _)| live(id))
+                .map(|(id, v)| (id.clone(), *v))
+                .collect()
+        };
+        LocalMarks {
+            rejected: keep(&self.rejected),
+            warned_on: keep(&self.warned_on),
+        }
+    }
+}
+
 /// The local configuration and token book with the team's runtimes added, each team token
 /// with this machine's [`LocalMarks`]; and the team runtimes left out, with why.
 ///

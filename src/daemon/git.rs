@@ -94,8 +94,8 @@ async fn answer(
     lifetime: Option<u64>,
 ) -> Response {
     if !state.team.is_settled() {
-        // Only right after the daemon started: see `TeamWatch::first_round`. Bounded by
-        // the connect timeout of a dead first address and a little more.
+        // Only right after the daemon started (see `TeamWatch::first_round`), and at
+        // most FIRST_TEAM_READ_WAIT; `team_unread` below covers a read that takes longer.
         state.team.first_round(FIRST_TEAM_READ_WAIT).await;
     }
     let mut allow_refresh = true;

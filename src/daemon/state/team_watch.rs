@@ -204,23 +204,8 @@ impl TeamWatch {
                 let addresses = bao.addresses().to_vec();
                 self.swap(|s| {
                     // A mark is kept while its version is still the one read.
-                    let live = |id: &String| runtimes.iter().any(|t| &t.token.id == id);
-                    let marks = LocalMarks {
-                        rejected: s
-                            .marks
-                            .rejected
-                            .iter()
-                            .filter(|(id, _)| live(id))
-                            .map(|(k, v)| (k.clone(), *v))
-                            .collect(),
-                        warned_on: s
-                            .marks
-                            .warned_on
-                            .iter()
-                            .filter(|(id, _)| live(id))
-                            .map(|(k, v)| (k.clone(), *v))
-                            .collect(),
-                    };
+                    let live = |id: &str| runtimes.iter().any(|t| t.token.id == id);
+                    let marks = s.marks.only_for(live);
                     TeamSnapshot {
                         runtimes,
                         invalid,
