@@ -547,3 +547,63 @@ fn short_transport_error(e: &(dyn std::error::Error + 'static)) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    fn settings(address: &str) -> OpenBaoSettings {
+        let text =
+            format!("[openbao]\naddresses = [\"{address}\"]\ntoken_file = \"/nonexistent\"\n");
+        crate::config::Config::parse(&text, std::path::Path::new("config.toml"))
+            .unwrap()
+            .openbao
+            .unwrap()
+    }
+
+    /// A node that answers every request with a redirect to `elsewhere`.
+    fn redirecting_node(elsewhere: String) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten().take(4) {
+                let mut stream = stream;
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                let answer = format!(
+                    "HTTP/1.1 307 Temporary Redirect\r\nLocation: {elsewhere}/v1/secret/metadata/x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                let _ = stream.write_all(answer.as_bytes());
+            }
+        });
+        address
+    }
+
+    #[test]
+    fn a_redirect_is_an_answer_never_followed_with_the_token() {
+        // Where a redirect would lead: it must never see a connection (nor the token).
+        let trap = TcpListener::bind("127.0.0.1:0").unwrap();
+        let trap_address = format!("http://{}", trap.local_addr().unwrap());
+        trap.set_nonblocking(true).unwrap();
+        let node = redirecting_node(trap_address);
+        let mut client = BaoClient::new(&settings(&node)).unwrap();
+        // A login, as if already made: the call goes straight to the node.
+        *client.login.get_mut().unwrap() = Some(Login {
+            token: Secret::new("s.SECRET-TOKEN"),
+            lease_secs: None,
+            renewable: false,
+            obtained: 0,
+        });
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let e = rt.block_on(client.read("x", 0)).unwrap_err();
+        assert!(matches!(e, BaoError::Refused { code: 307, .. }), "{e:?}");
+        assert!(!e.to_string().contains("SECRET-TOKEN"), "{e}");
+        // A followed redirect would sit in the trap's backlog.
+        assert!(trap.accept().is_err(), "the redirect was followed");
+    }
+}
