@@ -218,6 +218,18 @@ impl Tab<'_> {
         }
     }
 
+    /// A credential file: an absolute path (the daemon's working folder is nobody's
+    /// business).
+    fn file(&self, key: &str, value: String) -> Result<PathBuf, ConfigError> {
+        if !value.starts_with('/') {
+            return Err(self.err(
+                key,
+                format!("{key} must be an absolute path, not {value:?}"),
+            ));
+        }
+        Ok(PathBuf::from(value))
+    }
+
     fn required(&self, key: &str, method: &str, example: &str) -> Result<String, ConfigError> {
         self.text(key)?.ok_or_else(|| {
             self.cx.error(
@@ -260,6 +272,12 @@ impl Tab<'_> {
                 ),
             )
         })?;
+        if array.is_empty() {
+            return Err(self.err(
+                "addresses",
+                "addresses is empty; give at least one, or remove it to use BAO_ADDR".into(),
+            ));
+        }
         let mut out = Vec::new();
         for value in array.iter() {
             let text = value.as_str().ok_or_else(|| {
@@ -323,16 +341,20 @@ impl Tab<'_> {
             "token" => {
                 only(&["token_file"])?;
                 Ok(BaoAuth::Token {
-                    token_file: self.text("token_file")?.map(PathBuf::from),
+                    token_file: match self.text("token_file")? {
+                        Some(f) => Some(self.file("token_file", f)?),
+                        None => None,
+                    },
                 })
             }
             "approle" => {
                 only(&["role_id", "secret_id_file", "mount_path"])?;
                 Ok(BaoAuth::AppRole {
                     role_id: self.required("role_id", "approle", "\"...\"")?,
-                    secret_id_file: self
-                        .required("secret_id_file", "approle", "\"/etc/helperd/secret-id\"")?
-                        .into(),
+                    secret_id_file: self.file(
+                        "secret_id_file",
+                        self.required("secret_id_file", "approle", "\"/etc/helperd/secret-id\"")?,
+                    )?,
                     mount_path: mount_path("approle")?,
                 })
             }
@@ -340,9 +362,10 @@ impl Tab<'_> {
                 only(&["role", "jwt_file", "mount_path"])?;
                 Ok(BaoAuth::Jwt {
                     role: self.required("role", "jwt", "\"ci-runner\"")?,
-                    jwt_file: self
-                        .required("jwt_file", "jwt", "\"/run/ci/id_token\"")?
-                        .into(),
+                    jwt_file: self.file(
+                        "jwt_file",
+                        self.required("jwt_file", "jwt", "\"/run/ci/id_token\"")?,
+                    )?,
                     mount_path: mount_path("jwt")?,
                 })
             }
@@ -461,6 +484,12 @@ mod tests {
             ("team_path = \"a/../b\"\n", 2, "is not a KV path"),
             ("addresses = [\"ftp://x\"]\n", 2, "must start with https://"),
             ("adresses = []\n", 2, "unknown key \"adresses\""),
+            ("addresses = []\n", 2, "addresses is empty"),
+            (
+                "token_file = \"bao-token\"\n",
+                2,
+                "token_file must be an absolute path",
+            ),
         ];
         for (body, line, want) in cases {
             let e = parse_text(body).unwrap_err();

@@ -131,7 +131,11 @@ impl BaoClient {
             .await;
         match found {
             Ok(keys) => Ok(keys.into_iter().filter(|k| !k.ends_with('/')).collect()),
-            Err(BaoError::Refused { code: 404, .. }) => Ok(Vec::new()),
+            // An empty folder is a 404 without an error text; a mount that does not exist
+            // ("no handler for route") is a 404 too, but a mistake to report, not "none".
+            Err(BaoError::Refused {
+                code: 404, message, ..
+            }) if message.trim().is_empty() => Ok(Vec::new()),
             Err(e) => Err(e),
         }
     }

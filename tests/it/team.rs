@@ -385,3 +385,18 @@ fn while_openbao_was_never_read_no_url_falls_to_the_plain_credentials() {
         "served once OpenBao answers"
     );
 }
+
+#[test]
+fn a_mount_that_does_not_exist_is_an_error_not_an_empty_team() {
+    let bao = BaoDev::start();
+    let sb = team_sandbox(&[&bao.addr], "refresh_secs = 1\nmount = \"nosuch\"", "");
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            status_json(&sb)["daemon"]["openbao"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("HTTP 404") && e.contains("nosuch"))
+        }),
+        "status names the missing mount: {:#}",
+        status_json(&sb)["daemon"]["openbao"]
+    );
+}
