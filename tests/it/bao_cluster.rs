@@ -1,6 +1,7 @@
-//! A real 3-node OpenBao Raft cluster on 127.0.0.1 (TESTING.md, "OpenBao"): three
-//! `bao server -config=nI.hcl` with Raft storage and `retry_join` to the others, initialised
-//! with one unseal key, every node unsealed, all three voters. Nodes can be killed (no
+//! A real OpenBao Raft cluster on 127.0.0.1 (TESTING.md, "OpenBao"): `bao server
+//! -config=nI.hcl` nodes with Raft storage and `retry_join` to the others, initialised
+//! with one unseal key, every node unsealed, all voters. A cluster of one is a node whose
+//! data outlives its process, which a dev server (in memory) does not give. Nodes can be killed (no
 //! goodbye) and restarted on the same configuration and data folder; dropped, every node is
 //! killed.
 
@@ -15,7 +16,7 @@ use serde_json::Value;
 use crate::bao::bao_bin;
 use crate::util::{stderr, stdout, wait_until};
 
-/// How many nodes a cluster has.
+/// How many nodes [`BaoCluster::start`] starts.
 pub const NODES: usize = 3;
 
 /// One Raft node: its ports, files and process.
@@ -26,7 +27,7 @@ struct Node {
     child: Option<Child>,
 }
 
-/// A running 3-node Raft cluster; dropped, every node is killed.
+/// A running Raft cluster; dropped, every node is killed.
 pub struct BaoCluster {
     nodes: Vec<Node>,
     /// The root token `bao operator init` gave.
@@ -73,22 +74,27 @@ fn json_of(body: &str) -> Value {
 }
 
 impl BaoCluster {
-    /// Starts 3 nodes on free ports in a temp folder, initialises the cluster on node 0,
-    /// unseals every node, waits until all 3 are voters, and enables KV v2 at `secret/`
-    /// (readable through every node before this returns).
+    /// A cluster of [`NODES`]; see [`BaoCluster::start_with`].
     pub fn start() -> BaoCluster {
+        Self::start_with(NODES)
+    }
+
+    /// Starts `n` nodes on free ports in a temp folder, initialises the cluster on node 0,
+    /// unseals every node, waits until all `n` are voters, and enables KV v2 at `secret/`
+    /// (readable through every node before this returns).
+    pub fn start_with(n: usize) -> BaoCluster {
         let t0 = Instant::now();
         let dir = tempfile::Builder::new()
             .prefix("raft")
             .tempdir()
             .expect("a temp folder can be made");
-        let ports = free_ports(2 * NODES);
+        let ports = free_ports(2 * n);
         let api = |i: usize| ports[2 * i];
         let mut nodes = Vec::new();
-        for i in 0..NODES {
+        for i in 0..n {
             let data = dir.path().join(format!("n{i}"));
             std::fs::create_dir(&data).expect("temp folder writable");
-            let joins: String = (0..NODES)
+            let joins: String = (0..n)
                 .filter(|&j| j != i)
                 .map(|j| {
                     format!(
@@ -133,10 +139,10 @@ disable_mlock = true
             unseal_key: String::new(),
             dir,
         };
-        for i in 0..NODES {
+        for i in 0..n {
             cluster.spawn(i);
         }
-        for i in 0..NODES {
+        for i in 0..n {
             cluster.wait_answering(i);
         }
 
@@ -177,10 +183,10 @@ disable_mlock = true
             ],
         );
         // The followers join (retry_join) once unsealed.
-        for i in 1..NODES {
+        for i in 1..n {
             cluster.unseal(i);
         }
-        let voters = wait_until(Duration::from_secs(60), || cluster.voters() == Some(NODES));
+        let voters = wait_until(Duration::from_secs(60), || cluster.voters() == Some(n));
         assert!(
             voters,
             "the followers never became voters: {:?}\n{}",
@@ -194,7 +200,7 @@ disable_mlock = true
         // standbys): wait until an entry can be written, and read through every node.
         cluster.put(0, "probe", serde_json::json!({"up": "yes"}));
         let readable = wait_until(Duration::from_secs(30), || {
-            (0..NODES).all(|i| cluster.read_version(i, "probe").is_some())
+            (0..n).all(|i| cluster.read_version(i, "probe").is_some())
         });
         assert!(
             readable,
@@ -202,9 +208,9 @@ disable_mlock = true
             cluster.logs()
         );
         eprintln!(
-            "raft cluster of {NODES} ready in {:.1} s (leader n0, {} voters)",
+            "raft cluster of {n} ready in {:.1} s (leader n0, {} voters)",
             t0.elapsed().as_secs_f64(),
-            NODES
+            n
         );
         cluster
     }
@@ -285,7 +291,7 @@ disable_mlock = true
 
     /// The running node that says it is the leader, if any.
     pub fn leader(&self) -> Option<usize> {
-        (0..NODES).find(|&i| self.is_leader(i))
+        (0..self.nodes.len()).find(|&i| self.is_leader(i))
     }
 
     /// Waits up to `timeout` for a leader among the running nodes.
@@ -422,7 +428,7 @@ impl Drop for BaoCluster {
         if std::thread::panicking() {
             eprintln!("{}", self.logs());
         }
-        for i in 0..NODES {
+        for i in 0..self.nodes.len() {
             self.kill(i);
         }
     }

@@ -5,8 +5,10 @@
 //! fall-back to another store.
 
 use std::process::Output;
+use std::time::Duration;
 
-use crate::bao::{BaoDev, BaoNode, ROOT_TOKEN};
+use crate::bao::{BaoDev, ROOT_TOKEN};
+use crate::bao_cluster::BaoCluster;
 use crate::util::{
     assert_ok, config_path, files_under, run_with_stdin, served, status_json, stderr, stdout,
     Sandbox,
@@ -220,15 +222,16 @@ fn openbao_keeps_plain_credentials_and_tokens_under_user_path_and_is_remembered(
 
 #[test]
 fn openbao_down_is_a_clear_error_never_a_fall_back_and_nothing_is_lost() {
-    let mut bao = BaoNode::start();
-    let sb = bao_sandbox(&bao.addr, &bao.root_token.clone());
+    // One Raft node: unlike a dev server, it keeps its data when killed and restarted.
+    let mut bao = BaoCluster::start_with(1);
+    let sb = bao_sandbox(&bao.addr(0), &bao.root_token.clone());
     assert_ok(&sb.credential("approve", &credential(PASSWORD)));
     set_token(&sb);
     assert_plain_served(&sb, PASSWORD);
     assert_token_served(&sb);
 
-    bao.kill();
-    let port = bao.addr.rsplit(':').next().unwrap().to_string();
+    bao.kill(0);
+    let port = bao.addr(0).rsplit(':').next().unwrap().to_string();
     // git stores another credential: refused, naming OpenBao and the address tried.
     let out = sb.credential("approve", &credential(OTHER_PASSWORD));
     let line = helperd_line(&out);
@@ -259,7 +262,8 @@ fn openbao_down_is_a_clear_error_never_a_fall_back_and_nothing_is_lost() {
     assert_no_secret_on_this_machine(&sb, &[PASSWORD, OTHER_PASSWORD, TOKEN]);
 
     // Back: everything stored before is there; what was refused was not stored.
-    bao.restart();
+    bao.restart(0);
+    bao.wait_for_leader(Duration::from_secs(30));
     assert_plain_served(&sb, PASSWORD);
     assert_token_served(&sb);
     assert_ok(&sb.credential("approve", &credential(OTHER_PASSWORD)));
