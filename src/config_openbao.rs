@@ -230,6 +230,17 @@ impl Tab<'_> {
         Ok(PathBuf::from(value))
     }
 
+    /// A credential file the auth method cannot do without.
+    fn required_file(
+        &self,
+        key: &str,
+        method: &str,
+        example: &str,
+    ) -> Result<PathBuf, ConfigError> {
+        let value = self.required(key, method, example)?;
+        self.file(key, value)
+    }
+
     fn required(&self, key: &str, method: &str, example: &str) -> Result<String, ConfigError> {
         self.text(key)?.ok_or_else(|| {
             self.cx.error(
@@ -341,19 +352,20 @@ impl Tab<'_> {
             "token" => {
                 only(&["token_file"])?;
                 Ok(BaoAuth::Token {
-                    token_file: match self.text("token_file")? {
-                        Some(f) => Some(self.file("token_file", f)?),
-                        None => None,
-                    },
+                    token_file: self
+                        .text("token_file")?
+                        .map(|f| self.file("token_file", f))
+                        .transpose()?,
                 })
             }
             "approle" => {
                 only(&["role_id", "secret_id_file", "mount_path"])?;
                 Ok(BaoAuth::AppRole {
                     role_id: self.required("role_id", "approle", "\"...\"")?,
-                    secret_id_file: self.file(
+                    secret_id_file: self.required_file(
                         "secret_id_file",
-                        self.required("secret_id_file", "approle", "\"/etc/helperd/secret-id\"")?,
+                        "approle",
+                        "\"/etc/helperd/secret-id\"",
                     )?,
                     mount_path: mount_path("approle")?,
                 })
@@ -362,10 +374,7 @@ impl Tab<'_> {
                 only(&["role", "jwt_file", "mount_path"])?;
                 Ok(BaoAuth::Jwt {
                     role: self.required("role", "jwt", "\"ci-runner\"")?,
-                    jwt_file: self.file(
-                        "jwt_file",
-                        self.required("jwt_file", "jwt", "\"/run/ci/id_token\"")?,
-                    )?,
+                    jwt_file: self.required_file("jwt_file", "jwt", "\"/run/ci/id_token\"")?,
                     mount_path: mount_path("jwt")?,
                 })
             }
