@@ -249,8 +249,7 @@ impl Config {
                 "runtime" => config.runtimes = parse_runtimes(&cx, item, value_span(root, key))?,
                 "openbao" => {
                     config.openbao = Some(crate::config_openbao::parse(
-                        cx.text,
-                        &cx.path,
+                        &cx,
                         item,
                         value_span(root, key),
                     )?)
@@ -298,8 +297,9 @@ impl Config {
     }
 }
 
-/// What every error needs: the text (for line numbers) and the file's name.
-struct Cx<'a> {
+/// What every error needs: the text (for line numbers) and the file's name. Shared with
+/// `config_openbao.rs`, which reads the `[openbao]` table.
+pub(crate) struct Cx<'a> {
     text: &'a str,
     path: String,
 }
@@ -310,7 +310,8 @@ impl Cx<'_> {
         crate::tomlspan::line_of(self.text, span)
     }
 
-    fn error(&self, span: Option<Range<usize>>, message: String) -> ConfigError {
+    /// An error at `span` (its line, when known).
+    pub(crate) fn error(&self, span: Option<Range<usize>>, message: String) -> ConfigError {
         ConfigError {
             path: self.path.clone(),
             line: self.line(span),
@@ -319,12 +320,12 @@ impl Cx<'_> {
     }
 }
 
-fn key_span(table: &dyn TableLike, key: &str) -> Option<Range<usize>> {
+pub(crate) fn key_span(table: &dyn TableLike, key: &str) -> Option<Range<usize>> {
     table.key(key).and_then(|k| k.span())
 }
 
 /// The span of a key's value, else of the key (an implicit table has no span of its own).
-fn value_span(table: &dyn TableLike, key: &str) -> Option<Range<usize>> {
+pub(crate) fn value_span(table: &dyn TableLike, key: &str) -> Option<Range<usize>> {
     table
         .get(key)
         .and_then(Item::span)
@@ -375,7 +376,7 @@ fn days_setting(cx: &Cx<'_>, table: &dyn TableLike, key: &str) -> Result<Option<
 }
 
 /// Refuses keys not in `known`: a misspelt key must not be silently ignored.
-fn check_keys(
+pub(crate) fn check_keys(
     cx: &Cx<'_>,
     table: &dyn TableLike,
     known: &[&str],

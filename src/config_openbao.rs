@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use toml_edit::{Item, TableLike};
 
-use crate::config::ConfigError;
+use crate::config::{check_keys, value_span, ConfigError, Cx};
 
 /// How often team entries are re-read when `refresh_secs` is not set.
 pub const DEFAULT_REFRESH_SECS: u64 = 30;
@@ -116,34 +116,25 @@ const KEYS: [&str; 14] = [
 /// Longest `refresh_secs` / `cache_secs`: a day; more is surely a typo.
 const MAX_SECS: i64 = 86_400;
 
-/// Reads `[openbao]`; `text` and `path` are only for messages (line numbers, file name).
-pub fn parse(
-    text: &str,
-    path: &str,
+/// Reads `[openbao]`; `cx` names the file and its lines in messages.
+pub(crate) fn parse(
+    cx: &Cx<'_>,
     item: &Item,
     span: Option<Range<usize>>,
 ) -> Result<OpenBaoSettings, ConfigError> {
-    let cx = Cx { text, path };
     let table = item
         .as_table_like()
         .ok_or_else(|| cx.error(span, "openbao must be a table: [openbao]".into()))?;
-    if let Some((key, _)) = table.iter().find(|(k, _)| !KEYS.contains(k)) {
-        return Err(cx.error(
-            table.key(key).and_then(|k| k.span()),
-            format!(
-                "[openbao]: unknown key {key:?}; known keys: {}",
-                KEYS.join(", ")
-            ),
-        ));
-    }
+    check_keys(cx, table, &KEYS, "[openbao]")?;
     if table.contains_key("ca_cert") {
-        return Err(cx.at(
+        return Err(at(
+            cx,
             table,
             "ca_cert",
             "ca_cert is not supported yet; add the CA to the system's trust store".into(),
         ));
     }
-    let t = Tab { cx: &cx, table };
+    let t = Tab { cx, table };
     let addresses = t.addresses()?;
     let mount = t.kv_path("mount")?.unwrap_or_else(|| "secret".into());
     let team_path = t.kv_path("team_path")?;
@@ -164,28 +155,9 @@ pub fn parse(
     })
 }
 
-struct Cx<'a> {
-    text: &'a str,
-    path: &'a str,
-}
-
-impl Cx<'_> {
-    fn error(&self, span: Option<Range<usize>>, message: String) -> ConfigError {
-        ConfigError {
-            path: self.path.to_string(),
-            line: crate::tomlspan::line_of(self.text, span),
-            message,
-        }
-    }
-
-    /// An error about `key`'s value.
-    fn at(&self, table: &dyn TableLike, key: &str, message: String) -> ConfigError {
-        let span = table
-            .get(key)
-            .and_then(Item::span)
-            .or_else(|| table.key(key).and_then(|k| k.span()));
-        self.error(span, format!("[openbao]: {message}"))
-    }
+/// An error about `key`'s value in `[openbao]`.
+fn at(cx: &Cx<'_>, table: &dyn TableLike, key: &str, message: String) -> ConfigError {
+    cx.error(value_span(table, key), format!("[openbao]: {message}"))
 }
 
 /// The `[openbao]` table being read.
@@ -196,7 +168,7 @@ struct Tab<'a> {
 
 impl Tab<'_> {
     fn err(&self, key: &str, message: String) -> ConfigError {
-        self.cx.at(self.table, key, message)
+        at(self.cx, self.table, key, message)
     }
 
     fn text(&self, key: &str) -> Result<Option<String>, ConfigError> {
@@ -416,9 +388,8 @@ mod tests {
 
     fn parse_text(body: &str) -> Result<OpenBaoSettings, ConfigError> {
         let text = format!("[openbao]\n{body}");
-        let doc = toml_edit::Document::parse(text.as_str()).unwrap();
-        let item = doc.as_table().get("openbao").unwrap();
-        parse(&text, "config.toml", item, None)
+        crate::config::Config::parse(&text, std::path::Path::new("config.toml"))
+            .map(|c| c.openbao.expect("the table is there"))
     }
 
     #[test]
