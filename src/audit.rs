@@ -95,9 +95,21 @@ impl AuditLog {
     /// Appends one event as one `write(2)` of one complete line, rotating first when the
     /// line would take the file past `max_bytes`.
     pub fn append(&mut self, event: &AuditEvent) -> io::Result<()> {
-        let mut line = event.to_line();
+        self.append_all(std::slice::from_ref(event))
+    }
+
+    /// Appends events as one `write(2)` of complete lines (the writer's batch under load),
+    /// rotating first when they would take the file past `max_bytes`.
+    pub fn append_all(&mut self, events: &[AuditEvent]) -> io::Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut lines = String::new();
         if self.torn {
-            line.insert(0, '\n');
+            lines.push('\n');
+        }
+        for event in events {
+            lines.push_str(&event.to_line());
         }
         if self
             .checked_at
@@ -107,19 +119,19 @@ impl AuditLog {
             self.checked_at = Some(std::time::Instant::now());
         }
         let size = self.size;
-        if self.max_bytes > 0 && size > 0 && size + line.len() as u64 > self.max_bytes {
+        if self.max_bytes > 0 && size > 0 && size + lines.len() as u64 > self.max_bytes {
             self.rotate()?;
         }
-        let written = write_once(&self.file, line.as_bytes())?;
+        let written = write_once(&self.file, lines.as_bytes())?;
         self.size += written as u64;
-        self.torn = written < line.len();
+        self.torn = written < lines.len();
         if self.torn {
             return Err(io::Error::new(
                 io::ErrorKind::WriteZero,
                 format!(
                     "short write to {} ({written} of {} bytes; is the disk full?)",
                     self.path.display(),
-                    line.len()
+                    lines.len()
                 ),
             ));
         }

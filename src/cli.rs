@@ -403,6 +403,15 @@ pub enum StoreAction {
 /// (everything under one folder), HELPERD_SOCKET (socket path), HELPERD_STORE (file |
 /// secret-service | openbao; openbao keeps your secrets in OpenBao under
 /// [openbao] user_path of config.toml), HELPERD_LOG (log filter, e.g. helperd=debug).
+///
+/// A secret store that does not answer (a keyring waiting for an unlock dialog, a frozen
+/// disk) stalls only the writes that need it: reads and `helperctl status` are answered
+/// from memory, a git `store` waits at most HELPERD_STORE_WRITE_WAIT_MS (default 3000)
+/// and then tells git the credential is served from memory and written when the store
+/// answers; a request that needs a secret never read yet waits at most
+/// HELPERD_STORE_READ_WAIT_MS (default 20000); at most HELPERD_STORE_QUEUE (default 64)
+/// writes wait, the next is refused at once; `daemon stop` and SIGTERM wait at most
+/// HELPERD_STOP_WAIT_MS (default 10000) for pending writes, then drop them and say so.
 #[derive(Debug, Parser)]
 #[command(name = "helperd", version)]
 pub struct DaemonArgs {

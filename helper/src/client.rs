@@ -127,14 +127,24 @@ fn send_to(socket: &Path, envelope: &Envelope, must_be_own: bool) -> Result<Resp
     })
 }
 
+/// What [`stop_daemon`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stopped {
+    /// No daemon was running.
+    NotRunning,
+    /// The daemon stopped; what it said on the way (writes it dropped), if anything.
+    Stopped(Option<String>),
+}
+
 /// Asks the daemon on `socket` to stop (every version honours `shutdown`) and waits until
-/// nothing answers there any more. `Ok(false)`: no daemon was running.
-pub fn stop_daemon(socket: &Path, timeout: Duration) -> Result<bool, ClientError> {
-    match send(socket, &Envelope::new(crate::wire::Request::Shutdown)) {
-        Err(ClientError::NotRunning(_)) => return Ok(false),
+/// nothing answers there any more. The daemon first waits (bounded) for writes its secret
+/// store has not taken yet, and says which it dropped.
+pub fn stop_daemon(socket: &Path, timeout: Duration) -> Result<Stopped, ClientError> {
+    let notice = match send(socket, &Envelope::new(crate::wire::Request::Shutdown)) {
+        Err(ClientError::NotRunning(_)) => return Ok(Stopped::NotRunning),
         Err(e) => return Err(e),
-        Ok(_) => {}
-    }
+        Ok(response) => response.notice,
+    };
     let deadline = std::time::Instant::now() + timeout;
     loop {
         match transport::connect(socket) {
@@ -144,7 +154,7 @@ pub fn stop_daemon(socket: &Path, timeout: Duration) -> Result<bool, ClientError
                     io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
                 ) =>
             {
-                return Ok(true)
+                return Ok(Stopped::Stopped(notice))
             }
             _ if std::time::Instant::now() >= deadline => {
                 return Err(ClientError::Failed(format!(

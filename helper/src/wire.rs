@@ -786,8 +786,17 @@ pub struct StoreStatus {
     /// How the secrets are protected at rest, in words (e.g. "OS keyring",
     /// "encrypted file, key in a 0600 key file (weaker)").
     pub protection: String,
-    /// `ok`, `locked` or `unavailable`.
+    /// `ok`, `locked`, `waiting` (a store call has been outstanding longer than a git
+    /// `store` waits: an unlock dialog?) or `unavailable`.
     pub state: String,
+    /// With `waiting`: how long the oldest outstanding store call has been running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_secs: Option<u64>,
+    /// Writes queued for the store and not yet landed, oldest first, in words (never a
+    /// secret). They are served from memory meanwhile, and are what a daemon stopped
+    /// before the store answers loses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_writes: Vec<String>,
     /// Why the store is locked or unavailable, and the way out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,

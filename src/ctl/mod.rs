@@ -287,16 +287,13 @@ fn start(paths: &Paths) -> anyhow::Result<()> {
 }
 
 fn stop(paths: &Paths) -> anyhow::Result<()> {
-    let stopped = client::stop_daemon(&paths.socket, Duration::from_secs(5))
-        .context("failed to stop the daemon")?;
-    eprintln!(
-        "{}",
-        if stopped {
-            "helperd stopped"
-        } else {
-            "helperd is not running"
-        }
-    );
+    match client::stop_daemon(&paths.socket, Duration::from_secs(5))
+        .context("failed to stop the daemon")?
+    {
+        client::Stopped::NotRunning => eprintln!("helperd is not running"),
+        client::Stopped::Stopped(None) => eprintln!("helperd stopped"),
+        client::Stopped::Stopped(Some(dropped)) => eprintln!("helperd stopped; {dropped}"),
+    }
     Ok(())
 }
 

@@ -155,6 +155,16 @@ pub fn render_status(
         None => r.store.state.clone(),
     };
     row("store state", state);
+    if !r.store.pending_writes.is_empty() {
+        row(
+            "pending writes",
+            format!(
+                "{} (lost if the daemon stops before the store answers): {}",
+                r.store.pending_writes.len(),
+                r.store.pending_writes.join("; ")
+            ),
+        );
+    }
     if let Some(n) = r.store.plain_credentials {
         row("plain credentials", n.to_string());
     }

@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 use super::peer::Peer;
 use super::replies::{bad_request, done, write_error};
 use super::state::policy_watch::LoadedPolicy;
+use super::state::writer::WriteError;
 use super::state::{State, SupportGrant};
 use crate::audit::kind;
 use crate::config::{AuthScheme, RuntimeConfig};
@@ -85,64 +86,78 @@ fn forward_status(state: &State, policy: Option<&LoadedPolicy>) -> ForwardStatus
     }
 }
 
+/// `status` answers from memory: it waits for the store at most this long, to read the
+/// plain credentials when nothing has read them yet.
+const STATUS_STORE_WAIT: std::time::Duration = std::time::Duration::from_millis(300);
+
 async fn store_status(state: &State) -> StoreStatus {
-    let open = match state.store.open().await {
-        Ok(open) => open,
-        Err(e) => {
-            return StoreStatus {
-                kind: e
-                    .store()
-                    .or(state.settings.forced_store)
-                    .map(|k| k.name().to_string())
-                    .unwrap_or_else(|| "unknown".into()),
-                protection: "unknown".into(),
-                location: None,
-                state: "unavailable".into(),
-                problem: Some(e.to_string()),
-                plain_credentials: None,
-            }
-        }
-    };
-    let kind = open.store.kind().name().to_string();
-    let protection = open.store.protection();
-    let location = open.store.location();
     let loaded = match state.plain() {
         Some(table) => Ok(table),
-        None => match state.writer.load_plain().await {
+        None => match state.writer.load_plain_within(STATUS_STORE_WAIT).await {
             Ok(()) => state
                 .plain()
-                .ok_or_else(|| "the store changed while it was read".to_string()),
-            Err(super::state::writer::WriteError::Store(e @ StoreError::Locked { .. })) => {
-                return StoreStatus {
-                    kind,
-                    protection,
-                    location,
-                    state: "locked".into(),
-                    problem: Some(e.to_string()),
-                    plain_credentials: None,
-                }
+                .ok_or_else(|| WriteError::Tokens("the store changed while it was read".into())),
+            Err(e) => Err(e),
+        },
+    };
+    let mut status = match state.store.peek() {
+        Some(open) => StoreStatus {
+            kind: open.store.kind().name().to_string(),
+            protection: open.protection(),
+            location: open.location(),
+            state: "ok".into(),
+            waiting_secs: None,
+            pending_writes: Vec::new(),
+            problem: None,
+            plain_credentials: None,
+        },
+        None => StoreStatus {
+            kind: match &loaded {
+                Err(WriteError::Store(e)) => e.store(),
+                _ => None,
             }
-            Err(e) => Err(e.to_string()),
+            .unwrap_or_else(|| state.store.expected_kind())
+            .name()
+            .to_string(),
+            protection: "unknown".into(),
+            location: None,
+            state: "unavailable".into(),
+            waiting_secs: None,
+            pending_writes: Vec::new(),
+            problem: None,
+            plain_credentials: None,
         },
     };
     match loaded {
-        Ok(table) => StoreStatus {
-            kind,
-            protection,
-            location,
-            state: "ok".into(),
-            problem: None,
-            plain_credentials: Some(table.len_alive(state.now())),
-        },
-        Err(problem) => StoreStatus {
-            kind,
-            protection,
-            location,
-            state: "unavailable".into(),
-            problem: Some(problem),
-            plain_credentials: None,
-        },
+        Ok(table) => status.plain_credentials = Some(table.len_alive(state.now())),
+        Err(WriteError::Store(e @ StoreError::Locked { .. })) => {
+            status.state = "locked".into();
+            status.problem = Some(e.to_string());
+        }
+        Err(WriteError::Store(e @ StoreError::NoAnswer { .. })) => {
+            status.state = "waiting".into();
+            status.problem = Some(e.to_string());
+        }
+        Err(e) => {
+            status.state = "unavailable".into();
+            status.problem = Some(e.to_string());
+        }
     }
+    let pending = state.writer.pending();
+    if let Some(running) = pending
+        .running_for
+        .filter(|d| *d >= state.store.waits().write)
+    {
+        status.state = "waiting".into();
+        status.waiting_secs = Some(running.as_secs());
+        status.problem = Some(format!(
+            "the {} store has not answered for {} s: is it waiting for you (an unlock dialog, a Keychain prompt)? Reads are served from memory; the pending writes land when it answers and are lost if the daemon stops first",
+            status.kind,
+            running.as_secs()
+        ));
+    }
+    status.pending_writes = pending.what;
+    status
 }
 
 /// The status of `runtime`'s token at `now` (Unix seconds), `None` if it has none.

@@ -13,7 +13,7 @@ use super::peer::{Channel, Peer};
 use super::replies::{self, bad_request, for_git, refusal_error, store_error, write_error};
 use super::state::store_slot::problem;
 use super::state::team_watch::TeamSnapshot;
-use super::state::writer::{Edit, Save, WriteError};
+use super::state::writer::{Edit, Landing, Save, WriteError};
 use super::state::State;
 use crate::decision::{
     self, decide, Decision, Done, Facts, MarkRejected, PlainView, Refusal, RenewToken, ServeToken,
@@ -184,13 +184,18 @@ async fn execute(
         Decision::ServePlain { answer } => (for_git(answer.expose().to_string()), Done::AsDecided),
         Decision::StorePlain { lifetime } => {
             match state.writer.store_plain(cred.clone(), *lifetime, now).await {
-                Ok(crate::plain::StoreOutcome::Stored) => (for_git(String::new()), Done::AsDecided),
-                Ok(_) => (for_git(String::new()), Done::NothingKept),
+                Ok(Landing::Landed(crate::plain::StoreOutcome::Stored)) => {
+                    (for_git(String::new()), Done::AsDecided)
+                }
+                Ok(Landing::Landed(_)) => (for_git(String::new()), Done::NothingKept),
+                Ok(Landing::Pending) => (still_writing(state, "stored"), Done::AsDecided),
                 Err(e) => (write_error(e), Done::NothingKept),
             }
         }
         Decision::ErasePlain => match state.writer.erase_plain(cred.clone(), now).await {
-            Ok(n) => (for_git(String::new()), Done::Erased(n)),
+            Ok(Landing::Landed(n)) => (for_git(String::new()), Done::Erased(n)),
+            // How many is known only once the table was read; erased in memory already.
+            Ok(Landing::Pending) => (still_writing(state, "erased"), Done::Erased(0)),
             Err(e) => (write_error(e), Done::Erased(0)),
         },
         Decision::RenewToken(renew) => renew_from_git(state, peer, renew, now).await,
@@ -507,6 +512,17 @@ pub async fn renew_at_terminal(
     let answer = answer(state, peer, GitAction::Get, &cred, None).await;
     let stored = format!("helperd: stored the new token for runtime {}", rt.name);
     with_notice_first(answer, Some(stored))
+}
+
+/// git's `store`/`erase` was made in memory but the store has not answered within the
+/// write wait: one line for git's user, who may have an unlock dialog to answer.
+fn still_writing(state: &State, done: &str) -> Response {
+    let waits = state.store.waits();
+    for_git(String::new()).with_notice(Some(format!(
+        "helperd: the {store} store has not answered for {secs} s (an unlock dialog waiting?): the credential is {done} in memory and served from there, and is written as soon as the store answers; `helperctl status` shows the pending writes",
+        store = state.store.expected_kind(),
+        secs = waits.write.as_secs_f64().ceil() as u64,
+    )))
 }
 
 /// Adds `first` before the response's own notice.

@@ -110,6 +110,7 @@ pub fn launch(options: Options) -> anyhow::Result<()> {
         forced_store,
         keyring_service: keyring_service(helperd_home.as_deref().map(Path::new)),
         request_timeout: request_timeout(),
+        store_waits: state::store_slot::StoreWaits::from_env(),
     };
 
     // Until the async signal handlers exist, a SIGTERM would kill us with the socket left
@@ -176,7 +177,15 @@ pub fn launch(options: Options) -> anyhow::Result<()> {
             let state = weak.upgrade()?;
             Some((state.config.current().openbao.clone(), state.now()))
         }));
-        let listener = server::serve(listener, state).await?;
+        let listener = server::serve(listener, state.clone()).await?;
+        // A SIGTERM gives pending store writes the same bounded chance as `daemon stop`
+        // (which already waited: then this returns at once).
+        let stop = state.store.waits().stop;
+        let dropped = state.writer.settle(stop).await;
+        if let Some(notice) = server::dropped_notice(&dropped, stop) {
+            tracing::warn!("{notice}");
+        }
+        drop(state);
         // The writer ends once every handle is gone, after the changes already sent (the
         // last audit events among them); only then does the socket close.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), writer).await;

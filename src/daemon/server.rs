@@ -238,9 +238,13 @@ fn respond(
                 dispatch::forward_request(&shared.state, &peer, request).await
             }
             Incoming::Request(Request::Shutdown) => {
+                // Writes still waiting for the store get their bounded chance first; what
+                // is given up is said to whoever asked.
+                let stop = shared.state.store.waits().stop;
+                let dropped = shared.state.writer.settle(stop).await;
                 // Told once the answer is on its way: see `answer`.
                 shared.shutdown.notify_one();
-                Response::new(Reply::Done)
+                Response::new(Reply::Done).with_notice(dropped_notice(&dropped, stop))
             }
             Incoming::Request(request) => {
                 tracing::debug!(?request, "request");
@@ -256,6 +260,18 @@ fn respond(
         };
         Some(line::encode(&response))
     }
+}
+
+/// What a stopping daemon says about the writes the store never took.
+pub fn dropped_notice(dropped: &[String], waited: Duration) -> Option<String> {
+    (!dropped.is_empty()).then(|| {
+        format!(
+            "the secret store did not answer within {} s: {} pending write(s) dropped: {}",
+            waited.as_secs_f64().ceil() as u64,
+            dropped.len(),
+            dropped.join("; ")
+        )
+    })
 }
 
 /// Sends the answer: at once when the socket takes it all (it nearly always does: an

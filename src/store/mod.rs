@@ -92,6 +92,17 @@ pub enum StoreError {
         hint: String,
     },
 
+    /// The store has not answered within the time the request could wait: a keyring
+    /// waiting for a person (an unlock dialog, a Keychain prompt), a frozen disk. The call
+    /// goes on; nothing was lost.
+    #[error("the {store} store has not answered for {secs} s: is it waiting for you (an unlock dialog, a Keychain prompt)? `helperctl status` shows what waits for it")]
+    NoAnswer {
+        /// The store that did not answer.
+        store: StoreKind,
+        /// How long the request waited.
+        secs: u64,
+    },
+
     /// The store needs settings it does not have (`[openbao]` in config.toml...).
     #[error("the {store} store is not set up: {detail}")]
     NotConfigured {
@@ -142,11 +153,60 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The same error again, for each of several requests that waited for one store call
+    /// (an OS error keeps its kind and message).
+    pub fn duplicate(&self) -> StoreError {
+        match self {
+            StoreError::Locked { store } => StoreError::Locked { store: *store },
+            StoreError::Unavailable {
+                store,
+                detail,
+                hint,
+            } => StoreError::Unavailable {
+                store: *store,
+                detail: detail.clone(),
+                hint: hint.clone(),
+            },
+            StoreError::NoAnswer { store, secs } => StoreError::NoAnswer {
+                store: *store,
+                secs: *secs,
+            },
+            StoreError::NotConfigured { store, detail } => StoreError::NotConfigured {
+                store: *store,
+                detail: detail.clone(),
+            },
+            StoreError::WrongPassphrase { store } => StoreError::WrongPassphrase { store: *store },
+            StoreError::Corrupt {
+                store,
+                path,
+                detail,
+            } => StoreError::Corrupt {
+                store: *store,
+                path: path.clone(),
+                detail: detail.clone(),
+            },
+            StoreError::Io {
+                action,
+                path,
+                source,
+            } => StoreError::Io {
+                action,
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            StoreError::NotSupported { store, what } => StoreError::NotSupported {
+                store: *store,
+                what: what.clone(),
+            },
+        }
+    }
+
     /// The store the error is about, when it names one.
     pub fn store(&self) -> Option<StoreKind> {
         match self {
             StoreError::Locked { store }
             | StoreError::Unavailable { store, .. }
+            | StoreError::NoAnswer { store, .. }
             | StoreError::WrongPassphrase { store }
             | StoreError::NotConfigured { store, .. }
             | StoreError::Corrupt { store, .. }

@@ -11,6 +11,7 @@ mod expiry;
 mod fake_provider;
 mod forward;
 mod git_server;
+mod keyring_waits;
 mod openbao_store;
 mod protocol;
 mod providers;

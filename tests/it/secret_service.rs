@@ -158,8 +158,29 @@ impl SecretServiceSession {
         );
     }
 
+    /// Freezes the keyring (SIGSTOP): it neither answers nor drops anything, as when it
+    /// waits for a person to answer an unlock dialog (TESTING.md, "A keyring that does not
+    /// answer"). The bus goes on.
+    pub fn freeze(&self) {
+        self.signal_keyring(Signal::SIGSTOP);
+    }
+
+    /// Lets a frozen keyring go on (SIGCONT): it answers what waited for it.
+    pub fn thaw(&self) {
+        self.signal_keyring(Signal::SIGCONT);
+    }
+
+    fn signal_keyring(&self, signal: Signal) {
+        let keyring = self.keyring.as_ref().expect("the keyring is running");
+        killpg(Pid::from_raw(keyring.id() as i32), signal).expect("the keyring can be signalled");
+    }
+
     /// Stops the keyring and the bus: from now on nothing answers at the address.
     pub fn stop(&mut self) {
+        if self.keyring.is_some() {
+            // A frozen keyring would hold its SIGTERM until the kill.
+            self.thaw();
+        }
         for child in [self.keyring.take(), self.dbus.take()]
             .into_iter()
             .flatten()
@@ -310,7 +331,7 @@ fn query() -> String {
 }
 
 /// A sandbox with no store forced, git set up to use the client, on `ss`'s bus.
-fn sandbox_on(ss: &SecretServiceSession) -> Sandbox {
+pub fn sandbox_on(ss: &SecretServiceSession) -> Sandbox {
     let mut sb = Sandbox::bare();
     sb.configure_git_helper(&client_bin().display().to_string());
     ss.attach(&mut sb);

@@ -9,6 +9,7 @@ pub mod config_watch;
 pub mod logins;
 pub mod policy_watch;
 pub mod refresh_gate;
+pub mod store_queue;
 pub mod store_slot;
 pub mod team_watch;
 pub mod tokens_file;
@@ -34,7 +35,7 @@ use config_watch::ConfigWatch;
 use logins::Logins;
 use policy_watch::PolicyWatch;
 use refresh_gate::RefreshGate;
-use store_slot::{StoreSettings, StoreSlot};
+use store_slot::{StoreSettings, StoreSlot, StoreWaits};
 use team_watch::TeamWatch;
 use writer::{Books, TokenBookState, TokenChange, WriteError, Writer};
 
@@ -55,6 +56,8 @@ pub struct Settings {
     pub keyring_service: String,
     /// A client that connects and says nothing is dropped after this long.
     pub request_timeout: Duration,
+    /// How long requests wait for the store of record before answering without it.
+    pub store_waits: StoreWaits,
 }
 
 impl Settings {
@@ -166,6 +169,7 @@ impl State {
             forced: settings.forced_store,
             keyring_service: settings.keyring_service.clone(),
             config_file: settings.config_file.clone(),
+            waits: settings.store_waits,
         }));
         let books = Arc::new(Books::default());
         let (writer, handle) = Writer::start(store.clone(), books.clone(), &settings.state_dir);

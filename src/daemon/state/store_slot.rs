@@ -1,11 +1,18 @@
 //! The store of record, opened on first use (one opener at a time; the others wait for
-//! it, as they would need it anyway) and opened again after it failed. Reads go straight
-//! to the store on tokio's blocking pool: keyring calls block on D-Bus and argon2 burns
-//! CPU, and neither may hold up another request. Writes go through the writer task.
+//! it, as they would need it anyway) and opened again after it failed. Reads of secrets
+//! not yet in memory go straight to the store on tokio's blocking pool: keyring calls
+//! block on D-Bus and argon2 burns CPU, and neither may hold up another request. Writes
+//! go through the writer task and the store's own queue (`store_queue`).
+//!
+//! A keyring may wait for a person (an unlock dialog, a Keychain prompt) for as long as
+//! that person takes. So a request waits for the store at most [`StoreWaits`]' limits and
+//! then gets [`StoreError::NoAnswer`]; the call itself goes on in its thread and is never
+//! counted as the store going away.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::Duration;
 
 use crate::decision::StoreProblem;
 use crate::policy::StoreStrength;
@@ -13,6 +20,63 @@ use crate::secret::Secret;
 use crate::store::choice::{self, StoreChoice};
 use crate::store::{SecretStore, StoreError, StoreKind};
 use crate::token;
+
+/// How long requests wait for the store before they answer without it (DESIGN.md §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreWaits {
+    /// A git `store`/`erase` (and a token change) waits this long for its write to land
+    /// before git is told it is served from memory and still being written. 3 s: a
+    /// keyring or disk write takes milliseconds, so a write still outstanding after 3 s
+    /// is waiting for something else (a dialog); git's user should not wait longer to
+    /// learn that. `HELPERD_STORE_WRITE_WAIT_MS`.
+    pub write: Duration,
+    /// A request that truly needs the store (a secret never read yet, the first read of
+    /// the plain credentials, an unlock) waits this long: long enough for a person to
+    /// answer an unlock dialog, well inside the client's 60 s. `HELPERD_STORE_READ_WAIT_MS`.
+    pub read: Duration,
+    /// `helperctl daemon stop` (and SIGTERM) wait this long for pending writes before
+    /// the daemon stops without them. `HELPERD_STOP_WAIT_MS`.
+    pub stop: Duration,
+    /// How many writes may wait for the store; one more is refused at once.
+    /// `HELPERD_STORE_QUEUE`.
+    pub queue: usize,
+}
+
+impl Default for StoreWaits {
+    fn default() -> StoreWaits {
+        StoreWaits {
+            write: Duration::from_secs(3),
+            read: Duration::from_secs(20),
+            stop: Duration::from_secs(10),
+            queue: 64,
+        }
+    }
+}
+
+impl StoreWaits {
+    /// The defaults, with the `HELPERD_STORE_*_MS`, `HELPERD_STOP_WAIT_MS` and
+    /// `HELPERD_STORE_QUEUE` overrides (tests, slow machines) that parse.
+    pub fn from_env() -> StoreWaits {
+        let ms = |name: &str, default: Duration| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_millis)
+                .unwrap_or(default)
+        };
+        let d = StoreWaits::default();
+        StoreWaits {
+            write: ms("HELPERD_STORE_WRITE_WAIT_MS", d.write),
+            read: ms("HELPERD_STORE_READ_WAIT_MS", d.read),
+            stop: ms("HELPERD_STOP_WAIT_MS", d.stop),
+            queue: std::env::var("HELPERD_STORE_QUEUE")
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .filter(|n| *n > 0)
+                .unwrap_or(d.queue),
+        }
+    }
+}
 
 /// Where the store lives and which one to use.
 #[derive(Debug, Clone)]
@@ -27,6 +91,8 @@ pub struct StoreSettings {
     pub keyring_service: String,
     /// config.toml, whose `[openbao]` the OpenBao store is opened with.
     pub config_file: PathBuf,
+    /// How long requests wait for the store.
+    pub waits: StoreWaits,
 }
 
 /// An open store of record.
@@ -35,12 +101,52 @@ pub struct OpenStore {
     pub store: Arc<dyn SecretStore>,
     /// The choice it was opened by, as remembered in `store.json`.
     pub choice: StoreChoice,
+    /// Its protection and location, as `status` shows them: read once when it opened and
+    /// after a passphrase change, because asking the store may wait on a write that
+    /// hangs (the file store holds its lock while it writes), and `status` never waits.
+    described: RwLock<(String, Option<String>)>,
 }
 
 impl OpenStore {
+    fn new(store: Arc<dyn SecretStore>, choice: StoreChoice) -> OpenStore {
+        let described = RwLock::new((store.protection(), store.location()));
+        OpenStore {
+            store,
+            choice,
+            described,
+        }
+    }
+
+    /// How the secrets are protected at rest, in words (see [`SecretStore::protection`]).
+    pub fn protection(&self) -> String {
+        self.described
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .0
+            .clone()
+    }
+
+    /// Where the secrets are, when the kind alone does not say it.
+    pub fn location(&self) -> Option<String> {
+        self.described
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .1
+            .clone()
+    }
+
+    /// Reads the protection again (blocking): after an unlock or a new passphrase.
+    pub fn describe_again(&self) {
+        let now = (self.store.protection(), self.store.location());
+        *self
+            .described
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = now;
+    }
+
     /// Its strength, for the policy's `min_store`.
     pub fn strength(&self) -> StoreStrength {
-        let passphrase = self.store.protection().contains("passphrase");
+        let passphrase = self.protection().contains("passphrase");
         self.store.kind().strength(passphrase)
     }
 }
@@ -58,33 +164,48 @@ pub struct StoreSlot {
     forgotten: Mutex<std::collections::HashSet<String>>,
 }
 
-/// The longest a store call may take before the request (or the writer, and so every
-/// change after it) stops waiting for it: a keyring that hangs must not hold everything up.
-const STORE_CALL_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Runs blocking store work off the async threads; a panic there becomes an error, never
-/// a dead daemon, and a call that hangs past [`STORE_CALL_LIMIT`] an error too (its thread
-/// is left to finish on its own).
-pub async fn blocking<T: Send + 'static>(
+/// Runs blocking store work off the async threads and waits for it as long as it takes
+/// (the store's queue: a write must be let finish); a panic there becomes an error, never
+/// a dead daemon.
+pub async fn run_blocking<T: Send + 'static>(
     store: StoreKind,
     work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
-    match tokio::time::timeout(STORE_CALL_LIMIT, tokio::task::spawn_blocking(work)).await {
-        Ok(Ok(result)) => result,
-        Ok(Err(join)) => Err(StoreError::Unavailable {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(join) => Err(StoreError::Unavailable {
             store,
             detail: format!("the store task failed ({join})"),
             hint: "see the daemon log".into(),
         }),
-        Err(_) => Err(StoreError::Unavailable {
+    }
+}
+
+/// Waits for `work` at most `limit`: past it, [`StoreError::NoAnswer`] (the work goes on
+/// in its thread, and its outcome is dropped).
+pub async fn within<T>(
+    limit: Duration,
+    store: StoreKind,
+    work: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(limit, work).await {
+        Ok(result) => result,
+        Err(_) => Err(StoreError::NoAnswer {
             store,
-            detail: format!(
-                "the store did not answer within {} s",
-                STORE_CALL_LIMIT.as_secs()
-            ),
-            hint: "is the keyring waiting for you to unlock it? try again".into(),
+            secs: limit.as_secs_f64().ceil() as u64,
         }),
     }
+}
+
+/// A passphrase-protected store must be unlocked before it is read or written. Blocking
+/// (the file store's lock may be held by a write): call it on the blocking pool.
+pub fn ensure_unlocked(store: &dyn SecretStore) -> Result<(), StoreError> {
+    if store.is_locked() {
+        return Err(StoreError::Locked {
+            store: store.kind(),
+        });
+    }
+    Ok(())
 }
 
 /// A store failure as the decision sees it.
@@ -120,8 +241,35 @@ impl StoreSlot {
         self.peek().map(|s| s.strength())
     }
 
-    /// The store of record, opening it on first use (and again after it failed).
+    /// How long requests wait for the store.
+    pub fn waits(&self) -> StoreWaits {
+        self.settings.waits
+    }
+
+    /// The kind the store is or will be, as far as is known without opening it.
+    pub fn expected_kind(&self) -> StoreKind {
+        match self.peek() {
+            Some(open) => open.store.kind(),
+            None => self.settings.forced.unwrap_or(StoreKind::File),
+        }
+    }
+
+    /// The store of record, opening it on first use (and again after it failed); a request
+    /// waits for the opening at most [`StoreWaits::read`].
     pub async fn open(&self) -> Result<Arc<OpenStore>, StoreError> {
+        if let Some(open) = self.peek() {
+            return Ok(open);
+        }
+        within(
+            self.settings.waits.read,
+            self.expected_kind(),
+            self.open_unbounded(),
+        )
+        .await
+    }
+
+    /// Like [`StoreSlot::open`], waiting as long as the opening takes (the store's queue).
+    pub async fn open_unbounded(&self) -> Result<Arc<OpenStore>, StoreError> {
         if let Some(open) = self.peek() {
             return Ok(open);
         }
@@ -131,31 +279,25 @@ impl StoreSlot {
         }
         let s = self.settings.clone();
         let kind = s.forced.unwrap_or(StoreKind::File);
-        let (store, choice) = blocking(kind, move || {
-            choice::open_store(
+        let open = run_blocking(kind, move || {
+            let (store, choice) = choice::open_store(
                 &s.state_dir,
                 &s.data_dir,
                 s.forced,
                 &s.keyring_service,
                 &s.config_file,
-            )
+            )?;
+            Ok(Arc::new(OpenStore::new(store, choice)))
         })
         .await?;
-        tracing::info!(store = %store.kind(), protection = %store.protection(), "store of record open");
-        let open = Arc::new(OpenStore { store, choice });
+        tracing::info!(store = %open.store.kind(), protection = %open.protection(), "store of record open");
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(open.clone());
         Ok(open)
     }
 
-    /// The store, when it can be read now (a passphrase-protected store must be unlocked).
-    pub async fn unlocked(&self) -> Result<Arc<dyn SecretStore>, StoreError> {
-        let open = self.open().await?;
-        if open.store.is_locked() {
-            return Err(StoreError::Locked {
-                store: open.store.kind(),
-            });
-        }
-        Ok(open.store.clone())
+    /// The open store (waiting as long as opening it takes: the store's queue).
+    pub async fn store_unbounded(&self) -> Result<Arc<dyn SecretStore>, StoreError> {
+        Ok(self.open_unbounded().await?.store.clone())
     }
 
     /// Forgets the open store after it stopped answering (the keyring went away): the
@@ -166,11 +308,19 @@ impl StoreSlot {
         }
     }
 
-    /// Any secret by store key (refresh tokens); not cached.
+    /// Any secret by store key (refresh tokens); not cached. Waits for the store at most
+    /// [`StoreWaits::read`].
     pub async fn read(&self, key: &str) -> Result<Option<Secret>, StoreError> {
-        let store = self.unlocked().await?;
         let key = key.to_string();
-        let result = blocking(store.kind(), move || store.get(&key)).await;
+        let read = async {
+            let store = self.store_unbounded().await?;
+            run_blocking(store.kind(), move || {
+                ensure_unlocked(store.as_ref())?;
+                store.get(&key)
+            })
+            .await
+        };
+        let result = within(self.settings.waits.read, self.expected_kind(), read).await;
         if let Err(e) = &result {
             self.reset_after(e);
         }

@@ -1,24 +1,34 @@
-//! The writer task: the one owner of every write to `tokens.json`, the secret store and
+//! The writer task: the one owner of every change to `tokens.json`, the secret store and
 //! the audit log (DESIGN.md §3). Requests send it a change and, when they need to know
 //! the outcome, wait for its answer; nobody else writes, so changes stay ordered and each
 //! one is whole. After each change it publishes new immutable snapshots of the token book
 //! and the plain-credential table, which requests read without waiting for it.
 //!
+//! The writer itself never waits on the store: it hands each store call to the store's
+//! queue (`store_queue`), in order, and the outcome comes back to it as a message. So a
+//! keyring waiting for a person holds up only the changes that need it: a plain
+//! credential git stores is in the published table (and served) at once, the audit log
+//! and `tokens.json` go on, and the requester waits for the store only as long as
+//! [`StoreWaits`](super::store_slot::StoreWaits) says.
+//!
 //! A secret is always stored before the metadata that names it, and an old secret is
 //! deleted only after the metadata that replaced it is saved: a failure at any step leaves
-//! the old token (and an OAuth token's old refresh token) in force.
+//! the old token (and an OAuth token's old refresh token) in force. A plain-table write
+//! that fails puts back what the store holds, unless a newer write is on its way.
 
 use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::store_slot::{blocking, StoreSlot};
+use super::store_queue::{Pending, QueueFull, StoreQueue};
+use super::store_slot::{ensure_unlocked, run_blocking, StoreSlot};
 use super::tokens_file;
 use crate::audit::{AuditEvent, AuditLog};
 use crate::gitproto::GitCredential;
 use crate::plain::{PlainTable, StoreOutcome};
 use crate::secret::Secret;
-use crate::store::StoreError;
+use crate::store::{StoreError, StoreKind};
 use crate::timefmt::unix_now;
 use crate::token::{self, TokenBook, TokenMeta};
 
@@ -80,7 +90,7 @@ impl Books {
     }
 }
 
-/// Why a change was not made. Nothing was changed in either case.
+/// Why a change was not made. Nothing was changed in any case.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     /// The store failed.
@@ -89,9 +99,33 @@ pub enum WriteError {
     /// `tokens.json` cannot be read or written, or the edit was refused: the message.
     #[error("{0}")]
     Tokens(String),
+    /// Too many writes already wait for a store that does not answer.
+    #[error(transparent)]
+    Busy(#[from] QueueFull),
+    /// The store has not answered within the request's wait: the change goes on and
+    /// lands when it answers (it is not refused, and nothing is lost while the daemon runs).
+    #[error("the {store} store has not answered for {secs} s (an unlock dialog?): {what} as soon as it does; `helperctl status` shows the pending writes")]
+    Pending {
+        /// The store waited for.
+        store: StoreKind,
+        /// How long the request waited.
+        secs: u64,
+        /// What happens when the store answers.
+        what: &'static str,
+    },
     /// The writer task has stopped (the daemon is shutting down).
     #[error("the daemon is shutting down")]
     Gone,
+}
+
+/// Whether a change's write to the store has landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Landing<T> {
+    /// Written (or nothing needed writing); what the change did.
+    Landed(T),
+    /// Made in memory (and served from there), still being written: the store has not
+    /// answered within the write wait.
+    Pending,
 }
 
 /// A new token for a runtime.
@@ -131,6 +165,13 @@ pub type Edit = Box<dyn FnOnce(&mut TokenBook) -> Result<Vec<String>, String> + 
 
 type Reply<T> = oneshot::Sender<Result<T, WriteError>>;
 
+/// A plain-table change made in memory, and its write to the store (`None`: nothing
+/// needed writing).
+struct Applied<T> {
+    outcome: T,
+    written: Option<oneshot::Receiver<Result<(), StoreError>>>,
+}
+
 enum Command {
     Audit(AuditEvent),
     LoadPlain(Reply<()>),
@@ -138,12 +179,12 @@ enum Command {
         cred: Box<GitCredential>,
         lifetime: Option<u64>,
         now: u64,
-        reply: Reply<StoreOutcome>,
+        reply: Reply<Applied<StoreOutcome>>,
     },
     ErasePlain {
         cred: Box<GitCredential>,
         now: u64,
-        reply: Reply<usize>,
+        reply: Reply<Applied<usize>>,
     },
     SetToken(Box<TokenChange>, u64, Reply<()>),
     EditTokens(Edit, Save, Reply<()>),
@@ -151,19 +192,46 @@ enum Command {
     SetPassphrase(Secret, Reply<()>),
 }
 
+/// The outcome of a store call, back from the store's queue to the writer task.
+enum Landed {
+    PlainRead(Result<Option<Secret>, StoreError>),
+    /// The plain table of `version` was written (`ok`) or not; the table is what the store
+    /// holds after a success.
+    PlainWritten {
+        version: u64,
+        table: Box<PlainTable>,
+        ok: bool,
+    },
+    /// A new token's secret(s) were written (or not): the metadata may follow.
+    TokenSecrets {
+        change: Box<TokenChange>,
+        /// The runtime's token when the change was asked for: it is made only if the
+        /// runtime still has that one (nothing overtook it while the keyring waited).
+        current: Option<String>,
+        now: u64,
+        result: Result<(), StoreError>,
+        reply: Reply<()>,
+    },
+    Unlocked(Result<(), StoreError>, Reply<()>),
+}
+
 /// How many changes may wait for the writer. A full queue makes requests wait their
 /// turn (back-pressure), so that a flood of requests cannot pile up audit lines in memory.
+/// The writer never waits on the store (its calls go to the store's own queue), so this
+/// queue drains at the speed of memory and the audit log's disk.
 const QUEUE: usize = 256;
 
 /// The handle requests use to reach the writer task.
 #[derive(Clone)]
 pub struct Writer {
     tx: mpsc::Sender<Command>,
+    queue: StoreQueue,
+    store: Arc<StoreSlot>,
 }
 
 impl Writer {
-    /// Starts the writer task (inside a tokio runtime). It ends when every handle is gone,
-    /// after the changes already sent.
+    /// Starts the writer task and the store's queue (inside a tokio runtime). The writer
+    /// ends when every handle is gone, after the changes already sent.
     pub fn start(
         store: Arc<StoreSlot>,
         books: Arc<Books>,
@@ -179,38 +247,67 @@ impl Writer {
             .map(|log| log.recheck_every(AUDIT_RECHECK))
             .map_err(|e| tracing::error!(error = %e, "cannot open the audit log"))
             .ok();
+        let queue = StoreQueue::start(store.waits().queue);
+        let (landed_tx, mut landed_rx) = mpsc::unbounded_channel();
         let mut task = Task {
-            store,
+            store: store.clone(),
+            queue: queue.clone(),
+            landed: landed_tx,
             books,
             state_dir: state_dir.to_path_buf(),
             audit,
             tokens,
-            plain: None,
+            plain: PlainState::default(),
             tokens_saved_at: 0,
             unsaved: false,
         };
         let (tx, mut rx) = mpsc::channel(QUEUE);
         let handle = tokio::spawn(async move {
             // Everything queued is taken at once: under load one wake-up writes many audit
-            // lines (still one write(2) each) instead of one wake-up per line.
+            // lines in one write(2) instead of one wake-up and one write per line.
             let mut batch = Vec::with_capacity(64);
-            while rx.recv_many(&mut batch, 64).await > 0 {
-                for command in batch.drain(..) {
-                    task.run(command).await;
+            loop {
+                tokio::select! {
+                    // What the store answered first: a request may be waiting for it.
+                    biased;
+                    Some(landed) = landed_rx.recv() => task.landed(landed),
+                    n = rx.recv_many(&mut batch, 64) => {
+                        if n == 0 {
+                            break;
+                        }
+                        task.run_all(batch.drain(..));
+                    }
                 }
             }
             task.save_unsaved();
         });
-        (Writer { tx }, handle)
+        (Writer { tx, queue, store }, handle)
     }
 
-    async fn call<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, WriteError> {
+    /// Sends `command` and waits for its answer at most `limit`; past it, `Pending`.
+    async fn ask<T>(
+        &self,
+        limit: Duration,
+        what: &'static str,
+        command: impl FnOnce(Reply<T>) -> Command,
+    ) -> Result<T, WriteError> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(command(reply))
             .await
             .map_err(|_| WriteError::Gone)?;
-        answer.await.unwrap_or(Err(WriteError::Gone))
+        match tokio::time::timeout(limit, answer).await {
+            Ok(answer) => answer.unwrap_or(Err(WriteError::Gone)),
+            Err(_) => Err(self.still_pending(limit, what)),
+        }
+    }
+
+    fn still_pending(&self, waited: Duration, what: &'static str) -> WriteError {
+        WriteError::Pending {
+            store: self.store.expected_kind(),
+            secs: waited.as_secs_f64().ceil() as u64,
+            what,
+        }
     }
 
     /// Appends one event to the audit log, in order with every other change; waits only
@@ -221,19 +318,32 @@ impl Writer {
         }
     }
 
-    /// Reads the plain-credential table from the store, when it is not in memory yet.
+    /// Reads the plain-credential table from the store, when it is not in memory yet;
+    /// waits for the store at most its read wait.
     pub async fn load_plain(&self) -> Result<(), WriteError> {
-        self.call(Command::LoadPlain).await
+        self.load_plain_within(self.store.waits().read).await
     }
 
-    /// Stores git's credential in the plain table (for `lifetime` seconds; `None`: until erased).
+    /// Like [`Writer::load_plain`], waiting at most `limit` (`status` waits briefly).
+    pub async fn load_plain_within(&self, limit: Duration) -> Result<(), WriteError> {
+        match self.ask(limit, "", Command::LoadPlain).await {
+            Err(WriteError::Pending { store, secs, .. }) => {
+                Err(WriteError::Store(StoreError::NoAnswer { store, secs }))
+            }
+            other => other,
+        }
+    }
+
+    /// Stores git's credential in the plain table (for `lifetime` seconds; `None`: until
+    /// erased). It is served from memory at once; the answer waits for the store at most
+    /// its write wait.
     pub async fn store_plain(
         &self,
         cred: GitCredential,
         lifetime: Option<u64>,
         now: u64,
-    ) -> Result<StoreOutcome, WriteError> {
-        self.call(|reply| Command::StorePlain {
+    ) -> Result<Landing<StoreOutcome>, WriteError> {
+        self.change_plain(|reply| Command::StorePlain {
             cred: Box::new(cred),
             lifetime,
             now,
@@ -242,9 +352,13 @@ impl Writer {
         .await
     }
 
-    /// Returns how many credentials were erased.
-    pub async fn erase_plain(&self, cred: GitCredential, now: u64) -> Result<usize, WriteError> {
-        self.call(|reply| Command::ErasePlain {
+    /// Erases matching plain credentials; how many, once written (see `store_plain`).
+    pub async fn erase_plain(
+        &self,
+        cred: GitCredential,
+        now: u64,
+    ) -> Result<Landing<usize>, WriteError> {
+        self.change_plain(|reply| Command::ErasePlain {
             cred: Box::new(cred),
             now,
             reply,
@@ -252,16 +366,52 @@ impl Writer {
         .await
     }
 
-    /// Makes `change.token` the runtime's token (see the module docs for the order).
-    pub async fn set_token(&self, change: TokenChange, now: u64) -> Result<(), WriteError> {
-        self.call(|reply| Command::SetToken(Box::new(change), now, reply))
+    async fn change_plain<T>(
+        &self,
+        command: impl FnOnce(Reply<Applied<T>>) -> Command,
+    ) -> Result<Landing<T>, WriteError> {
+        // One wait for both steps: the change (which waits for the table when it was never
+        // read) and its write.
+        let deadline = tokio::time::Instant::now() + self.store.waits().write;
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(command(reply))
             .await
+            .map_err(|_| WriteError::Gone)?;
+        let applied = match tokio::time::timeout_at(deadline, answer).await {
+            Ok(answer) => answer.unwrap_or(Err(WriteError::Gone))?,
+            Err(_) => return Ok(Landing::Pending),
+        };
+        let Some(written) = applied.written else {
+            return Ok(Landing::Landed(applied.outcome));
+        };
+        match tokio::time::timeout_at(deadline, written).await {
+            Ok(Ok(Ok(()))) => Ok(Landing::Landed(applied.outcome)),
+            Ok(Ok(Err(e))) => Err(WriteError::Store(e)),
+            Ok(Err(_)) => Err(WriteError::Gone),
+            Err(_) => Ok(Landing::Pending),
+        }
+    }
+
+    /// Makes `change.token` the runtime's token (see the module docs for the order); waits
+    /// for the store at most its write wait, then `Pending` (the change goes on).
+    pub async fn set_token(&self, change: TokenChange, now: u64) -> Result<(), WriteError> {
+        let what = "the new token becomes the runtime's token";
+        self.ask(self.store.waits().write, what, |reply| {
+            Command::SetToken(Box::new(change), now, reply)
+        })
+        .await
     }
 
     /// Edits the token book and saves it (`Save::Now`), or later (`Save::Lazily`).
     pub async fn edit_tokens(&self, edit: Edit, save: Save) -> Result<(), WriteError> {
-        self.call(|reply| Command::EditTokens(edit, save, reply))
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Command::EditTokens(edit, save, reply))
             .await
+            .map_err(|_| WriteError::Gone)?;
+        // Never waits on the store: only `tokens.json` is written before the answer.
+        answer.await.unwrap_or(Err(WriteError::Gone))
     }
 
     /// Like [`Writer::edit_tokens`] without waiting for the outcome (`last_used`).
@@ -272,24 +422,61 @@ impl Writer {
 
     /// Unlocks a passphrase-protected file store; the plain table is read again afterwards.
     pub async fn unlock(&self, passphrase: Secret) -> Result<(), WriteError> {
-        self.call(|reply| Command::Unlock(passphrase, reply)).await
+        let what = "the store is unlocked";
+        self.ask(self.store.waits().read, what, |reply| {
+            Command::Unlock(passphrase, reply)
+        })
+        .await
     }
 
     /// Switches the file store to a passphrase (or changes it).
     pub async fn set_passphrase(&self, passphrase: Secret) -> Result<(), WriteError> {
-        self.call(|reply| Command::SetPassphrase(passphrase, reply))
-            .await
+        let what = "the new passphrase takes effect";
+        self.ask(self.store.waits().read, what, |reply| {
+            Command::SetPassphrase(passphrase, reply)
+        })
+        .await
     }
+
+    /// What waits for the store now, for `status`.
+    pub fn pending(&self) -> Pending {
+        self.queue.pending()
+    }
+
+    /// Waits at most `limit` for the writes still pending; returns those it gives up on.
+    pub async fn settle(&self, limit: Duration) -> Vec<String> {
+        self.queue.settle(limit).await
+    }
+}
+
+/// The plain-credential table as the writer holds it.
+#[derive(Default)]
+struct PlainState {
+    /// What git is served: the store's table with the changes still being written.
+    memory: Option<PlainTable>,
+    /// What the store holds, as far as the writer knows.
+    stored: Option<PlainTable>,
+    /// Counts changes; a write carries the version it wrote.
+    version: u64,
+    /// A read of the table is queued.
+    loading: bool,
+    /// Requests waiting for the table to be read.
+    waiters: Vec<Reply<()>>,
+    /// Changes that came before the table was read; made once it is.
+    deferred: Vec<Command>,
 }
 
 /// What the writer task owns.
 struct Task {
     store: Arc<StoreSlot>,
+    queue: StoreQueue,
+    /// Where the store's queue sends outcomes back to this task.
+    landed: mpsc::UnboundedSender<Landed>,
     books: Arc<Books>,
     state_dir: std::path::PathBuf,
     audit: Option<AuditLog>,
     tokens: TokenBookState,
-    plain: Option<PlainTable>,
+    plain: PlainState,
     /// When `tokens.json` was last written.
     tokens_saved_at: u64,
     /// A lazily saved edit (`last_used`) is not in `tokens.json` yet.
@@ -297,12 +484,39 @@ struct Task {
 }
 
 impl Task {
-    async fn run(&mut self, command: Command) {
+    /// Runs a batch of commands; the audit events among them go out in one write.
+    fn run_all(&mut self, commands: impl Iterator<Item = Command>) {
+        let mut events = Vec::new();
+        for command in commands {
+            match command {
+                Command::Audit(event) => events.push(event),
+                command => {
+                    // In order: the events before this change are written before it.
+                    self.audit(&std::mem::take(&mut events));
+                    self.run(command);
+                }
+            }
+        }
+        self.audit(&events);
+    }
+
+    fn run(&mut self, command: Command) {
         // A requester that went away no longer wants the answer: ignore the send error.
         match command {
-            Command::Audit(event) => self.audit(&event),
+            Command::Audit(event) => self.audit(std::slice::from_ref(&event)),
             Command::LoadPlain(reply) => {
-                let _ = reply.send(self.load_plain().await.map(|_| ()));
+                if self.plain.memory.is_some() {
+                    let _ = reply.send(Ok(()));
+                } else {
+                    self.plain.waiters.push(reply);
+                    self.start_loading();
+                }
+            }
+            command @ (Command::StorePlain { .. } | Command::ErasePlain { .. })
+                if self.plain.memory.is_none() =>
+            {
+                self.plain.deferred.push(command);
+                self.start_loading();
             }
             Command::StorePlain {
                 cred,
@@ -310,121 +524,271 @@ impl Task {
                 now,
                 reply,
             } => {
-                let result = self
-                    .change_plain(|table| {
-                        let outcome = table.store(&cred, lifetime, now);
-                        (outcome == StoreOutcome::Stored, outcome)
-                    })
-                    .await;
+                let result = self.change_plain(|table| {
+                    let outcome = table.store(&cred, lifetime, now);
+                    (outcome == StoreOutcome::Stored, outcome)
+                });
                 let _ = reply.send(result);
             }
             Command::ErasePlain { cred, now, reply } => {
-                let result = self
-                    .change_plain(|table| {
-                        let erased = table.erase(&cred, now);
-                        (erased > 0, erased)
-                    })
-                    .await;
+                let result = self.change_plain(|table| {
+                    let erased = table.erase(&cred, now);
+                    (erased > 0, erased)
+                });
                 let _ = reply.send(result);
             }
-            Command::SetToken(change, now, reply) => {
-                let _ = reply.send(self.set_token(*change, now).await);
-            }
+            Command::SetToken(change, now, reply) => self.set_token(*change, now, reply),
             Command::EditTokens(edit, save, reply) => {
-                let _ = reply.send(self.edit_tokens(edit, save).await);
+                let _ = reply.send(self.edit_tokens(edit, save));
             }
             Command::Unlock(passphrase, reply) => {
-                let result = async {
-                    let store = self.store.open().await?.store.clone();
-                    blocking(store.kind(), move || store.unlock(&passphrase)).await?;
-                    // Read the table again: the locked store could not be read before.
-                    self.plain = None;
-                    self.books.publish_plain(None);
-                    Ok(())
+                if let Err(full) = self.queue.room() {
+                    let _ = reply.send(Err(full.into()));
+                    return;
                 }
-                .await;
-                let _ = reply.send(result);
+                let (slot, landed) = (self.store.clone(), self.landed.clone());
+                self.push("unlock the store", async move {
+                    let result = async {
+                        let open = slot.open_unbounded().await?;
+                        run_blocking(open.store.kind(), move || {
+                            open.store.unlock(&passphrase)?;
+                            open.describe_again();
+                            Ok(())
+                        })
+                        .await
+                    }
+                    .await;
+                    let _ = landed.send(Landed::Unlocked(result, reply));
+                });
             }
             Command::SetPassphrase(passphrase, reply) => {
-                let result = async {
-                    let store = self.store.open().await?.store.clone();
-                    Ok(blocking(store.kind(), move || store.set_passphrase(&passphrase)).await?)
+                if let Err(full) = self.queue.room() {
+                    let _ = reply.send(Err(full.into()));
+                    return;
                 }
-                .await;
-                let _ = reply.send(result);
+                let slot = self.store.clone();
+                self.push("set the store's passphrase", async move {
+                    let result = async {
+                        let open = slot.open_unbounded().await?;
+                        run_blocking(open.store.kind(), move || {
+                            open.store.set_passphrase(&passphrase)?;
+                            open.describe_again();
+                            Ok(())
+                        })
+                        .await
+                    }
+                    .await;
+                    let _ = reply.send(result.map_err(WriteError::Store));
+                });
             }
         }
     }
 
-    fn audit(&mut self, event: &AuditEvent) {
+    /// Queues a store call whose requester was told there is room (see
+    /// [`StoreQueue::room`]: only this task pushes, so the room is still there).
+    fn push(
+        &self,
+        what: impl Into<String>,
+        work: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        if let Err(e) = self.queue.push(what, work) {
+            tracing::error!(error = %e, "a store call was dropped: the queue filled up unexpectedly");
+        }
+    }
+
+    /// An outcome from the store's queue.
+    fn landed(&mut self, landed: Landed) {
+        match landed {
+            Landed::PlainRead(result) => self.plain_read(result),
+            Landed::PlainWritten { version, table, ok } => {
+                if ok {
+                    self.plain.stored = Some(*table);
+                } else if version == self.plain.version {
+                    // Nothing newer is being written: git is served what the store holds.
+                    self.plain.memory = self.plain.stored.clone();
+                    self.books.publish_plain(self.plain.memory.as_ref());
+                }
+            }
+            Landed::TokenSecrets {
+                change,
+                current,
+                now,
+                result,
+                reply,
+            } => {
+                let _ = reply.send(self.token_secrets_written(*change, current, now, result));
+            }
+            Landed::Unlocked(result, reply) => {
+                if result.is_ok() {
+                    // Read the table again: the locked store could not be read before.
+                    self.plain.memory = None;
+                    self.plain.stored = None;
+                    self.books.publish_plain(None);
+                }
+                let _ = reply.send(result.map_err(WriteError::Store));
+            }
+        }
+    }
+
+    fn audit(&mut self, events: &[AuditEvent]) {
+        if events.is_empty() {
+            return;
+        }
         match &mut self.audit {
             Some(log) => {
-                if let Err(e) = log.append(event) {
-                    tracing::error!(error = %e, event = %event.event, "could not write the audit log");
+                if let Err(e) = log.append_all(events) {
+                    tracing::error!(error = %e, events = events.len(), "could not write the audit log");
                 }
             }
             None => {
-                tracing::error!(event = %event.event, "audit log unavailable; event not recorded")
+                tracing::error!(
+                    events = events.len(),
+                    "audit log unavailable; events not recorded"
+                )
             }
         }
     }
 
-    /// A store failure: the store is opened afresh next time when it stopped answering.
-    fn store_failed(&self, e: StoreError) -> WriteError {
-        self.store.reset_after(&e);
-        WriteError::Store(e)
-    }
-
-    async fn load_plain(&mut self) -> Result<&mut PlainTable, WriteError> {
-        if self.plain.is_none() {
-            let store = self.store.unlocked().await?;
-            let reader = store.clone();
-            let blob = blocking(store.kind(), move || reader.get(PLAIN_KEY))
-                .await
-                .map_err(|e| self.store_failed(e))?;
-            let table = match blob {
-                None => PlainTable::default(),
-                Some(blob) => PlainTable::from_blob(&blob).map_err(|e| StoreError::Corrupt {
-                    store: store.kind(),
-                    path: PLAIN_KEY.into(),
-                    detail: e.to_string(),
-                })?,
-            };
-            self.books.publish_plain(Some(&table));
-            self.plain = Some(table);
+    /// Queues a read of the plain table, unless it is read or being read.
+    fn start_loading(&mut self) {
+        if self.plain.memory.is_some() || self.plain.loading {
+            return;
         }
-        Ok(self
-            .plain
-            .as_mut()
-            .expect("the table was loaded just above"))
+        let (slot, landed) = (self.store.clone(), self.landed.clone());
+        let pushed = self.queue.push("read the plain credentials", async move {
+            let result = async {
+                let store = slot.store_unbounded().await?;
+                run_blocking(store.kind(), move || {
+                    ensure_unlocked(store.as_ref())?;
+                    store.get(PLAIN_KEY)
+                })
+                .await
+            }
+            .await;
+            if let Err(e) = &result {
+                slot.reset_after(e);
+            }
+            let _ = landed.send(Landed::PlainRead(result));
+        });
+        match pushed {
+            Ok(()) => self.plain.loading = true,
+            Err(full) => self.plain_read(Err(StoreError::Unavailable {
+                store: self.store.expected_kind(),
+                detail: full.to_string(),
+                hint: "try again once it answers".into(),
+            })),
+        }
     }
 
-    /// Applies `change` to the plain table and, when it says so, writes the table back.
-    /// On failure the table stays as the store holds it.
-    async fn change_plain<T>(
+    /// The table was read (or not): answer who waited, make the changes that waited.
+    fn plain_read(&mut self, result: Result<Option<Secret>, StoreError>) {
+        self.plain.loading = false;
+        let kind = self.store.expected_kind();
+        let table = result.and_then(|blob| match blob {
+            None => Ok(PlainTable::default()),
+            Some(blob) => PlainTable::from_blob(&blob).map_err(|e| StoreError::Corrupt {
+                store: kind,
+                path: PLAIN_KEY.into(),
+                detail: e.to_string(),
+            }),
+        });
+        let waiters = std::mem::take(&mut self.plain.waiters);
+        let deferred = std::mem::take(&mut self.plain.deferred);
+        match table {
+            Ok(table) => {
+                self.books.publish_plain(Some(&table));
+                self.plain.stored = Some(table.clone());
+                self.plain.memory = Some(table);
+                for waiter in waiters {
+                    let _ = waiter.send(Ok(()));
+                }
+                for command in deferred {
+                    self.run(command);
+                }
+            }
+            Err(e) => {
+                for waiter in waiters {
+                    let _ = waiter.send(Err(WriteError::Store(e.duplicate())));
+                }
+                for command in deferred {
+                    let error = WriteError::Store(e.duplicate());
+                    match command {
+                        Command::StorePlain { reply, .. } => {
+                            let _ = reply.send(Err(error));
+                        }
+                        Command::ErasePlain { reply, .. } => {
+                            let _ = reply.send(Err(error));
+                        }
+                        _ => unreachable!("only plain changes wait for the table"),
+                    }
+                }
+                tracing::warn!(error = %e, "could not read the plain credentials");
+            }
+        }
+    }
+
+    /// Applies `change` to the table in memory (served from there at once) and, when it
+    /// says so, queues the write of the whole table. A refused write leaves the table as
+    /// it was.
+    fn change_plain<T>(
         &mut self,
         change: impl FnOnce(&mut PlainTable) -> (bool, T),
-    ) -> Result<T, WriteError> {
-        let table = self.load_plain().await?;
+    ) -> Result<Applied<T>, WriteError> {
+        let table = self
+            .plain
+            .memory
+            .as_mut()
+            .expect("changes wait until the table is read");
         let before = table.clone();
         let (changed, outcome) = change(table);
         if !changed {
-            return Ok(outcome);
+            return Ok(Applied {
+                outcome,
+                written: None,
+            });
         }
+        let written_table = Box::new(table.clone());
         let blob = table.to_blob();
-        let store = self.store.unlocked().await?;
-        match blocking(store.kind(), move || store.set(PLAIN_KEY, &blob)).await {
+        let version = self.plain.version + 1;
+        let (done, written) = oneshot::channel();
+        let (slot, landed) = (self.store.clone(), self.landed.clone());
+        let pushed = self.queue.push(
+            "write the plain credentials (git store/erase)",
+            async move {
+                let result = async {
+                    let store = slot.store_unbounded().await?;
+                    run_blocking(store.kind(), move || {
+                        ensure_unlocked(store.as_ref())?;
+                        store.set(PLAIN_KEY, &blob)
+                    })
+                    .await
+                }
+                .await;
+                if let Err(e) = &result {
+                    slot.reset_after(e);
+                    tracing::warn!(error = %e, "could not write the plain credentials");
+                }
+                let ok = result.is_ok();
+                let _ = landed.send(Landed::PlainWritten {
+                    version,
+                    table: written_table,
+                    ok,
+                });
+                let _ = done.send(result);
+            },
+        );
+        match pushed {
             Ok(()) => {
-                self.books.publish_plain(self.plain.as_ref());
-                Ok(outcome)
+                self.plain.version = version;
+                self.books.publish_plain(self.plain.memory.as_ref());
+                Ok(Applied {
+                    outcome,
+                    written: Some(written),
+                })
             }
-            Err(e) => {
-                // What the store holds is unknown now when it stopped answering: read it
-                // again next time; otherwise it still holds the table from before.
-                let unavailable = matches!(e, StoreError::Unavailable { .. });
-                self.plain = (!unavailable).then_some(before);
-                self.books.publish_plain(self.plain.as_ref());
-                Err(self.store_failed(e))
+            Err(full) => {
+                self.plain.memory = Some(before);
+                Err(WriteError::Busy(full))
             }
         }
     }
@@ -455,36 +819,87 @@ impl Task {
         }
     }
 
-    /// Stores the secret(s), then the metadata, then deletes what was replaced.
-    async fn set_token(&mut self, change: TokenChange, now: u64) -> Result<(), WriteError> {
+    /// Queues the write of the secret(s); the metadata follows when they landed
+    /// ([`Task::token_secrets_written`]).
+    fn set_token(&mut self, change: TokenChange, now: u64, reply: Reply<()>) {
+        // Read the book before any secret is stored: an unreadable one stores nothing.
+        let current = match self.book() {
+            Ok(book) => book.for_runtime(&change.runtime).map(|t| t.id.clone()),
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        if change.replaces.is_some() && current != change.replaces {
+            let _ = reply.send(Err(changed_meanwhile(&change.runtime)));
+            return;
+        }
+        let id = change.token.id.clone();
+        let (secret, refresh) = (change.secret.clone(), change.refresh.clone());
+        if let Err(full) = self.queue.room() {
+            let _ = reply.send(Err(full.into()));
+            return;
+        }
+        let what = format!("store the new token of runtime {}", change.runtime);
+        let (slot, landed) = (self.store.clone(), self.landed.clone());
+        self.push(what, async move {
+            let result = async {
+                let store = slot.store_unbounded().await?;
+                run_blocking(store.kind(), move || {
+                    ensure_unlocked(store.as_ref())?;
+                    store.set(&token::secret_key(&id), &secret)?;
+                    if let Some(refresh) = refresh {
+                        if let Err(e) = store.set(&token::refresh_key(&id), &refresh) {
+                            let _ = store.delete(&token::secret_key(&id));
+                            return Err(e);
+                        }
+                    }
+                    Ok(())
+                })
+                .await
+            }
+            .await;
+            if let Err(e) = &result {
+                slot.reset_after(e);
+            }
+            let _ = landed.send(Landed::TokenSecrets {
+                change: Box::new(change),
+                current,
+                now,
+                result,
+                reply,
+            });
+        });
+    }
+
+    /// The new token's secrets are in the store (or failed): save the metadata that names
+    /// them, then delete what they replaced.
+    fn token_secrets_written(
+        &mut self,
+        change: TokenChange,
+        current: Option<String>,
+        now: u64,
+        result: Result<(), StoreError>,
+    ) -> Result<(), WriteError> {
+        result?;
         let TokenChange {
             runtime,
             token,
             secret,
-            refresh,
+            refresh: _,
             hosts,
             also_for,
             replaces,
         } = change;
-        // Read the book before any secret is stored: an unreadable one stores nothing.
-        let current = self.book()?.for_runtime(&runtime).map(|t| t.id.clone());
-        if replaces.is_some() && current != replaces {
-            return Err(WriteError::Tokens(format!(
-                "runtime {runtime}'s token changed meanwhile; the refreshed one was not stored"
-            )));
-        }
         let id = token.id.clone();
-        let store = self.store.unlocked().await?;
-        let (key, value, writer) = (token::secret_key(&id), secret.clone(), store.clone());
-        blocking(store.kind(), move || writer.set(&key, &value))
-            .await
-            .map_err(|e| self.store_failed(e))?;
-        if let Some(refresh) = refresh {
-            let (key, writer) = (token::refresh_key(&id), store.clone());
-            if let Err(e) = blocking(store.kind(), move || writer.set(&key, &refresh)).await {
-                self.delete_secrets(&id).await;
-                return Err(self.store_failed(e));
-            }
+        let still = self
+            .book()
+            .map(|b| b.for_runtime(&runtime).map(|t| t.id.clone()));
+        if still.as_ref().ok() != Some(&current) {
+            // The runtime's token changed while the keyring waited (a removal, another
+            // token): that later change stands.
+            self.delete_secrets(&id);
+            return Err(changed_meanwhile(&runtime));
         }
         let before = self.tokens.clone();
         let book = self.book()?;
@@ -502,18 +917,18 @@ impl Task {
         }
         if let Err(e) = self.save_tokens() {
             self.tokens = before;
-            self.delete_secrets(&id).await;
+            self.delete_secrets(&id);
             return Err(e);
         }
         self.books.publish_tokens(&self.tokens);
         self.store.remember_token_secret(&id, secret);
         for orphan in orphans {
-            self.delete_secrets(&orphan).await;
+            self.delete_secrets(&orphan);
         }
         Ok(())
     }
 
-    async fn edit_tokens(&mut self, edit: Edit, save: Save) -> Result<(), WriteError> {
+    fn edit_tokens(&mut self, edit: Edit, save: Save) -> Result<(), WriteError> {
         let before = self.tokens.clone();
         let orphans = edit(self.book()?).map_err(WriteError::Tokens)?;
         let due = save == Save::Now
@@ -528,30 +943,42 @@ impl Task {
         }
         self.books.publish_tokens(&self.tokens);
         for orphan in orphans {
-            self.delete_secrets(&orphan).await;
+            self.delete_secrets(&orphan);
         }
         Ok(())
     }
 
-    /// Deletes a token's secret and refresh token; failures only reach the log (the
-    /// metadata no longer names them, so they are never served).
-    async fn delete_secrets(&mut self, id: &str) {
+    /// Forgets a token's secret and queues the deletion of it and its refresh token;
+    /// failures only reach the log (the metadata no longer names them, so they are never
+    /// served).
+    fn delete_secrets(&mut self, id: &str) {
         self.store.forget_token_secret(id);
-        // Opened if need be: the store may not have been opened yet since start.
-        let store = match self.store.unlocked().await {
-            Ok(store) => store,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not delete a replaced token's secret: the store is not available");
-                return;
-            }
-        };
         let (key, refresh) = (token::secret_key(id), token::refresh_key(id));
-        if let Err(e) = blocking(store.kind(), move || {
-            store.delete(&key).and_then(|()| store.delete(&refresh))
-        })
-        .await
-        {
-            tracing::warn!(error = %e, "could not delete a replaced token's secret");
+        let slot = self.store.clone();
+        let pushed = self
+            .queue
+            .push("delete a replaced token's secret", async move {
+                let result = async {
+                    let store = slot.store_unbounded().await?;
+                    run_blocking(store.kind(), move || {
+                        ensure_unlocked(store.as_ref())?;
+                        store.delete(&key).and_then(|()| store.delete(&refresh))
+                    })
+                    .await
+                }
+                .await;
+                if let Err(e) = result {
+                    tracing::warn!(error = %e, "could not delete a replaced token's secret");
+                }
+            });
+        if let Err(e) = pushed {
+            tracing::warn!(error = %e, "a replaced token's secret stays in the store");
         }
     }
+}
+
+fn changed_meanwhile(runtime: &str) -> WriteError {
+    WriteError::Tokens(format!(
+        "runtime {runtime}'s token changed meanwhile; the new one was not stored"
+    ))
 }
