@@ -3,8 +3,13 @@
 //!
 //! On Linux an inotify instance watches the folder of each file, or, while that folder
 //! does not exist, its nearest existing ancestor (so that the folder's creation is seen
-//! too). A request then costs one non-blocking `read` of the inotify descriptor, whatever
-//! the number of files, instead of one path walk per file. Any event in a watched folder
+//! too). Inside the daemon the inotify descriptor is registered with tokio's reactor,
+//! which learns of events in the same `epoll_wait` that hands it the clients' connections:
+//! a request then costs no system call at all while nothing changed (the reactor's
+//! readiness, read from memory), and one `read` of the descriptor when something did.
+//! Ordering holds: an edit made before a client connected is in an `epoll_wait` no later
+//! than the one that reported the connection. Outside a runtime (unit tests, `helperctl`)
+//! each look is one non-blocking `read`. Any event in a watched folder
 //! counts as a change (the caller then compares the files' stamps, as before); the watches
 //! are set again after each event, since folders come and go.
 //!
@@ -59,10 +64,25 @@ mod imp {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Mutex, PoisonError};
 
+    use std::os::fd::{AsFd, AsRawFd, RawFd};
+    use std::task::{Context, Poll, Waker};
+
     use nix::errno::Errno;
     use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+    use tokio::io::unix::AsyncFd;
+
+    /// The inotify descriptor, as the reactor knows it (the `Inotify` below owns it).
+    struct Registered(RawFd);
+
+    impl AsRawFd for Registered {
+        fn as_raw_fd(&self) -> RawFd {
+            self.0
+        }
+    }
 
     pub struct Watcher {
+        /// Declared before `inotify`, so it leaves the reactor before the descriptor closes.
+        ready: Option<AsyncFd<Registered>>,
         files: Vec<PathBuf>,
         /// `None`: inotify is not available, every call says "changed".
         inotify: Option<Mutex<Inotify>>,
@@ -87,7 +107,16 @@ mod imp {
     impl Watcher {
         pub fn new(files: &[PathBuf]) -> Watcher {
             let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok();
+            let ready = inotify.as_ref().and_then(|i| {
+                tokio::runtime::Handle::try_current().ok()?;
+                let fd = Registered(i.as_fd().as_raw_fd());
+                // SAFETY: the `Inotify` beside it owns the descriptor and outlives this
+                // registration (`ready` is dropped first, see the field order), and
+                // `as_raw_fd` always names that same descriptor.
+                unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }.ok()
+            });
             let w = Watcher {
+                ready,
                 files: files.to_vec(),
                 inotify: inotify.map(Mutex::new),
                 unreliable: AtomicBool::new(true),
@@ -119,10 +148,25 @@ mod imp {
             self.unreliable.store(!reliable, Ordering::Relaxed);
         }
 
+        /// Whether the reactor watches the descriptor (inside a runtime).
+        #[cfg(test)]
+        pub fn is_registered(&self) -> bool {
+            self.ready.is_some()
+        }
+
         pub fn changed(&self) -> bool {
             let Some(inotify) = &self.inotify else {
                 return true;
             };
+            if let Some(ready) = &self.ready {
+                match ready.poll_read_ready(&mut Context::from_waker(Waker::noop())) {
+                    // The reactor saw no event since the last look: nothing to read.
+                    Poll::Pending => return self.unreliable.load(Ordering::Relaxed),
+                    // Cleared before the read, so an event after it is reported anew.
+                    Poll::Ready(Ok(mut guard)) => guard.clear_ready(),
+                    Poll::Ready(Err(_)) => {}
+                }
+            }
             let events = inotify
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -202,6 +246,35 @@ mod tests {
         std::fs::write(&tmp, "a = 2\n").unwrap();
         std::fs::rename(&tmp, &existing).unwrap();
         assert_ne!(w.generation(), before, "an atomic replace is seen");
+    }
+
+    /// Inside a runtime the reactor tells of changes: none is missed, and a quiet watch
+    /// stays quiet.
+    #[tokio::test]
+    async fn inside_a_runtime_the_reactor_tells_of_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.toml");
+        let w = FileWatch::new(std::slice::from_ref(&file));
+        assert!(w.inner.is_registered(), "registered with the reactor");
+        let mut quiet = settled(&w);
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+            assert_eq!(w.generation(), quiet, "nothing happened");
+        }
+        for round in 0..3 {
+            std::fs::write(&file, format!("a = {round}\n")).unwrap();
+            // The reactor runs between tasks: let it.
+            let mut seen = false;
+            for _ in 0..1000 {
+                tokio::task::yield_now().await;
+                if w.generation() != quiet {
+                    seen = true;
+                    break;
+                }
+            }
+            assert!(seen, "write {round} was not seen");
+            quiet = settled(&w);
+        }
     }
 
     #[test]
