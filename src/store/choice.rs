@@ -129,6 +129,12 @@ fn open_openbao(config_file: &Path) -> Result<OpenBaoStore, StoreError> {
     OpenBaoStore::open(&settings, &super::openbao::login_name()?)
 }
 
+/// The kind remembered in `store.json`, when one is (for messages about a store that has
+/// not opened yet).
+pub fn remembered_kind(state_dir: &Path) -> Option<StoreKind> {
+    StoreKind::parse(&read_choice(state_dir).ok()??.kind)
+}
+
 fn read_choice(state_dir: &Path) -> Result<Option<StoreChoice>, StoreError> {
     let path = choice_file(state_dir);
     let text = match std::fs::read_to_string(&path) {

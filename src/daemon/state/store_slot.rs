@@ -246,11 +246,17 @@ impl StoreSlot {
         self.settings.waits
     }
 
-    /// The kind the store is or will be, as far as is known without opening it.
+    /// The kind the store is or will be, as far as is known without opening it: the open
+    /// store's, else `HELPERD_STORE`, else the one `store.json` remembers (one small file
+    /// read: only for messages and `status` while the store has not opened).
     pub fn expected_kind(&self) -> StoreKind {
         match self.peek() {
             Some(open) => open.store.kind(),
-            None => self.settings.forced.unwrap_or(StoreKind::File),
+            None => self
+                .settings
+                .forced
+                .or_else(|| choice::remembered_kind(&self.settings.state_dir))
+                .unwrap_or(StoreKind::File),
         }
     }
 

@@ -260,6 +260,7 @@ impl Writer {
             plain: PlainState::default(),
             tokens_saved_at: 0,
             unsaved: false,
+            installed_by_queue: Default::default(),
         };
         let (tx, mut rx) = mpsc::channel(QUEUE);
         let handle = tokio::spawn(async move {
@@ -481,6 +482,9 @@ struct Task {
     tokens_saved_at: u64,
     /// A lazily saved edit (`last_used`) is not in `tokens.json` yet.
     unsaved: bool,
+    /// Ids of tokens installed by a token change whose secret landed (see
+    /// [`Task::token_secrets_written`]); a few bytes per token set since start.
+    installed_by_queue: std::collections::HashSet<String>,
 }
 
 impl Task {
@@ -892,12 +896,20 @@ impl Task {
             replaces,
         } = change;
         let id = token.id.clone();
-        let still = self
-            .book()
-            .map(|b| b.for_runtime(&runtime).map(|t| t.id.clone()));
-        if still.as_ref().ok() != Some(&current) {
-            // The runtime's token changed while the keyring waited (a removal, another
-            // token): that later change stands.
+        let still = self.book()?.for_runtime(&runtime).map(|t| t.id.clone());
+        // A token set before this one (the queue keeps their order) may have landed
+        // meanwhile: this one replaces it, as it would have without the wait. Any other
+        // change (a removal, a link) came after this one was asked for, and stands.
+        // A refresh replaces exactly the token it refreshed, never one set meanwhile.
+        let overtaken = if replaces.is_some() {
+            still != replaces
+        } else {
+            still != current
+                && !still
+                    .as_ref()
+                    .is_some_and(|id| self.installed_by_queue.contains(id))
+        };
+        if overtaken {
             self.delete_secrets(&id);
             return Err(changed_meanwhile(&runtime));
         }
@@ -922,6 +934,7 @@ impl Task {
         }
         self.books.publish_tokens(&self.tokens);
         self.store.remember_token_secret(&id, secret);
+        self.installed_by_queue.insert(id);
         for orphan in orphans {
             self.delete_secrets(&orphan);
         }
@@ -981,4 +994,92 @@ fn changed_meanwhile(runtime: &str) -> WriteError {
     WriteError::Tokens(format!(
         "runtime {runtime}'s token changed meanwhile; the new one was not stored"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::state::store_slot::{StoreSettings, StoreWaits};
+
+    fn writer(dir: &std::path::Path) -> (Writer, Arc<Books>) {
+        let store = Arc::new(StoreSlot::new(StoreSettings {
+            state_dir: dir.join("state"),
+            data_dir: dir.join("data"),
+            forced: Some(StoreKind::File),
+            keyring_service: "helperd-test".into(),
+            config_file: dir.join("config.toml"),
+            waits: StoreWaits::default(),
+        }));
+        let books = Arc::new(Books::default());
+        let (writer, _task) = Writer::start(store, books.clone(), &dir.join("state"));
+        (writer, books)
+    }
+
+    fn change(secret: &str, replaces: Option<String>) -> TokenChange {
+        TokenChange {
+            runtime: "work".into(),
+            token: TokenMeta::new(Some(secret.into()), 1, None),
+            secret: Secret::new(secret.to_string()),
+            refresh: None,
+            hosts: vec!["https://h.example".into()],
+            also_for: Vec::new(),
+            replaces,
+        }
+    }
+
+    fn current(books: &Books) -> Option<String> {
+        books
+            .tokens()
+            .as_ref()
+            .as_ref()
+            .unwrap()
+            .for_runtime("work")
+            .and_then(|t| t.name.clone())
+    }
+
+    /// Two token sets queued behind each other both land, in the order they were asked
+    /// for; a refresh of the first, asked for after the second, never undoes it.
+    // One thread: every request is in the writer's queue before it runs, as under load.
+    #[tokio::test]
+    async fn queued_token_sets_land_in_order_and_a_late_refresh_never_undoes_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, books) = writer(dir.path());
+        writer.set_token(change("first", None), 1).await.unwrap();
+        let first = books
+            .tokens()
+            .as_ref()
+            .as_ref()
+            .unwrap()
+            .for_runtime("work")
+            .unwrap()
+            .id
+            .clone();
+        let (a, b, refresh) = tokio::join!(
+            writer.set_token(change("second", None), 2),
+            writer.set_token(change("third", None), 3),
+            writer.set_token(change("refreshed-first", Some(first)), 4),
+        );
+        a.unwrap();
+        b.unwrap();
+        let refused = refresh.unwrap_err().to_string();
+        assert!(refused.contains("changed meanwhile"), "{refused}");
+        assert_eq!(current(&books).as_deref(), Some("third"));
+    }
+
+    /// A token set asked for before a removal lands after it: the removal stands.
+    #[tokio::test]
+    async fn a_removal_after_a_queued_token_set_stands() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, books) = writer(dir.path());
+        writer.set_token(change("first", None), 1).await.unwrap();
+        let remove: Edit =
+            Box::new(|book: &mut TokenBook| Ok(book.unlink("work").into_iter().collect()));
+        let (set, removed) = tokio::join!(
+            writer.set_token(change("second", None), 2),
+            writer.edit_tokens(remove, Save::Now),
+        );
+        removed.unwrap();
+        assert!(set.unwrap_err().to_string().contains("changed meanwhile"));
+        assert_eq!(current(&books), None);
+    }
 }
