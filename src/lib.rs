@@ -5,34 +5,37 @@
 
 #![deny(missing_docs)]
 
-pub mod audit;
+// The pure core: data and rules, no I/O (DESIGN.md §3). `config` and `policy` each keep
+// the reading of their file in a `file` module, an edge.
 pub mod audit_event;
-pub mod cli;
 pub mod config;
-pub mod config_edit;
-pub mod config_file;
-pub mod config_openbao;
-pub mod ctl;
-pub mod daemon;
 pub mod decision;
-pub mod docs;
-pub mod fsutil;
-pub mod fswatch;
 pub mod gitproto;
-pub mod ipc;
 pub mod location;
-pub mod openbao;
 pub mod plain;
 pub mod policy;
-pub mod policy_file;
-pub mod provider;
 pub mod runtime;
 pub mod secret;
-pub mod store;
 pub mod team;
 pub mod timefmt;
 pub mod token;
 pub mod tomlspan;
+
+// Edges: files, sockets, the terminal, secret stores, forges and OpenBao.
+pub mod audit;
+pub mod fsutil;
+pub mod fswatch;
+pub mod ipc;
+pub mod openbao;
+pub mod provider;
+pub mod store;
 pub mod tty;
+
+// The programs: the daemon, `helperctl` (its command line, its commands), and the man
+// pages and completions generated from the command line.
+pub mod cli;
+pub mod ctl;
+pub mod daemon;
+pub mod docs;
 
 pub use helperd_wire as wire;

@@ -183,8 +183,9 @@ fn most_specific(candidates: &[Candidate<'_>]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{AuthScheme, Provider};
+    use crate::config::AuthScheme;
     use crate::location::testing::{git, prefix, GitRequest};
+    use crate::provider::Provider;
     use proptest::prelude::*;
 
     fn runtime(

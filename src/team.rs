@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use crate::config::{valid_name, AuthScheme, Config, Provider, RuntimeConfig, TeamOrigin};
+use crate::config::{valid_name, AuthScheme, Config, RuntimeConfig, TeamOrigin};
 use crate::location::UrlPrefix;
+use crate::provider::Provider;
 use crate::secret::Secret;
 use crate::timefmt::parse_expiry;
 use crate::token::{TokenBook, TokenMeta};

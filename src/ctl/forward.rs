@@ -57,7 +57,7 @@ pub fn run(
     println!(
         "git there uses the runtimes marked forward = true here, while you are connected with `ssh {host}`."
     );
-    let config = crate::config_file::load(&config_file(&paths.config_dir))?;
+    let config = crate::config::file::load(&config_file(&paths.config_dir))?;
     if !config.runtimes.iter().any(|rt| rt.forward) {
         println!("note: no runtime is marked forward = true yet: run `helperctl runtime set NAME --forward`");
     }

@@ -67,7 +67,7 @@ fn shell_words(args: &[String]) -> String {
 
 pub fn install(paths: &Paths, dry_run: bool, systemd: bool) -> anyhow::Result<u8> {
     let client = sibling("git-credential-helperd")?;
-    let config = crate::config_file::load(&config_file(&paths.config_dir))?;
+    let config = crate::config::file::load(&config_file(&paths.config_dir))?;
     for args in git_commands(&client, &config) {
         println!(
             "{}git {}",

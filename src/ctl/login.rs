@@ -45,7 +45,7 @@ impl Spinner {
 }
 
 pub fn login(paths: &Paths, runtime: &str) -> anyhow::Result<u8> {
-    let config = crate::config_file::load(&crate::config::config_file(&paths.config_dir))?;
+    let config = crate::config::file::load(&crate::config::config_file(&paths.config_dir))?;
     if config
         .runtime(runtime)
         .is_some_and(|rt| matches!(rt.provider.descriptor().oauth, OAuth::BrowserPkce(_)))

@@ -158,7 +158,7 @@ fn renew(
     expires: Option<String>,
     offline: bool,
 ) -> anyhow::Result<u8> {
-    let config = crate::config_file::load(&crate::config::config_file(&paths.config_dir))?;
+    let config = crate::config::file::load(&crate::config::config_file(&paths.config_dir))?;
     let rt = config.runtime(&runtime).with_context(|| {
         format!("there is no runtime named {runtime:?} (see `helperctl runtime list`)")
     })?;

@@ -9,11 +9,11 @@ use helperd_wire::wire::{Reply, Request};
 
 use super::{notify_reload, send_starting};
 use crate::cli::RuntimeAction;
-use crate::config::{config_file, AuthScheme, Config, Provider};
-use crate::config_edit::{self, NewRuntime};
+use crate::config::edit::NewRuntime;
+use crate::config::{self, config_file, AuthScheme, Config};
 use crate::fsutil;
 use crate::location::{host_name, HostPattern, UrlPrefix};
-use crate::provider::registry;
+use crate::provider::{registry, Provider};
 
 pub fn run(paths: &Paths, action: RuntimeAction) -> anyhow::Result<u8> {
     let path = config_file(&paths.config_dir);
@@ -55,7 +55,7 @@ pub fn run(paths: &Paths, action: RuntimeAction) -> anyhow::Result<u8> {
                     .context("fix config.toml first; nothing was changed")?;
             }
             // The error is about the runtime being added, not a line of the file on disk.
-            edit(&path, |text| config_edit::add_runtime(text, &path, &rt)).map_err(|e| {
+            edit(&path, |text| config::edit::add_runtime(text, &path, &rt)).map_err(|e| {
                 match e.downcast::<crate::config::ConfigError>() {
                     Ok(ce) => {
                         let own = format!("runtime {name:?}: ");
@@ -70,7 +70,7 @@ pub fn run(paths: &Paths, action: RuntimeAction) -> anyhow::Result<u8> {
                 provider.name(),
                 path.display()
             );
-            let config = crate::config_file::load(&path)?;
+            let config = crate::config::file::load(&path)?;
             if let Some(rt) = config.runtime(&name) {
                 if rt.needs_username() {
                     println!(
@@ -92,7 +92,7 @@ pub fn run(paths: &Paths, action: RuntimeAction) -> anyhow::Result<u8> {
             no_forward: _,
         } => {
             edit(&path, |text| {
-                config_edit::set_forward(text, &path, &name, forward)
+                config::edit::set_forward(text, &path, &name, forward)
             })?;
             notify_reload(paths)?;
             if forward {
@@ -104,7 +104,7 @@ pub fn run(paths: &Paths, action: RuntimeAction) -> anyhow::Result<u8> {
         }
         RuntimeAction::Remove { name } => {
             edit(&path, |text| {
-                config_edit::remove_runtime(text, &path, &name)
+                config::edit::remove_runtime(text, &path, &name)
             })?;
             // The token goes too: it was authorised for this runtime only by name, and a
             // runtime added later under the same name must not inherit it. The daemon is
@@ -133,7 +133,7 @@ pub fn run(paths: &Paths, action: RuntimeAction) -> anyhow::Result<u8> {
             Ok(0)
         }
         RuntimeAction::List { json } => {
-            let config = crate::config_file::load(&path)?;
+            let config = crate::config::file::load(&path)?;
             if json {
                 let list: Vec<_> = config
                     .runtimes

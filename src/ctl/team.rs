@@ -9,10 +9,10 @@ use helperd_wire::paths::Paths;
 use serde_json::{json, Map, Value};
 
 use crate::cli::TeamAction;
-use crate::config::{self, Config, Provider};
-use crate::config_openbao::OpenBaoSettings;
+use crate::config::openbao::OpenBaoSettings;
+use crate::config::{self, Config};
 use crate::openbao::{BaoClient, KvEntry};
-use crate::provider::{ProviderClient, RevokeOutcome, Target};
+use crate::provider::{Provider, ProviderClient, RevokeOutcome, Target};
 use crate::secret::Secret;
 use crate::team::{parse_entry, EntryVersion, TeamRuntime};
 use crate::timefmt::{format_date, format_rfc3339, parse_expiry, unix_now};
@@ -20,7 +20,7 @@ use crate::timefmt::{format_date, format_rfc3339, parse_expiry, unix_now};
 /// Runs one `helperctl team` command.
 pub fn run(paths: &Paths, action: TeamAction) -> anyhow::Result<u8> {
     let config_path = config::config_file(&paths.config_dir);
-    let config = crate::config_file::load(&config_path)?;
+    let config = crate::config::file::load(&config_path)?;
     let settings = team_settings(&config, &config_path)?;
     let team = Team {
         bao: BaoClient::new(&settings)?,
@@ -307,8 +307,8 @@ fn describe(name: &str, path: &str, entry: &KvEntry) -> Value {
 
 /// The system policy, as the admin's own machine has it: the runners check it again.
 fn check_policy(entry: &TeamRuntime, now: u64) -> anyhow::Result<()> {
-    let path = crate::policy_file::policy_path();
-    let Some(policy) = crate::policy_file::load(&path).map_err(|e| anyhow::anyhow!("{e}"))? else {
+    let path = crate::policy::file::policy_path();
+    let Some(policy) = crate::policy::file::load(&path).map_err(|e| anyhow::anyhow!("{e}"))? else {
         return Ok(());
     };
     let refused = policy

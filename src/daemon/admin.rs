@@ -348,7 +348,7 @@ fn policy_status(state: &State, policy: Option<&LoadedPolicy>) -> Option<PolicyS
             error,
         }),
         None => error.map(|e| PolicyStatus {
-            path: crate::policy_file::policy_path().display().to_string(),
+            path: crate::policy::file::policy_path().display().to_string(),
             rules: Vec::new(),
             error: Some(e),
         }),

@@ -23,21 +23,11 @@ const DAEMON_LAYERS: &[(&str, u8)] = &[
     ("log_writer", 7),
 ];
 
-/// The pure core, and what it must never import.
+/// The pure core, and what it must never import. A module is its file or its folder, less
+/// the edges inside it (`config::file`, `policy::file`).
 const CORE: &[&str] = &[
-    "secret",
-    "gitproto",
-    "location",
-    "runtime",
-    "token",
-    "config",
-    "policy",
-    "decision",
-    "plain",
-    "timefmt",
-    "tomlspan",
-    "team",
-    "config_openbao",
+    "secret", "gitproto", "location", "runtime", "token", "config", "policy", "decision", "plain",
+    "timefmt", "tomlspan", "team",
 ];
 const EDGES: &[&str] = &[
     "store",
@@ -47,7 +37,8 @@ const EDGES: &[&str] = &[
     "daemon",
     "ctl",
     "fsutil",
-    "policy_file",
+    "config::file",
+    "policy::file",
     "cli",
     "tty",
 ];
@@ -55,8 +46,13 @@ const EDGES: &[&str] = &[
 /// The parts of an edge the core may read: the provider registry and its descriptors are
 /// constant data (reading one does no I/O), and the core's rules (the username git gets,
 /// the token page a notice names) depend on them. Their API functions are `pub(crate)`
-/// and called by `provider::ProviderClient` alone.
-const CORE_MAY_READ: &[&str] = &["crate::provider::registry", "crate::provider::descriptor"];
+/// and called by `provider::ProviderClient` alone. `provider::Provider`, the key into the
+/// registry, is constant data too.
+const CORE_MAY_READ: &[&str] = &[
+    "crate::provider::registry",
+    "crate::provider::descriptor",
+    "crate::provider::Provider",
+];
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
@@ -164,12 +160,16 @@ fn the_core_imports_no_edge() {
         if dir.is_dir() {
             files.extend(rust_files(&dir));
         }
+        files.retain(|file| file.is_file() && !is_edge(file));
+        assert!(!files.is_empty(), "no source for the core module {module}");
         for file in files {
             let text = std::fs::read_to_string(&file).unwrap();
             let code = text.split("#[cfg(test)]").next().unwrap_or(&text);
             let code = CORE_MAY_READ
                 .iter()
-                .fold(code.to_string(), |code, allowed| code.replace(allowed, ""));
+                .fold(code.to_string(), |code, allowed| {
+                    without_path(&code, allowed)
+                });
             for edge in EDGES {
                 if code.contains(&format!("crate::{edge}::"))
                     || code.contains(&format!("crate::{edge};"))
@@ -191,6 +191,46 @@ fn the_core_imports_no_edge() {
     );
 }
 
+/// The module path of a file under `src/` (`config/file.rs` → `config::file`, `config/mod.rs`
+/// → `config`).
+fn module_path(file: &Path) -> String {
+    let relative = file.strip_prefix(src()).unwrap_or(file).with_extension("");
+    let parts: Vec<&str> = relative
+        .components()
+        .filter_map(|c| c.as_os_str().to_str())
+        .collect();
+    parts.strip_suffix(&["mod"]).unwrap_or(&parts).join("::")
+}
+
+/// A file of an edge, or of a module inside one (`config/file.rs`).
+fn is_edge(file: &Path) -> bool {
+    let module = module_path(file);
+    EDGES.iter().any(|edge| {
+        module == *edge
+            || module
+                .strip_prefix(edge)
+                .is_some_and(|rest| rest.starts_with("::"))
+    })
+}
+
+/// `code` without the uses of `path`: `crate::provider::Provider` goes, but not the start of
+/// `crate::provider::ProviderClient`.
+fn without_path(code: &str, path: &str) -> String {
+    let mut out = String::with_capacity(code.len());
+    let mut rest = code;
+    while let Some(i) = rest.find(path) {
+        let after = &rest[i + path.len()..];
+        let whole = !after.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_');
+        out.push_str(&rest[..i]);
+        if !whole {
+            out.push_str(path);
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
 #[test]
 fn the_checker_sees_a_bad_import() {
     // A service that imports another service, seen from the outside.
@@ -200,4 +240,16 @@ fn the_checker_sees_a_bad_import() {
         ["state"]
     );
     assert!(layer("tokens") <= layer("git"));
+    // The core may name the provider kind, and not the client whose name starts the same.
+    let code = "use crate::provider::Provider;\nuse crate::provider::ProviderClient;\n";
+    assert_eq!(
+        without_path(code, "crate::provider::Provider"),
+        "use ;\nuse crate::provider::ProviderClient;\n"
+    );
+    // A file that reads its module's file is an edge inside the core module's folder.
+    assert!(is_edge(&src().join("config/file.rs")));
+    assert!(is_edge(&src().join("policy/file.rs")));
+    assert!(!is_edge(&src().join("config/mod.rs")));
+    assert!(!is_edge(&src().join("config/openbao.rs")));
+    assert_eq!(module_path(&src().join("config/mod.rs")), "config");
 }

@@ -16,7 +16,7 @@ use vaultrs::error::ClientError;
 
 use super::session::{self, SessionInfo};
 use super::{BaoError, Login};
-use crate::config_openbao::{BaoAuth, OpenBaoSettings};
+use crate::config::openbao::{BaoAuth, OpenBaoSettings};
 use crate::secret::Secret;
 use crate::team::parse_created_time;
 
@@ -73,7 +73,7 @@ impl BaoClient {
             ));
         }
         for a in &addresses {
-            crate::config_openbao::check_address(a).map_err(BaoError::Setup)?;
+            crate::config::openbao::check_address(a).map_err(BaoError::Setup)?;
         }
         // reqwest takes the process-wide rustls provider (see provider/http.rs).
         let _ = rustls::crypto::ring::default_provider().install_default();

@@ -15,8 +15,7 @@ use serde::Deserialize;
 use super::descriptor::{Api, ApiUser, OAuth, ProviderDescriptor, Revoke, TokenPage};
 use super::http::{Auth, Http};
 use super::oauth;
-use super::{ProviderError, Target, TokenInfo};
-use crate::config::Provider;
+use super::{Provider, ProviderError, Target, TokenInfo};
 use crate::secret::Secret;
 
 /// Bitbucket Cloud, as the registry knows it.

@@ -19,8 +19,7 @@ use serde::Deserialize;
 
 use super::descriptor::{self, Api, ApiUser, OAuth, ProviderDescriptor, Revoke};
 use super::http::{path_segment, Auth, Http};
-use super::{ProviderError, Target, TokenInfo};
-use crate::config::Provider;
+use super::{Provider, ProviderError, Target, TokenInfo};
 use crate::secret::Secret;
 
 /// Bitbucket Data Center, as the registry knows it.

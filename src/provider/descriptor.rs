@@ -9,8 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use super::http::Http;
-use super::{ProviderError, RotatedToken, Target, TokenInfo};
-use crate::config::Provider;
+use super::{Provider, ProviderError, RotatedToken, Target, TokenInfo};
 use crate::secret::Secret;
 
 /// Everything helperd knows about one forge. One per forge, in its own file

@@ -252,7 +252,7 @@ pub(crate) fn closed_port_url() -> String {
 /// A [`Target`](super::Target) on the fake server: the web base is the server, the API
 /// under `api_path` (`/api/v3`, `/api/v4`, ...).
 pub(crate) fn target(
-    provider: crate::config::Provider,
+    provider: crate::provider::Provider,
     server: &FakeServer,
     api_path: &str,
 ) -> super::Target {

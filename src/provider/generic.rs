@@ -5,7 +5,7 @@
 //! about a server helperd cannot name, not a gap to fill.
 
 use super::descriptor::{OAuth, ProviderDescriptor, Revoke};
-use crate::config::Provider;
+use super::Provider;
 
 /// A generic server, as the registry knows it.
 pub(super) const DESCRIPTOR: ProviderDescriptor = ProviderDescriptor {

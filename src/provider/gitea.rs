@@ -21,8 +21,7 @@ use serde::Deserialize;
 use super::descriptor::{Api, ApiUser, OAuth, PkceFlow, ProviderDescriptor, Revoke, TokenPage};
 use super::http::{Auth, Http, Reply};
 use super::oauth;
-use super::{ProviderError, Target, TokenInfo};
-use crate::config::Provider;
+use super::{Provider, ProviderError, Target, TokenInfo};
 use crate::secret::Secret;
 
 /// Gitea and Forgejo, as the registry knows them.

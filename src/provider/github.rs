@@ -16,8 +16,7 @@ use super::descriptor::{
 };
 use super::http::{Auth, Http, Reply};
 use super::oauth;
-use super::{ProviderError, RevokeOutcome, Target, TokenInfo};
-use crate::config::Provider;
+use super::{Provider, ProviderError, RevokeOutcome, Target, TokenInfo};
 use crate::secret::Secret;
 use crate::timefmt;
 

@@ -21,7 +21,7 @@
 //!    [`descriptor::Api`] whose `introspect` asks its REST API about a token (or `api:
 //!    None` at first), `Revoke::ByHand` and `OAuth::Unavailable` until helperd supports
 //!    more, each with a comment citing Microsoft's documentation;
-//! 2. the variant `Provider::AzureDevOps` in `config.rs` and in `Provider::ALL`;
+//! 2. the variant `Provider::AzureDevOps` in `kind.rs` and in `Provider::ALL`;
 //! 3. `Provider::AzureDevOps => &azure_devops::DESCRIPTOR` in [`registry::descriptor`]
 //!    (the compiler points at it, and at the completeness test's list).
 //!
@@ -45,16 +45,18 @@ mod gitea;
 mod github;
 mod gitlab;
 mod http;
+mod kind;
 mod oauth;
 pub mod registry;
 mod types;
 
 pub use descriptor::ProviderDescriptor;
 pub use error::ProviderError;
+pub use kind::Provider;
 pub use registry::descriptor;
 pub use types::{DeviceCode, DevicePoll, OAuthTokens, RevokeOutcome, TokenInfo};
 
-use crate::config::{Provider, RuntimeConfig};
+use crate::config::RuntimeConfig;
 use crate::policy::{OAuthApp, Policy};
 use crate::secret::Secret;
 use descriptor::{OAuth, Revoke, RevokeCall};
@@ -89,7 +91,7 @@ impl Target {
     /// `api_url`, when set, replaces the default API location (needed for a server under a
     /// path, e.g. Bitbucket Data Center at `https://host/bitbucket`).
     pub fn for_runtime(rt: &RuntimeConfig) -> Target {
-        // config.rs guarantees at least one prefix.
+        // `config` guarantees at least one prefix.
         let web_base = rt.urls.first().map(|u| u.base_url()).unwrap_or_default();
         let api_base = rt
             .api_url

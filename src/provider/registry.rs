@@ -10,8 +10,7 @@
 //! by [`ProviderClient`](super::ProviderClient) alone.
 
 use super::descriptor::ProviderDescriptor;
-use super::{bitbucket, bitbucket_server, generic, gitea, github, gitlab};
-use crate::config::Provider;
+use super::{bitbucket, bitbucket_server, generic, gitea, github, gitlab, Provider};
 
 /// What helperd knows about `provider`.
 pub fn descriptor(provider: Provider) -> &'static ProviderDescriptor {

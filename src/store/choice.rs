@@ -117,7 +117,7 @@ fn open_openbao(config_file: &Path) -> Result<OpenBaoStore, StoreError> {
         store: StoreKind::OpenBao,
         detail,
     };
-    let config = crate::config_file::load(config_file)
+    let config = crate::config::file::load(config_file)
         .map_err(|e| not_set_up(format!("config.toml cannot be read ({e})")))?;
     let settings = config.openbao.ok_or_else(|| {
         not_set_up(format!(

@@ -49,7 +49,7 @@ use std::future::Future;
 use serde_json::{Map, Value};
 
 use super::{SecretStore, StoreError, StoreKind};
-use crate::config_openbao::OpenBaoSettings;
+use crate::config::openbao::OpenBaoSettings;
 use crate::openbao::{BaoClient, BaoError};
 use crate::secret::Secret;
 
@@ -298,7 +298,7 @@ fn unavailable(e: BaoError, mount: &str, base: &str) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config_openbao::{BaoAuth, DEFAULT_USER_PATH};
+    use crate::config::openbao::{BaoAuth, DEFAULT_USER_PATH};
 
     fn settings(addresses: &[&str]) -> OpenBaoSettings {
         OpenBaoSettings {

@@ -109,7 +109,7 @@ impl ConfigWatch {
         seen: Option<FileStamp>,
     ) -> Result<Arc<Config>, String> {
         loaded.seen = seen;
-        match crate::config_file::load(path) {
+        match crate::config::file::load(path) {
             Ok(config) => {
                 tracing::info!(path = %path.display(), runtimes = config.runtimes.len(), "configuration loaded");
                 loaded.current = Arc::new(config);

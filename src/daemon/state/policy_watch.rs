@@ -4,7 +4,7 @@
 //! `HELPERD_POLICY` (meant for tests and sandboxes) can replace the system policy with
 //! another *trusted* file, but never remove it: when the variable names a file that does
 //! not exist, the system policy still applies. A policy file the user could have written is
-//! refused (see `crate::policy_file::load`), reported in `status` and the log, and the last
+//! refused (see `crate::policy::file::load`), reported in `status` and the log, and the last
 //! trusted version stays in force.
 
 use std::os::unix::fs::MetadataExt;
@@ -99,7 +99,7 @@ impl PolicyWatch {
         }
         candidates.push(&self.system_path);
         for path in candidates {
-            match crate::policy_file::load(path) {
+            match crate::policy::file::load(path) {
                 Ok(None) => continue,
                 Ok(Some(p)) => {
                     tracing::info!(path = %path.display(), "policy in force");

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::config_openbao::OpenBaoSettings;
+use crate::config::openbao::OpenBaoSettings;
 use crate::openbao::{BaoClient, BaoError, SessionInfo};
 use crate::secret::Secret;
 use crate::team::{parse_entry, EntryVersion, LocalMarks, TeamRuntime};
@@ -160,7 +160,7 @@ impl TeamWatch {
                     if self.current().source.is_some() {
                         self.swap(|_| TeamSnapshot::default());
                     }
-                    Duration::from_secs(crate::config_openbao::DEFAULT_REFRESH_SECS)
+                    Duration::from_secs(crate::config::openbao::DEFAULT_REFRESH_SECS)
                 }
                 Some(settings) => {
                     let bao = match &client {

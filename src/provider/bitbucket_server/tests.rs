@@ -2,8 +2,8 @@
 
 use serde_json::json;
 
-use crate::config::Provider;
 use crate::provider::fake::{target, FakeReply, FakeServer};
+use crate::provider::Provider;
 use crate::provider::{ProviderClient, ProviderError, RevokeOutcome, Target, TokenInfo};
 use crate::secret::Secret;
 

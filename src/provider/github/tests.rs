@@ -3,8 +3,8 @@
 use serde_json::json;
 
 use super::parse_expiration;
-use crate::config::Provider;
 use crate::provider::fake::{target, FakeReply, FakeServer};
+use crate::provider::Provider;
 use crate::provider::{DevicePoll, ProviderClient, ProviderError, RevokeOutcome, Target};
 use crate::secret::Secret;
 use crate::timefmt::unix_now;

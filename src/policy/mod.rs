@@ -18,7 +18,9 @@
 //! the administrator believes otherwise.
 //!
 //! The rules are pure (no I/O): reading the file, and deciding whether it can be
-//! trusted, is `crate::policy_file`'s job.
+//! trusted, is [`file`](mod@file)'s job.
+
+pub mod file;
 
 use std::io;
 use std::ops::Range;
@@ -26,8 +28,9 @@ use std::path::{Path, PathBuf};
 
 use toml_edit::{Item, TableLike};
 
-use crate::config::{Provider, RuntimeConfig};
+use crate::config::RuntimeConfig;
 use crate::location::{HostPattern, UrlPrefix};
+use crate::provider::Provider;
 use crate::timefmt::format_date;
 use crate::token::TokenMeta;
 
@@ -35,7 +38,7 @@ use crate::token::TokenMeta;
 pub const SYSTEM_POLICY_PATH: &str = "/etc/helperd/policy.toml";
 
 /// Overrides [`SYSTEM_POLICY_PATH`]. Meant for tests and sandboxes: the file it names must
-/// still pass the trust rule of [`load`]. It cannot protect against the user (who can
+/// still pass the trust rule of [`file::load`]. It cannot protect against the user (who can
 /// point it at a missing file, as they could run another helper): the policy is hygiene
 /// for honest users, and the trust rule keeps others from loosening it behind their back.
 pub const POLICY_ENV: &str = "HELPERD_POLICY";

@@ -1,13 +1,13 @@
 //! `[openbao]` in `config.toml` (DESIGN.md §10): where the team's OpenBao lives, how this
 //! machine logs in to it, and which KV v2 paths hold the team's runtimes and the user's
-//! own secrets. Plain data and its parser; talking to OpenBao is `openbao/`'s job.
+//! own secrets. Plain data and its parser; talking to OpenBao is `crate::openbao`'s job.
 
 use std::ops::Range;
 use std::path::PathBuf;
 
 use toml_edit::{Item, TableLike};
 
-use crate::config::{check_keys, value_span, ConfigError, Cx};
+use super::parse::{check_keys, value_span, ConfigError, Cx};
 
 /// How often team entries are re-read when `refresh_secs` is not set.
 pub const DEFAULT_REFRESH_SECS: u64 = 30;
@@ -117,7 +117,7 @@ const KEYS: [&str; 14] = [
 const MAX_SECS: i64 = 86_400;
 
 /// Reads `[openbao]`; `cx` names the file and its lines in messages.
-pub(crate) fn parse(
+pub(super) fn parse(
     cx: &Cx<'_>,
     item: &Item,
     span: Option<Range<usize>>,

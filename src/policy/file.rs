@@ -13,7 +13,7 @@ use std::io::{self, Read};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::policy::{Policy, PolicyError, POLICY_ENV, SYSTEM_POLICY_PATH};
+use super::{Policy, PolicyError, POLICY_ENV, SYSTEM_POLICY_PATH};
 
 /// The policy file to use: `$HELPERD_POLICY` when set and not empty, else
 /// [`SYSTEM_POLICY_PATH`].

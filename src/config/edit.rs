@@ -9,7 +9,8 @@ use std::path::Path;
 
 use toml_edit::{Array, ArrayOfTables, DocumentMut, Item, Table, Value};
 
-use crate::config::{AuthScheme, Config, ConfigError, Provider};
+use super::{AuthScheme, Config, ConfigError};
+use crate::provider::Provider;
 
 /// A runtime to add, as `helperctl runtime add` received it (not yet validated).
 #[derive(Debug, Clone, PartialEq, Eq)]

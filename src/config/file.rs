@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::config::{Config, ConfigError};
+use super::{Config, ConfigError};
 
 /// Reads and parses the file; a missing file is an empty configuration.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {

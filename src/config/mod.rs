@@ -4,69 +4,29 @@
 //! and the problem, and nothing is ignored: an unknown key is far more likely a typo of a
 //! known one than a setting from the future. The first problem found is reported.
 //! Parsed with `toml_edit`, whose spans give the line numbers. Pure apart from
-//! [`Config::load`], which reads the file.
+//! [`file`](mod@file), which reads the file.
+//!
+//! Here: the types and [`Config::parse`], which reads `[settings]` and `[[runtime]]`.
+//! [`openbao`] reads `[openbao]`; `parse.rs` holds [`ConfigError`] and the helpers both
+//! parsers share; [`edit`] changes the file's text for `helperctl runtime add|remove`.
+
+pub mod edit;
+pub mod file;
+pub mod openbao;
+mod parse;
 
 use std::collections::HashMap;
-use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use toml_edit::{ArrayOfTables, Item, Table, TableLike};
 
 use crate::location::UrlPrefix;
-use crate::provider::descriptor::{ApiUser, ProviderDescriptor};
-use crate::provider::registry;
-
-/// The forge behind a runtime, as `config.toml` names it. What helperd knows about each
-/// (username convention, token page, API) is its [`Provider::descriptor`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Provider {
-    /// github.com or GitHub Enterprise Server.
-    GitHub,
-    /// gitlab.com or a self-managed GitLab.
-    GitLab,
-    /// Bitbucket Cloud (bitbucket.org).
-    Bitbucket,
-    /// Bitbucket Data Center (formerly Bitbucket Server).
-    BitbucketServer,
-    /// Gitea, and its fork Forgejo (Codeberg).
-    Gitea,
-    /// Any other server: a token, no API.
-    Generic,
-}
-
-impl Provider {
-    /// Every provider, in the order the docs and error messages list them.
-    pub const ALL: [Provider; 6] = [
-        Provider::GitHub,
-        Provider::GitLab,
-        Provider::Bitbucket,
-        Provider::BitbucketServer,
-        Provider::Gitea,
-        Provider::Generic,
-    ];
-
-    /// The name used in `config.toml` and on the command line.
-    pub fn name(self) -> &'static str {
-        self.descriptor().name
-    }
-
-    /// The provider with this [`Provider::name`]; exact, lower-case.
-    pub fn parse(s: &str) -> Option<Provider> {
-        Self::ALL.into_iter().find(|p| p.name() == s)
-    }
-
-    /// Everything helperd knows about this forge (usernames, token page, API, OAuth).
-    pub fn descriptor(self) -> &'static ProviderDescriptor {
-        registry::descriptor(self)
-    }
-}
-
-impl fmt::Display for Provider {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+use crate::provider::descriptor::ApiUser;
+use crate::provider::Provider;
+use openbao::OpenBaoSettings;
+pub use parse::ConfigError;
+use parse::{check_keys, key_span, value_span, Cx};
 
 /// How the token goes to the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -186,23 +146,7 @@ pub struct Config {
     /// `[settings]`, with defaults for what the file leaves out.
     pub settings: Settings,
     /// `[openbao]`, when the machine uses team runtimes or the OpenBao store.
-    pub openbao: Option<crate::config_openbao::OpenBaoSettings>,
-}
-
-/// A problem in `config.toml`: the file, the line when known, and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{path}{}: {message}", line_suffix(.line))]
-pub struct ConfigError {
-    /// The file as shown to the user.
-    pub path: String,
-    /// 1-based line of the problem, when known.
-    pub line: Option<usize>,
-    /// What is wrong, and how to fix it where that is clear.
-    pub message: String,
-}
-
-fn line_suffix(line: &Option<usize>) -> String {
-    line.map(|l| format!(":{l}")).unwrap_or_default()
+    pub openbao: Option<OpenBaoSettings>,
 }
 
 /// `config.toml` in the config folder.
@@ -231,10 +175,7 @@ const SETTINGS_KEYS: [&str; 2] = ["warn_days", "stale_days"];
 impl Config {
     /// Parses the text of `config.toml`; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let cx = Cx {
-            text,
-            path: path.display().to_string(),
-        };
+        let cx = Cx::new(text, path);
         let doc = toml_edit::Document::parse(text).map_err(|e| {
             cx.error(
                 e.span(),
@@ -248,7 +189,7 @@ impl Config {
                 "settings" => config.settings = parse_settings(&cx, item, value_span(root, key))?,
                 "runtime" => config.runtimes = parse_runtimes(&cx, item, value_span(root, key))?,
                 "openbao" => {
-                    config.openbao = Some(crate::config_openbao::parse(
+                    config.openbao = Some(openbao::parse(
                         &cx,
                         item,
                         value_span(root, key),
@@ -297,41 +238,6 @@ impl Config {
     }
 }
 
-/// What every error needs: the text (for line numbers) and the file's name. Shared with
-/// `config_openbao.rs`, which reads the `[openbao]` table.
-pub(crate) struct Cx<'a> {
-    text: &'a str,
-    path: String,
-}
-
-impl Cx<'_> {
-    /// 1-based line of a byte offset.
-    fn line(&self, span: Option<Range<usize>>) -> Option<usize> {
-        crate::tomlspan::line_of(self.text, span)
-    }
-
-    /// An error at `span` (its line, when known).
-    pub(crate) fn error(&self, span: Option<Range<usize>>, message: String) -> ConfigError {
-        ConfigError {
-            path: self.path.clone(),
-            line: self.line(span),
-            message,
-        }
-    }
-}
-
-pub(crate) fn key_span(table: &dyn TableLike, key: &str) -> Option<Range<usize>> {
-    table.key(key).and_then(|k| k.span())
-}
-
-/// The span of a key's value, else of the key (an implicit table has no span of its own).
-pub(crate) fn value_span(table: &dyn TableLike, key: &str) -> Option<Range<usize>> {
-    table
-        .get(key)
-        .and_then(Item::span)
-        .or_else(|| key_span(table, key))
-}
-
 /// `span`: where `settings` is written, for an error about its type.
 fn parse_settings(
     cx: &Cx<'_>,
@@ -371,25 +277,6 @@ fn days_setting(cx: &Cx<'_>, table: &dyn TableLike, key: &str) -> Result<Option<
         _ => Err(cx.error(
             span,
             format!("{key} must be from 0 to {MAX_DAYS} days, not {days}"),
-        )),
-    }
-}
-
-/// Refuses keys not in `known`: a misspelt key must not be silently ignored.
-pub(crate) fn check_keys(
-    cx: &Cx<'_>,
-    table: &dyn TableLike,
-    known: &[&str],
-    what: &str,
-) -> Result<(), ConfigError> {
-    match table.iter().find(|(k, _)| !known.contains(k)) {
-        None => Ok(()),
-        Some((key, _)) => Err(cx.error(
-            key_span(table, key),
-            format!(
-                "{what}: unknown key {key:?}; known keys: {}",
-                known.join(", ")
-            ),
         )),
     }
 }
@@ -905,14 +792,14 @@ oauth_client_id = "Iv1.0123456789abcdef"  # optional
         let dir = tempfile::tempdir().unwrap();
         let path = config_file(dir.path());
         assert_eq!(path, dir.path().join("config.toml"));
-        assert_eq!(crate::config_file::load(&path).unwrap(), Config::default());
+        assert_eq!(file::load(&path).unwrap(), Config::default());
         std::fs::write(&path, EXAMPLE).unwrap();
-        assert_eq!(crate::config_file::load(&path).unwrap().runtimes.len(), 1);
+        assert_eq!(file::load(&path).unwrap().runtimes.len(), 1);
         std::fs::write(&path, "[setting]\n").unwrap();
-        let e = crate::config_file::load(&path).unwrap_err();
+        let e = file::load(&path).unwrap_err();
         assert_eq!(e.to_string(), format!("{}:1: unknown key \"setting\"; config.toml has only [settings], [openbao] and [[runtime]] tables", path.display()));
         // A folder where the file should be: a read error, not an empty config.
-        let e = crate::config_file::load(dir.path()).unwrap_err();
+        let e = file::load(dir.path()).unwrap_err();
         assert_eq!(e.line, None);
         assert!(e.message.starts_with("cannot read the file: "), "{e}");
     }
@@ -971,31 +858,8 @@ oauth_client_id = "Iv1.0123456789abcdef"  # optional
     }
 
     #[test]
-    fn provider_names_and_token_pages() {
-        for p in Provider::ALL {
-            assert_eq!(Provider::parse(p.name()), Some(p));
-            assert_eq!(p.to_string(), p.name());
-        }
-        assert_eq!(Provider::parse("GitHub"), None);
+    fn auth_scheme_names() {
         assert_eq!(AuthScheme::parse("bearer"), Some(AuthScheme::Bearer));
         assert_eq!(AuthScheme::parse("Bearer"), None);
-        #[rustfmt::skip]
-        let cases = [
-            (Provider::GitHub, "https://github.com", Some("https://github.com/settings/tokens")),
-            (Provider::GitHub, "https://ghe.example.com/", Some("https://ghe.example.com/settings/tokens")),
-            (Provider::GitLab, "https://gitlab.example.com", Some("https://gitlab.example.com/-/user_settings/personal_access_tokens")),
-            (Provider::Bitbucket, "https://bitbucket.org", Some("https://id.atlassian.com/manage-profile/security/api-tokens")),
-            (Provider::BitbucketServer, "https://bb.example.com:7990", Some("https://bb.example.com:7990/plugins/servlet/access-tokens/manage")),
-            (Provider::Gitea, "https://codeberg.org", Some("https://codeberg.org/user/settings/applications")),
-            (Provider::Generic, "https://git.example.com", None),
-            (Provider::GitHub, "https://*.example.com", None),
-        ];
-        for (provider, base, page) in cases {
-            assert_eq!(
-                provider.descriptor().token_page(base).as_deref(),
-                page,
-                "{provider} {base}"
-            );
-        }
     }
 }
