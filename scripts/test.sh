@@ -10,6 +10,9 @@ command -v secret-tool >/dev/null 2>&1 || need="$need libsecret-tools"
 command -v dbus-daemon >/dev/null 2>&1 || need="$need dbus"
 command -v dbus-launch >/dev/null 2>&1 || need="$need dbus-x11"
 command -v setpriv >/dev/null 2>&1 || need="$need util-linux"
+# The frozen-disk test: a loop-mounted ext4 frozen with fsfreeze (util-linux).
+command -v fsfreeze >/dev/null 2>&1 || need="$need util-linux"
+command -v mkfs.ext4 >/dev/null 2>&1 || need="$need e2fsprogs"
 # A private sshd (started by the forwarding tests on 127.0.0.1, never the machine's own).
 [ -x /usr/sbin/sshd ] || need="$need openssh-server"
 command -v ssh-keygen >/dev/null 2>&1 || need="$need openssh-client"

@@ -4,6 +4,9 @@
 //! `store` answers within its wait and says the write goes on; the write lands once the
 //! keyring answers; only a pending write can be lost, and exactly it.
 //!
+//! A frozen disk under the encrypted file store (`fsfreeze` on a loop-mounted ext4, the
+//! way a hung NFS home or a stalled disk holds every write) takes the same path.
+//!
 //! The daemon's waits are set short through its environment (the write wait 500 ms, the
 //! read wait 1.5 s, the stop wait 1 s): time is an argument, never a long sleep here.
 
@@ -317,4 +320,160 @@ fn a_full_store_queue_refuses_at_once_and_stop_says_what_it_drops() {
     assert_contains(&said, "3 pending write(s) dropped", "daemon stop");
     assert!(sb.daemon_pid().is_none(), "the daemon still runs");
     ss.thaw();
+}
+
+/// A small ext4 file system mounted (through a loop device) on a folder the test owns,
+/// which the test can freeze (`fsfreeze -f`: every write to it waits, as on a hung NFS
+/// home) and thaw. Dropping it thaws and unmounts, whatever state the test left it in.
+struct FreezableDisk {
+    mount: std::path::PathBuf,
+    _image_dir: tempfile::TempDir,
+    frozen: bool,
+}
+
+impl FreezableDisk {
+    /// Mounts a fresh 16 MiB ext4 at `mount` (created, mode 0700). Needs root and loop
+    /// devices, as CI has.
+    #[track_caller]
+    fn mount_at(mount: &std::path::Path) -> FreezableDisk {
+        let image_dir = tempfile::tempdir().expect("a temp folder can be made");
+        let image = image_dir.path().join("disk.img");
+        let run = |program: &str, args: &[&std::ffi::OsStr]| {
+            let out = std::process::Command::new(program)
+                .args(args)
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+            assert!(
+                out.status.success(),
+                "{program} {args:?} failed (this test needs root and loop devices): {}",
+                stderr(&out)
+            );
+        };
+        std::fs::File::create(&image)
+            .and_then(|f| f.set_len(16 << 20))
+            .expect("the image can be made");
+        run("mkfs.ext4", &["-q".as_ref(), image.as_os_str()]);
+        std::fs::create_dir_all(mount).expect("the mount point can be made");
+        run(
+            "mount",
+            &[
+                "-o".as_ref(),
+                "loop".as_ref(),
+                image.as_os_str(),
+                mount.as_os_str(),
+            ],
+        );
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(mount, std::fs::Permissions::from_mode(0o700))
+            .expect("the mounted folder can be made private");
+        FreezableDisk {
+            mount: mount.to_path_buf(),
+            _image_dir: image_dir,
+            frozen: false,
+        }
+    }
+
+    fn fsfreeze(&mut self, flag: &str) {
+        let out = std::process::Command::new("fsfreeze")
+            .arg(flag)
+            .arg(&self.mount)
+            .output()
+            .expect("fsfreeze runs");
+        assert!(out.status.success(), "fsfreeze {flag}: {}", stderr(&out));
+        self.frozen = flag == "-f";
+    }
+
+    fn freeze(&mut self) {
+        self.fsfreeze("-f");
+    }
+
+    fn thaw(&mut self) {
+        self.fsfreeze("-u");
+    }
+}
+
+impl Drop for FreezableDisk {
+    fn drop(&mut self) {
+        if self.frozen {
+            let _ = std::process::Command::new("fsfreeze")
+                .arg("-u")
+                .arg(&self.mount)
+                .status();
+        }
+        // Lazily: a daemon of the test may still have a file open there.
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.mount)
+            .status();
+    }
+}
+
+/// The encrypted file store on a frozen disk: reads and `status` from memory, `store`
+/// within its wait with the notice, the write landing in `secrets.enc` after the thaw.
+#[test]
+fn a_frozen_disk_under_the_file_store_stalls_only_its_writes() {
+    let mut sb = Sandbox::new();
+    for (k, v) in [
+        ("HELPERD_STORE_WRITE_WAIT_MS", WRITE_WAIT_MS.to_string()),
+        ("HELPERD_STORE_READ_WAIT_MS", "1500".into()),
+        ("HELPERD_STOP_WAIT_MS", "1000".into()),
+    ] {
+        sb.env.push((k.into(), v));
+    }
+    let mut disk = FreezableDisk::mount_at(&sb.helperd_home().join("data"));
+    assert_ok(&approve(&sb, "a.example.com"));
+    runtime_with_token(&sb);
+    assert_fill_quick(&sb, "a.example.com", &password("a.example.com"), "warm-up");
+    assert_fill_quick(&sb, TOKEN_HOST, TOKEN, "warm-up");
+    assert_eq!(store_status_quick(&sb)["kind"], "file");
+    let secrets = sb.helperd_home().join("data/secrets.enc");
+    let before = std::fs::metadata(&secrets)
+        .expect("secrets.enc")
+        .modified()
+        .unwrap();
+
+    disk.freeze();
+    let (out, took) = timed(|| approve(&sb, "b.example.com"));
+    assert_ok(&out);
+    assert!(
+        took < Duration::from_millis(WRITE_WAIT_MS) + READ_BOUND,
+        "store took {took:?} on a frozen disk; it must answer within its wait"
+    );
+    assert_contains(&stderr(&out), "has not answered", "the store's notice");
+    assert_fill_quick(
+        &sb,
+        "b.example.com",
+        &password("b.example.com"),
+        "the credential just stored, disk frozen",
+    );
+    assert_fill_quick(
+        &sb,
+        "a.example.com",
+        &password("a.example.com"),
+        "a credential read before, disk frozen",
+    );
+    assert_fill_quick(&sb, TOKEN_HOST, TOKEN, "a token read before, disk frozen");
+    let store = store_status_quick(&sb);
+    assert_eq!(store["state"], "waiting", "{store:#}");
+    assert_eq!(store["pending_writes"].as_array().map(Vec::len), Some(1));
+
+    disk.thaw();
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            store_status_quick(&sb).get("pending_writes").is_none()
+        }),
+        "the pending write did not land after the thaw"
+    );
+    let after = std::fs::metadata(&secrets)
+        .expect("secrets.enc")
+        .modified()
+        .unwrap();
+    assert!(after > before, "secrets.enc was not written after the thaw");
+    ctl_ok(&sb, &["daemon", "stop"]);
+    assert_fill_quick(
+        &sb,
+        "b.example.com",
+        &password("b.example.com"),
+        "the landed credential, read from secrets.enc by a new daemon",
+    );
 }
