@@ -283,22 +283,9 @@ fn parse_lines(bytes: &[u8]) -> impl Iterator<Item = AuditEvent> + '_ {
         .filter_map(|line| serde_json::from_slice(line).ok())
 }
 
-/// The peer's executable, from `/proc/<pid>/exe` (Linux); `None` elsewhere or when it
-/// cannot be read (the peer is gone, or belongs to another user).
-#[cfg(target_os = "linux")]
+/// The peer's executable (see [`crate::os::peer_exe`]).
 pub fn peer_exe(pid: i32) -> Option<String> {
-    if pid <= 0 {
-        return None;
-    }
-    fs::read_link(format!("/proc/{pid}/exe"))
-        .ok()
-        .map(|p| p.to_string_lossy().into_owned())
-}
-
-/// The peer's executable: not known on this OS.
-#[cfg(not(target_os = "linux"))]
-pub fn peer_exe(_pid: i32) -> Option<String> {
-    None
+    crate::os::peer_exe(pid)
 }
 
 /// Parses `--since`: a date (`2026-11-01`, 00:00 UTC), an RFC 3339 time, or a span back

@@ -17,7 +17,7 @@
 //! link (its target may live in an unwatched folder), a full event queue. The caller then
 //! looks at the files, which is always correct, only slower.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Watches a few files; see the module docs.
@@ -47,20 +47,9 @@ impl FileWatch {
     }
 }
 
-/// The folder to watch for `file`: its own, or the nearest ancestor that exists.
-fn folder_to_watch(file: &Path) -> Option<&Path> {
-    let mut folder = file.parent()?;
-    loop {
-        if folder.is_dir() {
-            return Some(folder);
-        }
-        folder = folder.parent()?;
-    }
-}
-
 #[cfg(target_os = "linux")]
 mod imp {
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Mutex, PoisonError};
 
@@ -70,6 +59,17 @@ mod imp {
     use nix::errno::Errno;
     use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
     use tokio::io::unix::AsyncFd;
+
+    /// The folder to watch for `file`: its own, or the nearest ancestor that exists.
+    fn folder_to_watch(file: &Path) -> Option<&Path> {
+        let mut folder = file.parent()?;
+        loop {
+            if folder.is_dir() {
+                return Some(folder);
+            }
+            folder = folder.parent()?;
+        }
+    }
 
     /// The inotify descriptor, as the reactor knows it (the `Inotify` below owns it).
     struct Registered(RawFd);
@@ -136,7 +136,7 @@ mod imp {
                 if std::fs::symlink_metadata(file).is_ok_and(|m| m.file_type().is_symlink()) {
                     reliable = false;
                 }
-                match super::folder_to_watch(file) {
+                match folder_to_watch(file) {
                     Some(folder) => {
                         reliable &= inotify.add_watch(folder, flags()).is_ok();
                         // A link above the folder can be re-pointed with no event in it.
@@ -250,6 +250,7 @@ mod tests {
 
     /// Inside a runtime the reactor tells of changes: none is missed, and a quiet watch
     /// stays quiet.
+    #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn inside_a_runtime_the_reactor_tells_of_changes() {
         let dir = tempfile::tempdir().unwrap();

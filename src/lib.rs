@@ -27,6 +27,7 @@ pub mod fsutil;
 pub mod fswatch;
 pub mod ipc;
 pub mod openbao;
+pub mod os;
 pub mod provider;
 pub mod store;
 pub mod tty;

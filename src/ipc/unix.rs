@@ -182,9 +182,7 @@ pub fn peer(stream: &tokio::net::UnixStream) -> io::Result<(u32, Option<i32>)> {
 
 /// The uid and pid of the process at the other end of an accepted connection.
 pub fn peer_of(stream: &UnixStream) -> io::Result<(u32, Option<i32>)> {
-    let cred = nix::sys::socket::getsockopt(stream, nix::sys::socket::sockopt::PeerCredentials)
-        .map_err(io::Error::from)?;
-    Ok((cred.uid(), Some(cred.pid())))
+    crate::os::peer_credentials(stream)
 }
 
 /// Reads what has arrived, without waiting (`MSG_DONTWAIT`): `Ok(0)` is the end of the
@@ -202,10 +200,6 @@ pub fn recv_now(stream: &UnixStream, buf: &mut [u8]) -> io::Result<usize> {
 /// Writes what the socket takes now, without waiting; returns how much that was.
 pub fn send_now(stream: &UnixStream, buf: &[u8]) -> io::Result<usize> {
     use std::os::fd::AsRawFd;
-    nix::sys::socket::send(
-        stream.as_raw_fd(),
-        buf,
-        nix::sys::socket::MsgFlags::MSG_DONTWAIT | nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
-    )
-    .map_err(io::Error::from)
+    nix::sys::socket::send(stream.as_raw_fd(), buf, crate::os::send_now_flags())
+        .map_err(io::Error::from)
 }

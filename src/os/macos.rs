@@ -1,0 +1,33 @@
+//! macOS: `getpeereid`, `LOCAL_PEERPID` and `proc_pidpath` (compiled and linted here,
+//! never run: no macOS machine, DESIGN.md §12).
+
+use std::io;
+use std::os::unix::net::UnixStream;
+
+use nix::sys::socket::{getsockopt, sockopt::LocalPeerPid, MsgFlags};
+
+pub fn peer_credentials(stream: &UnixStream) -> io::Result<(u32, Option<i32>)> {
+    let (uid, _gid) = nix::unistd::getpeereid(stream).map_err(io::Error::from)?;
+    // The pid only names the peer for the audit log; its uid is what is checked.
+    let pid = getsockopt(stream, LocalPeerPid).ok();
+    Ok((uid.as_raw(), pid))
+}
+
+pub fn peer_exe(pid: i32) -> Option<String> {
+    // PROC_PIDPATHINFO_MAXSIZE (4 * MAXPATHLEN).
+    let mut buf = vec![0u8; 4 * 1024];
+    // SAFETY: the buffer is writable for the length given; proc_pidpath writes at most
+    // that many bytes and returns how many, or <= 0 on failure.
+    let n = unsafe { nix::libc::proc_pidpath(pid, buf.as_mut_ptr().cast(), buf.len() as u32) };
+    if n <= 0 {
+        return None;
+    }
+    buf.truncate(n as usize);
+    String::from_utf8(buf).ok()
+}
+
+pub fn send_now_flags() -> MsgFlags {
+    // No MSG_NOSIGNAL here: Rust ignores SIGPIPE from the start, so a closed peer is an
+    // EPIPE error, as on Linux.
+    MsgFlags::MSG_DONTWAIT
+}
