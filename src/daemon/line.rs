@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use helperd_wire::wire::{
-    Envelope, ErrorCode, Request, Response, MAX_MESSAGE_BYTES, PROTOCOL_VERSION,
-};
+use helperd_wire::wire::{ErrorCode, Request, Response, MAX_MESSAGE_BYTES, PROTOCOL_VERSION};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
@@ -90,22 +88,40 @@ async fn read_request_line(
     Ok(read)
 }
 
+/// The part of a request line read before the rest: its version and op. A field of another
+/// type (`"v": "x"`) reads as missing, as it did through `serde_json::Value`.
+#[derive(serde::Deserialize)]
+struct Head {
+    #[serde(default, deserialize_with = "lenient")]
+    v: Option<u64>,
+    #[serde(default, deserialize_with = "lenient")]
+    op: Option<String>,
+}
+
+/// `Some` when the field has the expected type, `None` (not an error) otherwise.
+fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let value = <serde_json::Value as serde::Deserialize>::deserialize(d)?;
+    Ok(serde_json::from_value(value).ok())
+}
+
 /// Decodes one request line; the error is the response to send. Messages never quote the
 /// request: it may hold a secret.
 fn decode(line: &[u8]) -> Result<Request, (ErrorCode, String)> {
     let bad = |msg: String| (ErrorCode::BadRequest, msg);
-    let value: serde_json::Value = serde_json::from_slice(line)
+    // The version and op first, without building the request: skipping the other
+    // fields allocates nothing (the request is then decoded once, straight from the line).
+    let head: Head = serde_json::from_slice(line)
         .map_err(|e| bad(format!("request is not JSON (column {})", e.column())))?;
-    let op = value
-        .get("op")
-        .and_then(|o| o.as_str())
-        .ok_or_else(|| bad("request has no \"op\"".into()))?
-        .to_string();
+    let op = head.op.ok_or_else(|| bad("request has no \"op\"".into()))?;
     // Every version honours `shutdown`, so any client can replace any daemon.
     if op == "shutdown" {
         return Ok(Request::Shutdown);
     }
-    let version = value.get("v").and_then(|v| v.as_u64());
+    let version = head.v;
     if version != Some(u64::from(PROTOCOL_VERSION)) {
         return Err((
             ErrorCode::VersionMismatch,
@@ -115,21 +131,20 @@ fn decode(line: &[u8]) -> Result<Request, (ErrorCode, String)> {
             ),
         ));
     }
-    serde_json::from_value::<Envelope>(value)
-        .map(|env| env.request)
-        .map_err(|e| {
-            // serde names an unknown tag "unknown variant"; other errors may quote a
-            // field's value, which may be secret, so only the op is named.
-            let unknown = e
-                .to_string()
-                .starts_with(&format!("unknown variant `{op}`"));
-            match (unknown, shown_op(&op)) {
-                (true, Some(name)) => bad(format!("unknown op {name:?}")),
-                (true, None) => bad("unknown op (not an op name)".into()),
-                (false, Some(name)) => bad(format!("malformed {name} request")),
-                (false, None) => bad("malformed request".into()),
-            }
-        })
+    // The request alone: `v` is checked above and, like any other unknown field, skipped.
+    serde_json::from_slice::<Request>(line).map_err(|e| {
+        // serde names an unknown tag "unknown variant"; other errors may quote a
+        // field's value, which may be secret, so only the op is named.
+        let unknown = e
+            .to_string()
+            .starts_with(&format!("unknown variant `{op}`"));
+        match (unknown, shown_op(&op)) {
+            (true, Some(name)) => bad(format!("unknown op {name:?}")),
+            (true, None) => bad("unknown op (not an op name)".into()),
+            (false, Some(name)) => bad(format!("malformed {name} request")),
+            (false, None) => bad("malformed request".into()),
+        }
+    })
 }
 
 /// An op as a message may show it: an op name is a short lower-case word; anything else
