@@ -158,16 +158,35 @@ fn shown_op(op: &str) -> Option<&str> {
 
 /// The response as its line (it may hold a secret: wiped when dropped).
 pub fn encode(response: &Response) -> zeroize::Zeroizing<Vec<u8>> {
-    // Room for any git answer up front: a buffer that grows leaves the old one, with the
-    // secret in it, freed but not wiped.
-    let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(ANSWER_ROOM));
+    // Measured first, then written into a buffer of exactly that size: a buffer that grew
+    // would leave the old one, with the secret in it, freed but not wiped; and one sized
+    // for any answer (16 KiB) costs a wipe of all of it, byte by byte, on every request.
+    let mut counter = ByteCount(0);
+    serde_json::to_writer(&mut counter, response).expect("wire types always serialize");
+    let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(counter.0 + 1));
     serde_json::to_writer(&mut *bytes, response).expect("wire types always serialize");
     bytes.push(b'\n');
+    debug_assert_eq!(
+        bytes.len(),
+        bytes.capacity(),
+        "the answer never outgrew its buffer"
+    );
     bytes
 }
 
-/// More than any git answer needs (a token, a username, an expiry, JSON escaping).
-const ANSWER_ROOM: usize = 16 * 1024;
+/// A writer that only counts what it is given.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 /// Writes the response line; closing the stream (dropping it) then tells the client
 /// that nothing more comes.
@@ -184,6 +203,23 @@ pub async fn write_bytes(stream: &mut UnixStream, bytes: &[u8]) -> std::io::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The answer's buffer is exactly its size (so the wipe on drop costs only that),
+    /// escaping included, and it decodes back to the same response.
+    #[test]
+    fn an_answer_is_encoded_into_a_buffer_of_exactly_its_size() {
+        let output = format!(
+            "username=x-access-token\npassword={}\"\\\u{1}\n",
+            "t".repeat(3000)
+        );
+        let response = Response::new(helperd_wire::wire::Reply::Git { output })
+            .with_notice(Some("ünïcode notice".into()));
+        let bytes = encode(&response);
+        assert_eq!(bytes.len(), bytes.capacity());
+        assert_eq!(bytes.last(), Some(&b'\n'));
+        let back: Response = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(back, response);
+    }
 
     fn code(e: (ErrorCode, String)) -> ErrorCode {
         e.0

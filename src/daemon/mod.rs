@@ -111,6 +111,7 @@ pub fn launch(options: Options) -> anyhow::Result<()> {
         keyring_service: keyring_service(helperd_home.as_deref().map(Path::new)),
         request_timeout: request_timeout(),
         store_waits: state::store_slot::StoreWaits::from_env(),
+        workers: workers(),
     };
 
     // Until the async signal handlers exist, a SIGTERM would kill us with the socket left
@@ -153,7 +154,7 @@ pub fn launch(options: Options) -> anyhow::Result<()> {
     // Concurrent clients are answered on `workers()` cores; blocking store calls (keyring,
     // argon2) run on tokio's blocking pool, whose threads exit when idle.
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers())
+        .worker_threads(settings.workers)
         .thread_keep_alive(std::time::Duration::from_secs(10))
         .enable_all()
         .build()

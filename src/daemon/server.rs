@@ -7,8 +7,8 @@
 //! closed right there, without a task of its own and without registering the socket with
 //! the event loop. Anything that would wait (a request still arriving, a keyring call, a
 //! provider's answer) moves to a task of its own with the request timeout, so a slow
-//! client or host never holds up the others. Two accept loops share the listener, so both
-//! worker threads take connections.
+//! client or host never holds up the others. One accept loop per worker thread shares the
+//! listener, so every worker takes connections.
 
 use std::future::Future;
 use std::os::unix::net::{UnixListener as StdListener, UnixStream as StdStream};
@@ -35,9 +35,6 @@ use crate::ipc;
 /// meanwhile, so it only costs its own connection. `HELPERD_REQUEST_TIMEOUT_MS` sets
 /// another (tests, slow machines).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Accept loops sharing the listener: one per worker thread.
-const ACCEPT_LOOPS: usize = 2;
 
 /// What every connection needs.
 struct Shared {
@@ -78,7 +75,10 @@ pub async fn serve(listener: StdListener, state: Arc<State>) -> std::io::Result<
         me: nix::unistd::geteuid().as_raw(),
         shutdown: Notify::new(),
     });
-    let loops: Vec<_> = (0..ACCEPT_LOOPS)
+    // One accept loop per worker thread, so that every worker takes connections; more
+    // would only be woken with the others for each connection and find nothing to accept
+    // (an accept4 wasted per request with one worker).
+    let loops: Vec<_> = (0..state.settings.workers)
         .map(|_| tokio::spawn(accept_loop(listener.clone(), shared.clone())))
         .collect();
     let forward = tokio::spawn(forward_socket(Arc::new(Shared {
@@ -205,7 +205,9 @@ fn connection(stream: StdStream, shared: &Arc<Shared>) {
 /// Reads what the client has sent so far into `read`, without waiting. `Ok(true)`: the
 /// request is all there (or the client hung up, or sent more than the cap).
 fn read_now(stream: &StdStream, read: &mut Vec<u8>) -> std::io::Result<bool> {
-    let mut chunk = Zeroizing::new([0u8; 4096]);
+    // Small: a request line is a few hundred bytes, and the chunk is wiped byte by byte
+    // when it goes (a larger request takes more rounds of this loop).
+    let mut chunk = Zeroizing::new([0u8; 512]);
     loop {
         match ipc::recv_now(stream, &mut chunk[..]) {
             Ok(0) => return Ok(true),

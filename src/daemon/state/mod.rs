@@ -58,6 +58,8 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// How long requests wait for the store of record before answering without it.
     pub store_waits: StoreWaits,
+    /// The async runtime's worker threads; the server runs one accept loop on each.
+    pub workers: usize,
 }
 
 impl Settings {
