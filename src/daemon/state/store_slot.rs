@@ -197,17 +197,6 @@ pub async fn within<T>(
     }
 }
 
-/// A passphrase-protected store must be unlocked before it is read or written. Blocking
-/// (the file store's lock may be held by a write): call it on the blocking pool.
-pub fn ensure_unlocked(store: &dyn SecretStore) -> Result<(), StoreError> {
-    if store.is_locked() {
-        return Err(StoreError::Locked {
-            store: store.kind(),
-        });
-    }
-    Ok(())
-}
-
 /// A store failure as the decision sees it.
 pub fn problem(e: &StoreError) -> StoreProblem {
     StoreProblem {
@@ -301,9 +290,40 @@ impl StoreSlot {
         Ok(open)
     }
 
-    /// The open store (waiting as long as opening it takes: the store's queue).
-    pub async fn store_unbounded(&self) -> Result<Arc<dyn SecretStore>, StoreError> {
-        Ok(self.open_unbounded().await?.store.clone())
+    /// Runs `work` on the open store, on the blocking pool, waiting as long as opening the
+    /// store and the work take (the store's queue; requests bound it with [`within`]). A
+    /// failure that means the store went away makes the next call open it afresh.
+    pub async fn call<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&OpenStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let result = async {
+            let open = self.open_unbounded().await?;
+            run_blocking(open.store.kind(), move || work(&open)).await
+        }
+        .await;
+        if let Err(e) = &result {
+            self.reset_after(e);
+        }
+        result
+    }
+
+    /// [`StoreSlot::call`] for reading or writing secrets: a store locked by a passphrase
+    /// is refused ([`StoreError::Locked`]) before `work` runs.
+    pub async fn call_unlocked<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&dyn SecretStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.call(move |open| {
+            let store = open.store.as_ref();
+            if store.is_locked() {
+                return Err(StoreError::Locked {
+                    store: store.kind(),
+                });
+            }
+            work(store)
+        })
+        .await
     }
 
     /// Forgets the open store after it stopped answering (the keyring went away): the
@@ -318,19 +338,8 @@ impl StoreSlot {
     /// [`StoreWaits::read`].
     pub async fn read(&self, key: &str) -> Result<Option<Secret>, StoreError> {
         let key = key.to_string();
-        let read = async {
-            let store = self.store_unbounded().await?;
-            run_blocking(store.kind(), move || {
-                ensure_unlocked(store.as_ref())?;
-                store.get(&key)
-            })
-            .await
-        };
-        let result = within(self.settings.waits.read, self.expected_kind(), read).await;
-        if let Err(e) = &result {
-            self.reset_after(e);
-        }
-        result
+        let read = self.call_unlocked(move |store| store.get(&key));
+        within(self.settings.waits.read, self.expected_kind(), read).await
     }
 
     fn cache(&self) -> MutexGuard<'_, HashMap<String, Secret>> {

@@ -22,7 +22,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use super::store_queue::{Pending, QueueFull, StoreQueue};
-use super::store_slot::{ensure_unlocked, run_blocking, StoreSlot};
+use super::store_slot::StoreSlot;
 use super::tokens_file;
 use crate::audit::{AuditEvent, AuditLog};
 use crate::gitproto::GitCredential;
@@ -552,16 +552,13 @@ impl Task {
                 }
                 let (slot, landed) = (self.store.clone(), self.landed.clone());
                 self.push("unlock the store", async move {
-                    let result = async {
-                        let open = slot.open_unbounded().await?;
-                        run_blocking(open.store.kind(), move || {
+                    let result = slot
+                        .call(move |open| {
                             open.store.unlock(&passphrase)?;
                             open.describe_again();
                             Ok(())
                         })
-                        .await
-                    }
-                    .await;
+                        .await;
                     let _ = landed.send(Landed::Unlocked(result, reply));
                 });
             }
@@ -572,16 +569,13 @@ impl Task {
                 }
                 let slot = self.store.clone();
                 self.push("set the store's passphrase", async move {
-                    let result = async {
-                        let open = slot.open_unbounded().await?;
-                        run_blocking(open.store.kind(), move || {
+                    let result = slot
+                        .call(move |open| {
                             open.store.set_passphrase(&passphrase)?;
                             open.describe_again();
                             Ok(())
                         })
-                        .await
-                    }
-                    .await;
+                        .await;
                     let _ = reply.send(result.map_err(WriteError::Store));
                 });
             }
@@ -660,18 +654,7 @@ impl Task {
         }
         let (slot, landed) = (self.store.clone(), self.landed.clone());
         let pushed = self.queue.push("read the plain credentials", async move {
-            let result = async {
-                let store = slot.store_unbounded().await?;
-                run_blocking(store.kind(), move || {
-                    ensure_unlocked(store.as_ref())?;
-                    store.get(PLAIN_KEY)
-                })
-                .await
-            }
-            .await;
-            if let Err(e) = &result {
-                slot.reset_after(e);
-            }
+            let result = slot.call_unlocked(|store| store.get(PLAIN_KEY)).await;
             let _ = landed.send(Landed::PlainRead(result));
         });
         match pushed {
@@ -759,17 +742,10 @@ impl Task {
         let pushed = self.queue.push(
             "write the plain credentials (git store/erase)",
             async move {
-                let result = async {
-                    let store = slot.store_unbounded().await?;
-                    run_blocking(store.kind(), move || {
-                        ensure_unlocked(store.as_ref())?;
-                        store.set(PLAIN_KEY, &blob)
-                    })
-                    .await
-                }
-                .await;
+                let result = slot
+                    .call_unlocked(move |store| store.set(PLAIN_KEY, &blob))
+                    .await;
                 if let Err(e) = &result {
-                    slot.reset_after(e);
                     tracing::warn!(error = %e, "could not write the plain credentials");
                 }
                 let ok = result.is_ok();
@@ -847,10 +823,8 @@ impl Task {
         let what = format!("store the new token of runtime {}", change.runtime);
         let (slot, landed) = (self.store.clone(), self.landed.clone());
         self.push(what, async move {
-            let result = async {
-                let store = slot.store_unbounded().await?;
-                run_blocking(store.kind(), move || {
-                    ensure_unlocked(store.as_ref())?;
+            let result = slot
+                .call_unlocked(move |store| {
                     store.set(&token::secret_key(&id), &secret)?;
                     if let Some(refresh) = refresh {
                         if let Err(e) = store.set(&token::refresh_key(&id), &refresh) {
@@ -860,12 +834,7 @@ impl Task {
                     }
                     Ok(())
                 })
-                .await
-            }
-            .await;
-            if let Err(e) = &result {
-                slot.reset_after(e);
-            }
+                .await;
             let _ = landed.send(Landed::TokenSecrets {
                 change: Box::new(change),
                 current,
@@ -971,15 +940,11 @@ impl Task {
         let pushed = self
             .queue
             .push("delete a replaced token's secret", async move {
-                let result = async {
-                    let store = slot.store_unbounded().await?;
-                    run_blocking(store.kind(), move || {
-                        ensure_unlocked(store.as_ref())?;
+                let result = slot
+                    .call_unlocked(move |store| {
                         store.delete(&key).and_then(|()| store.delete(&refresh))
                     })
-                    .await
-                }
-                .await;
+                    .await;
                 if let Err(e) = result {
                     tracing::warn!(error = %e, "could not delete a replaced token's secret");
                 }
