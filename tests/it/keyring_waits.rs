@@ -17,8 +17,7 @@ use nix::sys::signal::Signal;
 
 use crate::secret_service::{sandbox_on, SecretServiceSession};
 use crate::util::{
-    assert_contains, assert_lacks, assert_ok, ctl_ok, run_with_stdin, stderr, stdout, value,
-    wait_until, Sandbox,
+    assert_contains, assert_lacks, assert_ok, ctl_ok, stderr, stdout, value, wait_until, Sandbox,
 };
 
 /// What every read (and `status`) must be answered within while the keyring is frozen.
@@ -32,6 +31,15 @@ const TOKEN: &str = "kw-token-5d1c9e7b2a";
 /// store waits.
 fn sandbox(ss: &SecretServiceSession, queue: Option<usize>) -> Sandbox {
     let mut sb = sandbox_on(ss);
+    with_short_waits(&mut sb);
+    if let Some(n) = queue {
+        sb.env.push(("HELPERD_STORE_QUEUE".into(), n.to_string()));
+    }
+    sb
+}
+
+/// The daemon's store waits, short (see the module docs).
+fn with_short_waits(sb: &mut Sandbox) {
     for (k, v) in [
         ("HELPERD_STORE_WRITE_WAIT_MS", WRITE_WAIT_MS.to_string()),
         ("HELPERD_STORE_READ_WAIT_MS", "1500".into()),
@@ -39,10 +47,6 @@ fn sandbox(ss: &SecretServiceSession, queue: Option<usize>) -> Sandbox {
     ] {
         sb.env.push((k.into(), v));
     }
-    if let Some(n) = queue {
-        sb.env.push(("HELPERD_STORE_QUEUE".into(), n.to_string()));
-    }
-    sb
 }
 
 fn password(host: &str) -> String {
@@ -107,24 +111,7 @@ fn store_status_quick(sb: &Sandbox) -> serde_json::Value {
 
 /// A runtime with a token in the keyring, read once (so it is in memory).
 fn runtime_with_token(sb: &Sandbox) {
-    let url = format!("https://{TOKEN_HOST}/");
-    ctl_ok(
-        sb,
-        &[
-            "runtime",
-            "add",
-            "work",
-            "--provider",
-            "generic",
-            "--url",
-            &url,
-            "--username",
-            "tok-user",
-        ],
-    );
-    let mut c = sb.ctl();
-    c.args(["token", "set", "work", "--offline"]);
-    assert_ok(&run_with_stdin(c, format!("{TOKEN}\n").as_bytes()));
+    crate::util::generic_runtime_with_token(sb, "work", TOKEN_HOST, "tok-user", TOKEN);
 }
 
 /// Everything the table of issue 17 lists, row by row, then the keyring wakes up.
@@ -413,13 +400,7 @@ impl Drop for FreezableDisk {
 #[test]
 fn a_frozen_disk_under_the_file_store_stalls_only_its_writes() {
     let mut sb = Sandbox::new();
-    for (k, v) in [
-        ("HELPERD_STORE_WRITE_WAIT_MS", WRITE_WAIT_MS.to_string()),
-        ("HELPERD_STORE_READ_WAIT_MS", "1500".into()),
-        ("HELPERD_STOP_WAIT_MS", "1000".into()),
-    ] {
-        sb.env.push((k.into(), v));
-    }
+    with_short_waits(&mut sb);
     let mut disk = FreezableDisk::mount_at(&sb.helperd_home().join("data"));
     assert_ok(&approve(&sb, "a.example.com"));
     runtime_with_token(&sb);

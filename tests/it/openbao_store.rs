@@ -79,24 +79,7 @@ fn assert_token_served(sb: &Sandbox) {
 }
 
 fn set_token(sb: &Sandbox) {
-    let url = format!("https://{TOKEN_HOST}/");
-    crate::util::ctl_ok(
-        sb,
-        &[
-            "runtime",
-            "add",
-            "work",
-            "--provider",
-            "generic",
-            "--url",
-            &url,
-            "--username",
-            "tok-user",
-        ],
-    );
-    let mut c = sb.ctl();
-    c.args(["token", "set", "work", "--offline"]);
-    assert_ok(&run_with_stdin(c, format!("{TOKEN}\n").as_bytes()));
+    crate::util::generic_runtime_with_token(sb, "work", TOKEN_HOST, "tok-user", TOKEN);
 }
 
 /// The one line the client printed for git (`helperd: ...`).

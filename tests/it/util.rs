@@ -395,6 +395,36 @@ pub fn add_runtime(sb: &Sandbox, name: &str, provider: &str, url: &str) -> Strin
     )
 }
 
+/// A generic runtime `name` on `https://HOST/` with `username`, and `token` set for it
+/// (`token set --offline`, piped): a runtime token with no provider to ask.
+#[track_caller]
+pub fn generic_runtime_with_token(
+    sb: &Sandbox,
+    name: &str,
+    host: &str,
+    username: &str,
+    token: &str,
+) {
+    let url = format!("https://{host}/");
+    ctl_ok(
+        sb,
+        &[
+            "runtime",
+            "add",
+            name,
+            "--provider",
+            "generic",
+            "--url",
+            &url,
+            "--username",
+            username,
+        ],
+    );
+    let mut c = sb.ctl();
+    c.args(["token", "set", name, "--offline"]);
+    assert_ok(&run_with_stdin(c, format!("{token}\n").as_bytes()));
+}
+
 #[track_caller]
 pub fn status_json(sb: &Sandbox) -> serde_json::Value {
     let text = ctl_ok(sb, &["status", "--json"]);
