@@ -14,7 +14,6 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 pub use crate::audit_event::{kind, redact_url, AuditEvent};
@@ -69,7 +68,7 @@ impl AuditLog {
             dir: state_dir.to_path_buf(),
             path,
             file,
-            held: (m.dev(), m.ino()),
+            held: crate::os::file_id(&m),
             size: m.len(),
             checked_at: None,
             recheck: std::time::Duration::ZERO,
@@ -145,7 +144,7 @@ impl AuditLog {
     /// besides the write on the daemon's every request.
     fn follow_rotation(&mut self) -> io::Result<u64> {
         match fs::metadata(&self.path) {
-            Ok(m) if (m.dev(), m.ino()) == self.held => Ok(m.len()),
+            Ok(m) if crate::os::file_id(&m) == self.held => Ok(m.len()),
             Ok(_) => self.reopen(),
             Err(e) if e.kind() == io::ErrorKind::NotFound => self.reopen(),
             Err(e) => Err(e),
@@ -156,7 +155,7 @@ impl AuditLog {
     fn reopen(&mut self) -> io::Result<u64> {
         self.file = open_append(&self.path)?;
         let m = self.file.metadata()?;
-        self.held = (m.dev(), m.ino());
+        self.held = crate::os::file_id(&m);
         self.size = m.len();
         Ok(m.len())
     }
@@ -391,7 +390,8 @@ fn printable(s: &str) -> String {
         .collect()
 }
 
-#[cfg(test)]
+// The rules tested below are about Unix file modes and owners (Windows: see `os::windows`).
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;

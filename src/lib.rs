@@ -24,7 +24,6 @@ pub mod tomlspan;
 // Edges: files, sockets, the terminal, secret stores, forges and OpenBao.
 pub mod audit;
 pub mod fsutil;
-pub mod fswatch;
 pub mod ipc;
 pub mod openbao;
 pub mod os;

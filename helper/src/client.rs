@@ -4,9 +4,10 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
+use crate::os;
 use crate::wire::{Envelope, Response, MAX_MESSAGE_BYTES};
 
 /// How long a client waits for the daemon's answer. Long enough for a keyring that must
@@ -59,12 +60,12 @@ fn send_to(socket: &Path, envelope: &Envelope, must_be_own: bool) -> Result<Resp
         ))
     };
     if must_be_own {
-        transport::check_own_socket(socket).map_err(|e| match e.kind() {
+        os::check_own_endpoint(socket).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => ClientError::NotRunning(e),
             _ => not_ours(e.to_string()),
         })?;
     }
-    let mut stream = transport::connect(socket).map_err(|e| match e.kind() {
+    let mut stream = os::connect(socket).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => ClientError::NotRunning(e),
         _ => ClientError::Failed(format!(
             "cannot connect to the helperd daemon at {}: {e}",
@@ -147,7 +148,7 @@ pub fn stop_daemon(socket: &Path, timeout: Duration) -> Result<Stopped, ClientEr
     };
     let deadline = std::time::Instant::now() + timeout;
     loop {
-        match transport::connect(socket) {
+        match os::connect(socket) {
             Err(e)
                 if matches!(
                     e.kind(),
@@ -184,13 +185,9 @@ fn encode(envelope: &Envelope) -> Result<Vec<u8>, ClientError> {
 /// Finds the `helperd` executable: beside `beside` (normally the client's own executable,
 /// so an installation is self-consistent), else on `PATH`.
 pub fn daemon_executable(beside: Option<&Path>) -> PathBuf {
-    let name = if cfg!(windows) {
-        "helperd.exe"
-    } else {
-        "helperd"
-    };
+    let name = format!("helperd{}", std::env::consts::EXE_SUFFIX);
     if let Some(dir) = beside.and_then(Path::parent) {
-        let candidate = dir.join(name);
+        let candidate = dir.join(&name);
         if candidate.is_file() {
             return candidate;
         }
@@ -201,7 +198,31 @@ pub fn daemon_executable(beside: Option<&Path>) -> PathBuf {
 /// Starts the daemon in the background and waits until it says `ok` (it prints that once
 /// it listens). A daemon that is already running counts as started.
 pub fn start_daemon(executable: &Path) -> Result<(), String> {
-    let mut child = Command::new(executable)
+    start_command(
+        os::daemon_command(executable),
+        executable,
+        Launcher::ExitsAfterOk,
+    )
+}
+
+/// What the process [`start_command`] starts does once it said `ok`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Launcher {
+    /// It exits (it started the daemon in the background): reap it.
+    ExitsAfterOk,
+    /// It is the daemon itself and runs on (Windows, where the launcher starts a detached
+    /// copy of itself): leave it.
+    IsTheDaemon,
+}
+
+/// Runs `command` (which starts the daemon `executable`) and waits for its `ok`, as
+/// [`start_daemon`] does.
+pub fn start_command(
+    mut command: std::process::Command,
+    executable: &Path,
+    launcher: Launcher,
+) -> Result<(), String> {
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -218,8 +239,9 @@ pub fn start_daemon(executable: &Path) -> Result<(), String> {
     });
     let first_line = rx.recv_timeout(START_TIMEOUT).unwrap_or_default();
     if first_line.trim_end() == "ok" {
-        // The launcher exits right after `ok`; reap it.
-        let _ = child.wait();
+        if launcher == Launcher::ExitsAfterOk {
+            let _ = child.wait();
+        }
         return Ok(());
     }
     // Not ok: the launcher exited with an explanation on stderr, or hung.
@@ -242,182 +264,4 @@ pub fn start_daemon(executable: &Path) -> Result<(), String> {
     } else {
         format!("{} failed to start: {err}", executable.display())
     })
-}
-
-#[cfg(unix)]
-mod transport {
-    //! Unix domain sockets straight from std: the fastest path, nothing to set up.
-    use std::io;
-    use std::os::unix::net::UnixStream;
-    use std::path::Path;
-    use std::time::Duration;
-
-    pub struct Stream(UnixStream);
-
-    pub fn connect(path: &Path) -> io::Result<Stream> {
-        UnixStream::connect(path).map(Stream)
-    }
-
-    impl Stream {
-        pub fn set_timeouts(&self, timeout: Duration) -> io::Result<()> {
-            self.0.set_read_timeout(Some(timeout))?;
-            self.0.set_write_timeout(Some(timeout))
-        }
-
-        /// The process at the other end runs as this process's user (SO_PEERCRED).
-        #[cfg(target_os = "linux")]
-        pub fn check_peer_is_me(&self) -> io::Result<()> {
-            use std::os::fd::AsRawFd;
-            let mut cred = libc::ucred {
-                pid: 0,
-                uid: 0,
-                gid: 0,
-            };
-            let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-            // SAFETY: `cred` and `len` are valid for writes of a ucred, as SO_PEERCRED needs.
-            let rc = unsafe {
-                libc::getsockopt(
-                    self.0.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_PEERCRED,
-                    (&mut cred as *mut libc::ucred).cast(),
-                    &mut len,
-                )
-            };
-            if rc != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // SAFETY: geteuid cannot fail.
-            let me = unsafe { libc::geteuid() };
-            if cred.uid != me {
-                return Err(io::Error::new(
-                    io::ErrorKind::PermissionDenied,
-                    format!("is answered by uid {}, not by you (uid {me})", cred.uid),
-                ));
-            }
-            Ok(())
-        }
-
-        /// Elsewhere the owner check of [`check_own_socket`] stands alone.
-        #[cfg(not(target_os = "linux"))]
-        pub fn check_peer_is_me(&self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    /// `path` is a socket (not a link to one) owned by this process's user.
-    pub fn check_own_socket(path: &Path) -> io::Result<()> {
-        use std::os::unix::fs::{FileTypeExt, MetadataExt};
-        let meta = std::fs::symlink_metadata(path)?;
-        // SAFETY: geteuid cannot fail.
-        let me = unsafe { libc::geteuid() };
-        if !meta.file_type().is_socket() {
-            return Err(io::Error::other("is not a socket"));
-        }
-        if meta.uid() != me {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!("belongs to uid {}, not to you (uid {me})", meta.uid()),
-            ));
-        }
-        Ok(())
-    }
-
-    impl io::Read for Stream {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            self.0.read(buf)
-        }
-    }
-
-    impl io::Write for Stream {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.write(buf)
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            self.0.flush()
-        }
-    }
-}
-
-#[cfg(not(unix))]
-mod transport {
-    //! Error fallback: the Windows named-pipe transport is not written yet (DESIGN.md §3:
-    //! one signature per OS, an error fallback). git then falls back to its own prompt.
-    use std::io;
-    use std::path::Path;
-    use std::time::Duration;
-
-    pub struct Stream;
-
-    pub fn connect(_path: &Path) -> io::Result<Stream> {
-        Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "helperd has no socket transport for this operating system yet",
-        ))
-    }
-
-    pub fn check_own_socket(_path: &Path) -> io::Result<()> {
-        Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "helperd has no socket transport for this operating system yet",
-        ))
-    }
-
-    impl Stream {
-        pub fn set_timeouts(&self, _timeout: Duration) -> io::Result<()> {
-            Ok(())
-        }
-
-        pub fn check_peer_is_me(&self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl io::Read for Stream {
-        fn read(&mut self, _buf: &mut [u8]) -> io::Result<usize> {
-            Ok(0)
-        }
-    }
-
-    impl io::Write for Stream {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-}
-
-#[cfg(all(test, unix))]
-mod tests {
-    use super::*;
-    use std::io::Read;
-    use std::os::unix::net::UnixListener;
-
-    /// A daemon killed while we connect: it accepted (or the kernel queued us), then its
-    /// socket closes with our request unread, which resets the connection. That is "no
-    /// daemon", so that the caller starts one, not a failure shown to git.
-    #[test]
-    fn a_connection_reset_without_an_answer_means_no_daemon() {
-        let dir = std::env::temp_dir().join(format!("hd-client-reset-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let socket = dir.join("socket");
-        let listener = UnixListener::bind(&socket).unwrap();
-        let dying = std::thread::spawn(move || {
-            let (mut stream, _) = listener.accept().unwrap();
-            // Read one byte and close with the rest unread: the kernel resets the peer.
-            let mut byte = [0u8; 1];
-            stream.read_exact(&mut byte).unwrap();
-            std::thread::sleep(Duration::from_millis(50));
-        });
-        let result = send(&socket, &Envelope::new(crate::wire::Request::Status));
-        dying.join().unwrap();
-        let _ = std::fs::remove_dir_all(&dir);
-        assert!(
-            matches!(result, Err(ClientError::NotRunning(_))),
-            "expected NotRunning, got {result:?}"
-        );
-    }
 }

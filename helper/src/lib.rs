@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod client;
+pub mod os;
 pub mod paths;
 pub mod renewal;
 pub mod url;

@@ -140,10 +140,7 @@ pub fn append_block(path: &Path, host: &str, block: &str) -> anyhow::Result<()> 
     if !dir.exists() {
         fsutil::create_private_dir(dir)?;
     }
-    let mode = std::fs::metadata(path)
-        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
-        .unwrap_or(0o600);
-    fsutil::write_atomic(path, out.as_bytes(), mode)
+    fsutil::write_atomic_keeping_mode(path, out.as_bytes())
         .with_context(|| format!("failed to write {}", path.display()))?;
     std::io::stdout().flush().ok();
     Ok(())

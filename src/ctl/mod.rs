@@ -233,9 +233,10 @@ pub(crate) fn send_starting(paths: &Paths, request: Request) -> anyhow::Result<R
             // A socket in someone else's folder (support access) is theirs to start, not
             // ours: starting a daemon there would give us a second, empty one.
             if let Some(dir) = paths.socket.parent() {
-                use std::os::unix::fs::MetadataExt;
-                if std::fs::metadata(dir).is_ok_and(|m| m.uid() != nix::unistd::geteuid().as_raw())
-                {
+                let owner = std::fs::metadata(dir)
+                    .ok()
+                    .and_then(|m| crate::os::owner_of(&m));
+                if owner.is_some_and(|uid| uid != crate::os::current_uid()) {
                     bail!(
                         "no helperd daemon answers at {} (if it was lent to you for support, that access has ended)",
                         paths.socket.display()

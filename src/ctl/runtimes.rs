@@ -210,10 +210,7 @@ fn edit_locked(
         Err(e) => bail!("failed to read {}: {e}", path.display()),
     };
     let new = change(&text).map_err(anyhow::Error::new)?;
-    let mode = std::fs::metadata(path)
-        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
-        .unwrap_or(0o600);
-    fsutil::write_atomic(path, new.as_bytes(), mode)
+    fsutil::write_atomic_keeping_mode(path, new.as_bytes())
         .with_context(|| format!("failed to write {}", path.display()))
 }
 

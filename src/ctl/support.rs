@@ -3,8 +3,6 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use std::os::unix::fs::OpenOptionsExt;
-
 use anyhow::{bail, Context};
 use helperd_wire::paths::Paths;
 use helperd_wire::wire::{Reply, Request};
@@ -74,14 +72,13 @@ pub fn run(paths: &Paths, action: SupportAction) -> anyhow::Result<u8> {
     match action {
         SupportAction::Enable { user, duration } => {
             let secs = parse_duration(&duration)?;
-            let account = nix::unistd::User::from_name(&user)
-                .with_context(|| format!("cannot look up user {user:?}"))?
-                .with_context(|| format!("there is no local user named {user:?}"))?;
+            let uid = crate::os::uid_of_user(&user)
+                .with_context(|| format!("cannot look up user {user:?}"))?;
             print_done(send_starting(
                 paths,
                 Request::SupportEnable {
                     user,
-                    uid: account.uid.as_raw(),
+                    uid,
                     duration_secs: secs,
                 },
             )?)?;
@@ -235,10 +232,9 @@ fn bundle(paths: &Paths, out: &Path, audit_events: usize) -> anyhow::Result<()> 
     ];
     // 0600 like the audit log it quotes: the bundle is for the user to hand over, not for
     // every local user to read.
-    let file = std::fs::OpenOptions::new()
+    let file = crate::os::private_file_options()
         .write(true)
         .create_new(true)
-        .mode(0o600)
         .open(out)
         .with_context(|| format!("failed to create {}", out.display()))?;
     let mut w = std::io::BufWriter::new(file);

@@ -2,15 +2,13 @@
 //! `unlock`, `store set-passphrase`, and the test clock. Reads snapshots; the few changes
 //! (unlock, passphrase) go through the writer.
 
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use helperd_wire::wire::{
     ConfigStatus, ErrorCode, ForwardStatus, OpenBaoStatus, PolicyStatus, Reply, Response,
     RuntimeStatus, StatusReport, StoreStatus, SupportStatus, TeamSource, TokenStatus,
     WhichCandidate, WhichReport, PROTOCOL_VERSION,
 };
-use tokio::net::UnixListener;
 use tokio::sync::oneshot;
 
 use super::peer::Peer;
@@ -483,7 +481,7 @@ pub fn advance_clock(state: &State, secs: u64) -> Response {
 pub struct SupportListener {
     /// The support socket, bound and non-blocking; mode 0666, so the peer-uid check is
     /// what keeps other users out.
-    pub listener: UnixListener,
+    pub listener: crate::ipc::Listener,
     /// The socket's private folder, removed when support access ends.
     pub dir: PathBuf,
     /// The only uid whose connections are answered.
@@ -499,28 +497,9 @@ pub struct SupportListener {
 fn support_dir() -> PathBuf {
     std::env::temp_dir().join(format!(
         "helperd-support-{}-{}",
-        nix::unistd::geteuid().as_raw(),
+        crate::os::current_uid(),
         std::process::id()
     ))
-}
-
-/// The folder is 0711 (others may pass, not list), the socket 0666: the peer-credential
-/// check is what admits only the granted uid.
-fn prepare_dir(dir: &Path) -> std::io::Result<()> {
-    match std::fs::DirBuilder::new().mode(0o711).create(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let meta = std::fs::symlink_metadata(dir)?;
-            if !meta.is_dir() || meta.uid() != nix::unistd::geteuid().as_raw() {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::PermissionDenied,
-                    format!("{} exists and is not our folder", dir.display()),
-                ));
-            }
-        }
-        Err(e) => return Err(e),
-    }
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
 }
 
 /// `helperctl support enable`: opens the support socket for `uid` until `now +
@@ -547,13 +526,7 @@ pub async fn support_enable(
     }
     let dir = support_dir();
     let socket = dir.join("socket");
-    let listener = match prepare_dir(&dir).and_then(|()| {
-        let _ = std::fs::remove_file(&socket);
-        let l = std::os::unix::net::UnixListener::bind(&socket)?;
-        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666))?;
-        l.set_nonblocking(true)?;
-        UnixListener::from_std(l)
-    }) {
+    let listener = match crate::ipc::listen_support(&dir) {
         Ok(l) => l,
         Err(e) => {
             let message = format!(

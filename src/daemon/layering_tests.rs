@@ -18,7 +18,6 @@ const DAEMON_LAYERS: &[(&str, u8)] = &[
     ("replies", 5),
     ("state", 6),
     ("peer", 7),
-    ("hardening", 7),
     ("memory", 7),
     ("log_writer", 7),
 ];
@@ -37,6 +36,7 @@ const EDGES: &[&str] = &[
     "daemon",
     "ctl",
     "fsutil",
+    "os",
     "config::file",
     "policy::file",
     "cli",

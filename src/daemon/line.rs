@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use helperd_wire::wire::{ErrorCode, Request, Response, MAX_MESSAGE_BYTES, PROTOCOL_VERSION};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::UnixStream;
+
+use crate::ipc::AsyncConnection;
 
 /// What a connection sent.
 pub enum Incoming {
@@ -20,7 +21,7 @@ pub enum Incoming {
 /// Reads and decodes one request, within `timeout`; `read` holds what was already read
 /// from the stream (the server's first, non-waiting look).
 pub async fn read_request(
-    stream: &mut UnixStream,
+    stream: &mut AsyncConnection,
     timeout: Duration,
     read: zeroize::Zeroizing<Vec<u8>>,
 ) -> Incoming {
@@ -75,7 +76,7 @@ pub fn parse(read: &[u8]) -> Incoming {
 
 /// Reads on after `read` until a newline, the cap, or the stream's end.
 async fn read_request_line(
-    stream: &mut UnixStream,
+    stream: &mut AsyncConnection,
     mut read: zeroize::Zeroizing<Vec<u8>>,
 ) -> std::io::Result<zeroize::Zeroizing<Vec<u8>>> {
     if complete(&read) {
@@ -190,12 +191,15 @@ impl std::io::Write for ByteCount {
 
 /// Writes the response line; closing the stream (dropping it) then tells the client
 /// that nothing more comes.
-pub async fn write_response(stream: &mut UnixStream, response: &Response) -> std::io::Result<()> {
+pub async fn write_response(
+    stream: &mut AsyncConnection,
+    response: &Response,
+) -> std::io::Result<()> {
     write_bytes(stream, &encode(response)).await
 }
 
 /// Writes `bytes` (an already encoded line) and flushes.
-pub async fn write_bytes(stream: &mut UnixStream, bytes: &[u8]) -> std::io::Result<()> {
+pub async fn write_bytes(stream: &mut AsyncConnection, bytes: &[u8]) -> std::io::Result<()> {
     stream.write_all(bytes).await?;
     stream.flush().await
 }

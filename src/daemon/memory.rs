@@ -34,20 +34,9 @@ pub async fn trim_when_idle(activity: Arc<Activity>) {
         tokio::time::sleep(QUIET).await;
         let now = activity.count();
         if now == last && now != trimmed_at {
-            trim();
+            crate::os::trim_memory();
             trimmed_at = now;
         }
         last = now;
     }
 }
-
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn trim() {
-    // SAFETY: malloc_trim only walks the allocator's own free lists; any thread may call it.
-    unsafe {
-        nix::libc::malloc_trim(0);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn trim() {}

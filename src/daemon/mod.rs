@@ -16,7 +16,6 @@
 pub mod admin;
 pub mod dispatch;
 pub mod git;
-pub mod hardening;
 pub mod line;
 pub mod log_writer;
 pub mod login;
@@ -33,13 +32,13 @@ mod layering_tests;
 
 use std::fs::{File, OpenOptions};
 use std::io::{IsTerminal, Write};
-use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use anyhow::{bail, Context};
 use helperd_wire::paths::Paths;
 
 use crate::ipc::{self, BindError};
+use crate::os::Detached;
 use crate::store::choice::keyring_service;
 use crate::store::StoreKind;
 use state::{Settings, State};
@@ -89,7 +88,7 @@ const MAX_LOG_BYTES: u64 = 4 * 1024 * 1024;
 /// Runs the daemon; returns when it has stopped (or, detached, in the launching process
 /// once the child listens).
 pub fn launch(options: Options) -> anyhow::Result<()> {
-    hardening::harden();
+    crate::os::harden();
     let paths = Paths::from_env()?;
     let forced_store = match std::env::var("HELPERD_STORE") {
         Ok(name) if !name.is_empty() => Some(StoreKind::parse(&name).with_context(|| {
@@ -116,13 +115,18 @@ pub fn launch(options: Options) -> anyhow::Result<()> {
 
     // Until the async signal handlers exist, a SIGTERM would kill us with the socket left
     // behind: hold these signals pending (the server unblocks them once it listens for them).
-    server::shutdown_signals()
-        .thread_block()
-        .context("failed to block signals")?;
+    crate::os::hold_daemon_signals().context("failed to block signals")?;
+    // Windows has no fork: there the launcher starts a detached copy of itself before
+    // anything is bound, relays its `ok`, and is done.
+    if !options.foreground
+        && crate::os::start_in_background().context("failed to start the daemon")?
+    {
+        return say_ok();
+    }
 
     let (mut bound, systemd) = match ipc::from_systemd(&paths.socket) {
         Some(b) => (b, true),
-        None => match ipc::bind(&paths.socket, &paths.lock_file()) {
+        None => match ipc::bind(&paths.socket, &paths.lock_file) {
             Ok(b) => (b, false),
             Err(e @ BindError::AlreadyRunning { .. }) => bail!("{e}"),
             Err(e) => return Err(e).context("failed to start the daemon"),
@@ -159,8 +163,9 @@ pub fn launch(options: Options) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
-    let listener = bound.take_listener();
     let result = runtime.block_on(async {
+        // Registered with the runtime's reactor, so taken out inside it.
+        let listener = bound.take_listener()?;
         let (state, writer) = State::start(settings);
         // Open the store and read the plain credentials now, so that the first git
         // request does not wait for them; a failure is reported on each request until the
@@ -220,36 +225,24 @@ fn open_log(path: &Path) -> anyhow::Result<File> {
         .with_context(|| format!("failed to open the log file {}", path.display()))
 }
 
-/// Forks into the background: the parent says `ok` (the socket already listens) and
-/// exits; the child starts a new session with its output going to the log file.
+/// Leaves the foreground: the launching process says `ok` (the socket already listens)
+/// and exits; the daemon goes on with its output in the log file.
 fn detach(log: &File, bound: &mut ipc::BoundSocket) -> anyhow::Result<()> {
-    // SAFETY: called before any thread is started (no runtime, no logging yet), so the
-    // child is a plain copy of a single-threaded process.
-    match unsafe { nix::unistd::fork() }.context("failed to fork")? {
-        nix::unistd::ForkResult::Parent { child } => {
-            let pid = u32::try_from(child.as_raw()).expect("fork returns a positive pid");
+    match crate::os::detach(log).context("failed to start in the background")? {
+        Detached::Launcher { pid } => {
             bound
                 .record_pid(pid)
                 .context("failed to record the daemon's pid")?;
             say_ok()?;
             std::process::exit(0);
         }
-        nix::unistd::ForkResult::Child => {
-            nix::unistd::setsid().context("failed to start a new session")?;
-            let null = File::options()
-                .read(true)
-                .write(true)
-                .open("/dev/null")
-                .context("failed to open /dev/null")?;
-            for (from, to, what) in [
-                (null.as_raw_fd(), 0, "stdin"),
-                (null.as_raw_fd(), 1, "stdout"),
-                (log.as_raw_fd(), 2, "stderr"),
-            ] {
-                nix::unistd::dup2(from, to)
-                    .with_context(|| format!("failed to redirect {what}"))?;
-            }
-            Ok(())
+        Detached::Daemon => Ok(()),
+        Detached::DaemonMustSayOk => {
+            bound
+                .record_pid(std::process::id())
+                .context("failed to record the daemon's pid")?;
+            say_ok()?;
+            crate::os::leave_launcher(log).context("failed to leave the launcher")
         }
     }
 }

@@ -11,15 +11,11 @@
 //! listener, so every worker takes connections.
 
 use std::future::Future;
-use std::os::unix::net::{UnixListener as StdListener, UnixStream as StdStream};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use helperd_wire::wire::{ErrorCode, Reply, Request, Response};
-use tokio::io::unix::AsyncFd;
-use tokio::net::UnixStream;
-use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::Notify;
 use zeroize::Zeroizing;
 
@@ -29,7 +25,8 @@ use super::memory::{self, Activity};
 use super::peer::{Channel, Peer};
 use super::state::State;
 use super::support_server;
-use crate::ipc;
+use crate::ipc::{self, AsyncConnection, Connection, Listener};
+use crate::os::{DaemonSignals, SignalAsks};
 
 /// A client that connects and says nothing is dropped after this long; others are served
 /// meanwhile, so it only costs its own connection. `HELPERD_REQUEST_TIMEOUT_MS` sets
@@ -43,28 +40,16 @@ struct Shared {
     /// Counts connections, for giving memory back once they stop.
     activity: Arc<Activity>,
     state: Arc<State>,
-    /// The daemon's own uid: the only one served.
-    me: u32,
     /// Told when a client asked the daemon to stop.
     shutdown: Notify,
 }
 
-/// Serves until SIGTERM, SIGINT or a `shutdown` request. Returns the listener, still
-/// bound but no longer accepting: the daemon closes it only once its last changes are
-/// written, so that a client waiting for it to stop does not start a new one too early.
-pub async fn serve(listener: StdListener, state: Arc<State>) -> std::io::Result<StdListener> {
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sigint = signal(SignalKind::interrupt())?;
-    // SIGHUP must not kill the daemon (a closed terminal sends it): it reloads the config.
-    let mut sighup = signal(SignalKind::hangup())?;
-    // The handlers exist now: let the signals held since start-up through.
-    shutdown_signals().thread_unblock()?;
-    listener.set_nonblocking(true)?;
-    // SAFETY: the UnixListener owns its descriptor, open for as long as it lives, and
-    // `as_raw_fd` always names that same descriptor.
-    let listener =
-        unsafe { AsyncFd::register_with_interest(listener, tokio::io::Interest::READABLE) }
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
+/// Serves until SIGTERM, SIGINT (Ctrl-C on Windows) or a `shutdown` request. Returns the
+/// listener, still bound but no longer accepting: the daemon closes it only once its last
+/// changes are written, so that a client waiting for it to stop does not start a new one
+/// too early.
+pub async fn serve(listener: Listener, state: Arc<State>) -> std::io::Result<Listener> {
+    let mut signals = DaemonSignals::listen()?;
     let listener = Arc::new(listener);
     let activity = Arc::new(Activity::default());
     let trim = tokio::spawn(memory::trim_when_idle(activity.clone()));
@@ -72,7 +57,6 @@ pub async fn serve(listener: StdListener, state: Arc<State>) -> std::io::Result<
         channel: Channel::Main,
         activity: activity.clone(),
         state: state.clone(),
-        me: nix::unistd::geteuid().as_raw(),
         shutdown: Notify::new(),
     });
     // One accept loop per worker thread, so that every worker takes connections; more
@@ -85,18 +69,18 @@ pub async fn serve(listener: StdListener, state: Arc<State>) -> std::io::Result<
         channel: Channel::Forward,
         activity,
         state: state.clone(),
-        me: shared.me,
         shutdown: Notify::new(),
     })));
     loop {
         tokio::select! {
-            _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
-            _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); break; }
-            _ = sighup.recv() => {
-                tracing::info!("SIGHUP: reloading the configuration and the policy");
-                let _ = state.config.reload();
-                state.policy.reload_now();
-            }
+            asks = signals.next() => match asks {
+                SignalAsks::Stop(signal) => { tracing::info!("{signal}: shutting down"); break; }
+                SignalAsks::Reload => {
+                    tracing::info!("SIGHUP: reloading the configuration and the policy");
+                    let _ = state.config.reload();
+                    state.policy.reload_now();
+                }
+            },
             _ = shared.shutdown.notified() => { tracing::info!("shutdown requested by a client"); break; }
         }
     }
@@ -107,23 +91,14 @@ pub async fn serve(listener: StdListener, state: Arc<State>) -> std::io::Result<
         accept.abort();
         let _ = accept.await;
     }
-    let listener = Arc::try_unwrap(listener)
-        .map_err(|_| std::io::Error::other("the accept loops still hold the listener"))?;
-    Ok(listener.into_inner())
+    Arc::try_unwrap(listener)
+        .map_err(|_| std::io::Error::other("the accept loops still hold the listener"))
 }
 
-async fn accept_loop(listener: Arc<AsyncFd<StdListener>>, shared: Arc<Shared>) {
+async fn accept_loop(listener: Arc<Listener>, shared: Arc<Shared>) {
     loop {
-        let mut ready = match listener.readable().await {
-            Ok(ready) => ready,
-            Err(e) => {
-                tracing::error!(error = %e, "the listening socket failed");
-                return;
-            }
-        };
-        match ready.get_inner().accept() {
-            Ok((stream, _)) => connection(stream, &shared),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => ready.clear_ready(),
+        match listener.accept().await {
+            Ok(stream) => connection(stream, &shared),
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
                 tracing::warn!(error = %e, "accept failed");
@@ -134,18 +109,18 @@ async fn accept_loop(listener: Arc<AsyncFd<StdListener>>, shared: Arc<Shared>) {
 }
 
 /// One connection: answered here when everything is at hand, else in a task of its own.
-fn connection(stream: StdStream, shared: &Arc<Shared>) {
+fn connection(stream: Connection, shared: &Arc<Shared>) {
     shared.activity.seen();
-    let peer = match ipc::peer_of(&stream) {
-        Ok((uid, pid)) if uid == shared.me => Peer {
-            uid,
-            pid,
+    let peer = match stream.peer() {
+        Ok(creds) if creds.same_user => Peer {
+            uid: creds.uid,
+            pid: creds.pid,
             channel: shared.channel,
         },
-        Ok((uid, pid)) => {
+        Ok(creds) => {
             tracing::warn!(
-                peer_uid = uid,
-                peer_pid = ?pid,
+                peer_uid = creds.uid,
+                peer_pid = ?creds.pid,
                 "refused a connection from another user (peer credentials do not match)"
             );
             let refusal = Response::error(
@@ -204,12 +179,12 @@ fn connection(stream: StdStream, shared: &Arc<Shared>) {
 
 /// Reads what the client has sent so far into `read`, without waiting. `Ok(true)`: the
 /// request is all there (or the client hung up, or sent more than the cap).
-fn read_now(stream: &StdStream, read: &mut Vec<u8>) -> std::io::Result<bool> {
+fn read_now(stream: &Connection, read: &mut Vec<u8>) -> std::io::Result<bool> {
     // Small: a request line is a few hundred bytes, and the chunk is wiped byte by byte
     // when it goes (a larger request takes more rounds of this loop).
     let mut chunk = Zeroizing::new([0u8; 512]);
     loop {
-        match ipc::recv_now(stream, &mut chunk[..]) {
+        match stream.recv_now(&mut chunk[..]) {
             Ok(0) => return Ok(true),
             Ok(n) => {
                 read.extend_from_slice(&chunk[..n]);
@@ -278,8 +253,8 @@ pub fn dropped_notice(dropped: &[String], waited: Duration) -> Option<String> {
 
 /// Sends the answer: at once when the socket takes it all (it nearly always does: an
 /// answer is small), else from a task that waits for the client to read.
-fn answer(stream: StdStream, bytes: Zeroizing<Vec<u8>>) {
-    let sent = match ipc::send_now(&stream, &bytes) {
+fn answer(stream: Connection, bytes: Zeroizing<Vec<u8>>) {
+    let sent = match stream.send_now(&bytes) {
         Ok(n) => n,
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
         Err(e) => {
@@ -297,11 +272,8 @@ fn answer(stream: StdStream, bytes: Zeroizing<Vec<u8>>) {
 }
 
 /// The connection, registered with the event loop for the waits ahead.
-fn into_async(stream: StdStream) -> Option<UnixStream> {
-    match stream
-        .set_nonblocking(true)
-        .and_then(|()| UnixStream::from_std(stream))
-    {
+fn into_async(stream: Connection) -> Option<AsyncConnection> {
+    match stream.into_async() {
         Ok(stream) => Some(stream),
         Err(e) => {
             tracing::warn!(error = %e, "cannot wait on a connection");
@@ -328,7 +300,7 @@ async fn within_deadline<T>(answer: impl Future<Output = Option<T>>) -> Option<T
     }
 }
 
-async fn write_async(stream: &mut UnixStream, bytes: &[u8]) {
+async fn write_async(stream: &mut AsyncConnection, bytes: &[u8]) {
     match tokio::time::timeout(WRITE_DEADLINE, write_bytes(stream, bytes)).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::debug!(error = %e, "client went away before the answer"),
@@ -364,7 +336,7 @@ async fn forward_socket(shared: Arc<Shared>) {
             state.policy.error().as_deref(),
         );
         match (&wanted, &open) {
-            (Ok(()), None) => match listen_forward(&path) {
+            (Ok(()), None) => match ipc::listen_forward(&path) {
                 Ok(listener) => {
                     tracing::info!(socket = %path.display(), "forward socket open");
                     let accept = tokio::spawn(accept_loop(Arc::new(listener), shared.clone()));
@@ -389,30 +361,4 @@ async fn forward_socket(shared: Arc<Shared>) {
             .store(open.is_some(), std::sync::atomic::Ordering::Relaxed);
         tokio::time::sleep(FORWARD_CHECK).await;
     }
-}
-
-/// Binds the forward socket (0600, in the main socket's 0700 folder), replacing a stale
-/// one: the daemon holds the lock of that folder, so no other daemon owns it.
-fn listen_forward(path: &std::path::Path) -> std::io::Result<AsyncFd<StdListener>> {
-    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
-        std::fs::remove_file(path)?;
-    }
-    let listener = StdListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    listener.set_nonblocking(true)?;
-    // SAFETY: the UnixListener owns its descriptor for as long as it lives, and
-    // `as_raw_fd` always names that same descriptor.
-    unsafe { AsyncFd::register_with_interest(listener, tokio::io::Interest::READABLE) }
-        .map_err(|e| std::io::Error::other(e.to_string()))
-}
-
-/// The signals that stop (or, SIGHUP, reload) the daemon.
-pub fn shutdown_signals() -> nix::sys::signal::SigSet {
-    use nix::sys::signal::{SigSet, Signal};
-    let mut set = SigSet::empty();
-    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
-        set.add(s);
-    }
-    set
 }

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use helperd_wire::wire::{ErrorCode, Request, Response};
-use tokio::net::UnixStream;
 
 use super::admin::{self, SupportListener};
 use super::dispatch;
@@ -29,7 +28,7 @@ pub async fn serve(state: Arc<State>, grant: SupportListener) {
     let expired = loop {
         tokio::select! {
             accepted = listener.accept() => {
-                if let Ok((stream, _)) = accepted {
+                if let Ok(stream) = accepted {
                     tokio::spawn(connection(state.clone(), stream, uid));
                 }
             }
@@ -46,10 +45,12 @@ pub async fn serve(state: Arc<State>, grant: SupportListener) {
 }
 
 /// One support connection: only the granted uid, only read-only requests.
-async fn connection(state: Arc<State>, mut stream: UnixStream, granted: u32) {
-    let (uid, pid) = match crate::ipc::peer(&stream) {
-        Ok(p) => p,
-        Err(_) => return,
+async fn connection(state: Arc<State>, stream: crate::ipc::Connection, granted: u32) {
+    let Ok(crate::ipc::PeerCreds { uid, pid, .. }) = stream.peer() else {
+        return;
+    };
+    let Ok(mut stream) = stream.into_async() else {
+        return;
     };
     let peer = Peer {
         uid,

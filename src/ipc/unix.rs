@@ -5,31 +5,115 @@
 //! lock file held for the daemon's whole life makes it one daemon per socket; a socket left
 //! by a killed daemon is stale exactly when nobody holds the lock, and is then reclaimed.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, Write};
+use std::fs::{self, File};
+use std::io::{self, Seek, Write};
 use std::os::fd::FromRawFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
 use nix::sys::stat::{umask, Mode};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
+use super::BindError;
 use crate::fsutil;
 
-/// Why the daemon could not take the socket.
-#[derive(Debug, thiserror::Error)]
-pub enum BindError {
-    /// Another daemon holds the socket's lock file.
-    #[error("a helperd daemon is already running on {socket}{}", pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
-    AlreadyRunning {
-        /// The socket path.
-        socket: String,
-        /// The running daemon's pid, from the lock file, when it wrote one.
-        pid: Option<u32>,
-    },
-    /// Any other failure (folder permissions, bind, lock), as a finished message.
-    #[error("{0}")]
-    Io(String),
+/// A listening socket, registered with tokio's reactor: connections are accepted as
+/// plain (blocking) std sockets, so that the fast path reads and answers them with two
+/// system calls and never registers them (see `daemon::server`).
+pub struct Listener {
+    socket: AsyncFd<UnixListener>,
+    me: u32,
+}
+
+impl Listener {
+    /// Registers `listener` with the current tokio runtime.
+    fn register(listener: UnixListener) -> io::Result<Listener> {
+        listener.set_nonblocking(true)?;
+        // SAFETY: the UnixListener owns its descriptor, open for as long as it lives, and
+        // `as_raw_fd` always names that same descriptor.
+        let socket = unsafe { AsyncFd::register_with_interest(listener, Interest::READABLE) }
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        Ok(Listener {
+            socket,
+            me: crate::os::current_uid(),
+        })
+    }
+
+    /// The next connection.
+    pub async fn accept(&self) -> io::Result<Connection> {
+        loop {
+            let mut ready = self.socket.readable().await?;
+            match ready.get_inner().accept() {
+                Ok((stream, _)) => {
+                    return Ok(Connection {
+                        stream,
+                        me: self.me,
+                    })
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready.clear_ready(),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Who is at the other end of a connection.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerCreds {
+    /// Its uid.
+    pub uid: u32,
+    /// Its pid, where the OS tells.
+    pub pid: Option<i32>,
+    /// Whether it runs as the daemon's own user.
+    pub same_user: bool,
+}
+
+/// An accepted connection (a blocking std socket; see [`Listener`]).
+pub struct Connection {
+    stream: UnixStream,
+    me: u32,
+}
+
+/// A connection registered with tokio, for requests that wait.
+pub type AsyncConnection = tokio::net::UnixStream;
+
+impl Connection {
+    /// The peer's credentials (`SO_PEERCRED`, `getpeereid`).
+    pub fn peer(&self) -> io::Result<PeerCreds> {
+        let (uid, pid) = crate::os::peer_credentials(&self.stream)?;
+        Ok(PeerCreds {
+            uid,
+            pid,
+            same_user: uid == self.me,
+        })
+    }
+
+    /// Reads what has arrived, without waiting (`MSG_DONTWAIT`): `Ok(0)` is the end of
+    /// the stream, `WouldBlock` that nothing more is there yet.
+    pub fn recv_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        nix::sys::socket::recv(
+            self.stream.as_raw_fd(),
+            buf,
+            nix::sys::socket::MsgFlags::MSG_DONTWAIT,
+        )
+        .map_err(io::Error::from)
+    }
+
+    /// Writes what the socket takes now, without waiting; returns how much that was.
+    pub fn send_now(&self, buf: &[u8]) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        nix::sys::socket::send(self.stream.as_raw_fd(), buf, crate::os::send_now_flags())
+            .map_err(io::Error::from)
+    }
+
+    /// The connection, registered with the event loop for the waits ahead.
+    pub fn into_async(self) -> io::Result<AsyncConnection> {
+        self.stream.set_nonblocking(true)?;
+        tokio::net::UnixStream::from_std(self.stream)
+    }
 }
 
 /// A bound, listening socket plus the lock that makes it ours.
@@ -45,11 +129,14 @@ pub struct BoundSocket {
 }
 
 impl BoundSocket {
-    /// Takes the listener out (to hand it to tokio); the socket file stays managed here.
-    pub fn take_listener(&mut self) -> UnixListener {
-        self.listener
-            .take()
-            .expect("take_listener is called once, right after binding")
+    /// Takes the listener out, registered with the current tokio runtime; the socket
+    /// file stays managed here.
+    pub fn take_listener(&mut self) -> io::Result<Listener> {
+        Listener::register(
+            self.listener
+                .take()
+                .expect("take_listener is called once, right after binding"),
+        )
     }
 
     /// The socket file's path.
@@ -94,29 +181,7 @@ pub fn bind(socket: &Path, lock_path: &Path) -> Result<BoundSocket, BindError> {
     let dir = socket.parent().unwrap_or_else(|| Path::new("/"));
     fsutil::create_private_dir(dir).map_err(|e| BindError::Io(e.to_string()))?;
 
-    let mut lock = crate::fsutil::open_private(
-        lock_path,
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false),
-    )
-    .map_err(|e| BindError::Io(e.to_string()))?;
-    match lock.try_lock() {
-        Ok(()) => {}
-        Err(fs::TryLockError::WouldBlock) => {
-            let mut pid = String::new();
-            let _ = lock.read_to_string(&mut pid);
-            return Err(BindError::AlreadyRunning {
-                socket: socket.display().to_string(),
-                pid: pid.trim().parse().ok(),
-            });
-        }
-        Err(fs::TryLockError::Error(e)) => {
-            return Err(io_err(format!("failed to lock {}", lock_path.display()))(e))
-        }
-    }
+    let lock = super::take_lock(lock_path, socket)?;
 
     // We hold the lock, so whatever sits at the socket path was left by a dead daemon.
     let mut reclaimed_stale = false;
@@ -174,32 +239,40 @@ pub fn from_systemd(socket: &Path) -> Option<BoundSocket> {
     })
 }
 
-/// The uid and pid of the process at the other end of `stream`.
-pub fn peer(stream: &tokio::net::UnixStream) -> io::Result<(u32, Option<i32>)> {
-    let cred = stream.peer_cred()?;
-    Ok((cred.uid(), cred.pid()))
+/// Listens on the forward socket `path` (0600, in the main socket's 0700 folder),
+/// replacing a stale one: the daemon holds the lock of that folder, so no other daemon
+/// owns it.
+pub fn listen_forward(path: &Path) -> io::Result<Listener> {
+    if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+        fs::remove_file(path)?;
+    }
+    let listener = UnixListener::bind(path)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
+    Listener::register(listener)
 }
 
-/// The uid and pid of the process at the other end of an accepted connection.
-pub fn peer_of(stream: &UnixStream) -> io::Result<(u32, Option<i32>)> {
-    crate::os::peer_credentials(stream)
-}
-
-/// Reads what has arrived, without waiting (`MSG_DONTWAIT`): `Ok(0)` is the end of the
-/// stream, `WouldBlock` that nothing more is there yet. The stream stays blocking.
-pub fn recv_now(stream: &UnixStream, buf: &mut [u8]) -> io::Result<usize> {
-    use std::os::fd::AsRawFd;
-    nix::sys::socket::recv(
-        stream.as_raw_fd(),
-        buf,
-        nix::sys::socket::MsgFlags::MSG_DONTWAIT,
-    )
-    .map_err(io::Error::from)
-}
-
-/// Writes what the socket takes now, without waiting; returns how much that was.
-pub fn send_now(stream: &UnixStream, buf: &[u8]) -> io::Result<usize> {
-    use std::os::fd::AsRawFd;
-    nix::sys::socket::send(stream.as_raw_fd(), buf, crate::os::send_now_flags())
-        .map_err(io::Error::from)
+/// Listens on `dir/socket` for support access by another local user: the folder is
+/// 0711 (others may pass, not list), the socket 0666: the peer-credential check is what
+/// admits only the granted uid.
+pub fn listen_support(dir: &Path) -> io::Result<Listener> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    match fs::DirBuilder::new().mode(0o711).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            let meta = fs::symlink_metadata(dir)?;
+            if !meta.is_dir() || meta.uid() != crate::os::current_uid() {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!("{} exists and is not our folder", dir.display()),
+                ));
+            }
+        }
+        Err(e) => return Err(e),
+    }
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o711))?;
+    let socket = dir.join("socket");
+    let _ = fs::remove_file(&socket);
+    let listener = UnixListener::bind(&socket)?;
+    fs::set_permissions(&socket, fs::Permissions::from_mode(0o666))?;
+    Listener::register(listener)
 }

@@ -6,6 +6,7 @@ use std::os::unix::net::UnixStream;
 
 use nix::sys::socket::{getsockopt, sockopt::LocalPeerPid, MsgFlags};
 
+/// The peer's uid and pid.
 pub fn peer_credentials(stream: &UnixStream) -> io::Result<(u32, Option<i32>)> {
     let (uid, _gid) = nix::unistd::getpeereid(stream).map_err(io::Error::from)?;
     // The pid only names the peer for the audit log; its uid is what is checked.
@@ -13,6 +14,7 @@ pub fn peer_credentials(stream: &UnixStream) -> io::Result<(u32, Option<i32>)> {
     Ok((uid.as_raw(), pid))
 }
 
+/// The executable of process `pid`.
 pub fn peer_exe(pid: i32) -> Option<String> {
     // PROC_PIDPATHINFO_MAXSIZE (4 * MAXPATHLEN).
     let mut buf = vec![0u8; 4 * 1024];
@@ -26,8 +28,12 @@ pub fn peer_exe(pid: i32) -> Option<String> {
     String::from_utf8(buf).ok()
 }
 
+/// Flags for a send that never waits.
 pub fn send_now_flags() -> MsgFlags {
     // No MSG_NOSIGNAL here: Rust ignores SIGPIPE from the start, so a closed peer is an
     // EPIPE error, as on Linux.
     MsgFlags::MSG_DONTWAIT
 }
+
+/// macOS's allocator returns freed memory by itself.
+pub fn trim_memory() {}

@@ -1,11 +1,25 @@
 //! The platform layer (DESIGN.md §12): each OS difference behind one signature, one file
-//! per OS, the way keyring-rs keeps one store per file. The rest of the code calls these
-//! and reads the same everywhere.
+//! per OS family, the way keyring-rs keeps one store per file. The rest of the code calls
+//! these and reads the same everywhere. The client's half (the connection to the daemon,
+//! the renewal prompt's terminal, starting the daemon) is `helperd_wire::os`; the local
+//! socket's server end is `crate::ipc`; the OS keyrings are `crate::store::keyring`.
 //!
-//! So far: who is at the other end of an accepted local-socket connection, that process's
-//! executable (for the audit log), and a send that never waits. The socket itself, private
-//! folders, the terminal and starting the daemon still live in `ipc/`, `fsutil`, `tty`
-//! and `daemon/` (Unix only); they move here as the Windows port (issue 16) goes on.
+//! - `unix.rs` / `windows.rs`: files (private folders, modes, owners, stamps), the hidden
+//!   prompt of `helperctl`, the daemon's signals, starting it in the background, hardening.
+//! - `linux.rs` / `macos.rs`: who is at the other end of a Unix socket and which program
+//!   that is (for the audit log).
+
+pub mod fswatch;
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+use unix as family;
+
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+use windows as family;
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -17,23 +31,39 @@ mod macos;
 #[cfg(target_os = "macos")]
 use macos as imp;
 
-#[cfg(not(any(target_os = "linux", target_os = "macos")))]
-mod other;
-#[cfg(not(any(target_os = "linux", target_os = "macos")))]
-use other as imp;
+#[cfg(windows)]
+mod windows_peer;
+#[cfg(windows)]
+use windows_peer as imp;
 
-/// The peer of an accepted local-socket connection: its uid, and its pid where the OS
+#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
+compile_error!("helperd is built for Linux, macOS and Windows");
+
+pub use family::{
+    check_private_dir, claim_private_file, current_uid, detach, file_id, file_stamp, harden,
+    hold_daemon_signals, is_link_refusal, leave_launcher, login_name, mode_of, no_follow, owner_of,
+    private_dir_builder, private_file_options, read_hidden, set_mode, start_in_background,
+    sync_dir, uid_of_user, DaemonSignals, Detached, SignalAsks, SYSTEM_POLICY_PATH,
+};
+
+/// The peer of an accepted Unix-socket connection: its uid, and its pid where the OS
 /// tells (Linux `SO_PEERCRED`, macOS `getpeereid` + `LOCAL_PEERPID`).
 #[cfg(unix)]
-pub fn peer_credentials(
-    stream: &std::os::unix::net::UnixStream,
-) -> std::io::Result<(u32, Option<i32>)> {
-    imp::peer_credentials(stream)
-}
+pub use imp::peer_credentials;
+
+/// Flags for a send on a connected socket that must never wait, nor raise SIGPIPE where
+/// the OS can say so per call (Linux `MSG_NOSIGNAL`; elsewhere Rust programs ignore
+/// SIGPIPE from the start, so a closed peer is an `EPIPE` error either way).
+#[cfg(unix)]
+pub use imp::send_now_flags;
+
+/// Gives freed memory back to the OS once the daemon is idle (glibc's `malloc_trim`;
+/// elsewhere the allocator does it by itself).
+pub use imp::trim_memory;
 
 /// The executable of process `pid`, for the audit log (Linux `/proc/PID/exe`, macOS
-/// `proc_pidpath`); `None` where the OS does not tell, or when it cannot be read (the
-/// process is gone, or belongs to another user).
+/// `proc_pidpath`, Windows `QueryFullProcessImageNameW`); `None` when it cannot be read
+/// (the process is gone, or belongs to another user).
 pub fn peer_exe(pid: i32) -> Option<String> {
     if pid <= 0 {
         return None;
@@ -41,19 +71,10 @@ pub fn peer_exe(pid: i32) -> Option<String> {
     imp::peer_exe(pid)
 }
 
-/// Flags for a send on a connected socket that must never wait, nor raise SIGPIPE where
-/// the OS can say so per call (Linux `MSG_NOSIGNAL`; elsewhere Rust programs ignore
-/// SIGPIPE from the start, so a closed peer is an `EPIPE` error either way).
-#[cfg(unix)]
-pub fn send_now_flags() -> nix::sys::socket::MsgFlags {
-    imp::send_now_flags()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[cfg(any(target_os = "linux", target_os = "macos"))]
     #[test]
     fn the_executable_of_this_process_is_known_and_bad_pids_are_not() {
         let me = std::env::current_exe().unwrap();
@@ -63,14 +84,5 @@ mod tests {
         );
         assert_eq!(peer_exe(0), None);
         assert_eq!(peer_exe(-1), None);
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn the_peer_of_a_socket_pair_is_this_process() {
-        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
-        let (uid, pid) = peer_credentials(&a).unwrap();
-        assert_eq!(uid, nix::unistd::geteuid().as_raw());
-        assert_eq!(pid, Some(std::process::id() as i32));
     }
 }

@@ -10,10 +10,10 @@
 
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use super::{Policy, PolicyError, POLICY_ENV, SYSTEM_POLICY_PATH};
+use super::{Policy, PolicyError, POLICY_ENV};
+use crate::os::SYSTEM_POLICY_PATH;
 
 /// The policy file to use: `$HELPERD_POLICY` when set and not empty, else
 /// [`SYSTEM_POLICY_PATH`].
@@ -56,9 +56,7 @@ fn read_trusted(path: &Path, owner: u32) -> Result<Option<String>, PolicyError> 
     // O_NOFOLLOW: `target` was no link a moment ago, so one there now is a swap under us.
     // O_NONBLOCK: opening a FIFO (or a device) must not wait for a writer; what is not a
     // regular file is refused just below, before anything is read.
-    let mut file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags((nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK).bits())
+    let mut file = crate::os::no_follow(fs::OpenOptions::new().read(true))
         .open(&target)
         .map_err(|e| io_error(path, e))?;
     // Checked on the open descriptor: the text read below is the file that was checked.
@@ -123,20 +121,18 @@ fn check_trusted(
     } else {
         format!("uid {owner}")
     };
-    let why = if meta.uid() != owner {
-        format!(
-            "{what} {} belongs to uid {}, not to {owner_name}",
+    // Where files have no uid and mode (Windows), nothing is checked here: see
+    // `crate::os::SYSTEM_POLICY_PATH`.
+    let why = match (crate::os::owner_of(meta), crate::os::mode_of(meta)) {
+        (Some(uid), _) if uid != owner => format!(
+            "{what} {} belongs to uid {uid}, not to {owner_name}",
             target.display(),
-            meta.uid()
-        )
-    } else if meta.mode() & 0o022 != 0 {
-        format!(
-            "{what} {} is writable by group or others (mode {:04o})",
+        ),
+        (_, Some(mode)) if mode & 0o022 != 0 => format!(
+            "{what} {} is writable by group or others (mode {mode:04o})",
             target.display(),
-            meta.mode() & 0o7777
-        )
-    } else {
-        return Ok(());
+        ),
+        _ => return Ok(()),
     };
     let chown = if owner == 0 {
         "root:root".to_string()
@@ -160,7 +156,8 @@ fn io_error(path: &Path, source: io::Error) -> PolicyError {
     }
 }
 
-#[cfg(test)]
+// The rules tested below are about Unix file modes and owners (Windows: see `os::windows`).
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use crate::policy::PolicySource;

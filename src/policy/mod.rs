@@ -34,10 +34,7 @@ use crate::provider::Provider;
 use crate::timefmt::format_date;
 use crate::token::TokenMeta;
 
-/// Where the system policy lives.
-pub const SYSTEM_POLICY_PATH: &str = "/etc/helperd/policy.toml";
-
-/// Overrides [`SYSTEM_POLICY_PATH`]. Meant for tests and sandboxes: the file it names must
+/// Overrides the system policy file (`SYSTEM_POLICY_PATH` in the platform layer). Meant for tests and sandboxes: the file it names must
 /// still pass the trust rule of [`file::load`]. It cannot protect against the user (who can
 /// point it at a missing file, as they could run another helper): the policy is hygiene
 /// for honest users, and the trust rule keeps others from loosening it behind their back.

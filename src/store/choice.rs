@@ -165,7 +165,7 @@ fn remember(state_dir: &Path, kind: StoreKind, service: &str) -> Result<StoreCho
     let path = choice_file(state_dir);
     let json = serde_json::to_vec_pretty(&choice).expect("plain strings serialize");
     fsutil::create_private_dir(state_dir)
-        .and_then(|()| fsutil::write_atomic(&path, &json, 0o600))
+        .and_then(|()| fsutil::write_atomic(&path, &json))
         .map_err(|source| StoreError::Io {
             action: "write",
             path: path.display().to_string(),

@@ -26,9 +26,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 
@@ -255,9 +254,8 @@ impl FileStore {
                 what: format!("argon2id parameters {kdf}"),
             });
         }
-        DirBuilder::new()
+        crate::os::private_dir_builder()
             .recursive(true)
-            .mode(0o700)
             .create(data_dir)
             .map_err(|e| io_error("create", data_dir, e))?;
         // The same rule as the state and socket folders: the key file and the secrets live
@@ -366,11 +364,12 @@ impl Files {
             Err(e) => return Err(io_error("open", &self.key_path, e)),
         };
         // The mode of the file we opened, not of whatever the path points to a moment later.
-        let mode = file
-            .metadata()
-            .map_err(|e| io_error("inspect", &self.key_path, e))?
-            .mode();
-        if mode & 0o077 != 0 {
+        let mode = crate::os::mode_of(
+            &file
+                .metadata()
+                .map_err(|e| io_error("inspect", &self.key_path, e))?,
+        );
+        if let Some(mode) = mode.filter(|mode| mode & 0o077 != 0) {
             return Err(StoreError::Unavailable {
                 store: StoreKind::File,
                 detail: format!(
@@ -413,10 +412,9 @@ impl Files {
         let mut bytes = vec![0u8; KEY_LEN];
         getrandom_for(&mut bytes, &self.key_path)?;
         let key = SecretBytes::new(bytes);
-        let mut file = OpenOptions::new()
+        let mut file = crate::os::private_file_options()
             .write(true)
             .create_new(true)
-            .mode(0o600)
             .open(&self.key_path)
             .map_err(|e| io_error("create", &self.key_path, e))?;
         let written = file
@@ -511,10 +509,9 @@ impl Files {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(io_error("remove", &self.tmp_path, e)),
         }
-        let written = OpenOptions::new()
+        let written = crate::os::private_file_options()
             .write(true)
             .create_new(true)
-            .mode(0o600)
             .open(&self.tmp_path)
             .map_err(|e| io_error("create", &self.tmp_path, e))
             .and_then(|mut file| {
@@ -833,9 +830,7 @@ fn getrandom_for(bytes: &mut [u8], for_path: &Path) -> Result<(), StoreError> {
 
 /// Makes a rename or a creation in `dir` durable.
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_error("sync", dir, e))
+    crate::os::sync_dir(dir).map_err(|e| io_error("sync", dir, e))
 }
 
 fn io_error(action: &'static str, path: &Path, source: io::Error) -> StoreError {
@@ -846,10 +841,11 @@ fn io_error(action: &'static str, path: &Path, source: io::Error) -> StoreError 
     }
 }
 
-#[cfg(test)]
+// The rules tested below are about Unix file modes and owners (Windows: see `os::windows`).
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 
     const TOKEN: &str = "ghp_Sup3rSecretTokenValue0123456789";
 

@@ -253,17 +253,8 @@ pub fn login_name() -> Result<String, StoreError> {
         })
 }
 
-#[cfg(unix)]
 fn login_name_of_os() -> Option<String> {
-    nix::unistd::User::from_uid(nix::unistd::getuid())
-        .ok()
-        .flatten()
-        .map(|u| u.name)
-}
-
-#[cfg(not(unix))]
-fn login_name_of_os() -> Option<String> {
-    std::env::var("USERNAME").ok()
+    crate::os::login_name()
 }
 
 /// An OpenBao failure as a store error: OpenBao's words (the addresses tried, or what it

@@ -1,5 +1,9 @@
 //! helperd's integration tests: the real binaries, the real git, a real git HTTP server and
 //! a real Secret Service (gnome-keyring under a private D-Bus session).
+//!
+//! This suite runs on Linux (it drives gnome-keyring, sshd, OpenBao and git's own helpers
+//! there). The Windows suite is `tests/windows.rs`, run under Wine by `scripts/wine-test.sh`.
+#![cfg(unix)]
 
 mod admin;
 mod bad_input;

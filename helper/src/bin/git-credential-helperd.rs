@@ -44,14 +44,12 @@ const MAX_INPUT_BYTES: usize = MAX_MESSAGE_BYTES / 2;
 /// The C entry point; see the note at the top.
 #[cfg(not(test))]
 #[no_mangle]
-pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
-    // What the Rust runtime would have done and this program needs: a closed pipe is an
-    // error to handle (EPIPE), not a signal that kills the process.
-    // SAFETY: sets a signal disposition before any thread exists.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-    }
-    libc::c_int::from(run_main())
+pub extern "C" fn main(
+    _argc: std::ffi::c_int,
+    _argv: *const *const std::ffi::c_char,
+) -> std::ffi::c_int {
+    helperd_wire::os::prepare_client_process();
+    std::ffi::c_int::from(run_main())
 }
 
 #[cfg_attr(test, allow(dead_code))]

@@ -4,27 +4,18 @@
 //! configuration keeps serving, `status` shows the error, and the next git request prints
 //! it once on stderr.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::config::Config;
 
-/// What identifies one version of a file on disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileStamp {
-    mtime_ns: i128,
-    size: u64,
-    inode: u64,
-}
+/// What identifies one version of a file on disk (its modification time, size, identity).
+type FileStamp = [i128; 5];
 
 fn stamp(path: &Path) -> Option<FileStamp> {
-    let m = std::fs::metadata(path).ok()?;
-    Some(FileStamp {
-        mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
-        size: m.size(),
-        inode: m.ino(),
-    })
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| crate::os::file_stamp(&m))
 }
 
 #[derive(Debug)]

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use helperd_wire::wire::SupportStatus;
 
 use crate::audit::{kind, AuditEvent};
-use crate::fswatch::FileWatch;
+use crate::os::fswatch::FileWatch;
 use crate::plain::PlainTable;
 use crate::provider::{ProviderClient, ProviderError};
 use crate::store::StoreKind;

@@ -7,25 +7,21 @@
 //! refused (see `crate::policy::file::load`), reported in `status` and the log, and the last
 //! trusted version stays in force.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::decision::PolicyInForce;
-use crate::policy::{self, Policy, SYSTEM_POLICY_PATH};
+use crate::os::SYSTEM_POLICY_PATH;
+use crate::policy::{self, Policy};
 
-type Stamp = Option<(i64, i64, u64, u64, u32, u32)>;
+/// What identifies one version of a file on disk (its modification time, size,
+/// identity, mode and owner: a chmod or chown changes whether it is trusted).
+type Stamp = Option<[i128; 5]>;
 
 fn stamp(path: &Path) -> Stamp {
-    let m = std::fs::metadata(path).ok()?;
-    Some((
-        m.mtime(),
-        m.mtime_nsec(),
-        m.size(),
-        m.ino(),
-        m.mode(),
-        m.uid(),
-    ))
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| crate::os::file_stamp(&m))
 }
 
 /// A policy in force and the file it came from.

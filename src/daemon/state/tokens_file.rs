@@ -31,6 +31,6 @@ pub fn save(state_dir: &Path, book: &TokenBook) -> Result<(), String> {
     let path = path(state_dir);
     let json = serde_json::to_vec_pretty(book).expect("token metadata serializes");
     fsutil::create_private_dir(state_dir)
-        .and_then(|()| fsutil::write_atomic(&path, &json, 0o600))
+        .and_then(|()| fsutil::write_atomic(&path, &json))
         .map_err(|e| format!("failed to write {}: {e}", path.display()))
 }

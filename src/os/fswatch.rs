@@ -278,6 +278,7 @@ mod tests {
         }
     }
 
+    #[cfg(unix)]
     #[test]
     fn a_symbolic_link_is_always_looked_at() {
         let dir = tempfile::tempdir().unwrap();
