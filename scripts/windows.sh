@@ -50,6 +50,8 @@ export WINEPREFIX WINEDEBUG
 CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER="$(pwd)/scripts/wine/run"
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER
 echo "Windows tests under Wine: unit tests and tests/windows.rs"
+# The suite runs the client too, which lives in helper/: build every binary first.
+cargo build --workspace --bins --target "$target"
 cargo test --workspace --lib --bins --target "$target"
 cargo test --test windows --target "$target"
 # The prefix's wineserver would otherwise linger for a few seconds after the last test.

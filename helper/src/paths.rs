@@ -87,7 +87,7 @@ impl Paths {
         let home = var("HOME");
         let xdg = |name: &str, default_under_home: &str| -> Result<PathBuf, NoHomeError> {
             match var(name) {
-                Some(dir) if dir.is_absolute() => Ok(dir.join("helperd")),
+                Some(dir) if starts_at_root(&dir) => Ok(dir.join("helperd")),
                 // The XDG spec says relative paths are invalid and must be ignored.
                 _ => home
                     .as_ref()
@@ -99,7 +99,7 @@ impl Paths {
         let socket = match explicit_socket {
             Some(path) => path,
             None => match var("XDG_RUNTIME_DIR") {
-                Some(dir) if dir.is_absolute() => dir.join("helperd").join("socket"),
+                Some(dir) if starts_at_root(&dir) => dir.join("helperd").join("socket"),
                 _ => xdg("XDG_CACHE_HOME", ".cache")?.join("socket"),
             },
         };
@@ -139,6 +139,11 @@ impl Paths {
             state_dir,
         })
     }
+}
+
+/// An absolute path by the Unix rule (the XDG spec's word), whatever system evaluates it.
+fn starts_at_root(path: &Path) -> bool {
+    path.as_os_str().as_encoded_bytes().first() == Some(&b'/')
 }
 
 /// `<socket>.lock`, next to the socket in its private folder.

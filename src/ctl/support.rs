@@ -335,12 +335,20 @@ mod tests {
         tar::append(&mut f, "x/b.txt", &vec![b'z'; 1000]).unwrap();
         tar::finish(&mut f).unwrap();
         drop(f);
-        let out = std::process::Command::new("tar")
+        let out = match std::process::Command::new("tar")
             .arg("-xf")
             .arg(&path)
             .current_dir(dir.path())
             .output()
-            .unwrap();
+        {
+            Ok(out) => out,
+            // Windows 10 and later ship tar.exe; Wine does not.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                eprintln!("skipped: no tar program here");
+                return;
+            }
+            Err(e) => panic!("tar: {e}"),
+        };
         assert!(
             out.status.success(),
             "{}",

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use helperd_wire::os::sid::{self, Sid};
 use tokio::net::windows::named_pipe::{NamedPipeServer, ServerOptions};
 use windows_sys::Win32::Foundation::{
-    GetLastError, LocalFree, ERROR_ACCESS_DENIED, FALSE, INVALID_HANDLE_VALUE,
+    GetLastError, LocalFree, ERROR_ACCESS_DENIED, ERROR_FILE_NOT_FOUND, FALSE, INVALID_HANDLE_VALUE,
 };
 use windows_sys::Win32::Security::Authorization::{
     ConvertStringSecurityDescriptorToSecurityDescriptorW, SDDL_REVISION_1,
@@ -35,8 +35,8 @@ use windows_sys::Win32::Storage::FileSystem::{
     FILE_FLAG_FIRST_PIPE_INSTANCE, FILE_FLAG_OVERLAPPED, PIPE_ACCESS_DUPLEX,
 };
 use windows_sys::Win32::System::Pipes::{
-    CreateNamedPipeW, GetNamedPipeClientProcessId, PIPE_READMODE_BYTE, PIPE_REJECT_REMOTE_CLIENTS,
-    PIPE_TYPE_BYTE, PIPE_UNLIMITED_INSTANCES, PIPE_WAIT,
+    CreateNamedPipeW, GetNamedPipeClientProcessId, WaitNamedPipeW, PIPE_READMODE_BYTE,
+    PIPE_REJECT_REMOTE_CLIENTS, PIPE_TYPE_BYTE, PIPE_UNLIMITED_INSTANCES, PIPE_WAIT,
 };
 
 use super::BindError;
@@ -121,6 +121,16 @@ pub fn bind(name: &Path, lock_path: &Path) -> Result<BoundSocket, BindError> {
         .map_err(|e| BindError::Io(format!("cannot build the pipe's security descriptor: {e}")))?;
     let attributes = security.attributes();
     let wide_name = wide(name.as_os_str());
+    // Wine 8 ignores FILE_FLAG_FIRST_PIPE_INSTANCE (Windows honours it atomically below):
+    // a name that answers a wait is someone else's pipe already. (Windows' own answer,
+    // ERROR_ACCESS_DENIED from the create, stays the one that matters.)
+    // SAFETY: the name is NUL-terminated; a 1 ms wait only asks whether the pipe exists.
+    if unsafe { WaitNamedPipeW(wide_name.as_ptr(), 1) } != 0
+        // SAFETY: reads the thread's last error.
+        || unsafe { GetLastError() } != ERROR_FILE_NOT_FOUND
+    {
+        return Err(squatted(name));
+    }
     // SAFETY: the name is NUL-terminated and the attributes (and their descriptor) live
     // for the call; the returned handle is owned below.
     let handle = unsafe {
@@ -138,16 +148,14 @@ pub fn bind(name: &Path, lock_path: &Path) -> Result<BoundSocket, BindError> {
     if handle == INVALID_HANDLE_VALUE {
         // SAFETY: reads the thread's last error.
         let code = unsafe { GetLastError() };
+        if code == ERROR_ACCESS_DENIED {
+            return Err(squatted(name));
+        }
         let e = io::Error::from_raw_os_error(code as i32);
-        return Err(BindError::Io(if code == ERROR_ACCESS_DENIED {
-            format!(
-                "the pipe {} already exists and was not created by this daemon (we hold \
-                 its lock); refusing to join it. Another program may be squatting the name",
-                name.display()
-            )
-        } else {
-            format!("failed to create the pipe {}: {e}", name.display())
-        }));
+        return Err(BindError::Io(format!(
+            "failed to create the pipe {}: {e}",
+            name.display()
+        )));
     }
     Ok(BoundSocket {
         // SAFETY: a fresh handle that nothing else owns.
@@ -157,6 +165,15 @@ pub fn bind(name: &Path, lock_path: &Path) -> Result<BoundSocket, BindError> {
         me,
         _lock: lock,
     })
+}
+
+/// A pipe of our name that this daemon did not create.
+fn squatted(name: &Path) -> BindError {
+    BindError::Io(format!(
+        "the pipe {} already exists and was not created by this daemon (we hold its lock); \
+         refusing to join it. Another program may be squatting the name",
+        name.display()
+    ))
 }
 
 impl BoundSocket {

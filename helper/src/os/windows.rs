@@ -224,6 +224,12 @@ pub mod sid {
     }
 
     impl Sid {
+        /// A SID from its bytes (tests build known ones).
+        #[cfg(test)]
+        pub(crate) fn from_bytes(bytes: Vec<u8>) -> Sid {
+            Sid(bytes)
+        }
+
         /// The last sub-authority: the user's relative identifier within its domain.
         pub fn rid(&self) -> u32 {
             let b = &self.0;
@@ -350,5 +356,34 @@ impl Drop for EchoOff {
             SetConsoleCtrlHandler(Some(restore_console), FALSE);
         }
         CONSOLE.store(std::ptr::null_mut(), Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sid::{self, Sid};
+
+    /// S-1-5-18, LocalSystem: a user no test process runs as.
+    fn local_system() -> Sid {
+        Sid::from_bytes(vec![1, 1, 0, 0, 0, 0, 0, 5, 18, 0, 0, 0])
+    }
+
+    #[test]
+    fn a_sid_reads_as_windows_writes_it() {
+        let system = local_system();
+        assert_eq!(system.to_string(), "S-1-5-18");
+        assert_eq!(system.rid(), 18);
+    }
+
+    /// The comparison both ends of the pipe make: this process against itself is the same
+    /// user; against another user's SID it is not (Wine runs one user, so the other side
+    /// of this check is only testable here).
+    #[test]
+    fn this_process_is_its_own_user_and_not_another() {
+        let me = sid::current().unwrap();
+        assert!(me.to_string().starts_with("S-1-"), "{me}");
+        assert_eq!(sid::of_process(std::process::id()).unwrap(), me);
+        assert_ne!(me, local_system());
+        assert!(sid::of_process(u32::MAX - 3).is_err(), "no such process");
     }
 }
