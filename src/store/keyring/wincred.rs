@@ -48,3 +48,53 @@ pub fn hint(kind: StoreKind) -> String {
         _ => "set HELPERD_STORE=wincred or HELPERD_STORE=file".into(),
     }
 }
+
+/// Against the real Credential Manager (under Wine in CI), in a namespace of the test's own.
+#[cfg(test)]
+mod tests {
+    use keyring_core::api::CredentialStoreApi;
+
+    use super::super::KeyringStore;
+    use super::*;
+    use crate::secret::Secret;
+    use crate::store::SecretStore;
+
+    #[test]
+    fn a_3000_char_refresh_token_round_trips_through_credential_manager() {
+        let service = format!("helperd:unit-test-{}", std::process::id());
+        let store = KeyringStore::open(KIND, &service).expect("Credential Manager answers");
+        let raw = windows_native_keyring_store::Store::new().expect("the crate's store");
+        let item = |user: &str| raw.build(&service, user, None).expect("an entry");
+        let key = "token/bb/refresh";
+        let refresh: String = (0..3000u32)
+            .map(|i| char::from(b'A' + (i * 7 % 26) as u8))
+            .collect();
+
+        // One item cannot hold it: what the split is for.
+        let err = item("direct")
+            .set_password(&refresh)
+            .expect_err("3,000 chars are 6,000 bytes of UTF-16");
+        assert!(err.to_string().contains("2560"), "{err}");
+
+        store
+            .set(key, &Secret::new(refresh.clone()))
+            .expect("written split");
+        let back = store.get(key).expect("read").expect("there");
+        assert_eq!(back.expose(), refresh);
+        for user in [key, "token/bb/refresh#a1", "token/bb/refresh#a2"] {
+            let attributes = item(user).get_attributes().expect("the item exists");
+            assert_eq!(attributes["persistence"], "Local", "{user} must not roam");
+        }
+        assert!(item("token/bb/refresh#a3").get_password().is_err());
+
+        store.set(key, &Secret::new("short")).expect("shrunk");
+        assert_eq!(
+            store.get(key).expect("read").expect("there").expose(),
+            "short"
+        );
+        assert!(item("token/bb/refresh#a1").get_password().is_err());
+
+        store.delete(key).expect("deleted");
+        assert!(store.get(key).expect("read").is_none());
+    }
+}
