@@ -196,10 +196,10 @@ pub fn get(items: &impl Items, key: &str) -> Result<Option<Secret>, StoreError> 
     // copies of the secret in freed memory that nothing zeroizes.
     let mut buf = Zeroizing::new(String::with_capacity(header.len));
     for index in 0..header.parts {
-        let name = part_name(key, header.slot, index);
         let part = if index == 0 {
             None
         } else {
+            let name = part_name(key, header.slot, index);
             match items.read(&name)? {
                 Some(part) => Some(part),
                 None => {
