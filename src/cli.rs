@@ -401,8 +401,9 @@ pub enum StoreAction {
 /// the systemd user units in contrib/. Without --foreground it detaches, prints `ok` once it
 /// listens, and logs to $XDG_STATE_HOME/helperd/helperd.log. Environment: HELPERD_HOME
 /// (everything under one folder), HELPERD_SOCKET (socket path), HELPERD_STORE (file |
-/// secret-service | openbao; openbao keeps your secrets in OpenBao under
-/// [openbao] user_path of config.toml), HELPERD_LOG (log filter, e.g. helperd=debug).
+/// secret-service | keychain | wincred | openbao; keychain is macOS's, wincred Windows'
+/// Credential Manager; openbao keeps your secrets in OpenBao under [openbao] user_path of
+/// config.toml), HELPERD_LOG (log filter, e.g. helperd=debug).
 ///
 /// A secret store that does not answer (a keyring waiting for an unlock dialog, a frozen
 /// disk) stalls only the writes that need it: reads and `helperctl status` are answered

@@ -777,7 +777,7 @@ pub struct WhichCandidate {
 /// The secret store of record, as the daemon sees it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct StoreStatus {
-    /// `file`, `secret-service` or `openbao`.
+    /// `file`, `secret-service`, `keychain`, `wincred` or `openbao`.
     pub kind: String,
     /// Where the secrets are when the kind alone does not say it: for `openbao`, the KV
     /// path `<mount>/<user_path>` of the user's entries. Never a secret.

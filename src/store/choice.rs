@@ -40,10 +40,11 @@ pub fn keyring_service(helperd_home: Option<&Path>) -> String {
     }
 }
 
-/// The OS keyring kind of this platform: the Secret Service (elsewhere it answers
-/// "not supported on this system", and the file store is chosen).
+/// The OS keyring kind of this platform: the Secret Service on Linux, the Keychain on
+/// macOS, Credential Manager on Windows (elsewhere it answers "not supported on this
+/// system", and the file store is chosen).
 pub fn platform_keyring() -> StoreKind {
-    StoreKind::SecretService
+    super::keyring::PLATFORM_KIND
 }
 
 /// Opens the store of record: the remembered one, or (first start) the best that answers.

@@ -24,6 +24,10 @@ pub enum StoreKind {
     File,
     /// The freedesktop Secret Service over D-Bus (GNOME Keyring, KWallet...), on Linux.
     SecretService,
+    /// The macOS login keychain.
+    Keychain,
+    /// Windows Credential Manager (generic credentials, kept on this machine).
+    Wincred,
     /// The team's OpenBao, under `[openbao] user_path` (DESIGN.md §10); only when chosen
     /// with `HELPERD_STORE=openbao`, never at a first start on its own.
     OpenBao,
@@ -31,9 +35,11 @@ pub enum StoreKind {
 
 impl StoreKind {
     /// Every kind, in the order `HELPERD_STORE`'s values are listed in messages.
-    pub const ALL: [StoreKind; 3] = [
+    pub const ALL: [StoreKind; 5] = [
         StoreKind::File,
         StoreKind::SecretService,
+        StoreKind::Keychain,
+        StoreKind::Wincred,
         StoreKind::OpenBao,
     ];
 
@@ -42,6 +48,8 @@ impl StoreKind {
         match self {
             StoreKind::File => "file",
             StoreKind::SecretService => "secret-service",
+            StoreKind::Keychain => "keychain",
+            StoreKind::Wincred => "wincred",
             StoreKind::OpenBao => "openbao",
         }
     }
@@ -59,7 +67,10 @@ impl StoreKind {
         match self {
             StoreKind::File if passphrase => StoreStrength::Passphrase,
             StoreKind::File => StoreStrength::KeyFile,
-            StoreKind::SecretService | StoreKind::OpenBao => StoreStrength::Keyring,
+            StoreKind::SecretService
+            | StoreKind::Keychain
+            | StoreKind::Wincred
+            | StoreKind::OpenBao => StoreStrength::Keyring,
         }
     }
 }
