@@ -286,12 +286,8 @@ fn a_runtime_token_is_served_by_url_and_refused_once_expired() {
         "git is told why: {}",
         show(&out)
     );
-    assert!(!sb.all_files_text().contains(token) || store_is_file(&sb));
-}
-
-/// With the file store, the token is in `secrets.enc`, encrypted: search the rest.
-fn store_is_file(sb: &Sandbox) -> bool {
-    sb.status_json()["daemon"]["store"]["kind"] == "file"
+    // The token lives in Credential Manager: no file helperd wrote holds it.
+    assert!(!sb.all_files_text().contains(token));
 }
 
 /// `2026-12-06`, for `--expires`.
@@ -310,6 +306,7 @@ fn rfc3339_date(unix: u64) -> String {
     format!("{year:04}-{month:02}-{day:02}")
 }
 
+/// Credential Manager holds 2,560 bytes per item: the store splits larger values.
 #[test]
 fn a_3000_character_secret_round_trips() {
     let sb = Sandbox::new("long");
@@ -373,6 +370,6 @@ fn status_names_the_store_and_no_secret_lands_in_a_file() {
         audit.contains("example.com") && !audit.contains(password),
         "{audit}"
     );
-    // The file store's secrets are encrypted; the log and the audit log never hold one.
+    // The secret is in Credential Manager; the log and the audit log never hold it.
     assert!(!sb.all_files_text().contains(password));
 }

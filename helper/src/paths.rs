@@ -66,12 +66,13 @@ impl Paths {
         // An empty variable counts as unset, as the XDG spec says for its own variables.
         let var = |name: &str| env(name).filter(|v| !v.is_empty()).map(PathBuf::from);
         match family {
-            Family::Unix => Paths::unix(var),
+            Family::Unix => Paths::unix(var, false),
+            Family::MacOs => Paths::unix(var, true),
             Family::Windows => Paths::windows(var),
         }
     }
 
-    fn unix(var: impl Fn(&str) -> Option<PathBuf>) -> Result<Paths, NoHomeError> {
+    fn unix(var: impl Fn(&str) -> Option<PathBuf>, macos: bool) -> Result<Paths, NoHomeError> {
         let explicit_socket = var("HELPERD_SOCKET");
         if let Some(home) = var("HELPERD_HOME") {
             let socket = explicit_socket.unwrap_or_else(|| home.join("run").join("socket"));
@@ -98,8 +99,17 @@ impl Paths {
 
         let socket = match explicit_socket {
             Some(path) => path,
-            None => match var("XDG_RUNTIME_DIR") {
-                Some(dir) if starts_at_root(&dir) => dir.join("helperd").join("socket"),
+            None => match (var("XDG_RUNTIME_DIR"), var("TMPDIR")) {
+                (Some(dir), _) if starts_at_root(&dir) => dir.join("helperd").join("socket"),
+                // macOS's $TMPDIR is per user (/var/folders/…/T/) and short enough for
+                // sun_path's 104 bytes, which a deep home folder may not be.
+                (_, Some(dir))
+                    if macos
+                        && starts_at_root(&dir)
+                        && dir.join("helperd/socket").as_os_str().len() < SUN_PATH_MAX =>
+                {
+                    dir.join("helperd").join("socket")
+                }
                 _ => xdg("XDG_CACHE_HOME", ".cache")?.join("socket"),
             },
         };
@@ -140,6 +150,9 @@ impl Paths {
         })
     }
 }
+
+/// The longest socket path macOS takes (`sun_path` is 104 bytes with its NUL).
+const SUN_PATH_MAX: usize = 104;
 
 /// An absolute path by the Unix rule (the XDG spec's word), whatever system evaluates it.
 fn starts_at_root(path: &Path) -> bool {
@@ -189,6 +202,35 @@ mod tests {
             .map(|(k, v)| (k.to_string(), OsString::from(v)))
             .collect();
         Paths::resolve_for(Family::Unix, |name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn macos_puts_the_socket_in_its_per_user_tmpdir() {
+        let vars = |extra: &[(&'static str, &'static str)]| {
+            let map: HashMap<String, OsString> = [("HOME", "/Users/ann")]
+                .iter()
+                .chain(extra)
+                .map(|(k, v)| (k.to_string(), OsString::from(v)))
+                .collect();
+            move |name: &str| map.get(name).cloned()
+        };
+        let tmp = "/var/folders/x1/abc123/T/";
+        let p = Paths::resolve_for(Family::MacOs, vars(&[("TMPDIR", tmp)])).unwrap();
+        assert_eq!(p.socket, Path::new(tmp).join("helperd").join("socket"));
+        assert_eq!(p.config_dir, Path::new("/Users/ann/.config/helperd"));
+        // XDG_RUNTIME_DIR still wins; Linux ignores TMPDIR.
+        let p = Paths::resolve_for(
+            Family::MacOs,
+            vars(&[("TMPDIR", tmp), ("XDG_RUNTIME_DIR", "/run/u")]),
+        )
+        .unwrap();
+        assert_eq!(p.socket, Path::new("/run/u/helperd/socket"));
+        let p = Paths::resolve_for(Family::Unix, vars(&[("TMPDIR", tmp)])).unwrap();
+        assert_eq!(p.socket, Path::new("/Users/ann/.cache/helperd/socket"));
+        // A TMPDIR too long for sun_path falls back to the cache folder.
+        let long: &'static str = Box::leak(format!("/{}", "d".repeat(100)).into_boxed_str());
+        let p = Paths::resolve_for(Family::MacOs, vars(&[("TMPDIR", long)])).unwrap();
+        assert_eq!(p.socket, Path::new("/Users/ann/.cache/helperd/socket"));
     }
 
     fn resolve_windows(vars: &[(&str, &str)]) -> Result<Paths, NoHomeError> {

@@ -1,7 +1,9 @@
 //! `helperctl install`: point git at helperd, idempotently.
 //!
 //! - `credential.helper` = the client's absolute path (git runs it directly, no PATH
-//!   search, no shell: the fastest form), replacing whatever helpers were configured;
+//!   search, no shell: the fastest form), replacing whatever helpers were configured; on
+//!   Windows written with `/` (Git for Windows hands the value to its shell, which reads
+//!   `\` as an escape), the way Git Credential Manager's installer writes its own;
 //! - `credential.<url>.useHttpPath true` for every host whose runtimes differ by path,
 //!   since git sends no path to helpers otherwise;
 //! - with `--systemd`, the user units from `contrib/systemd`, socket-activated.
@@ -17,10 +19,10 @@ use crate::config::{config_file, Config};
 const SOCKET_UNIT: &str = include_str!("../../contrib/systemd/helperd.socket");
 const SERVICE_UNIT: &str = include_str!("../../contrib/systemd/helperd.service");
 
-/// A program beside helperctl's own executable.
+/// A program beside helperctl's own executable (`name.exe` on Windows).
 fn sibling(name: &str) -> anyhow::Result<PathBuf> {
     let me = std::env::current_exe().context("cannot find helperctl's own path")?;
-    let path = me.with_file_name(name);
+    let path = me.with_file_name(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     if !path.is_file() {
         bail!(
             "{} is missing; install all three programs together (scripts/install.sh)",
@@ -37,7 +39,7 @@ pub fn git_commands(client: &Path, config: &Config) -> Vec<Vec<String>> {
         "--global".into(),
         "--replace-all".into(),
         "credential.helper".into(),
-        client.display().to_string(),
+        helper_value(client),
     ]];
     for host in config.hosts_needing_path() {
         cmds.push(vec![
@@ -48,6 +50,17 @@ pub fn git_commands(client: &Path, config: &Config) -> Vec<Vec<String>> {
         ]);
     }
     cmds
+}
+
+/// `credential.helper`'s value for the client at `client`. git runs a value holding a
+/// space through its shell, so spaces are escaped; Windows' `\` separators become `/`.
+fn helper_value(client: &Path) -> String {
+    let text = client.to_string_lossy();
+    let text = match std::path::MAIN_SEPARATOR {
+        '\\' => text.replace('\\', "/"),
+        _ => text.into_owned(),
+    };
+    text.replace(' ', "\\ ")
 }
 
 fn shell_words(args: &[String]) -> String {
@@ -85,6 +98,9 @@ pub fn install(paths: &Paths, dry_run: bool, systemd: bool) -> anyhow::Result<u8
         }
     }
     if systemd {
+        if std::env::consts::OS != "linux" {
+            bail!("--systemd installs systemd user units, which exist on Linux only");
+        }
         install_units(dry_run)?;
     }
     Ok(0)
@@ -133,4 +149,26 @@ fn install_units(dry_run: bool) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// git runs a helper value with a space through its shell: the space must stay part
+    /// of the path. On Windows the separators become `/` as well.
+    #[test]
+    fn the_helper_value_survives_git_shell() {
+        let client = Path::new("/opt/my tools").join("git-credential-helperd");
+        let value = helper_value(&client);
+        assert!(
+            value.ends_with("my\\ tools/git-credential-helperd"),
+            "{value}"
+        );
+        let plain = Path::new("/usr/local/bin").join("git-credential-helperd");
+        assert_eq!(
+            helper_value(&plain),
+            "/usr/local/bin/git-credential-helperd"
+        );
+    }
 }

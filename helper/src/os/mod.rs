@@ -31,8 +31,11 @@ pub use imp::sid;
 /// Which kind of system this is, for what the paths look like there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {
-    /// Linux, macOS and the BSDs: a socket file, XDG folders.
+    /// Linux and the BSDs: a socket file, XDG folders.
     Unix,
+    /// macOS: as Unix, with the socket in the per-user `$TMPDIR` when there is no
+    /// `XDG_RUNTIME_DIR` (launchd sets no such thing there).
+    MacOs,
     /// Windows: a named pipe, `%APPDATA%` and `%LOCALAPPDATA%`.
     Windows,
 }

@@ -12,7 +12,10 @@ use std::time::Duration;
 use super::Family;
 
 /// This build's family.
-pub const FAMILY: Family = Family::Unix;
+pub const FAMILY: Family = match cfg!(target_os = "macos") {
+    true => Family::MacOs,
+    false => Family::Unix,
+};
 
 /// What the Rust runtime would have done at start-up and the client (which skips it, see
 /// its `main`) needs: a closed pipe is an error to handle (EPIPE), not a signal that
