@@ -174,13 +174,18 @@ impl AuditLog {
             }
         }
         if keep == 0 {
-            remove_if_present(&self.path)?;
+            // Renamed away first, removed once our handle is closed: Windows keeps the
+            // name of an open file that is deleted until its last handle goes.
+            let dropped = self.dir.join(format!("{AUDIT_FILE}.dropped"));
+            fs::rename(&self.path, &dropped)?;
+            self.reopen()?;
+            remove_if_present(&dropped)?;
         } else {
             fs::rename(&self.path, rotated_name(&self.dir, 1))?;
+            self.reopen()?;
         }
-        self.reopen()?;
         // The renames are metadata of the folder: make them durable together.
-        File::open(&self.dir)?.sync_all()
+        crate::os::sync_dir(&self.dir)
     }
 }
 
@@ -390,12 +395,9 @@ fn printable(s: &str) -> String {
         .collect()
 }
 
-// The rules tested below are about Unix file modes and owners (Windows: see `os::windows`).
-#[cfg(all(test, unix))]
+#[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
-    use std::sync::{Arc, Mutex};
 
     /// 2026-11-01 00:00 UTC.
     const T0: u64 = 1_793_491_200;
@@ -466,12 +468,14 @@ mod tests {
             .unwrap()
             .is_empty());
         let path = dir.path().join(AUDIT_FILE);
-        fs::write(&path, "").unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let file = fs::File::create(&path).unwrap();
+        crate::os::set_mode(&file, 0o644).unwrap();
+        drop(file);
         let log = AuditLog::open(dir.path(), 0, 1).unwrap();
         assert_eq!(log.path(), path);
-        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
+        // Closed to others where files have modes (Windows: the folder's ACL, see os).
+        let mode = crate::os::mode_of(&fs::metadata(&path).unwrap());
+        assert!(mode.is_none_or(|mode| mode & 0o777 == 0o600), "{mode:?}");
     }
 
     #[test]
@@ -582,74 +586,83 @@ mod tests {
         assert_eq!(kinds, ["served", "stored", "renewed"]);
     }
 
-    /// A reason long enough that two writers' lines would visibly interleave if a line
-    /// took more than one write.
-    fn long_event(thread: usize, i: usize) -> AuditEvent {
-        AuditEvent::new(kind::SERVED, i as u64)
-            .runtime(format!("t{thread}"))
-            .reason(format!("{thread}-{i}-").repeat(800))
-    }
+    /// `O_APPEND`'s promise that one write lands whole, with several writers. Windows
+    /// gives the same for `FILE_APPEND_DATA` writes on NTFS, but Wine 8 interleaves them,
+    /// so this is checked on Unix only.
+    #[cfg(unix)]
+    mod several_writers {
+        use super::*;
+        use std::sync::{Arc, Mutex};
 
-    fn assert_whole_lines(dir: &Path, threads: usize, per_thread: usize) {
-        let mut text = String::new();
-        for (_, path) in rotated_files(dir).unwrap() {
-            text.push_str(&fs::read_to_string(path).unwrap());
+        /// A reason long enough that two writers' lines would visibly interleave if a line
+        /// took more than one write.
+        fn long_event(thread: usize, i: usize) -> AuditEvent {
+            AuditEvent::new(kind::SERVED, i as u64)
+                .runtime(format!("t{thread}"))
+                .reason(format!("{thread}-{i}-").repeat(800))
         }
-        text.push_str(&raw_log(dir));
-        assert!(text.ends_with('\n'));
-        let mut count = 0;
-        for line in text.lines() {
-            let e: AuditEvent = serde_json::from_str(line).expect("every line is whole");
-            let thread: usize = e.runtime.as_deref().unwrap()[1..].parse().unwrap();
-            assert_eq!(e, long_event(thread, e.ts as usize));
-            count += 1;
-        }
-        assert_eq!(count, threads * per_thread);
-    }
 
-    #[test]
-    fn lines_stay_whole_with_several_writers() {
-        const THREADS: usize = 8;
-        const EACH: usize = 200;
-        // One log per thread: O_APPEND keeps each write(2) whole.
-        let dir = state_dir();
-        let handles: Vec<_> = (0..THREADS)
-            .map(|t| {
-                let dir = dir.path().to_path_buf();
-                std::thread::spawn(move || {
-                    let mut log = AuditLog::open(&dir, 0, 0).unwrap();
-                    for i in 0..EACH {
-                        log.append(&long_event(t, i)).unwrap();
-                    }
+        fn assert_whole_lines(dir: &Path, threads: usize, per_thread: usize) {
+            let mut text = String::new();
+            for (_, path) in rotated_files(dir).unwrap() {
+                text.push_str(&fs::read_to_string(path).unwrap());
+            }
+            text.push_str(&raw_log(dir));
+            assert!(text.ends_with('\n'));
+            let mut count = 0;
+            for line in text.lines() {
+                let e: AuditEvent = serde_json::from_str(line).expect("every line is whole");
+                let thread: usize = e.runtime.as_deref().unwrap()[1..].parse().unwrap();
+                assert_eq!(e, long_event(thread, e.ts as usize));
+                count += 1;
+            }
+            assert_eq!(count, threads * per_thread);
+        }
+
+        #[test]
+        fn lines_stay_whole_with_several_writers() {
+            const THREADS: usize = 8;
+            const EACH: usize = 200;
+            // One log per thread: O_APPEND keeps each write(2) whole.
+            let dir = state_dir();
+            let handles: Vec<_> = (0..THREADS)
+                .map(|t| {
+                    let dir = dir.path().to_path_buf();
+                    std::thread::spawn(move || {
+                        let mut log = AuditLog::open(&dir, 0, 0).unwrap();
+                        for i in 0..EACH {
+                            log.append(&long_event(t, i)).unwrap();
+                        }
+                    })
                 })
-            })
-            .collect();
-        for h in handles {
-            h.join().expect("a writer thread panicked");
-        }
-        assert_whole_lines(dir.path(), THREADS, EACH);
+                .collect();
+            for h in handles {
+                h.join().expect("a writer thread panicked");
+            }
+            assert_whole_lines(dir.path(), THREADS, EACH);
 
-        // One shared log, rotating as it goes, as in the daemon.
-        let dir = state_dir();
-        let log = Arc::new(Mutex::new(
-            AuditLog::open(dir.path(), 64 * 1024, 1000).unwrap(),
-        ));
-        let handles: Vec<_> = (0..THREADS)
-            .map(|t| {
-                let log = Arc::clone(&log);
-                std::thread::spawn(move || {
-                    for i in 0..EACH {
-                        let mut log = log.lock().expect("no writer panics holding the lock");
-                        log.append(&long_event(t, i)).unwrap();
-                    }
+            // One shared log, rotating as it goes, as in the daemon.
+            let dir = state_dir();
+            let log = Arc::new(Mutex::new(
+                AuditLog::open(dir.path(), 64 * 1024, 1000).unwrap(),
+            ));
+            let handles: Vec<_> = (0..THREADS)
+                .map(|t| {
+                    let log = Arc::clone(&log);
+                    std::thread::spawn(move || {
+                        for i in 0..EACH {
+                            let mut log = log.lock().expect("no writer panics holding the lock");
+                            log.append(&long_event(t, i)).unwrap();
+                        }
+                    })
                 })
-            })
-            .collect();
-        for h in handles {
-            h.join().expect("a writer thread panicked");
+                .collect();
+            for h in handles {
+                h.join().expect("a writer thread panicked");
+            }
+            assert!(dir.path().join("audit.log.1").exists(), "it rotated");
+            assert_whole_lines(dir.path(), THREADS, EACH);
         }
-        assert!(dir.path().join("audit.log.1").exists(), "it rotated");
-        assert_whole_lines(dir.path(), THREADS, EACH);
     }
 
     #[test]
@@ -775,7 +788,6 @@ TIME (UTC)           EVENT    RUNTIME  TOKEN   URL                          PEER
     }
 
     /// The lookup itself is tested in `os`; here, that an event carries its result.
-    #[cfg(any(target_os = "linux", target_os = "macos"))]
     #[test]
     fn an_event_carries_the_peers_executable() {
         let e = AuditEvent::new(kind::SERVED, 0).peer(std::process::id() as i32, 7);

@@ -560,6 +560,11 @@ pub struct StatusReport {
     /// The team's OpenBao, when `[openbao]` names a `team_path`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub openbao: Option<OpenBaoStatus>,
+    /// helperd's folders that other users may reach, each as `<folder>: <who>` (on Unix
+    /// the daemon refuses such folders at start; on Windows the profile's ACL is what
+    /// protects them, so an ACL that lets others in is reported here).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exposed_folders: Vec<String>,
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -201,6 +201,12 @@ pub fn render_status(
             ),
         );
     }
+    for exposed in &r.exposed_folders {
+        row(
+            "exposed folder",
+            format!("{exposed} may read it; close it to them (your credentials live there)"),
+        );
+    }
     if r.log_lines_lost > 0 {
         row(
             "daemon log",

@@ -58,6 +58,7 @@ pub async fn status(state: &State) -> Response {
             forward: Some(forward),
             log_lines_lost: super::log_writer::lines_lost(),
             openbao: openbao_status(state),
+            exposed_folders: exposed_folders(state),
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").into(),
             protocol: PROTOCOL_VERSION,
@@ -66,6 +67,20 @@ pub async fn status(state: &State) -> Response {
             store,
         }),
     })
+}
+
+/// The folders holding helperd's files that other users may reach (see
+/// `StatusReport::exposed_folders`); one read of each folder's permissions.
+fn exposed_folders(state: &State) -> Vec<String> {
+    let settings = &state.settings;
+    // Not the config folder: config.toml holds no secret.
+    [settings.state_dir.as_path(), settings.data_dir.as_path()]
+        .into_iter()
+        .filter_map(|dir| match crate::os::others_with_access(dir) {
+            Ok(who) if !who.is_empty() => Some(format!("{}: {}", dir.display(), who.join(", "))),
+            _ => None,
+        })
+        .collect()
 }
 
 fn forward_status(state: &State, policy: Option<&LoadedPolicy>) -> ForwardStatus {

@@ -32,6 +32,8 @@ mod macos;
 use macos as imp;
 
 #[cfg(windows)]
+mod windows_acl;
+#[cfg(windows)]
 mod windows_peer;
 #[cfg(windows)]
 use windows_peer as imp;
@@ -45,6 +47,13 @@ pub use family::{
     private_dir_builder, private_file_options, read_hidden, set_mode, start_in_background,
     sync_dir, uid_of_user, DaemonSignals, Detached, SignalAsks, SYSTEM_POLICY_PATH,
 };
+
+/// Who besides this user (and the system's own accounts) may reach `path`, in words: on
+/// Unix group or others by its mode, on Windows the accounts its DACL allows in.
+#[cfg(unix)]
+pub use family::others_with_access;
+#[cfg(windows)]
+pub use windows_acl::others_with_access;
 
 /// The peer of an accepted Unix-socket connection: its uid, and its pid where the OS
 /// tells (Linux `SO_PEERCRED`, macOS `getpeereid` + `LOCAL_PEERPID`).

@@ -112,6 +112,15 @@ pub fn owner_of(meta: &fs::Metadata) -> Option<u32> {
     Some(meta.uid())
 }
 
+/// Group or others, when the mode of `path` lets them in (see `crate::os`).
+pub fn others_with_access(path: &Path) -> io::Result<Vec<String>> {
+    let mode = fs::metadata(path)?.permissions().mode() & 0o777;
+    Ok(match mode & 0o077 {
+        0 => Vec::new(),
+        _ => vec![format!("group or others (mode {mode:04o})")],
+    })
+}
+
 /// Makes a rename inside `dir` durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()

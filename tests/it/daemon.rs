@@ -32,6 +32,31 @@ fn socket_folder_is_0700_and_socket_is_0600() {
     assert_eq!(mode(&sb.helperd_home().join("data")), 0o700);
 }
 
+/// A folder opened to others after the daemon started is named in `status` (the daemon
+/// refuses such folders at start; on Windows, where the profile's ACL protects them, this
+/// is the only check).
+#[test]
+fn status_names_a_data_folder_others_can_reach() {
+    let sb = Sandbox::new();
+    assert_ok(&sb.credential("approve", ALICE));
+    let status = util::status_json(&sb);
+    assert!(
+        status["daemon"].get("exposed_folders").is_none(),
+        "{status}"
+    );
+    let data = sb.helperd_home().join("data");
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let status = util::status_json(&sb);
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let exposed = status["daemon"]["exposed_folders"].to_string();
+    assert!(
+        exposed.contains(&*data.to_string_lossy()) && exposed.contains("mode 0755"),
+        "{status}"
+    );
+    let human = util::ctl_ok(&sb, &["status"]);
+    assert!(!human.contains("exposed folder"), "closed again: {human}");
+}
+
 #[test]
 fn an_existing_loose_socket_folder_is_refused_with_the_fix() {
     let sb = Sandbox::new();

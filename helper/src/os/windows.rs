@@ -224,9 +224,8 @@ pub mod sid {
     }
 
     impl Sid {
-        /// A SID from its bytes (tests build known ones).
-        #[cfg(test)]
-        pub(crate) fn from_bytes(bytes: Vec<u8>) -> Sid {
+        /// A SID from its bytes (as an ACL entry or a test holds them).
+        pub fn from_bytes(bytes: Vec<u8>) -> Sid {
             Sid(bytes)
         }
 
