@@ -327,6 +327,9 @@ async fn forward_socket(shared: Arc<Shared>) {
     let state = &shared.state;
     let path = state.settings.forward_socket();
     let mut open: Option<Open> = None;
+    // Said once per distinct failure, not every half second (on Windows the forward
+    // socket is never available: SSH forwarding is Linux/macOS only).
+    let mut last_failure: Option<String> = None;
     loop {
         state.look_at_files();
         let policy = state.policy.current();
@@ -346,7 +349,10 @@ async fn forward_socket(shared: Arc<Shared>) {
                     });
                 }
                 Err(e) => {
-                    tracing::warn!(socket = %path.display(), error = %e, "cannot open the forward socket")
+                    if last_failure.as_deref() != Some(&e.to_string()) {
+                        tracing::warn!(socket = %path.display(), error = %e, "cannot open the forward socket");
+                        last_failure = Some(e.to_string());
+                    }
                 }
             },
             (Err(why), Some(_)) => {
