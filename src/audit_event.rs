@@ -37,6 +37,9 @@ pub mod kind {
     pub const SUPPORT_USED: &str = "support_used";
     /// Support access ended, by the user or by expiry.
     pub const SUPPORT_REVOKED: &str = "support_revoked";
+    /// The daemon minted a GitHub App installation token (runtime, installation,
+    /// permissions, expiry; never the token or the key).
+    pub const MINTED: &str = "minted";
     /// A broken `config.toml`. Reserved: no code writes this kind yet.
     pub const CONFIG_ERROR: &str = "config_error";
 }

@@ -185,6 +185,8 @@ pub enum DaemonAction {
 }
 
 /// `helperctl runtime` subcommands: they edit config.toml, keeping comments and layout.
+// Parsed once per command: the size of `Add` (its GitHub App flags) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum RuntimeAction {
     /// Add a runtime: a named identity with its URL prefixes.
@@ -211,6 +213,21 @@ pub enum RuntimeAction {
         /// Let remote machines use this runtime over SSH (see `helperctl forward`).
         #[arg(long)]
         forward: bool,
+        /// A GitHub App runtime: the app's id. git then gets installation tokens the
+        /// daemon mints (give it the app's key with `helperctl token set-app`).
+        #[arg(long, value_name = "ID")]
+        app_id: Option<u64>,
+        /// The GitHub App's client id (Iv23...), used as the JWT's issuer.
+        #[arg(long, value_name = "ID", requires = "app_id")]
+        client_id: Option<String>,
+        /// The app's installation to mint for (default: looked up once from the URL's
+        /// account or repository, then recorded).
+        #[arg(long, value_name = "ID", requires = "app_id")]
+        installation_id: Option<u64>,
+        /// A permission the installation tokens ask for, NAME=read|write|admin
+        /// (repeatable), e.g. contents=write; default: all the installation has.
+        #[arg(long = "permission", value_name = "NAME=LEVEL", requires = "app_id")]
+        permissions: Vec<String>,
         /// Bitbucket Cloud: your Atlassian account email, with which its API checks API
         /// tokens (git uses x-bitbucket-api-token-auth or your username).
         #[arg(long)]
@@ -354,9 +371,24 @@ pub enum TokenAction {
         #[allow(missing_docs)]
         runtime: String,
         /// Also revoke it at the host, where the host's API allows it (says plainly where
-        /// it does not).
+        /// it does not). For a GitHub App runtime: revokes the installation token in use.
         #[arg(long)]
         revoke: bool,
+    },
+    /// Give a GitHub App runtime (one with --app-id) its private key: the PEM file
+    /// GitHub's "Generate a private key" downloads (PKCS#1), or PKCS#8. It is stored in
+    /// the store of record like a token (the file can be deleted afterwards); the daemon
+    /// mints hour-long installation tokens with it and keeps them in memory only.
+    SetApp {
+        // The runtime's name in config.toml. No doc comment: clap would print it as help text.
+        #[allow(missing_docs)]
+        runtime: String,
+        /// The private key file (.pem); `-` reads it from stdin.
+        #[arg(long, value_name = "PATH")]
+        key_file: std::path::PathBuf,
+        /// Do not ask GitHub whether the key works, nor look up the installation now.
+        #[arg(long)]
+        offline: bool,
     },
 }
 

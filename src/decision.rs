@@ -26,6 +26,36 @@ use crate::token::{TokenBook, TokenMeta, TokenState};
 /// How long before its expiry an OAuth token is refreshed.
 pub const REFRESH_AHEAD_SECS: u64 = 300;
 
+/// How long before its `expires_at` a GitHub App installation token is minted anew: git
+/// gets at least this long with each token (GitHub's last for an hour).
+pub const MINT_AHEAD_SECS: u64 = 300;
+
+/// What the daemon holds in memory for one GitHub App runtime (never a secret).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MintView {
+    /// The key (token id) the state is about; a new key makes it void.
+    pub key_id: String,
+    /// The installation token minted last, while the daemon holds it.
+    pub token: Option<MintedView>,
+    /// The last mint failed: why (for git's stderr and `status`), and no new attempt
+    /// before the time given.
+    pub failure: Option<(String, u64)>,
+}
+
+/// A minted installation token, as the decision sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MintedView {
+    /// Tells this token from the one before and after (the daemon's counter).
+    pub serial: u64,
+    /// Unix seconds (GitHub's `expires_at`).
+    pub expires_at: u64,
+    /// The installation it was minted for.
+    pub installation: u64,
+}
+
+/// Per runtime name: the GitHub App runtimes' minted tokens and failures.
+pub type Mints = HashMap<String, MintView>;
+
 /// The admin policy in force, with the file it came from (named in messages).
 #[derive(Debug, Clone, Copy)]
 pub struct PolicyInForce<'a> {
@@ -87,7 +117,10 @@ pub struct Facts<'a> {
     pub plain: PlainView<'a>,
     /// Per token id: no refresh is tried before this time (after a failed one).
     pub refresh_backoff: &'a HashMap<String, u64>,
-    /// False on the second look after a refresh was attempted: serve or refuse now.
+    /// GitHub App runtimes: what is minted, what failed.
+    pub mints: &'a Mints,
+    /// False on the second look after a refresh (or a mint) was attempted: serve or
+    /// refuse now.
     pub allow_refresh: bool,
     /// The daemon's clock, Unix seconds (settable in tests, hence an argument).
     pub now: u64,
@@ -138,6 +171,17 @@ pub enum Decision {
         /// request refreshed it).
         token_id: String,
     },
+    /// The GitHub App runtime has no installation token fresh enough: mint one (one at a
+    /// time per runtime), then decide again.
+    Mint {
+        /// The GitHub App runtime.
+        runtime: String,
+        /// Its private key's token id.
+        key_id: String,
+    },
+    /// git erased the runtime's installation token after a 401: throw it away (the next
+    /// request mints a new one), when the secret git names is that token.
+    DropMinted(DropMinted),
     /// Nothing leaves, nothing changes, and there is nothing to say (a miss, or git
     /// confirming the token it was given).
     Nothing,
@@ -162,6 +206,22 @@ pub struct ServeToken {
     pub expires: Option<u64>,
     /// The once-a-day warning that the token expires soon; the daemon records the day.
     pub warning: Option<String>,
+    /// A GitHub App runtime: the serial of the minted installation token to serve (held
+    /// in memory), instead of the stored secret of `token_id` (the app's key).
+    pub minted: Option<u64>,
+}
+
+/// See [`Decision::DropMinted`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DropMinted {
+    /// The GitHub App runtime.
+    pub runtime: String,
+    /// The minted token to drop; a newer one is left alone.
+    pub serial: u64,
+    /// How the token appears in the audit log.
+    pub token_label: String,
+    /// The secret git says failed: dropped only when it is the minted token.
+    pub only_if_secret_is: Option<Secret>,
 }
 
 impl ServeToken {
@@ -286,6 +346,9 @@ pub enum RefuseReason {
     TeamTokenPolicy,
     /// Team runtimes are configured and were never read: the message.
     TeamUnread(String),
+    /// A GitHub App runtime without an installation token: minting failed (the notice
+    /// says why and what to do).
+    NotMinted,
 }
 
 /// The kinds of error a refusal is, on the wire.
@@ -330,6 +393,7 @@ impl RefuseReason {
             RefuseReason::NameConflict(_) => "local and team runtime share the name".into(),
             RefuseReason::TeamTokenPolicy => "policy: team token".into(),
             RefuseReason::TeamUnread(_) => "team runtimes not read yet".into(),
+            RefuseReason::NotMinted => "no installation token could be minted".into(),
         }
     }
 
@@ -529,6 +593,12 @@ fn serve(facts: &Facts<'_>, rt: &RuntimeConfig) -> Decision {
         }
     };
     let Some(token) = book.for_runtime(&rt.name) else {
+        if rt.app.is_some() {
+            return Decision::Refuse(Refusal::new(RefuseReason::NoToken).runtime(rt).notice(format!(
+                "helperd: runtime {name} is a GitHub App runtime without its private key: run `helperctl token set-app {name} --key-file app.private-key.pem`",
+                name = rt.name
+            )));
+        }
         let mut refusal = Refusal::new(RefuseReason::NoToken)
             .runtime(rt)
             .notice(format!(
@@ -547,6 +617,9 @@ fn serve(facts: &Facts<'_>, rt: &RuntimeConfig) -> Decision {
                 rt.name, rt.name
             )),
         );
+    }
+    if rt.app.is_some() {
+        return serve_minted(facts, rt, token);
     }
     if facts.allow_refresh && refresh_due(token, facts.now, facts.refresh_backoff) {
         return Decision::Refresh {
@@ -608,7 +681,57 @@ fn serve(facts: &Facts<'_>, rt: &RuntimeConfig) -> Decision {
         bearer,
         expires: token.expires,
         warning: expiry_warning(rt, token, state, facts.now),
+        minted: None,
     })
+}
+
+/// `get` for a GitHub App runtime whose key is `key`: the installation token in memory
+/// while it has more than [`MINT_AHEAD_SECS`] left, else a mint first (unless one failed
+/// just now); a token that is still valid serves while a new one cannot be minted.
+fn serve_minted(facts: &Facts<'_>, rt: &RuntimeConfig, key: &TokenMeta) -> Decision {
+    let view = facts.mints.get(&rt.name).filter(|v| v.key_id == key.id);
+    let token = view.and_then(|v| v.token);
+    let failure = view.and_then(|v| v.failure.as_ref());
+    let backing_off = failure.is_some_and(|(_, until)| facts.now < *until);
+    let fresh = token.filter(|t| facts.now.saturating_add(MINT_AHEAD_SECS) < t.expires_at);
+    if fresh.is_none() && facts.allow_refresh && !backing_off {
+        return Decision::Mint {
+            runtime: rt.name.clone(),
+            key_id: key.id.clone(),
+        };
+    }
+    match fresh.or(token.filter(|t| facts.now < t.expires_at)) {
+        Some(t) => Decision::ServeToken(ServeToken {
+            runtime: rt.name.clone(),
+            token_id: key.id.clone(),
+            token_label: minted_label(t.installation),
+            // GitHub's documented username for installation tokens (config refuses others).
+            username: Some("x-access-token".into()),
+            bearer: false,
+            expires: Some(t.expires_at),
+            warning: None,
+            minted: Some(t.serial),
+        }),
+        None => {
+            let why = failure
+                .map(|(why, _)| why.as_str())
+                .unwrap_or("the token could not be minted");
+            Decision::Refuse(
+                Refusal::new(RefuseReason::NotMinted)
+                    .runtime(rt)
+                    .token(key)
+                    .notice(format!(
+                        "helperd: runtime {}: no GitHub App installation token: {why}",
+                        rt.name
+                    )),
+            )
+        }
+    }
+}
+
+/// How a minted installation token appears in the audit log.
+pub fn minted_label(installation: u64) -> String {
+    format!("installation token (installation {installation})")
 }
 
 /// An OAuth token that expires within [`REFRESH_AHEAD_SECS`] and was not just tried.
@@ -729,7 +852,8 @@ pub fn name_conflict_message(config: &Config, name: &str, config_path: &Path) ->
 /// user typed a new one at git's prompt); git confirming a token it was given changes
 /// nothing. A team runtime's token is the admin's: nothing typed here replaces it.
 fn renew(facts: &Facts<'_>, rt: &RuntimeConfig) -> Decision {
-    if rt.team.is_some() {
+    // A GitHub App runtime's tokens are minted: nothing typed at git's prompt replaces them.
+    if rt.team.is_some() || rt.app.is_some() {
         return Decision::Nothing;
     }
     let secret = match (&facts.request.password, &facts.request.credential) {
@@ -765,6 +889,23 @@ fn reject(facts: &Facts<'_>, rt: &RuntimeConfig) -> Decision {
     let Some(token) = facts.book.ok().and_then(|b| b.for_runtime(&rt.name)) else {
         return Decision::Nothing;
     };
+    if rt.app.is_some() {
+        // The key is fine (GitHub minted with it); the token git used is thrown away.
+        let minted = facts
+            .mints
+            .get(&rt.name)
+            .filter(|v| v.key_id == token.id)
+            .and_then(|v| v.token);
+        return match minted {
+            Some(t) => Decision::DropMinted(DropMinted {
+                runtime: rt.name.clone(),
+                serial: t.serial,
+                token_label: minted_label(t.installation),
+                only_if_secret_is: facts.request.password.clone(),
+            }),
+            None => Decision::Nothing,
+        };
+    }
     let given = match rt.auth {
         AuthScheme::Basic => facts.request.password.clone(),
         AuthScheme::Bearer => facts.request.credential.clone(),
@@ -922,7 +1063,15 @@ impl Decision {
                 .runtime(&m.runtime)
                 .token(&m.token_label)
                 .reason("the host rejected the token (git erased it after a 401); marked rejected, kept"),
-            Decision::ReadPlain | Decision::Refresh { .. } | Decision::Nothing => return None,
+            Decision::DropMinted(_) if done == Done::NotOurs => return None,
+            Decision::DropMinted(d) => event(kind::ERASED)
+                .runtime(&d.runtime)
+                .token(&d.token_label)
+                .reason("the host rejected the installation token (git erased it after a 401); thrown away, the next request mints a new one"),
+            Decision::ReadPlain
+            | Decision::Refresh { .. }
+            | Decision::Mint { .. }
+            | Decision::Nothing => return None,
             Decision::Refuse(r) => {
                 let k = match r.reason {
                     RefuseReason::StoreBelowPolicy(_) | RefuseReason::RuntimePolicy => {

@@ -206,6 +206,7 @@ mod tests {
             email: None,
             line: 1,
             team: None,
+            app: None,
         }
     }
 

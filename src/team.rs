@@ -108,6 +108,8 @@ pub fn parse_entry(
             path: path.to_string(),
             version: at.version,
         }),
+        // Team entries with app keys are a later step of issue 18.
+        app: None,
     };
     let mut hosts: Vec<String> = runtime.urls.iter().map(UrlPrefix::base_url).collect();
     hosts.sort();
@@ -136,6 +138,8 @@ pub fn parse_entry(
         oauth_client_id: None,
         refresh_expires_at: None,
         replaced_at: None,
+        app_installation: None,
+        app_slug: None,
     };
     Ok(TeamRuntime {
         runtime,

@@ -19,6 +19,35 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// An HTTP date (RFC 9110 §5.6.7 IMF-fixdate, `Sun, 06 Nov 1994 08:49:37 GMT`), the form
+/// servers send in `Date`; `None` for anything else.
+pub fn parse_http_date(text: &str) -> Option<u64> {
+    let mut parts = text.split_whitespace();
+    let (_, day, month, year, clock, zone) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    if zone != "GMT" || parts.next().is_some() {
+        return None;
+    }
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let m = MONTHS.iter().position(|m| *m == month)? as u32 + 1;
+    let (d, y): (u32, i64) = (day.parse().ok()?, year.parse().ok()?);
+    let mut hms = clock.split(':').map(|p| p.parse::<u64>().ok());
+    let (h, mi, s) = (hms.next()??, hms.next()??, hms.next()??);
+    if !(1..=days_in_month(y, m)).contains(&d) || h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    let days = u64::try_from(days_from_civil(y, m, d)).ok()?;
+    Some(days * 86_400 + h * 3600 + mi * 60 + s)
+}
+
 /// Days since 1970-01-01 for a proleptic Gregorian date.
 fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
@@ -225,6 +254,20 @@ pub fn countdown(at: u64, now: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_dates() {
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777)
+        );
+        assert_eq!(
+            parse_http_date("Mon, 01 Mar 2027 00:00:00 GMT"),
+            Some(1_803_859_200)
+        );
+        assert_eq!(parse_http_date("Mon, 01 Mar 2027 00:00:00 UTC"), None);
+        assert_eq!(parse_http_date("Mon, 31 Feb 2027 00:00:00 GMT"), None);
+    }
 
     #[test]
     fn dates_are_midnight_utc() {

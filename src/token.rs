@@ -63,7 +63,18 @@ pub struct TokenMeta {
     /// When a renewal replaced it (then it is kept in [`TokenBook::retired`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaced_at: Option<u64>,
+    /// A GitHub App key: the installation found for the runtime's owner (recorded once,
+    /// so that it is not looked up again); a configured `installation_id` wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_installation: Option<u64>,
+    /// A GitHub App key: the app's slug as GitHub reported it (its pages are `/apps/SLUG`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_slug: Option<String>,
 }
+
+/// The kind recorded for a GitHub App's private key, which a GitHub App runtime holds
+/// where other runtimes hold a token (its installation tokens are minted, never stored).
+pub const APP_KEY_KIND: &str = "GitHub App private key";
 
 /// The store key of a token's secret.
 pub fn secret_key(id: &str) -> String {
@@ -97,6 +108,8 @@ impl TokenMeta {
             oauth_client_id: None,
             refresh_expires_at: None,
             replaced_at: None,
+            app_installation: None,
+            app_slug: None,
         }
     }
 }

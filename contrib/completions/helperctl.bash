@@ -217,6 +217,9 @@ _helperctl() {
             helperctl__subcmd__help__subcmd__token,set)
                 cmd="helperctl__subcmd__help__subcmd__token__subcmd__set"
                 ;;
+            helperctl__subcmd__help__subcmd__token,set-app)
+                cmd="helperctl__subcmd__help__subcmd__token__subcmd__set__subcmd__app"
+                ;;
             helperctl__subcmd__help__subcmd__token,verify)
                 cmd="helperctl__subcmd__help__subcmd__token__subcmd__verify"
                 ;;
@@ -322,6 +325,9 @@ _helperctl() {
             helperctl__subcmd__token,set)
                 cmd="helperctl__subcmd__token__subcmd__set"
                 ;;
+            helperctl__subcmd__token,set-app)
+                cmd="helperctl__subcmd__token__subcmd__set__subcmd__app"
+                ;;
             helperctl__subcmd__token,verify)
                 cmd="helperctl__subcmd__token__subcmd__verify"
                 ;;
@@ -336,6 +342,9 @@ _helperctl() {
                 ;;
             helperctl__subcmd__token__subcmd__help,set)
                 cmd="helperctl__subcmd__token__subcmd__help__subcmd__set"
+                ;;
+            helperctl__subcmd__token__subcmd__help,set-app)
+                cmd="helperctl__subcmd__token__subcmd__help__subcmd__set__subcmd__app"
                 ;;
             helperctl__subcmd__token__subcmd__help,verify)
                 cmd="helperctl__subcmd__token__subcmd__help__subcmd__verify"
@@ -1073,7 +1082,7 @@ _helperctl() {
             return 0
             ;;
         helperctl__subcmd__help__subcmd__token)
-            opts="set verify link remove"
+            opts="set verify link remove set-app"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1115,6 +1124,20 @@ _helperctl() {
             return 0
             ;;
         helperctl__subcmd__help__subcmd__token__subcmd__set)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__help__subcmd__token__subcmd__set__subcmd__app)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1235,7 +1258,7 @@ _helperctl() {
             return 0
             ;;
         helperctl__subcmd__runtime__subcmd__add)
-            opts="-h -V --url --provider --username --api-url --auth --forward --email --help --version"
+            opts="-h -V --url --provider --username --api-url --auth --forward --app-id --client-id --installation-id --permission --email --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1259,6 +1282,22 @@ _helperctl() {
                     ;;
                 --auth)
                     COMPREPLY=($(compgen -W "basic bearer" -- "${cur}"))
+                    return 0
+                    ;;
+                --app-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --client-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --installation-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --permission)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --email)
@@ -1779,7 +1818,7 @@ _helperctl() {
             return 0
             ;;
         helperctl__subcmd__token)
-            opts="-h -V --help --version set verify link remove help"
+            opts="-h -V --help --version set verify link remove set-app help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1793,7 +1832,7 @@ _helperctl() {
             return 0
             ;;
         helperctl__subcmd__token__subcmd__help)
-            opts="set verify link remove help"
+            opts="set verify link remove set-app help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1849,6 +1888,20 @@ _helperctl() {
             return 0
             ;;
         helperctl__subcmd__token__subcmd__help__subcmd__set)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__token__subcmd__help__subcmd__set__subcmd__app)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1924,6 +1977,24 @@ _helperctl() {
                     return 0
                     ;;
                 --scopes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        helperctl__subcmd__token__subcmd__set__subcmd__app)
+            opts="-h -V --key-file --offline --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --key-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

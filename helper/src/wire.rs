@@ -122,6 +122,17 @@ pub enum Request {
         #[serde(default)]
         force: bool,
     },
+    /// A GitHub App's private key for a runtime with `app_id` (`helperctl token set-app`):
+    /// the daemon stores it like a token's secret and mints installation tokens with it.
+    TokenSetApp {
+        /// The GitHub App runtime.
+        runtime: String,
+        /// The PEM text (PKCS#1 or PKCS#8); secret, redacted in `Debug`.
+        key: String,
+        /// Do not ask GitHub whether the key works (nor look up the installation).
+        #[serde(default)]
+        offline: bool,
+    },
     /// Ask the provider about the token of `runtime` again (or of every runtime).
     TokenVerify {
         /// `None`: every runtime that has a token.
@@ -406,6 +417,16 @@ impl std::fmt::Debug for Request {
                 .field("runtime", runtime)
                 .field("from", from)
                 .finish(),
+            Request::TokenSetApp {
+                runtime,
+                key: _,
+                offline,
+            } => f
+                .debug_struct("TokenSetApp")
+                .field("runtime", runtime)
+                .field("key", &"<redacted>")
+                .field("offline", offline)
+                .finish(),
             Request::TokenRemove { runtime, revoke } => f
                 .debug_struct("TokenRemove")
                 .field("runtime", runtime)
@@ -650,6 +671,43 @@ pub struct RuntimeStatus {
     /// Set for a team runtime: where in OpenBao it was read (DESIGN.md §10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub team: Option<TeamSource>,
+    /// Set for a GitHub App runtime: the app and its minted token (never the token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<AppStatus>,
+}
+
+/// A GitHub App runtime's app and installation token (DESIGN.md §13). Never a secret.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AppStatus {
+    /// The app's id.
+    pub app_id: u64,
+    /// The app's client id, when configured (the JWT's issuer then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The installation minted for, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installation: Option<u64>,
+    /// Where the installation id comes from: `config` or `discovered`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installation_from: Option<String>,
+    /// Permissions asked for (`name=level`); empty: all the installation has.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub permissions: Vec<String>,
+    /// The installation token held in memory now: when it expires (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_expires: Option<u64>,
+    /// When it was minted (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minted_at: Option<u64>,
+    /// When the next token is minted (Unix seconds): a few minutes before the current one
+    /// expires, or after a failure's back-off; absent: at the next git request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_mint: Option<u64>,
+    /// Why the last mint failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Tokens minted since the daemon started.
+    pub mints: u64,
 }
 
 /// Where a team runtime lives in OpenBao.

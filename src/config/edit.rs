@@ -31,6 +31,9 @@ pub struct NewRuntime {
     pub forward: bool,
     /// The Atlassian account email (Bitbucket Cloud's API checks tokens with it).
     pub email: Option<String>,
+    /// A GitHub App runtime's app (`app_id`, `app_client_id`, `installation_id`,
+    /// `permissions`).
+    pub app: Option<crate::config::GitHubApp>,
 }
 
 /// Returns the new file text with a `[[runtime]]` table appended.
@@ -80,6 +83,24 @@ fn render_runtime(rt: &NewRuntime) -> String {
     }
     if rt.forward {
         table.insert("forward", toml_edit::value(true));
+    }
+    if let Some(app) = &rt.app {
+        // TOML integers are i64; GitHub's ids are far below that.
+        let int = |n: u64| toml_edit::value(i64::try_from(n).unwrap_or(i64::MAX));
+        table.insert("app_id", int(app.app_id));
+        if let Some(id) = &app.client_id {
+            table.insert("app_client_id", toml_edit::value(id.as_str()));
+        }
+        if let Some(id) = app.installation_id {
+            table.insert("installation_id", int(id));
+        }
+        if !app.permissions.is_empty() {
+            let mut perms = toml_edit::InlineTable::new();
+            for (name, level) in &app.permissions {
+                perms.insert(name, level.as_str().into());
+            }
+            table.insert("permissions", Item::Value(Value::InlineTable(perms)));
+        }
     }
     let mut tables = ArrayOfTables::new();
     tables.push(table);
@@ -348,6 +369,7 @@ urls = ["https://gitlab.example.com/"]
             auth: AuthScheme::Basic,
             forward: false,
             email: None,
+            app: None,
         }
     }
 

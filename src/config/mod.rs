@@ -15,7 +15,7 @@ pub mod file;
 pub mod openbao;
 mod parse;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -85,6 +85,89 @@ pub struct RuntimeConfig {
     pub line: usize,
     /// Set for a team runtime, read from OpenBao rather than `config.toml`.
     pub team: Option<TeamOrigin>,
+    /// Set for a GitHub App runtime: the daemon mints its tokens (DESIGN.md §13).
+    pub app: Option<GitHubApp>,
+}
+
+/// A runtime's GitHub App (`app_id`, ...): its private key is the runtime's secret
+/// (`helperctl token set-app`), and git gets installation tokens the daemon mints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitHubApp {
+    /// The app's id (Settings > Developer settings > GitHub Apps > the app: "App ID").
+    pub app_id: u64,
+    /// The app's client id (`Iv23...`), which GitHub prefers as the JWT's `iss`.
+    pub client_id: Option<String>,
+    /// The installation to mint for; `None`: found from the URL prefixes' owner.
+    pub installation_id: Option<u64>,
+    /// Permissions asked for (`contents` -> `write`); empty: all the installation has.
+    pub permissions: BTreeMap<String, String>,
+}
+
+impl GitHubApp {
+    /// The JWT's `iss`: the client id, else the app id.
+    pub fn issuer(&self) -> String {
+        self.client_id
+            .clone()
+            .unwrap_or_else(|| self.app_id.to_string())
+    }
+}
+
+/// What a GitHub App runtime's URL prefixes name: the one owner (account) and, when every
+/// prefix names a repository, those repositories.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppScope {
+    /// The account all prefixes are under; `None` when a prefix names the whole host.
+    pub owner: Option<String>,
+    /// Repository names (without the owner), when every prefix names one; else empty.
+    pub repositories: Vec<String>,
+}
+
+/// [`AppScope`] of URL prefixes; `Err`: they name more than one owner (an installation
+/// belongs to one account).
+pub fn app_scope(urls: &[UrlPrefix]) -> Result<AppScope, String> {
+    let mut owners: Vec<&str> = Vec::new();
+    let mut repositories = Vec::new();
+    let mut every_prefix_names_a_repo = true;
+    let mut whole_host = false;
+    for u in urls {
+        let mut parts = u.path.split('/').filter(|p| !p.is_empty());
+        match parts.next() {
+            None => {
+                whole_host = true;
+                every_prefix_names_a_repo = false;
+            }
+            Some(owner) => {
+                if !owners.contains(&owner) {
+                    owners.push(owner);
+                }
+                match parts.next() {
+                    Some(repo) => {
+                        let repo = repo.strip_suffix(".git").unwrap_or(repo).to_string();
+                        if !repositories.contains(&repo) {
+                            repositories.push(repo);
+                        }
+                    }
+                    None => every_prefix_names_a_repo = false,
+                }
+            }
+        }
+    }
+    if owners.len() > 1 {
+        return Err(format!(
+            "a GitHub App installation belongs to one account, and the urls name {}; make one runtime per account",
+            owners.join(", ")
+        ));
+    }
+    if !every_prefix_names_a_repo {
+        repositories.clear();
+    }
+    Ok(AppScope {
+        owner: owners
+            .first()
+            .filter(|_| !whole_host)
+            .map(|o| o.to_string()),
+        repositories,
+    })
 }
 
 /// Where a team runtime came from (DESIGN.md §10): shown by `status` and the audit log.
@@ -158,7 +241,7 @@ pub fn config_file(config_dir: &Path) -> PathBuf {
 const MAX_DAYS: i64 = 3650;
 
 /// The keys a `[[runtime]]` table may have, in the order the docs list them.
-const RUNTIME_KEYS: [&str; 9] = [
+const RUNTIME_KEYS: [&str; 13] = [
     "name",
     "provider",
     "urls",
@@ -168,7 +251,14 @@ const RUNTIME_KEYS: [&str; 9] = [
     "oauth_client_id",
     "forward",
     "email",
+    "app_id",
+    "app_client_id",
+    "installation_id",
+    "permissions",
 ];
+
+/// Permission levels GitHub takes in an installation token request.
+const PERMISSION_LEVELS: [&str; 3] = ["read", "write", "admin"];
 
 const SETTINGS_KEYS: [&str; 2] = ["warn_days", "stale_days"];
 
@@ -371,7 +461,9 @@ fn parse_runtime(cx: &Cx<'_>, table: &Table) -> Result<RuntimeConfig, ConfigErro
     let oauth_client_id = rt.optional_text("oauth_client_id")?;
     let forward = rt.flag("forward")?;
     let email = rt.optional_text("email")?;
+    let app = rt.app(provider, &urls, username.as_deref(), auth)?;
     Ok(RuntimeConfig {
+        app,
         email,
         provider,
         urls,
@@ -572,6 +664,97 @@ impl RtCx<'_> {
         }
     }
 
+    /// An optional whole number above 0.
+    fn id(&self, key: &str) -> Result<Option<u64>, ConfigError> {
+        let Some(item) = self.table.get(key) else {
+            return Ok(None);
+        };
+        match item.as_integer().map(u64::try_from) {
+            Some(Ok(n)) if n > 0 => Ok(Some(n)),
+            _ => Err(self.error(
+                value_span(self.table, key),
+                format!("{key} must be a whole number above 0 (as GitHub shows it)"),
+            )),
+        }
+    }
+
+    /// `app_id`, `app_client_id`, `installation_id`, `permissions`: a GitHub App runtime.
+    fn app(
+        &self,
+        provider: Provider,
+        urls: &[UrlPrefix],
+        username: Option<&str>,
+        auth: AuthScheme,
+    ) -> Result<Option<GitHubApp>, ConfigError> {
+        let Some(app_id) = self.id("app_id")? else {
+            for key in ["app_client_id", "installation_id", "permissions"] {
+                if self.table.contains_key(key) {
+                    return Err(self.error(
+                        key_span(self.table, key),
+                        format!("{key} belongs to a GitHub App runtime; add app_id = ... too"),
+                    ));
+                }
+            }
+            return Ok(None);
+        };
+        let span = value_span(self.table, "app_id");
+        if !provider.descriptor().github_apps {
+            return Err(self.error(
+                span,
+                format!(
+                    "app_id: {} has no GitHub Apps (only provider = \"github\" runtimes hold one)",
+                    provider.descriptor().title
+                ),
+            ));
+        }
+        if username.is_some_and(|u| u != "x-access-token") || auth != AuthScheme::Basic {
+            return Err(self.error(
+                span,
+                "a GitHub App runtime sends git the username x-access-token with Basic auth; remove username and auth".into(),
+            ));
+        }
+        let installation_id = self.id("installation_id")?;
+        let scope =
+            app_scope(urls).map_err(|why| self.error(value_span(self.table, "urls"), why))?;
+        if scope.owner.is_none() && installation_id.is_none() {
+            return Err(self.error(
+                value_span(self.table, "urls"),
+                "a GitHub App runtime needs urls naming the account it is installed on (https://github.com/acme/), or installation_id".into(),
+            ));
+        }
+        let mut permissions = BTreeMap::new();
+        if let Some(item) = self.table.get("permissions") {
+            let pspan = value_span(self.table, "permissions");
+            let table = item.as_table_like().ok_or_else(|| {
+                self.error(
+                    pspan.clone(),
+                    "permissions must be a table, like permissions = { contents = \"write\" }"
+                        .into(),
+                )
+            })?;
+            for (name, level) in table.iter() {
+                let level = level.as_str().unwrap_or_default();
+                let name_ok =
+                    !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+                if !name_ok || !PERMISSION_LEVELS.contains(&level) {
+                    return Err(self.error(
+                        pspan,
+                        format!(
+                            "permissions: {name} = {level:?} is not a GitHub App permission; write name = \"read\", \"write\" or \"admin\" (names as GitHub's API spells them: contents, pull_requests, ...)"
+                        ),
+                    ));
+                }
+                permissions.insert(name.to_string(), level.to_string());
+            }
+        }
+        Ok(Some(GitHubApp {
+            app_id,
+            client_id: self.optional_text("app_client_id")?,
+            installation_id,
+            permissions,
+        }))
+    }
+
     fn auth(&self) -> Result<AuthScheme, ConfigError> {
         let Some(value) = self.text("auth")? else {
             return Ok(AuthScheme::default());
@@ -727,7 +910,7 @@ oauth_client_id = "Iv1.0123456789abcdef"  # optional
             ("[[runtime]]\nname = \"acmé\"\n".into(), 2,
                 "runtime name \"acmé\" is invalid: use 1 to 64 ASCII letters, digits, '.', '_' or '-'".into()),
             (runtime_with("acme", "usernmae = \"bob\"\n"), 5,
-                "runtime \"acme\": unknown key \"usernmae\"; known keys: name, provider, urls, username, api_url, auth, oauth_client_id, forward, email".into()),
+                "runtime \"acme\": unknown key \"usernmae\"; known keys: name, provider, urls, username, api_url, auth, oauth_client_id, forward, email, app_id, app_client_id, installation_id, permissions".into()),
             ("[settings]\nwarn_day = 3\n".into(), 2,
                 "[settings]: unknown key \"warn_day\"; known keys: warn_days, stale_days".into()),
             ("[[runtime]]\nname = 1\n".into(), 2, "runtime name must be a string, not integer".into()),
@@ -759,7 +942,7 @@ oauth_client_id = "Iv1.0123456789abcdef"  # optional
             ("[runtime.a]\nname = \"a\"\n".into(), 1,
                 "runtime must be written as [[runtime]] tables (double brackets), one per runtime".into()),
             ("[[runtime]]\nname = \"a\"\n[runtime.extra]\n".into(), 3,
-                "runtime \"a\": unknown key \"extra\"; known keys: name, provider, urls, username, api_url, auth, oauth_client_id, forward, email".into()),
+                "runtime \"a\": unknown key \"extra\"; known keys: name, provider, urls, username, api_url, auth, oauth_client_id, forward, email, app_id, app_client_id, installation_id, permissions".into()),
         ];
         for (text, line, message) in cases {
             assert_eq!(error(&text), (Some(line), message), "for:\n{text}");

@@ -114,6 +114,30 @@ fn set_passphrase(paths: &Paths) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+/// A GitHub App's private key file (`-`: stdin), read into a [`Secret`](crate::secret::Secret).
+fn read_key_file(path: &std::path::Path) -> anyhow::Result<crate::secret::Secret> {
+    use std::io::Read;
+    let mut bytes = zeroize::Zeroizing::new(Vec::new());
+    if path.as_os_str() == "-" {
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .context("failed to read the key from stdin")?;
+    } else {
+        std::fs::File::open(path)
+            .and_then(|mut f| f.read_to_end(&mut bytes))
+            .with_context(|| format!("failed to read the key file {}", path.display()))?;
+    }
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| anyhow::anyhow!("{} is not a PEM text file", path.display()))?;
+    if !text.contains("-----BEGIN ") {
+        bail!(
+            "{} is not a PEM file (no BEGIN line); give the .pem GitHub downloaded",
+            path.display()
+        );
+    }
+    Ok(crate::secret::Secret::new(text))
+}
+
 fn token(paths: &Paths, action: TokenAction) -> anyhow::Result<u8> {
     let request = match action {
         TokenAction::Set {
@@ -145,6 +169,18 @@ fn token(paths: &Paths, action: TokenAction) -> anyhow::Result<u8> {
         TokenAction::Verify { runtime, all: _ } => Request::TokenVerify { runtime },
         TokenAction::Link { runtime, from } => Request::TokenLink { runtime, from },
         TokenAction::Remove { runtime, revoke } => Request::TokenRemove { runtime, revoke },
+        TokenAction::SetApp {
+            runtime,
+            key_file,
+            offline,
+        } => {
+            let key = read_key_file(&key_file)?;
+            Request::TokenSetApp {
+                runtime,
+                key: key.expose().to_string(),
+                offline,
+            }
+        }
     };
     print_done(send_starting(paths, request)?)?;
     Ok(0)

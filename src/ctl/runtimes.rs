@@ -27,7 +27,29 @@ pub fn run(paths: &Paths, action: RuntimeAction) -> anyhow::Result<u8> {
             auth,
             forward,
             email,
+            app_id,
+            client_id,
+            installation_id,
+            permissions,
         } => {
+            let app = match app_id {
+                None => None,
+                Some(app_id) => {
+                    let mut perms = std::collections::BTreeMap::new();
+                    for p in &permissions {
+                        let (k, v) = p.split_once('=').with_context(|| {
+                            format!("--permission {p:?}: write NAME=LEVEL, e.g. contents=write")
+                        })?;
+                        perms.insert(k.trim().to_string(), v.trim().to_string());
+                    }
+                    Some(crate::config::GitHubApp {
+                        app_id,
+                        client_id,
+                        installation_id,
+                        permissions: perms,
+                    })
+                }
+            };
             let provider = match provider {
                 Some(p) => Provider::parse(&p).with_context(|| {
                     let names: Vec<_> = Provider::ALL.iter().map(|p| p.name()).collect();
@@ -42,6 +64,7 @@ pub fn run(paths: &Paths, action: RuntimeAction) -> anyhow::Result<u8> {
             let rt = NewRuntime {
                 forward,
                 email,
+                app,
                 name: name.clone(),
                 provider,
                 urls,

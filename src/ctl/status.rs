@@ -382,6 +382,16 @@ fn runtime_table(runtimes: &[RuntimeStatus], now: u64, colour: bool) -> String {
             );
             rows.push((cells, String::new()));
         }
+        if let Some(app) = &rt.app {
+            let mut cells: [String; 9] = Default::default();
+            cells[2] = app_line(app, now);
+            rows.push((cells, String::new()));
+            if let Some(e) = &app.error {
+                let mut cells: [String; 9] = Default::default();
+                cells[2] = format!("! last mint failed: {e}");
+                rows.push((cells, String::new()));
+            }
+        }
         let token_notes = rt
             .token
             .iter()
@@ -488,4 +498,32 @@ pub fn render_which(r: &WhichReport, now: u64) -> String {
         }
     }
     out
+}
+
+/// A GitHub App runtime's line: app, installation, the token in memory and the next mint.
+fn app_line(app: &helperd_wire::wire::AppStatus, now: u64) -> String {
+    let mut parts = vec![format!("GitHub App {}", app.app_id)];
+    match (app.installation, app.installation_from.as_deref()) {
+        (Some(id), Some(from)) => parts.push(format!("installation {id} ({from})")),
+        (Some(id), None) => parts.push(format!("installation {id}")),
+        (None, _) => parts.push("installation looked up at the first mint".into()),
+    }
+    if !app.permissions.is_empty() {
+        parts.push(format!("permissions {}", app.permissions.join(",")));
+    }
+    match app.token_expires {
+        Some(t) => parts.push(format!(
+            "token expires {} ({})",
+            crate::timefmt::format_datetime(t),
+            crate::timefmt::countdown(t, now)
+        )),
+        None => parts.push("no token in memory".into()),
+    }
+    match app.next_mint {
+        Some(t) if t > now => {
+            parts.push(format!("next mint {}", crate::timefmt::format_datetime(t)))
+        }
+        _ => parts.push("next mint at the next git request".into()),
+    }
+    parts.join("; ")
 }

@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 
 use helperd_wire::wire::{
-    ConfigStatus, ErrorCode, ForwardStatus, OpenBaoStatus, PolicyStatus, Reply, Response,
-    RuntimeStatus, StatusReport, StoreStatus, SupportStatus, TeamSource, TokenStatus,
+    AppStatus, ConfigStatus, ErrorCode, ForwardStatus, OpenBaoStatus, PolicyStatus, Reply,
+    Response, RuntimeStatus, StatusReport, StoreStatus, SupportStatus, TeamSource, TokenStatus,
     WhichCandidate, WhichReport, PROTOCOL_VERSION,
 };
 use tokio::sync::oneshot;
@@ -281,7 +281,41 @@ fn config_and_runtimes(
                 }
                 .to_string()
             });
+            let app = rt.app.as_ref().map(|app| {
+                let key = book.for_runtime(&rt.name);
+                let mint = key
+                    .map(|k| state.mints.status(&rt.name, &k.id))
+                    .unwrap_or_default();
+                let (installation, from) =
+                    match (app.installation_id, key.and_then(|k| k.app_installation)) {
+                        (Some(id), _) => (Some(id), Some("config".to_string())),
+                        (None, Some(id)) => (Some(id), Some("discovered".to_string())),
+                        (None, None) => (None, None),
+                    };
+                let token_expires = mint.token.as_ref().map(|t| t.0);
+                AppStatus {
+                    app_id: app.app_id,
+                    client_id: app.client_id.clone(),
+                    installation: mint.token.as_ref().map(|t| t.1).or(installation),
+                    installation_from: from,
+                    permissions: app
+                        .permissions
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect(),
+                    token_expires,
+                    minted_at: mint.token.as_ref().map(|t| t.2),
+                    next_mint: match (&mint.failure, token_expires) {
+                        (Some((_, until)), _) => Some(*until),
+                        (None, Some(t)) => Some(t.saturating_sub(crate::decision::MINT_AHEAD_SECS)),
+                        (None, None) => None,
+                    },
+                    error: mint.failure.map(|(why, _)| why),
+                    mints: mint.mints,
+                }
+            });
             RuntimeStatus {
+                app,
                 oauth_app,
                 name: rt.name.clone(),
                 provider: rt.provider.name().into(),

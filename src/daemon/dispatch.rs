@@ -70,6 +70,11 @@ pub async fn request(state: &State, peer: &Peer, request: Request) -> (Response,
             };
             tokens::set(state, peer, new, Secret::new(secret)).await
         }
+        Request::TokenSetApp {
+            runtime,
+            key,
+            offline,
+        } => tokens::set_app(state, peer, runtime, Secret::new(key), offline).await,
         Request::TokenVerify { runtime } => tokens::verify(state, peer, runtime).await,
         Request::TokenLink { runtime, from } => tokens::link(state, peer, runtime, from).await,
         Request::TokenRemove { runtime, revoke } => {

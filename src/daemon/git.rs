@@ -3,6 +3,7 @@
 //! decision names, has the writer make the change it names, writes the one audit event
 //! built from it, and answers. It decides nothing itself.
 
+mod mint;
 mod refresh;
 
 use std::sync::Arc;
@@ -117,6 +118,7 @@ async fn answer(
         let book = view.book.clone();
         let plain: Option<Arc<PlainTable>> = state.plain();
         let backoff = state.refresh.backoff();
+        let mints = state.mints.view();
         let now = state.now();
         let config_broken = state.config.never_loaded();
         let team_unread = team_unread(&config, &view.team);
@@ -138,6 +140,7 @@ async fn answer(
                 (None, None) => PlainView::NotRead,
             },
             refresh_backoff: &backoff,
+            mints: &mints,
             allow_refresh,
             now,
         };
@@ -163,6 +166,10 @@ async fn answer(
             }
             Decision::Refresh { runtime, token_id } if allow_refresh => {
                 refresh::run(state, &runtime, &token_id).await;
+                allow_refresh = false;
+            }
+            Decision::Mint { runtime, key_id } if allow_refresh => {
+                mint::run(state, &runtime, &key_id).await;
                 allow_refresh = false;
             }
             decision => return execute(state, peer, cred, decision, &view.team, now).await,
@@ -203,10 +210,12 @@ async fn execute(
             mark_team_rejected(state, mark, team, now)
         }
         Decision::MarkRejected(mark) => mark_rejected(state, mark, now).await,
-        // Both were asked for and fetched before the last look: never left to execute.
-        Decision::ReadPlain | Decision::Refresh { .. } | Decision::Nothing => {
-            (for_git(String::new()), Done::AsDecided)
-        }
+        Decision::DropMinted(drop) => drop_minted(state, drop, now),
+        // Asked for and fetched before the last look: never left to execute.
+        Decision::ReadPlain
+        | Decision::Refresh { .. }
+        | Decision::Mint { .. }
+        | Decision::Nothing => (for_git(String::new()), Done::AsDecided),
         Decision::Refuse(refusal) => (refused(refusal), Done::AsDecided),
     };
     let url = request_url(cred);
@@ -277,12 +286,14 @@ async fn serve_token(
     team: &TeamSnapshot,
     now: u64,
 ) -> (Response, Done) {
-    let found = match is_team_token(&serve.token_id) {
-        true => match team_secret(team, serve, now) {
+    let found = match (serve.minted, is_team_token(&serve.token_id)) {
+        // Dropped (git's erase) between the decision and now: nothing, as for a miss.
+        (Some(serial), _) => Ok(state.mints.secret(&serve.runtime, serial)),
+        (None, true) => match team_secret(team, serve, now) {
             Ok(found) => Ok(found),
             Err(response) => return (response, Done::AsDecided),
         },
-        false => state.store.token_secret(&serve.token_id).await,
+        (None, false) => state.store.token_secret(&serve.token_id).await,
     };
     let secret = match found {
         Ok(Some(s)) => s,
@@ -422,6 +433,32 @@ fn mark_team_rejected(
     tracing::warn!(runtime = %mark.runtime, "erase: the host rejected the team token; re-reading OpenBao");
     state.team.reject(&mark.token_id, now);
     (for_git(String::new()), Done::AsDecided)
+}
+
+/// git's `erase` after a 401 with a GitHub App installation token: the token is thrown
+/// away (the next request mints a new one); a re-minted token erased again is not
+/// minted a third time at once.
+fn drop_minted(state: &State, drop: &decision::DropMinted, now: u64) -> (Response, Done) {
+    let refused = || {
+        "GitHub refused two freshly minted installation tokens in a row (git erased both after \
+         a 401): the installation may lack access to this repository or the permissions git \
+         needs (contents); check the app's installation"
+            .to_string()
+    };
+    let until = now.saturating_add(super::state::mint_gate::MINT_RETRY_SECS);
+    match state.mints.erase(
+        &drop.runtime,
+        drop.serial,
+        drop.only_if_secret_is.as_ref(),
+        refused,
+        until,
+    ) {
+        Some(()) => {
+            tracing::warn!(runtime = %drop.runtime, "erase: the host rejected the installation token; thrown away");
+            (for_git(String::new()), Done::AsDecided)
+        }
+        None => (for_git(String::new()), Done::NotOurs),
+    }
 }
 
 /// git's `erase` after a 401: the runtime's token is marked rejected when the failed

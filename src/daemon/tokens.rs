@@ -170,6 +170,135 @@ fn apply_check(
     Ok(())
 }
 
+/// `token set-app`: checks the key (it parses; GitHub accepts a JWT signed with it, unless
+/// `offline`), looks up the installation when none is configured, then stores the key as
+/// the runtime's secret. Minted tokens of an earlier key are dropped.
+pub async fn set_app(
+    state: &State,
+    peer: &Peer,
+    runtime: String,
+    key: Secret,
+    offline: bool,
+) -> Response {
+    let rt = match runtime_named(state, &runtime) {
+        Ok(rt) => rt,
+        Err(resp) => return resp,
+    };
+    let Some(app) = rt.app.clone() else {
+        return bad_request(format!(
+            "runtime {} is not a GitHub App runtime (it has no app_id); add one with `helperctl runtime add NAME --provider github --url ... --app-id ID`",
+            rt.name
+        ));
+    };
+    let parsed = match crate::provider::AppKey::from_pem(&key) {
+        Ok(k) => k,
+        Err(e) => return bad_request(format!("{e}; nothing was stored")),
+    };
+    let now = state.now();
+    let mut token = TokenMeta::new(Some(format!("app {} key", app.app_id)), now, None);
+    token.kind = Some(crate::token::APP_KEY_KIND.into());
+    let mut said = Vec::new();
+    if offline {
+        token
+            .notes
+            .push("not checked with GitHub (--offline)".into());
+    } else {
+        let checked = async {
+            let client = state.providers()?;
+            let target = Target::for_runtime(&rt);
+            let jwt = parsed
+                .jwt(&app.issuer(), now)
+                .map_err(|e| ProviderError::Protocol {
+                    detail: e.to_string(),
+                })?;
+            let info = client.app_info(&target, &jwt, now).await?;
+            let mut installation = None;
+            if app.installation_id.is_none() {
+                let scope = crate::config::app_scope(&rt.urls).unwrap_or_default();
+                if let Some(owner) = scope.owner.as_deref() {
+                    let asked = match scope.repositories.as_slice() {
+                        [one] => crate::provider::Owner::Repo(owner, one),
+                        _ => crate::provider::Owner::Account(owner),
+                    };
+                    installation = Some(
+                        client
+                            .find_installation(&target, &jwt, &asked, now)
+                            .await
+                            .map_err(|e| match (&e, &info.slug) {
+                                (ProviderError::Unsupported { what }, Some(slug)) => {
+                                    ProviderError::Unsupported {
+                                        what: format!(
+                                            "{what}; the app's installation page: {}/apps/{slug}/installations/new",
+                                            target.web_base
+                                        ),
+                                    }
+                                }
+                                _ => e,
+                            })?,
+                    );
+                }
+            }
+            Ok::<_, ProviderError>((info, installation))
+        }
+        .await;
+        match checked {
+            Ok((info, installation)) => {
+                if info.id != app.app_id {
+                    return bad_request(format!(
+                        "this key belongs to app {}, not to app {} (the runtime's app_id); nothing was stored",
+                        info.id, app.app_id
+                    ));
+                }
+                token.checked_at = Some(now);
+                token.app_slug = info.slug.clone();
+                if let Some(slug) = &info.slug {
+                    token.name = Some(format!("app {slug} key"));
+                }
+                if let Some(found) = installation {
+                    token.app_installation = Some(found.id);
+                    said.push(format!(
+                        "installed on {} (installation {})",
+                        found.account.as_deref().unwrap_or("the account"),
+                        found.id
+                    ));
+                }
+            }
+            Err(e) => {
+                tracing::info!(runtime = %rt.name, error = %e, "token set-app: the check with GitHub failed");
+                return provider_error(e);
+            }
+        }
+    }
+    drop(parsed);
+    let label = token_label(&token);
+    if let Err(resp) = state
+        .new_token(Some(peer), &rt.name, token, key, None)
+        .await
+        .map_err(set_token_error)
+    {
+        return resp;
+    }
+    state.mints.forget(&rt.name);
+    tracing::info!(runtime = %rt.name, "GitHub App key set");
+    state
+        .audit(
+            peer.event(kind::TOKEN_SET)
+                .runtime(&rt.name)
+                .token(label)
+                .reason("GitHub App private key"),
+        )
+        .await;
+    let mut message = format!(
+        "GitHub App key stored for runtime {} (app {}); installation tokens are minted when git needs them",
+        rt.name, app.app_id
+    );
+    for s in said {
+        message.push_str("; ");
+        message.push_str(&s);
+    }
+    done(message)
+}
+
 /// `token verify`: asks the host again about the token of `runtime` (or of every runtime).
 pub async fn verify(state: &State, peer: &Peer, runtime: Option<String>) -> Response {
     let config = state.config.current();
@@ -311,10 +440,16 @@ pub async fn remove(state: &State, peer: &Peer, runtime: String, revoke: bool) -
     let Some(token) = state.token_of(&runtime) else {
         return bad_request(format!("runtime {runtime:?} has no token"));
     };
-    let revoked = match revoke {
-        true => Some(revoke_at_host(state, peer, &runtime, &token).await),
-        false => None,
+    let app_runtime = state.runtime(&runtime).is_some_and(|rt| rt.app.is_some());
+    let revoked = match (revoke, app_runtime) {
+        (true, true) => Some(revoke_minted(state, peer, &runtime).await),
+        (true, false) => Some(revoke_at_host(state, peer, &runtime, &token).await),
+        (false, _) => None,
     };
+    if app_runtime {
+        // The key goes: the tokens minted with it are thrown away too (in memory only).
+        state.mints.forget(&runtime);
+    }
     let shared: Vec<String> = token
         .runtimes
         .iter()
@@ -346,6 +481,44 @@ pub async fn remove(state: &State, peer: &Peer, runtime: String, revoke: bool) -
         )),
         None => done(format!("runtime {runtime} has no token any more; {what}")),
     }
+}
+
+/// `token remove --revoke` of a GitHub App runtime: the installation token in use is
+/// revoked (`DELETE /installation/token`); the key itself can only be deleted in the
+/// app's settings. Returns what to tell the user.
+async fn revoke_minted(state: &State, peer: &Peer, runtime: &str) -> String {
+    let Some(rt) = state.runtime(runtime) else {
+        return "nothing was revoked: the runtime is gone from the configuration".into();
+    };
+    let held = state
+        .token_of(runtime)
+        .and_then(|key| state.mints.current(runtime, &key.id));
+    let Some(minted) = held else {
+        return "no installation token was in use, so none was revoked (the private key itself is deleted in the app's settings on GitHub)".into();
+    };
+    let target = Target::for_runtime(&rt);
+    let said = match state.providers() {
+        Err(_) => "the installation token could not be revoked (no HTTP client)".to_string(),
+        Ok(client) => match client
+            .revoke_installation_token(&target, &minted.secret)
+            .await
+        {
+            Ok(()) => "the installation token in use was revoked at GitHub (the private key itself is deleted in the app's settings)".into(),
+            Err(e) => format!(
+                "revoking the installation token failed ({e}); it expires by itself at {}",
+                format_datetime(minted.expires_at)
+            ),
+        },
+    };
+    state
+        .audit(
+            peer.event(kind::TOKEN_REVOKED)
+                .runtime(runtime)
+                .token(crate::decision::minted_label(minted.installation))
+                .reason(said.clone()),
+        )
+        .await;
+    said
 }
 
 /// Revokes the runtime's token at its host, where the API allows it. Returns what to

@@ -45,6 +45,13 @@ urls = ["https://split.example/left/"]
 name = "right"
 provider = "github"
 urls = ["https://split.example/right/"]
+
+[[runtime]]
+name = "bot"
+provider = "github"
+urls = ["https://github.com/botorg/"]
+app_id = 123
+permissions = { contents = "write" }
 "#;
 
 fn config() -> Config {
@@ -69,6 +76,7 @@ fn book() -> TokenBook {
             token("d", "dc", "bb.example", None),
             token("g", "gen", "gen.example", None),
             token("l", "left", "split.example", None),
+            token("k", "bot", "github.com", None),
         ],
         retired: Vec::new(),
     }
@@ -102,6 +110,7 @@ struct Case {
     book: Result<TokenBook, String>,
     plain: Option<Result<PlainTable, StoreProblem>>,
     backoff: HashMap<String, u64>,
+    mints: Mints,
     allow_refresh: bool,
     now: u64,
 }
@@ -120,6 +129,7 @@ impl Case {
             book: Ok(book()),
             plain: Some(Ok(plain_table())),
             backoff: HashMap::new(),
+            mints: Mints::new(),
             allow_refresh: true,
             now: NOW,
         }
@@ -153,6 +163,7 @@ impl Case {
             book: self.book.as_ref().map_err(String::as_str),
             plain,
             refresh_backoff: &self.backoff,
+            mints: &self.mints,
             allow_refresh: self.allow_refresh,
             now: self.now,
         })
@@ -643,6 +654,7 @@ fn decide_get(
         table.store(&cred, None, NOW);
     }
     let backoff = HashMap::new();
+    let mints = Mints::new();
     decide(&Facts {
         action: GitAction::Get,
         via,
@@ -660,6 +672,7 @@ fn decide_get(
         book: Ok(book),
         plain: PlainView::Read(&table),
         refresh_backoff: &backoff,
+        mints: &mints,
         allow_refresh: true,
         now,
     })
@@ -820,5 +833,105 @@ fn with_no_configuration_read_nothing_falls_to_the_plain_credentials() {
     assert!(
         message.contains("config.toml:3") && message.contains("serves nothing"),
         "{message}"
+    );
+}
+
+/// A GitHub App runtime's state in memory: a token `serial` expiring at `expires_at`.
+fn minted(serial: u64, expires_at: u64) -> Mints {
+    let mut m = Mints::new();
+    m.insert(
+        "bot".into(),
+        MintView {
+            key_id: "k".into(),
+            token: Some(MintedView {
+                serial,
+                expires_at,
+                installation: 789,
+            }),
+            failure: None,
+        },
+    );
+    m
+}
+
+const BOT: &str = "protocol=https\nhost=github.com\npath=botorg/app.git\n";
+
+#[test]
+fn a_github_app_runtime_mints_then_serves_the_minted_token() {
+    let mut case = Case::get(BOT);
+    assert_eq!(
+        case.decide(),
+        Decision::Mint {
+            runtime: "bot".into(),
+            key_id: "k".into()
+        }
+    );
+    case.mints = minted(4, NOW + 3600);
+    let Decision::ServeToken(serve) = case.decide() else {
+        panic!("served: {:?}", case.decide())
+    };
+    assert_eq!(serve.minted, Some(4));
+    assert_eq!(serve.username.as_deref(), Some("x-access-token"));
+    assert_eq!(serve.expires, Some(NOW + 3600));
+    assert_eq!(serve.token_id, "k");
+    // Within the margin: minted anew; if that fails, the old one serves while valid.
+    case.mints = minted(4, NOW + MINT_AHEAD_SECS);
+    assert!(matches!(case.decide(), Decision::Mint { .. }));
+    case.allow_refresh = false;
+    assert!(matches!(
+        case.decide(),
+        Decision::ServeToken(ServeToken {
+            minted: Some(4),
+            ..
+        })
+    ));
+    // Expired and the mint failed: refused with why.
+    case.mints = minted(4, NOW);
+    case.mints.get_mut("bot").unwrap().failure = Some(("GitHub said no".into(), NOW + 60));
+    case.allow_refresh = true;
+    let Decision::Refuse(r) = case.decide() else {
+        panic!("refused: {:?}", case.decide())
+    };
+    assert_eq!(r.reason, RefuseReason::NotMinted);
+    assert!(r.notice.unwrap().contains("GitHub said no"));
+    assert!(
+        r.renewal.is_none() && r.username.is_none(),
+        "nothing to type: it is minted"
+    );
+    // A token minted with another key is not served.
+    case.mints = minted(4, NOW + 3600);
+    case.mints.get_mut("bot").unwrap().key_id = "old".into();
+    assert!(matches!(case.decide(), Decision::Mint { .. }));
+}
+
+#[test]
+fn a_github_app_runtime_without_its_key_says_set_app() {
+    let mut case = Case::get(BOT);
+    case.book.as_mut().unwrap().tokens.retain(|t| t.id != "k");
+    let Decision::Refuse(r) = case.decide() else {
+        panic!("refused: {:?}", case.decide())
+    };
+    assert!(r.notice.unwrap().contains("helperctl token set-app bot"));
+}
+
+#[test]
+fn a_github_app_token_erased_is_dropped_and_a_store_changes_nothing() {
+    let mut case = Case::new(
+        GitAction::Erase,
+        &format!("{BOT}username=x-access-token\npassword=ghs_x\n"),
+    );
+    case.mints = minted(9, NOW + 3600);
+    let Decision::DropMinted(d) = case.decide() else {
+        panic!("dropped: {:?}", case.decide())
+    };
+    assert_eq!((d.serial, d.runtime.as_str()), (9, "bot"));
+    assert_eq!(d.only_if_secret_is, Some(Secret::new("ghs_x")));
+    case.mints = Mints::new();
+    assert_eq!(case.decide(), Decision::Nothing);
+    case.action = GitAction::Store;
+    assert_eq!(
+        case.decide(),
+        Decision::Nothing,
+        "a typed password never replaces the key"
     );
 }

@@ -53,6 +53,7 @@ pub(super) const DESCRIPTOR: ProviderDescriptor = ProviderDescriptor {
     oauth: OAuth::Unavailable {
         why: "Bitbucket Cloud offers no OAuth device flow; use an API token",
     },
+    github_apps: false,
 };
 
 /// https://developer.atlassian.com/cloud/bitbucket/rest/api-group-users/#api-user-get

@@ -55,6 +55,7 @@ pub(super) const DESCRIPTOR: ProviderDescriptor = ProviderDescriptor {
     oauth: OAuth::Unavailable {
         why: "Bitbucket Data Center offers no OAuth device flow; use an HTTP access token",
     },
+    github_apps: false,
 };
 
 /// `GET /rest/api/latest/users/{userSlug}`.

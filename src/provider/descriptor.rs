@@ -43,6 +43,9 @@ pub struct ProviderDescriptor {
     pub revoke: Revoke,
     /// How a user logs in with OAuth there, if at all.
     pub oauth: OAuth,
+    /// Whether runtimes there may hold a GitHub App (installation tokens minted by the
+    /// daemon, DESIGN.md §13) instead of a token: GitHub and GitHub Enterprise Server.
+    pub github_apps: bool,
 }
 
 impl ProviderDescriptor {

@@ -27,4 +27,5 @@ pub(super) const DESCRIPTOR: ProviderDescriptor = ProviderDescriptor {
     oauth: OAuth::Unavailable {
         why: "helperd cannot log in with OAuth on a generic server: it knows no API there",
     },
+    github_apps: false,
 };

@@ -56,6 +56,7 @@ pub(super) const DESCRIPTOR: ProviderDescriptor = ProviderDescriptor {
         // The app's registration decides what its tokens may do.
         scopes: &[],
     }),
+    github_apps: false,
 };
 
 #[derive(Deserialize)]

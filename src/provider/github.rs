@@ -60,6 +60,8 @@ pub(super) const DESCRIPTOR: ProviderDescriptor = ProviderDescriptor {
         // GitHub answers 404 for a client id it does not know.
         not_found: super::oauth_not_registered,
     }),
+    // https://docs.github.com/en/apps/creating-github-apps/authenticating-with-a-github-app/authenticating-as-a-github-app-installation
+    github_apps: true,
 };
 
 /// https://docs.github.com/en/rest/using-the-rest-api/getting-started-with-the-rest-api
@@ -308,6 +310,8 @@ pub(super) async fn revoke(
         }
     }
 }
+
+pub(super) mod app;
 
 #[cfg(test)]
 mod tests;

@@ -59,6 +59,7 @@ pub(super) const DESCRIPTOR: ProviderDescriptor = ProviderDescriptor {
         // The endpoint exists from GitLab 17.1 on (and an admin can turn the flow off).
         not_found: |_| ProviderError::DeviceFlowDisabled,
     }),
+    github_apps: false,
 };
 
 /// https://docs.gitlab.com/api/personal_access_tokens/#get-details-on-a-personal-access-token

@@ -52,6 +52,10 @@ mod types;
 
 pub use descriptor::ProviderDescriptor;
 pub use error::ProviderError;
+pub use github::app::{
+    AppInfo, AppKey, Installation, InstallationToken, KeyError, Owner, JWT_BACKDATE_SECS,
+    JWT_LIFETIME_SECS,
+};
 pub use kind::Provider;
 pub use registry::descriptor;
 pub use types::{DeviceCode, DevicePoll, OAuthTokens, RevokeOutcome, TokenInfo};
@@ -361,6 +365,77 @@ impl ProviderClient {
                 ),
             }),
         }
+    }
+}
+
+impl ProviderClient {
+    /// Fails unless the target's forge has GitHub Apps.
+    fn apps(target: &Target) -> Result<(), ProviderError> {
+        target.check()?;
+        let forge = descriptor(target.provider);
+        match forge.github_apps {
+            true => Ok(()),
+            false => Err(ProviderError::Unsupported {
+                what: format!("{} has no GitHub Apps", forge.title),
+            }),
+        }
+    }
+
+    /// `GET /app` with the app's JWT: checks the key, learns the app's slug. `now`: the
+    /// daemon's clock, to tell a skewed clock from a wrong key.
+    pub async fn app_info(
+        &self,
+        target: &Target,
+        jwt: &Secret,
+        now: u64,
+    ) -> Result<AppInfo, ProviderError> {
+        Self::apps(target)?;
+        github::app::about(&self.http, target, jwt, now).await
+    }
+
+    /// The app's installation on an account or repository.
+    pub async fn find_installation(
+        &self,
+        target: &Target,
+        jwt: &Secret,
+        owner: &Owner<'_>,
+        now: u64,
+    ) -> Result<Installation, ProviderError> {
+        Self::apps(target)?;
+        github::app::find_installation(&self.http, target, jwt, owner, now).await
+    }
+
+    /// Mints an installation token, narrowed by `permissions` and `repositories`.
+    pub async fn mint_installation_token(
+        &self,
+        target: &Target,
+        jwt: &Secret,
+        installation: u64,
+        permissions: &std::collections::BTreeMap<String, String>,
+        repositories: &[String],
+        now: u64,
+    ) -> Result<InstallationToken, ProviderError> {
+        Self::apps(target)?;
+        github::app::mint(
+            &self.http,
+            target,
+            jwt,
+            installation,
+            permissions,
+            repositories,
+            now,
+        )
+        .await
+    }
+
+    /// Revokes an installation token (`DELETE /installation/token`).
+    pub async fn revoke_installation_token(
+        &self,
+        target: &Target,
+        token: &Secret,
+    ) -> Result<(), ProviderError> {
+        Self::apps(target)?;
+        github::app::revoke_installation_token(&self.http, target, token).await
     }
 }
 

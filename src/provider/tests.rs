@@ -23,6 +23,7 @@ fn runtime(provider: Provider, url: &str, api_url: Option<&str>) -> RuntimeConfi
         email: None,
         line: 1,
         team: None,
+        app: None,
     }
 }
 

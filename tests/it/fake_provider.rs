@@ -142,9 +142,15 @@ struct Route {
     /// Matches only requests whose (decoded) body contains this.
     body_contains: Option<String>,
     replies: Vec<Reply>,
+    /// Answers computed from the request (a JWT checked, an expiry from a clock), instead
+    /// of `replies`.
+    handler: Option<Handler>,
     next: usize,
     hits: usize,
 }
+
+/// A route that computes its answer from the request.
+pub type Handler = Arc<dyn Fn(&Request) -> Reply + Send + Sync>;
 
 impl Route {
     fn matches(&self, req: &Request) -> bool {
@@ -232,6 +238,24 @@ impl FakeProvider {
         self.add(method, path, Some(needle.to_string()), replies);
     }
 
+    /// A route whose answer `handler` computes from each request.
+    pub fn route_fn(
+        &self,
+        method: &str,
+        path: &str,
+        handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
+    ) {
+        self.add(method, path, None, vec![Reply::empty(500)]);
+        let mut state = self.lock();
+        if let Some(r) = state
+            .routes
+            .iter_mut()
+            .find(|r| r.method == method && r.path == path && r.body_contains.is_none())
+        {
+            r.handler = Some(Arc::new(handler));
+        }
+    }
+
     fn add(&self, method: &str, path: &str, needle: Option<String>, replies: Vec<Reply>) {
         assert!(!replies.is_empty(), "a route needs at least one reply");
         let mut state = self.lock();
@@ -243,6 +267,7 @@ impl FakeProvider {
             path: path.into(),
             body_contains: needle,
             replies,
+            handler: None,
             next: 0,
             hits: 0,
         };
@@ -420,12 +445,22 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         body: String::from_utf8_lossy(&body).into_owned(),
         at: Instant::now(),
     };
+    let state_ref = state;
     let reply = {
-        let mut state = lock(state);
+        let mut state = lock(state_ref);
         let reply = match state.routes.iter_mut().find(|r| r.matches(&request)) {
             Some(route) => {
                 route.hits += 1;
-                route.take()
+                match route.handler.clone() {
+                    Some(h) => {
+                        // Computed outside the lock: a handler may take its time.
+                        drop(state);
+                        let reply = h(&request);
+                        state = lock(state_ref);
+                        reply
+                    }
+                    None => route.take(),
+                }
             }
             None => Reply::json(404, serde_json::json!({"message": "Not Found"})),
         };

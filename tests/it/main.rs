@@ -15,6 +15,7 @@ mod expiry;
 mod fake_provider;
 mod forward;
 mod git_server;
+mod github_app;
 mod keyring_waits;
 mod openbao_store;
 mod protocol;

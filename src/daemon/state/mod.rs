@@ -7,6 +7,7 @@
 pub mod clock;
 pub mod config_watch;
 pub mod logins;
+pub mod mint_gate;
 pub mod policy_watch;
 pub mod refresh_gate;
 pub mod store_queue;
@@ -33,6 +34,7 @@ use super::peer::Peer;
 use clock::Clock;
 use config_watch::ConfigWatch;
 use logins::Logins;
+use mint_gate::MintGate;
 use policy_watch::PolicyWatch;
 use refresh_gate::RefreshGate;
 use store_slot::{StoreSettings, StoreSlot, StoreWaits};
@@ -124,6 +126,8 @@ pub struct State {
     pub logins: Logins,
     /// Single-flight OAuth refreshes and their back-off.
     pub refresh: RefreshGate,
+    /// GitHub App installation tokens: minted, held in memory, single-flight per runtime.
+    pub mints: MintGate,
     support: Mutex<Option<SupportGrant>>,
     /// The forward socket's state, for `status`.
     pub forward: ForwardState,
@@ -196,6 +200,7 @@ impl State {
             providers: OnceLock::new(),
             logins: Logins::default(),
             refresh: RefreshGate::default(),
+            mints: MintGate::default(),
             support: Mutex::new(None),
             forward: ForwardState::default(),
             team: Arc::default(),
@@ -359,10 +364,15 @@ impl State {
         let now = self.now();
         if let Some(policy) = self.policy.current() {
             let p = policy.in_force();
-            let mut violation = p
-                .policy
-                .check_token(change.token.expires, now, p.source)
-                .err();
+            // A GitHub App key has no expiry; the tokens minted with it last an hour.
+            let app_key = change.token.kind.as_deref() == Some(crate::token::APP_KEY_KIND);
+            let mut violation = match app_key {
+                true => None,
+                false => p
+                    .policy
+                    .check_token(change.token.expires, now, p.source)
+                    .err(),
+            };
             if violation.is_none() && p.policy.min_store.is_some() {
                 // No secret goes into a store weaker than the policy's min_store either;
                 // opening the store is what tells its strength.

@@ -1,0 +1,515 @@
+//! GitHub App runtimes (issue 18, DESIGN.md §13): the daemon mints installation tokens
+//! with the app's private key. A fake GitHub verifies each JWT with the app's public key
+//! (an RSA key pair this test makes with `openssl`) and its iat/exp bounds against its own
+//! clock (moved with the daemon's), mints ~520-character tokens, and the git HTTP test
+//! server accepts only the token minted last: a real clone and push go through with it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::fake_provider::{FakeProvider, Reply, Request};
+use crate::git_server::{Account, GitServer};
+use crate::util::*;
+
+const APP_ID: u64 = 123;
+const INSTALLATION: u64 = 789;
+const MINT: &str = "/app/installations/789/access_tokens";
+
+/// A PKCS#1 key pair made for this test only; `None` (the test says SKIPPED) without
+/// openssl.
+fn key_pair(dir: &Path) -> Option<(PathBuf, Vec<u8>)> {
+    let pem = dir.join("app.private-key.pem");
+    let made = Command::new("openssl")
+        .args(["genrsa", "-traditional", "-out"])
+        .arg(&pem)
+        .arg("2048")
+        .output()
+        .ok()?;
+    if !made.status.success() {
+        return None;
+    }
+    let public = Command::new("openssl")
+        .args(["rsa", "-RSAPublicKey_out", "-outform", "DER", "-in"])
+        .arg(&pem)
+        .output()
+        .ok()?;
+    public.status.success().then_some((pem, public.stdout))
+}
+
+fn b64url_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in text.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// The fake GitHub's view of time: the real clock plus what the test moved the daemon's.
+#[derive(Clone, Default)]
+struct FakeClock(Arc<AtomicU64>);
+
+impl FakeClock {
+    fn now(&self) -> u64 {
+        unix_now() + self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Checks the JWT as GitHub does: RS256 signed with the app's key, `iss` the app id,
+/// `iat` not in the future, `exp` after now and at most 10 minutes ahead. `Err`: why.
+fn check_jwt(req: &Request, public: &[u8], clock: &FakeClock) -> Result<(), String> {
+    let auth = req.header("authorization").ok_or("no Authorization")?;
+    let jwt = auth.strip_prefix("Bearer ").ok_or("not Bearer")?;
+    let parts: Vec<&str> = jwt.split('.').collect();
+    let [header, claims, sig] = parts.as_slice() else {
+        return Err("not three parts".into());
+    };
+    let header: Value = serde_json::from_slice(&b64url_decode(header).ok_or("header base64")?)
+        .map_err(|e| e.to_string())?;
+    if header["alg"] != "RS256" {
+        return Err(format!("alg {}", header["alg"]));
+    }
+    let key = ring::signature::UnparsedPublicKey::new(
+        &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+        public,
+    );
+    key.verify(
+        format!("{header_b64}.{claims}", header_b64 = parts[0]).as_bytes(),
+        &b64url_decode(sig).ok_or("sig base64")?,
+    )
+    .map_err(|_| "bad signature".to_string())?;
+    let claims: Value = serde_json::from_slice(&b64url_decode(claims).ok_or("claims base64")?)
+        .map_err(|e| e.to_string())?;
+    let now = clock.now();
+    let (iat, exp) = (
+        claims["iat"].as_u64().ok_or("iat")?,
+        claims["exp"].as_u64().ok_or("exp")?,
+    );
+    if claims["iss"] != json!(APP_ID.to_string()) {
+        return Err(format!("iss {}", claims["iss"]));
+    }
+    if iat > now || iat + 120 < now {
+        return Err(format!("iat {iat} vs now {now}"));
+    }
+    if exp <= now || exp > now + 600 {
+        return Err(format!("exp {exp} vs now {now}"));
+    }
+    Ok(())
+}
+
+/// GitHub's 401 for a JWT it cannot accept.
+fn bad_jwt() -> Reply {
+    Reply::json(
+        401,
+        json!({"message": "A JSON web token could not be decoded", "documentation_url": "https://docs.github.com/rest"}),
+    )
+}
+
+/// One test's world: the fake GitHub, the git server, a sandbox with runtime `ci`.
+struct World {
+    fake: FakeProvider,
+    git: Arc<GitServer>,
+    sb: Sandbox,
+    pem: PathBuf,
+    clock: FakeClock,
+    minted: Arc<Mutex<Vec<String>>>,
+    seen: Mutex<Vec<String>>,
+}
+
+fn world() -> Option<World> {
+    let mut sb = Sandbox::new();
+    for var in [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ] {
+        sb.env_remove.push(var.into());
+    }
+    sb.env.push(("NO_PROXY".into(), "*".into()));
+    let Some((pem, public)) = key_pair(sb.dir.path()) else {
+        eprintln!("SKIPPED: openssl cannot make an RSA key pair here");
+        return None;
+    };
+    let repos = sb.dir.path().join("repos");
+    std::fs::create_dir_all(&repos).unwrap();
+    let git = Arc::new(GitServer::start(&repos, Vec::new()));
+    git.create_bare_repo("/acme/app.git");
+    let fake = FakeProvider::start();
+    let clock = FakeClock::default();
+    let minted: Arc<Mutex<Vec<String>>> = Arc::default();
+    let public = Arc::new(public);
+    for (path, body) in [
+        ("/app", json!({"id": APP_ID, "slug": "helperd-test-app"})),
+        (
+            "/orgs/acme/installation",
+            json!({"id": INSTALLATION, "account": {"login": "acme"}}),
+        ),
+    ] {
+        let (public, clock) = (public.clone(), clock.clone());
+        fake.route_fn("GET", path, move |req| {
+            match check_jwt(req, &public, &clock) {
+                Ok(()) => Reply::json(200, body.clone()),
+                Err(_) => bad_jwt(),
+            }
+        });
+    }
+    {
+        let (public, clock, minted, git) =
+            (public.clone(), clock.clone(), minted.clone(), git.clone());
+        fake.route_fn("POST", MINT, move |req| {
+            if check_jwt(req, &public, &clock).is_err() {
+                return bad_jwt();
+            }
+            assert_eq!(req.header("x-github-api-version"), Some("2022-11-28"));
+            assert_eq!(req.json()["permissions"], json!({"contents": "write"}));
+            // Slow, so that concurrent fills all arrive while it is under way.
+            std::thread::sleep(Duration::from_millis(500));
+            let n = minted.lock().unwrap().len();
+            // GitHub's new installation tokens are about 520 characters.
+            let token = format!("ghs_{n}{}", "x7".repeat(258));
+            minted.lock().unwrap().push(token.clone());
+            git.set_accounts(vec![Account::new("/acme/", "x-access-token", &token)]);
+            let expires = clock.now() + 3600;
+            Reply::json(
+                201,
+                json!({
+                    "token": token,
+                    "expires_at": rfc3339(expires),
+                    "permissions": {"contents": "write", "metadata": "read"},
+                    "repository_selection": "all",
+                }),
+            )
+        });
+    }
+    fake.route("DELETE", "/installation/token", vec![Reply::empty(204)]);
+    let w = World {
+        fake,
+        git,
+        sb,
+        pem,
+        clock,
+        minted,
+        seen: Mutex::new(Vec::new()),
+    };
+    w.ok(&[
+        "runtime",
+        "add",
+        "ci",
+        "--provider",
+        "github",
+        "--url",
+        &w.git.url("/acme/"),
+        "--api-url",
+        &w.fake.url(),
+        "--app-id",
+        &APP_ID.to_string(),
+        "--permission",
+        "contents=write",
+    ]);
+    Some(w)
+}
+
+fn rfc3339(unix: u64) -> String {
+    let out = Command::new("date")
+        .args(["-u", "-d", &format!("@{unix}"), "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .expect("date runs");
+    stdout(&out).trim().to_string()
+}
+
+impl World {
+    fn ctl(&self, args: &[&str]) -> Output {
+        let out = self.sb.ctl().args(args).output().expect("helperctl runs");
+        self.see(&stdout(&out));
+        self.see(&stderr(&out));
+        out
+    }
+
+    #[track_caller]
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.ctl(args);
+        assert!(
+            out.status.success(),
+            "helperctl {args:?}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        stdout(&out)
+    }
+
+    fn see(&self, text: &str) {
+        self.seen.lock().unwrap().push(text.to_string());
+    }
+
+    /// `git credential fill` for the repo; stderr is recorded (stdout is the token).
+    fn fill(&self) -> Output {
+        let mut c = self.sb.git();
+        c.args(["-c", "credential.useHttpPath=true", "credential", "fill"]);
+        let out = run_with_stdin(
+            c,
+            format!("url={}\n", self.git.url("/acme/app.git")).as_bytes(),
+        );
+        self.see(&stderr(&out));
+        out
+    }
+
+    fn git_in(&self, dir: &Path, args: &[&str]) -> Output {
+        let out = self
+            .sb
+            .git()
+            .current_dir(dir)
+            .args(["-c", "credential.useHttpPath=true"])
+            .args(args)
+            .output()
+            .expect("git runs");
+        self.see(&stderr(&out));
+        out
+    }
+
+    fn mints(&self) -> usize {
+        self.fake.hits("POST", MINT)
+    }
+
+    /// Moves the daemon's clock and the fake GitHub's together.
+    fn advance(&self, secs: u64) {
+        self.clock.0.fetch_add(secs, Ordering::SeqCst);
+        self.sb.advance_clock(secs);
+    }
+
+    fn latest(&self) -> String {
+        self.minted
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("a token was minted")
+    }
+
+    fn app_status(&self) -> Value {
+        let status: Value = serde_json::from_str(&self.ok(&["status", "--json"])).unwrap();
+        status["daemon"]["runtimes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "ci")
+            .unwrap()["app"]
+            .clone()
+    }
+}
+
+#[test]
+fn github_app_mints_once_for_many_fills_clones_pushes_and_re_mints() {
+    let Some(w) = world() else { return };
+    let key_text = std::fs::read_to_string(&w.pem).unwrap();
+    let said = w.ok(&[
+        "token",
+        "set-app",
+        "ci",
+        "--key-file",
+        w.pem.to_str().unwrap(),
+    ]);
+    assert_contains(&said, "installation 789", "set-app found the installation");
+    std::fs::remove_file(&w.pem).unwrap();
+    assert_eq!(w.mints(), 0, "nothing is minted before git asks");
+
+    // 64 concurrent fills: one mint, every fill gets that token.
+    let outs: Vec<Output> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..64).map(|_| s.spawn(|| w.fill())).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(w.mints(), 1, "64 concurrent fills, exactly one mint");
+    let first = w.latest();
+    assert!(first.len() > 500, "a long token is served whole");
+    for out in &outs {
+        assert_eq!(
+            served(out).as_deref(),
+            Some(first.as_str()),
+            "{}",
+            stderr(out)
+        );
+        assert_eq!(
+            value(&stdout(out), "username").as_deref(),
+            Some("x-access-token")
+        );
+        assert!(value(&stdout(out), "password_expiry_utc").is_some());
+    }
+
+    // A real clone and push with the minted token; no new mint.
+    let work = w.sb.dir.path().join("work");
+    assert_ok(&w.git_in(
+        w.sb.dir.path(),
+        &["clone", "-q", &w.git.url("/acme/app.git"), "work"],
+    ));
+    std::fs::write(work.join("a.txt"), "a").unwrap();
+    assert_ok(&w.git_in(&work, &["add", "a.txt"]));
+    assert_ok(&w.git_in(&work, &["commit", "-q", "-m", "a"]));
+    assert_ok(&w.git_in(&work, &["push", "-q", "origin", "main"]));
+    assert_eq!(w.mints(), 1, "clone and push used the token in memory");
+
+    let app = w.app_status();
+    assert_eq!(app["app_id"], APP_ID);
+    assert_eq!(app["installation"], INSTALLATION);
+    assert_eq!(app["installation_from"], "discovered");
+    let expires = app["token_expires"].as_u64().expect("a token is held");
+    assert_eq!(app["next_mint"].as_u64(), Some(expires - 300));
+    assert_contains(&w.ok(&["status"]), "GitHub App 123", "status shows the app");
+
+    // Past expires_at minus the margin: exactly one new mint.
+    let now = w.sb.advance_clock(0);
+    w.advance(expires - 300 - now + 1);
+    assert_eq!(served(&w.fill()), Some(w.latest()));
+    assert_eq!(w.mints(), 2, "one new mint before the old token expires");
+    assert_ne!(w.latest(), first);
+    assert_eq!(served(&w.fill()), Some(w.latest()));
+    assert_eq!(w.mints(), 2);
+
+    // git's erase after a 401: thrown away, minted again once.
+    let second = w.latest();
+    let mut c = w.sb.git();
+    c.args(["-c", "credential.useHttpPath=true", "credential", "reject"]);
+    let url = w.git.url("/acme/app.git");
+    assert_ok(&run_with_stdin(
+        c,
+        format!("url={url}\nusername=x-access-token\npassword={second}\n").as_bytes(),
+    ));
+    assert_eq!(served(&w.fill()), Some(w.latest()));
+    assert_eq!(w.mints(), 3, "an erase causes one re-mint");
+    assert_ok(&w.git_in(&work, &["fetch", "-q", "origin"]));
+    assert_eq!(w.mints(), 3);
+
+    // The audit log: each mint (runtime, installation, permissions, expiry) and serve.
+    let audit = w.ok(&["audit", "--json"]);
+    let mints = audit.lines().filter(|l| l.contains("\"minted\"")).count();
+    assert_eq!(mints, 3, "{audit}");
+    assert_contains(
+        &audit,
+        "installation 789",
+        "the audit names the installation",
+    );
+    assert_contains(&audit, "contents=write", "the audit names the permissions");
+
+    // token remove --revoke revokes the live token.
+    let said = w.ok(&["token", "remove", "ci", "--revoke"]);
+    assert_contains(&said, "revoked", "the installation token was revoked");
+    let revoked = w.fake.requests_to("DELETE", "/installation/token");
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(
+        revoked[0].header("authorization"),
+        Some(format!("Bearer {}", w.latest()).as_str())
+    );
+    let refused = w.fill();
+    assert!(served(&refused).is_none());
+    assert_contains(
+        &stderr(&refused),
+        "token set-app ci",
+        "without its key it says how to fix it",
+    );
+
+    // No key and no token in any file, log, audit line or status output.
+    let key_line = key_text.lines().nth(3).unwrap().to_string();
+    let mut texts = w.seen.lock().unwrap().clone();
+    texts.push(w.sb.log());
+    texts.push(audit);
+    for file in files_under(&w.sb.helperd_home()) {
+        texts.push(String::from_utf8_lossy(&std::fs::read(&file).unwrap_or_default()).into_owned());
+    }
+    let tokens = w.minted.lock().unwrap().clone();
+    for text in &texts {
+        assert_lacks(text, &key_line, "the private key");
+        for t in &tokens {
+            assert_lacks(text, t, "a minted token");
+        }
+    }
+}
+
+#[test]
+fn github_app_errors_say_what_to_do() {
+    let Some(w) = world() else { return };
+    let pem = w.pem.to_str().unwrap().to_string();
+    // GitHub rejects the key: nothing is stored.
+    w.fake.route("GET", "/app", vec![bad_jwt()]);
+    let out = w.ctl(&["token", "set-app", "ci", "--key-file", &pem]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_contains(
+        &stderr(&out),
+        "private key is not one of this app's",
+        "a rejected key",
+    );
+    // The clock: GitHub's Date says this machine is an hour behind.
+    w.fake.route(
+        "GET",
+        "/app",
+        vec![bad_jwt().header("Date", "Sun, 06 Nov 1994 08:49:37 GMT")],
+    );
+    let out = w.ctl(&["token", "set-app", "ci", "--key-file", &pem]);
+    assert_contains(&stderr(&out), "clock", "a clock too far off");
+    // Not installed on the owner: the installation page.
+    w.fake.route(
+        "GET",
+        "/app",
+        vec![Reply::json(
+            200,
+            json!({"id": APP_ID, "slug": "helperd-test-app"}),
+        )],
+    );
+    w.fake.route(
+        "GET",
+        "/orgs/acme/installation",
+        vec![Reply::json(404, json!({"message": "Not Found"}))],
+    );
+    let out = w.ctl(&["token", "set-app", "ci", "--key-file", &pem]);
+    assert_contains(
+        &stderr(&out),
+        "/apps/helperd-test-app/installations/new",
+        "the installation page",
+    );
+    // Stored without the check; the mint is refused for permissions (422).
+    w.ok(&["token", "set-app", "ci", "--key-file", &pem, "--offline"]);
+    w.fake.route(
+        "GET",
+        "/orgs/acme/installation",
+        vec![Reply::json(200, json!({"id": INSTALLATION}))],
+    );
+    w.fake.route(
+        "POST",
+        MINT,
+        vec![Reply::json(
+            422,
+            json!({"message": "The permissions requested are not granted to this installation."}),
+        )],
+    );
+    let out = w.fill();
+    assert!(served(&out).is_none());
+    assert_contains(&stderr(&out), "contents=write", "the permissions asked for");
+    assert_eq!(w.mints(), 1);
+    // Within the back-off, not asked again.
+    assert!(served(&w.fill()).is_none());
+    assert_eq!(w.mints(), 1);
+    assert_contains(
+        &w.ok(&["status"]),
+        "last mint failed",
+        "status shows the failure",
+    );
+}
