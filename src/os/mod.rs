@@ -4,8 +4,9 @@
 //! the renewal prompt's terminal, starting the daemon) is `helperd_wire::os`; the local
 //! socket's server end is `crate::ipc`; the OS keyrings are `crate::store::keyring`.
 //!
-//! - `unix.rs` / `windows.rs`: files (private folders, modes, owners, stamps), the hidden
-//!   prompt of `helperctl`, the daemon's signals, starting it in the background, hardening.
+//! - `unix.rs` / `windows.rs`: files (private folders, modes, owners, stamps), the file
+//!   store's key (Windows: DPAPI; Unix: the key file's mode), the hidden prompt of
+//!   `helperctl`, the daemon's signals, starting it in the background, hardening.
 //! - `linux.rs` / `macos.rs`: who is at the other end of a Unix socket and which program
 //!   that is (for the audit log).
 
@@ -44,8 +45,9 @@ compile_error!("helperd is built for Linux, macOS and Windows");
 pub use family::{
     check_private_dir, claim_private_file, current_uid, detach, file_id, file_stamp, harden,
     hold_daemon_signals, is_link_refusal, leave_launcher, login_name, mode_of, no_follow, owner_of,
-    private_dir_builder, private_file_options, read_hidden, set_mode, start_in_background,
-    sync_dir, uid_of_user, DaemonSignals, Detached, SignalAsks, SYSTEM_POLICY_PATH,
+    private_dir_builder, private_file_options, protect_key, read_hidden, set_mode,
+    start_in_background, sync_dir, uid_of_user, unprotect_key, DaemonSignals, Detached, SignalAsks,
+    KEY_FILE_PROTECTION, SYSTEM_POLICY_PATH,
 };
 
 /// Who besides this user (and the system's own accounts) may reach `path`, in words: on

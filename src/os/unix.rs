@@ -12,6 +12,25 @@ use nix::sys::termios::{self, LocalFlags, SetArg};
 /// The system policy: root-owned, like the rest of `/etc`.
 pub const SYSTEM_POLICY_PATH: &str = "/etc/helperd/policy.toml";
 
+/// What protects the file store's key file here, for `status`: its mode, nothing more.
+pub const KEY_FILE_PROTECTION: &str =
+    "key in a 0600 key file (weaker: anyone who can read your files can decrypt it)";
+
+/// No OS protection for the file store's key: the key file holds the key itself, and its
+/// mode (0600) closes it to others. `None`: store `key` as it is.
+pub fn protect_key(_key: &[u8]) -> io::Result<Option<Vec<u8>>> {
+    Ok(None)
+}
+
+/// A key protected by Windows' DPAPI (a data folder copied from Windows) cannot be opened
+/// here: DPAPI's keys belong to the Windows account that protected it.
+pub fn unprotect_key(_protected: &[u8]) -> io::Result<zeroize::Zeroizing<Vec<u8>>> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "the key is protected by Windows DPAPI, which only that Windows account can open",
+    ))
+}
+
 /// The user this process runs as.
 pub fn current_uid() -> u32 {
     nix::unistd::geteuid().as_raw()

@@ -12,10 +12,15 @@ use std::os::windows::fs::{MetadataExt, OpenOptionsExt};
 use std::os::windows::io::AsRawHandle;
 use std::path::Path;
 
+use windows_sys::Win32::Foundation::LocalFree;
+use windows_sys::Win32::Security::Cryptography::{
+    CryptProtectData, CryptUnprotectData, CRYPTPROTECT_UI_FORBIDDEN, CRYPT_INTEGER_BLOB,
+};
 use windows_sys::Win32::Storage::FileSystem::FILE_FLAG_OPEN_REPARSE_POINT;
 use windows_sys::Win32::System::Console::{
     SetStdHandle, STD_ERROR_HANDLE, STD_INPUT_HANDLE, STD_OUTPUT_HANDLE,
 };
+use zeroize::{Zeroize, Zeroizing};
 
 /// Set in the environment of the detached copy the launcher starts.
 const DETACHED_CHILD: &str = "HELPERD_DETACHED_CHILD";
@@ -123,13 +128,140 @@ pub fn uid_of_user(_name: &str) -> io::Result<u32> {
 /// written only where Windows Error Reporting is configured to keep one.
 pub fn harden() {}
 
+/// What protects the file store's key file here, for `status`.
+pub const KEY_FILE_PROTECTION: &str = "key protected by DPAPI for your Windows account \
+     (weaker: any program running as you can decrypt it)";
+
+/// The file store's key protected by DPAPI for this Windows account (`CryptProtectData`,
+/// user scope, never a dialog): only this account, on this machine or wherever its
+/// profile roams with its DPAPI master keys, can open the result.
+pub fn protect_key(key: &[u8]) -> io::Result<Option<Vec<u8>>> {
+    dpapi_protect(key, None).map(Some)
+}
+
+/// The key inside `protected` (see [`protect_key`]). An error when this account cannot
+/// open it (another account's, another machine's) or it is damaged; the error never holds
+/// any of the bytes.
+pub fn unprotect_key(protected: &[u8]) -> io::Result<Zeroizing<Vec<u8>>> {
+    dpapi_unprotect(protected, None)
+}
+
+/// Shown by DPAPI tools next to the blob; not secret.
+const DPAPI_DESCRIPTION: &str = "helperd file store key";
+
+/// Bytes DPAPI allocated (`LocalAlloc`) for its output: zeroed, since they may be a key,
+/// and freed with `LocalFree` when dropped.
+struct DpapiOutput(CRYPT_INTEGER_BLOB);
+
+impl DpapiOutput {
+    fn new() -> DpapiOutput {
+        DpapiOutput(CRYPT_INTEGER_BLOB {
+            cbData: 0,
+            pbData: std::ptr::null_mut(),
+        })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        if self.0.pbData.is_null() {
+            return &[];
+        }
+        // SAFETY: DPAPI set `pbData` to an allocation of `cbData` bytes that it owns until
+        // `LocalFree` in `drop`.
+        unsafe { std::slice::from_raw_parts(self.0.pbData, self.0.cbData as usize) }
+    }
+}
+
+impl Drop for DpapiOutput {
+    fn drop(&mut self) {
+        if self.0.pbData.is_null() {
+            return;
+        }
+        // SAFETY: as in `bytes`; nothing else refers to the allocation, which is freed once.
+        unsafe {
+            std::slice::from_raw_parts_mut(self.0.pbData, self.0.cbData as usize).zeroize();
+            LocalFree(self.0.pbData.cast());
+        }
+    }
+}
+
+/// `bytes` as DPAPI's input (which it only reads).
+fn dpapi_input(bytes: &[u8]) -> io::Result<CRYPT_INTEGER_BLOB> {
+    Ok(CRYPT_INTEGER_BLOB {
+        cbData: u32::try_from(bytes.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "too large for DPAPI"))?,
+        pbData: bytes.as_ptr().cast_mut(),
+    })
+}
+
+/// `CryptProtectData` with this account's key; `entropy` is for tests only (a blob no
+/// plain `unprotect_key` opens, as another account's).
+fn dpapi_protect(data: &[u8], entropy: Option<&[u8]>) -> io::Result<Vec<u8>> {
+    let input = dpapi_input(data)?;
+    let entropy = entropy.map(dpapi_input).transpose()?;
+    let description: Vec<u16> = DPAPI_DESCRIPTION.encode_utf16().chain(Some(0)).collect();
+    let mut output = DpapiOutput::new();
+    // SAFETY: every pointer is valid for the call (inputs are only read; `output` is
+    // written by DPAPI and freed by `DpapiOutput`); no prompt structure, so no dialog.
+    let ok = unsafe {
+        CryptProtectData(
+            &input,
+            description.as_ptr(),
+            entropy.as_ref().map_or(std::ptr::null(), |e| e as *const _),
+            std::ptr::null(),
+            std::ptr::null(),
+            CRYPTPROTECT_UI_FORBIDDEN,
+            &mut output.0,
+        )
+    };
+    if ok == 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(
+            e.kind(),
+            format!("DPAPI could not protect the key (CryptProtectData: {e})"),
+        ));
+    }
+    Ok(output.bytes().to_vec())
+}
+
+/// `CryptUnprotectData`; see [`unprotect_key`].
+fn dpapi_unprotect(protected: &[u8], entropy: Option<&[u8]>) -> io::Result<Zeroizing<Vec<u8>>> {
+    let input = dpapi_input(protected)?;
+    let entropy = entropy.map(dpapi_input).transpose()?;
+    let mut output = DpapiOutput::new();
+    // SAFETY: as in `dpapi_protect`; no description is asked for.
+    let ok = unsafe {
+        CryptUnprotectData(
+            &input,
+            std::ptr::null_mut(),
+            entropy.as_ref().map_or(std::ptr::null(), |e| e as *const _),
+            std::ptr::null(),
+            std::ptr::null(),
+            CRYPTPROTECT_UI_FORBIDDEN,
+            &mut output.0,
+        )
+    };
+    if ok == 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "DPAPI could not open it for this Windows account: it was protected for \
+                 another account or on another machine, or it is damaged \
+                 (CryptUnprotectData: {e})"
+            ),
+        ));
+    }
+    // Copied once into a buffer that is zeroed on drop; DPAPI's copy is zeroed in `drop`.
+    Ok(Zeroizing::new(output.bytes().to_vec()))
+}
+
 /// Reads a line on the console with echo off (Ctrl-C restores the console, then ends the
 /// process). The bytes typed go into `line`.
 pub fn read_hidden(prompt: &str, line: &mut Vec<u8>) -> io::Result<()> {
     let terminal = helperd_wire::os::Terminal::open()?;
     let typed = terminal.read_hidden_line(prompt)?;
     line.extend_from_slice(typed.as_bytes());
-    zeroize::Zeroize::zeroize(&mut typed.into_bytes());
+    typed.into_bytes().zeroize();
     Ok(())
 }
 
@@ -227,4 +359,43 @@ pub fn leave_launcher(log: &File) -> io::Result<()> {
     std::mem::forget(log);
     let _ = io::stdout().flush();
     Ok(())
+}
+
+/// DPAPI under Wine (`scripts/windows.sh`), which implements `CryptProtectData`.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &[u8; 32] = b"0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn a_key_round_trips_through_dpapi_and_the_blob_hides_it() {
+        let protected = protect_key(KEY).unwrap().expect("Windows protects the key");
+        assert!(protected.len() > KEY.len());
+        assert!(
+            !protected.windows(KEY.len()).any(|w| w == KEY),
+            "the key is not in the blob in clear"
+        );
+        assert_eq!(unprotect_key(&protected).unwrap().as_slice(), KEY);
+    }
+
+    #[test]
+    fn a_damaged_blob_or_one_this_account_cannot_open_is_a_clear_error() {
+        let protected = protect_key(KEY).unwrap().unwrap();
+        let mut damaged = protected.clone();
+        let last = damaged.len() - 1;
+        damaged[last] ^= 0x55;
+        let e = unprotect_key(&damaged).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains("another account"), "{e}");
+        assert!(unprotect_key(&protected[..protected.len() / 2]).is_err());
+        assert!(unprotect_key(b"").is_err());
+
+        // Protected with other entropy: DPAPI refuses it as it refuses another account's
+        // blob (Wine runs one account, so that case itself is not run here).
+        let foreign = dpapi_protect(KEY, Some(b"another account")).unwrap();
+        let e = unprotect_key(&foreign).unwrap_err();
+        assert!(e.to_string().contains("CryptUnprotectData"), "{e}");
+        assert!(!e.to_string().contains("0123456789abcdef"), "{e}");
+    }
 }

@@ -2,9 +2,14 @@
 //!
 //! All secrets live in one file, `secrets.enc`, as a JSON object `{"key": "secret", ...}`
 //! encrypted with XChaCha20-Poly1305. The 32-byte key comes either from a random key file
-//! (`secrets.key`, mode 0600: anyone who can read the user's files can decrypt, which
-//! `status` reports as the weaker choice) or from a passphrase through argon2id, in which
-//! case the store is locked until `helperctl unlock`.
+//! (`secrets.key`: `status` reports it as the weaker choice) or from a passphrase through
+//! argon2id, in which case the store is locked until `helperctl unlock`.
+//!
+//! The key file holds what the OS makes of the key (`os::protect_key`): on Unix the 32
+//! bytes themselves, protected by the file's mode (0600: anyone who can read the user's
+//! files can decrypt); on Windows [`PROTECTED_KEY_MAGIC`] and then a DPAPI blob that only
+//! the user's Windows account opens. A key file of 32 plain bytes on Windows (written by
+//! an older build) is still read, and rewritten protected at once.
 //!
 //! File format, all integers little-endian:
 //!
@@ -46,11 +51,17 @@ pub const KEY_FILE: &str = "secrets.key";
 /// Name of the file a write goes to before it is renamed over [`SECRETS_FILE`].
 const TMP_FILE: &str = "secrets.enc.tmp";
 
-const PROTECTION_KEY_FILE: &str =
-    "encrypted file, key in a 0600 key file (weaker: anyone who can read your files can decrypt it)";
+/// A key file of plain key bytes where the OS could protect it (Windows: one written by an
+/// older build, which could not be rewritten protected).
+const PROTECTION_PLAIN_KEY_FILE: &str =
+    "key in a plain key file (weaker: anyone who can read your files can decrypt it)";
 const PROTECTION_PASSPHRASE: &str = "encrypted file, key derived from your passphrase (argon2id)";
 
 const MAGIC: &[u8; 13] = b"HELPERD-STORE";
+/// The start of a key file whose key the OS protects; what follows is the OS's blob.
+pub const PROTECTED_KEY_MAGIC: &[u8; 18] = b"HELPERD-KEY-DPAPI\n";
+/// Far more than a DPAPI blob of a 32-byte key (a few hundred bytes).
+const MAX_KEY_FILE_LEN: usize = 4096;
 const VERSION: u8 = 1;
 const MODE_KEY_FILE: u8 = 0;
 const MODE_PASSPHRASE: u8 = 1;
@@ -222,6 +233,8 @@ enum State {
 /// Secrets in an encrypted file in the data directory. See the module documentation.
 pub struct FileStore {
     files: Files,
+    /// What `status` says of the key file while the store is key-file protected.
+    key_file_protection: &'static str,
     /// For new passphrases only; reading uses the parameters in the header.
     kdf: KdfParams,
     state: Mutex<State>,
@@ -271,9 +284,10 @@ impl FileStore {
             key_path: data_dir.join(KEY_FILE),
             tmp_path: data_dir.join(TMP_FILE),
         };
-        let state = files.load()?;
+        let (state, key_file_protection) = files.load()?;
         Ok(FileStore {
             files,
+            key_file_protection,
             kdf,
             state: Mutex::new(state),
         })
@@ -291,20 +305,33 @@ impl FileStore {
     }
 }
 
+/// What a key file held.
+enum KeyFileForm {
+    /// The key bytes themselves.
+    Plain,
+    /// The key as the OS protected it.
+    Protected,
+}
+
 impl Files {
-    fn load(&self) -> Result<State, StoreError> {
+    /// The state, and what protects the key file (for `status`).
+    fn load(&self) -> Result<(State, &'static str), StoreError> {
         let file = match fs::read(&self.secrets_path) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let key = match self.read_key_file()? {
-                    Some(key) => key,
-                    None => self.create_key_file()?,
+                let (key, key_file_protection) = match self.read_key_file()? {
+                    Some((key, form)) => {
+                        let protection = self.protect_plain_key_file(&key, form);
+                        (key, protection)
+                    }
+                    None => (self.create_key_file()?, crate::os::KEY_FILE_PROTECTION),
                 };
-                return Ok(State::Open {
+                let state = State::Open {
                     protection: Protection::KeyFile,
                     key,
                     map: BTreeMap::new(),
-                });
+                };
+                return Ok((state, key_file_protection));
             }
             Err(e) => return Err(io_error("read", &self.secrets_path, e)),
         };
@@ -312,7 +339,7 @@ impl Files {
             Protection::parse(&file).map_err(|detail| self.corrupt(&self.secrets_path, detail))?;
         match protection {
             Protection::KeyFile => {
-                let key = self
+                let (key, form) = self
                     .read_key_file()?
                     .ok_or_else(|| StoreError::Unavailable {
                         store: StoreKind::File,
@@ -338,26 +365,33 @@ impl Files {
                     )
                 })?;
                 let map = self.parse_map(&plaintext)?;
-                Ok(State::Open {
+                // Only now: a key that does not decrypt the file is not worth protecting.
+                let key_file_protection = self.protect_plain_key_file(&key, form);
+                let state = State::Open {
                     protection,
                     key,
                     map,
-                })
+                };
+                Ok((state, key_file_protection))
             }
             // A leftover key file (a crash between the switch to a passphrase and its
             // removal) is left alone here: only a successful unlock proves that the header
             // really says "passphrase" and was not damaged into saying it.
-            Protection::Passphrase { params, salt } => Ok(State::Locked {
-                params,
-                salt,
-                header_len,
-                file,
-            }),
+            Protection::Passphrase { params, salt } => Ok((
+                State::Locked {
+                    params,
+                    salt,
+                    header_len,
+                    file,
+                },
+                crate::os::KEY_FILE_PROTECTION,
+            )),
         }
     }
 
-    /// The key in the key file, or `None` when there is no key file.
-    fn read_key_file(&self) -> Result<Option<SecretBytes>, StoreError> {
+    /// The key in the key file and the form it was kept in, or `None` when there is no
+    /// key file.
+    fn read_key_file(&self) -> Result<Option<(SecretBytes, KeyFileForm)>, StoreError> {
         let mut file = match File::open(&self.key_path) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -380,9 +414,9 @@ impl Files {
                 hint: format!("run `chmod 600 {}`", self.key_path.display()),
             });
         }
-        // One byte more than a key, to tell "too long" from "exactly right"; a fixed
-        // buffer because `read_to_end` may reallocate and leave copies behind.
-        let mut buf = Zeroizing::new([0u8; KEY_LEN + 1]);
+        // One byte more than the largest key file, to tell "too long"; a buffer of fixed
+        // size because `read_to_end` may reallocate and leave copies of a plain key behind.
+        let mut buf = Zeroizing::new(vec![0u8; MAX_KEY_FILE_LEN + 1]);
         let mut len = 0;
         while len < buf.len() {
             match file.read(&mut buf[len..]) {
@@ -392,18 +426,81 @@ impl Files {
                 Err(e) => return Err(io_error("read", &self.key_path, e)),
             }
         }
-        if len != KEY_LEN {
-            let holds = if len > KEY_LEN {
-                format!("more than {KEY_LEN} bytes")
+        let contents = &buf[..len];
+        let (mut key, form) = match contents.strip_prefix(PROTECTED_KEY_MAGIC.as_slice()) {
+            Some(protected) => {
+                let key =
+                    crate::os::unprotect_key(protected).map_err(|e| StoreError::Unavailable {
+                        store: StoreKind::File,
+                        detail: format!(
+                            "cannot read the key file {}: {e}",
+                            self.key_path.display()
+                        ),
+                        hint: format!(
+                            "sign in as the Windows account that created it, or restore {} \
+                             from a backup; {} was left untouched",
+                            self.key_path.display(),
+                            self.secrets_path.display()
+                        ),
+                    })?;
+                (key, KeyFileForm::Protected)
+            }
+            None => (Zeroizing::new(contents.to_vec()), KeyFileForm::Plain),
+        };
+        if key.len() != KEY_LEN {
+            let holds = if len > MAX_KEY_FILE_LEN {
+                format!("more than {MAX_KEY_FILE_LEN} bytes")
             } else {
-                format!("{len} bytes")
+                format!("{} bytes", key.len())
             };
             return Err(self.corrupt(
                 &self.key_path,
                 format!("the key file holds {holds}, a key is {KEY_LEN}"),
             ));
         }
-        Ok(Some(SecretBytes::new(buf[..KEY_LEN].to_vec())))
+        // Moved, not copied: `key` is left empty.
+        Ok(Some((SecretBytes::new(std::mem::take(&mut *key)), form)))
+    }
+
+    /// What the key file holds for `key`: the OS's protected form, or the key itself.
+    fn key_file_contents(&self, key: &SecretBytes) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+        let protected = crate::os::protect_key(key.expose())
+            .map_err(|e| io_error("protect the key for", &self.key_path, e))?;
+        Ok(Zeroizing::new(match protected {
+            Some(blob) => [PROTECTED_KEY_MAGIC.as_slice(), &blob].concat(),
+            None => key.expose().to_vec(),
+        }))
+    }
+
+    /// A plain key file where the OS can protect the key (one written by an older build)
+    /// is rewritten protected; if that fails it keeps working as it is, and `status` says
+    /// so. Returns what protects the key file now.
+    fn protect_plain_key_file(&self, key: &SecretBytes, form: KeyFileForm) -> &'static str {
+        if matches!(form, KeyFileForm::Protected) {
+            return crate::os::KEY_FILE_PROTECTION;
+        }
+        let blob = match crate::os::protect_key(key.expose()) {
+            Ok(Some(blob)) => blob,
+            // Nothing more to do here: the file's mode protects it.
+            Ok(None) => return crate::os::KEY_FILE_PROTECTION,
+            Err(e) => {
+                tracing::warn!(error = %e, path = %self.key_path.display(), "the plain key file stays plain");
+                return PROTECTION_PLAIN_KEY_FILE;
+            }
+        };
+        let contents = [PROTECTED_KEY_MAGIC.as_slice(), &blob].concat();
+        // Atomic: a crash leaves the plain key or the protected one, never neither. The
+        // plain bytes may remain in the disk's free space, as with any rewritten file.
+        match crate::fsutil::write_atomic(&self.key_path, &contents) {
+            Ok(()) => {
+                tracing::info!(path = %self.key_path.display(), "the plain key file is now protected by the OS");
+                crate::os::KEY_FILE_PROTECTION
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, path = %self.key_path.display(), "the plain key file stays plain");
+                PROTECTION_PLAIN_KEY_FILE
+            }
+        }
     }
 
     fn create_key_file(&self) -> Result<SecretBytes, StoreError> {
@@ -412,13 +509,15 @@ impl Files {
         let mut bytes = vec![0u8; KEY_LEN];
         getrandom_for(&mut bytes, &self.key_path)?;
         let key = SecretBytes::new(bytes);
+        // Protected before the file exists: a failure leaves nothing behind.
+        let contents = self.key_file_contents(&key)?;
         let mut file = crate::os::private_file_options()
             .write(true)
             .create_new(true)
             .open(&self.key_path)
             .map_err(|e| io_error("create", &self.key_path, e))?;
         let written = file
-            .write_all(key.expose())
+            .write_all(&contents)
             .map_err(|e| io_error("write", &self.key_path, e))
             .and_then(|()| {
                 file.sync_all()
@@ -552,10 +651,9 @@ impl SecretStore for FileStore {
             State::Open {
                 protection: Protection::KeyFile,
                 ..
-            } => PROTECTION_KEY_FILE,
-            State::Open { .. } | State::Locked { .. } => PROTECTION_PASSPHRASE,
+            } => format!("encrypted file, {}", self.key_file_protection),
+            State::Open { .. } | State::Locked { .. } => PROTECTION_PASSPHRASE.to_string(),
         }
-        .to_string()
     }
 
     fn get(&self, key: &str) -> Result<Option<Secret>, StoreError> {
@@ -951,7 +1049,6 @@ mod tests {
         let key_path = dir.join(KEY_FILE);
         assert_eq!(mode(&key_path), 0o600);
         assert_eq!(fs::read(&key_path).unwrap().len(), KEY_LEN);
-        assert_eq!(store.protection(), PROTECTION_KEY_FILE);
         assert_eq!(
             store.protection(),
             "encrypted file, key in a 0600 key file \
@@ -1101,7 +1198,10 @@ mod tests {
             "{err:?}"
         );
         assert!(tmp.path().join(KEY_FILE).exists());
-        assert_eq!(store.protection(), PROTECTION_KEY_FILE);
+        assert_eq!(
+            store.protection(),
+            format!("encrypted file, {}", crate::os::KEY_FILE_PROTECTION)
+        );
     }
 
     #[test]
@@ -1282,5 +1382,148 @@ mod tests {
         }
         assert!(dir.join(KEY_FILE).exists());
         assert_eq!(fs::read(&path).unwrap(), bytes);
+    }
+}
+
+/// The key file on every OS (under Wine for Windows: `scripts/windows.sh`): what the OS
+/// makes of the key, and key files written by older builds.
+#[cfg(test)]
+mod key_file_tests {
+    use super::*;
+
+    const TOKEN: &str = "ghp_Sup3rSecretTokenValue0123456789";
+
+    /// A data folder as the daemon makes it (0700 on Unix).
+    fn data_dir() -> (tempfile::TempDir, PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        crate::os::private_dir_builder().create(&dir).unwrap();
+        (tmp, dir)
+    }
+
+    fn open(dir: &Path) -> Result<FileStore, StoreError> {
+        FileStore::open_with_kdf_params(dir, KdfParams::for_tests())
+    }
+
+    /// Whether this OS protects the key (Windows), or keeps it plain under the file's mode.
+    fn os_protects() -> bool {
+        crate::os::protect_key(&[7; KEY_LEN]).unwrap().is_some()
+    }
+
+    #[test]
+    fn the_key_file_holds_what_the_os_makes_of_the_key() {
+        let (_tmp, dir) = data_dir();
+        let store = open(&dir).unwrap();
+        store.set("token/a", &Secret::new(TOKEN)).unwrap();
+        assert_eq!(
+            store.protection(),
+            format!("encrypted file, {}", crate::os::KEY_FILE_PROTECTION)
+        );
+        drop(store);
+        let contents = fs::read(dir.join(KEY_FILE)).unwrap();
+        if os_protects() {
+            assert!(contents.starts_with(PROTECTED_KEY_MAGIC), "{contents:?}");
+            assert!(store_protection_says(&dir, "DPAPI"));
+        } else {
+            assert_eq!(contents.len(), KEY_LEN);
+            assert!(store_protection_says(&dir, "0600 key file"));
+        }
+        let store = open(&dir).unwrap();
+        assert_eq!(store.get("token/a").unwrap().unwrap().expose(), TOKEN);
+    }
+
+    fn store_protection_says(dir: &Path, what: &str) -> bool {
+        open(dir).unwrap().protection().contains(what)
+    }
+
+    /// Written by an older build (Windows) or as Unix keeps it: 32 plain bytes. It opens;
+    /// where the OS protects keys it is rewritten protected, and the same secrets open.
+    #[test]
+    fn a_plain_key_file_still_opens_and_is_protected_where_the_os_can() {
+        let (_tmp, dir) = data_dir();
+        let key = *b"an older build's key, 32 bytes!!";
+        let mut options = crate::os::private_file_options();
+        options.write(true).create_new(true);
+        options
+            .open(dir.join(KEY_FILE))
+            .unwrap()
+            .write_all(&key)
+            .unwrap();
+        let store = open(&dir).unwrap();
+        store.set("token/a", &Secret::new(TOKEN)).unwrap();
+        drop(store);
+        let contents = fs::read(dir.join(KEY_FILE)).unwrap();
+        let secrets = fs::read(dir.join(SECRETS_FILE)).unwrap();
+        assert_eq!(
+            read_for_fuzzing(&secrets, &key),
+            Some(1),
+            "the old key still encrypts the secrets"
+        );
+        if os_protects() {
+            assert!(contents.starts_with(PROTECTED_KEY_MAGIC));
+            assert!(
+                !contents.windows(KEY_LEN).any(|w| w == key),
+                "no plain key left"
+            );
+        } else {
+            assert_eq!(contents, key);
+        }
+        let store = open(&dir).unwrap();
+        assert_eq!(store.get("token/a").unwrap().unwrap().expose(), TOKEN);
+        assert_eq!(
+            store.protection(),
+            format!("encrypted file, {}", crate::os::KEY_FILE_PROTECTION)
+        );
+    }
+
+    /// A damaged protected key file (or one another account protected, or one copied from
+    /// Windows to Unix) is a clear error that names the file, holds none of its bytes, and
+    /// leaves both files as they were.
+    #[test]
+    fn a_protected_key_this_account_cannot_open_is_a_clear_error() {
+        let (_tmp, dir) = data_dir();
+        open(&dir)
+            .unwrap()
+            .set("token/a", &Secret::new(TOKEN))
+            .unwrap();
+        let key_path = dir.join(KEY_FILE);
+        let mut contents = fs::read(&key_path).unwrap();
+        if !contents.starts_with(PROTECTED_KEY_MAGIC) {
+            // Unix: a key file as Windows writes it (a blob Unix cannot open).
+            contents = [PROTECTED_KEY_MAGIC.as_slice(), &[0x42; 200]].concat();
+        }
+        let last = contents.len() - 1;
+        contents[last] ^= 0x55;
+        fs::write(&key_path, &contents).unwrap();
+        let secrets = fs::read(dir.join(SECRETS_FILE)).unwrap();
+        let e = open(&dir).unwrap_err();
+        let StoreError::Unavailable { detail, hint, .. } = &e else {
+            panic!("expected Unavailable, got {e:?}");
+        };
+        assert!(
+            detail.starts_with(&format!("cannot read the key file {}", key_path.display())),
+            "{detail}"
+        );
+        assert!(detail.contains("DPAPI"), "{detail}");
+        assert!(hint.contains("left untouched"), "{hint}");
+        assert_eq!(fs::read(&key_path).unwrap(), contents);
+        assert_eq!(fs::read(dir.join(SECRETS_FILE)).unwrap(), secrets);
+    }
+
+    #[test]
+    fn a_key_file_of_the_wrong_size_is_corrupt() {
+        for len in [0, KEY_LEN - 1, KEY_LEN + 1, MAX_KEY_FILE_LEN + 10] {
+            let (_tmp, dir) = data_dir();
+            let mut options = crate::os::private_file_options();
+            options.write(true).create_new(true);
+            options
+                .open(dir.join(KEY_FILE))
+                .unwrap()
+                .write_all(&vec![1; len])
+                .unwrap();
+            let e = open(&dir).unwrap_err();
+            assert!(matches!(e, StoreError::Corrupt { .. }), "{len}: {e:?}");
+            assert!(e.to_string().contains("a key is 32"), "{e}");
+        }
     }
 }

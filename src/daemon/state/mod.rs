@@ -215,7 +215,8 @@ impl State {
     pub fn look_at_files(&self) {
         let generation = self.files.generation();
         // A safety net under the watch (filesystems that report no events, links
-        // re-pointed above a watched folder): the files' stamps at least once a second.
+        // re-pointed above a watched folder, and on macOS and Windows an event still on
+        // its way from the watcher's thread): the files' stamps at least once a second.
         let second = self.started.elapsed().as_secs() + 1;
         let due = self.files_looked_at.swap(second, Ordering::Relaxed) != second;
         if self.files_seen.swap(generation, Ordering::Relaxed) != generation || due {
