@@ -7,8 +7,11 @@
 //! - `unix.rs` / `windows.rs`: files (private folders, modes, owners, stamps), the file
 //!   store's key (Windows: DPAPI; Unix: the key file's mode), the hidden prompt of
 //!   `helperctl`, the daemon's signals, starting it in the background, hardening.
-//! - `linux.rs` / `macos.rs`: who is at the other end of a Unix socket and which program
-//!   that is (for the audit log).
+//! - `linux.rs` / `macos.rs` / `windows_peer.rs`: who is at the other end of a
+//!   connection and which program that is (for the audit log).
+//! - `windows_acl.rs`: which other accounts a folder's DACL lets in (`status`).
+//! - `fswatch.rs`: "did config.toml or the policy change?" (inotify on Linux, `notify`
+//!   elsewhere).
 
 pub mod fswatch;
 
