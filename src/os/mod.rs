@@ -60,6 +60,14 @@ pub use family::others_with_access;
 #[cfg(windows)]
 pub use windows_acl::others_with_access;
 
+/// Who besides the system's own accounts may change the policy file `path` (or replace a
+/// file in the folder `path`), where that is not already said by the owner and mode bits
+/// the policy check reads (Unix: nobody more to name).
+#[cfg(unix)]
+pub use family::untrusted_writers;
+#[cfg(windows)]
+pub use windows_acl::untrusted_writers;
+
 /// The peer of an accepted Unix-socket connection: its uid, and its pid where the OS
 /// tells (Linux `SO_PEERCRED`, macOS `getpeereid` + `LOCAL_PEERPID`).
 #[cfg(unix)]

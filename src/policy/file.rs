@@ -121,8 +121,25 @@ fn check_trusted(
     } else {
         format!("uid {owner}")
     };
-    // Where files have no uid and mode (Windows), nothing is checked here: see
-    // `crate::os::SYSTEM_POLICY_PATH`.
+    // Where files have no uid and mode (Windows), their access list says who may
+    // change them.
+    let writers = crate::os::untrusted_writers(target).map_err(|e| io_error(policy, e))?;
+    if !writers.is_empty() {
+        return Err(PolicyError::Untrusted {
+            path: policy.display().to_string(),
+            why: format!(
+                "{what} {} may be changed by {}, so someone other than an administrator \
+                 could have changed the policy",
+                target.display(),
+                writers.join(", ")
+            ),
+            fix: format!(
+                "icacls \"{}\" /inheritance:r /grant:r *S-1-5-18:F *S-1-5-32-544:F \
+                 *S-1-5-32-545:RX (as an administrator)",
+                target.display()
+            ),
+        });
+    }
     let why = match (crate::os::owner_of(meta), crate::os::mode_of(meta)) {
         (Some(uid), _) if uid != owner => format!(
             "{what} {} belongs to uid {uid}, not to {owner_name}",
