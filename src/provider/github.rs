@@ -266,21 +266,9 @@ pub(super) async fn revoke(
     };
     match Kind::of(token.expose()) {
         // https://docs.github.com/en/rest/apps/installations#revoke-an-installation-access-token
-        Kind::Installation => {
-            let url = format!("{}/installation/token", target.api_base);
-            let reply = http
-                .send(api_request(
-                    http,
-                    Method::DELETE,
-                    &url,
-                    Auth::Bearer(token),
-                )?)
-                .await?;
-            match reply.status {
-                204 => Ok(RevokeOutcome::Revoked),
-                _ => Err(reply.rejected()),
-            }
-        }
+        Kind::Installation => app::revoke_installation_token(http, target, token)
+            .await
+            .map(|()| RevokeOutcome::Revoked),
         Kind::Unknown => Ok(not_supported(
             "GitHub's revocation API accepts only tokens in the current formats (ghp_, \
              github_pat_, gho_, ghu_); revoke this one on the token page",
