@@ -19,10 +19,13 @@ use windows as imp;
 #[cfg(not(any(unix, windows)))]
 compile_error!("helperd runs on Unix (Linux, macOS) and Windows");
 
+mod terminal;
+
 pub use imp::{
     account_home, check_own_endpoint, connect, daemon_command, prepare_client_process, Stream,
-    Terminal, FAMILY,
+    FAMILY,
 };
+pub use terminal::Terminal;
 
 /// User identities on Windows, which the daemon compares with its clients'.
 #[cfg(windows)]

@@ -3,7 +3,7 @@
 //! folder.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::Command;
@@ -160,42 +160,16 @@ pub fn account_home() -> Option<std::ffi::OsString> {
     (!dir.is_empty()).then(|| dir.to_os_string())
 }
 
-/// The controlling terminal (`/dev/tty`), for the renewal prompt: git owns stdin and
-/// stdout.
-pub struct Terminal {
-    tty: File,
+/// The controlling terminal (`/dev/tty`), for reading and for writing: git owns stdin
+/// and stdout. Fails when there is none (a cron job, CI).
+pub fn open_terminal() -> io::Result<(File, File)> {
+    let tty = OpenOptions::new().read(true).write(true).open("/dev/tty")?;
+    let output = tty.try_clone()?;
+    Ok((tty, output))
 }
 
-impl Terminal {
-    /// Opens the controlling terminal; fails when there is none (a cron job, CI).
-    pub fn open() -> io::Result<Terminal> {
-        let tty = OpenOptions::new().read(true).write(true).open("/dev/tty")?;
-        Ok(Terminal { tty })
-    }
-
-    /// Writes `text` and flushes it.
-    pub fn write(&self, text: &str) -> io::Result<()> {
-        let mut out = &self.tty;
-        out.write_all(text.as_bytes())?;
-        out.flush()
-    }
-
-    /// Reads one line, without its line end.
-    pub fn read_line(&self) -> io::Result<String> {
-        let mut line = String::new();
-        BufReader::new(&self.tty).read_line(&mut line)?;
-        Ok(line.trim_end_matches(['\n', '\r']).to_string())
-    }
-
-    /// Asks `question` with echo off (switched off before the question appears, so
-    /// nothing typed after it can show) and reads one line. Echo comes back on every way
-    /// out, Ctrl-C included.
-    pub fn read_hidden_line(&self, question: &str) -> io::Result<String> {
-        let _echo_off = EchoOff::new(&self.tty)?;
-        self.write(question)?;
-        self.read_line()
-    }
-}
+/// Echo off keeps the Enter typed (`ECHONL`): the line ends on the terminal by itself.
+pub const ECHOES_ENTER: bool = true;
 
 /// The terminal's settings before echo went off, for the signal handler to put back.
 /// Written once before the handlers are installed, read only by them.
@@ -220,13 +194,14 @@ extern "C" fn restore_and_reraise(sig: libc::c_int) {
 }
 
 /// Echo off on the terminal until dropped, with the ending signals restoring it too.
-struct EchoOff {
+pub struct EchoOff {
     fd: libc::c_int,
     saved: libc::termios,
 }
 
 impl EchoOff {
-    fn new(tty: &File) -> io::Result<EchoOff> {
+    /// Switches echo off on `tty`.
+    pub fn new(tty: &File) -> io::Result<EchoOff> {
         use std::os::fd::AsRawFd;
         let fd = tty.as_raw_fd();
         let mut saved = std::mem::MaybeUninit::<libc::termios>::uninit();

@@ -4,7 +4,7 @@
 //! console and without this process's handles.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io;
 use std::os::windows::ffi::OsStrExt;
 use std::os::windows::fs::OpenOptionsExt;
 use std::os::windows::io::AsRawHandle;
@@ -264,46 +264,16 @@ pub mod sid {
     }
 }
 
-/// The console, for the renewal prompt: git owns stdin and stdout.
-pub struct Terminal {
-    input: File,
-    output: File,
+/// The console (`CONIN$`, `CONOUT$`), for reading and for writing: git owns stdin and
+/// stdout. Fails when there is none (a service, a detached process).
+pub fn open_terminal() -> io::Result<(File, File)> {
+    let input = OpenOptions::new().read(true).write(true).open("CONIN$")?;
+    let output = OpenOptions::new().write(true).open("CONOUT$")?;
+    Ok((input, output))
 }
 
-impl Terminal {
-    /// Opens the console; fails when there is none (a service, a detached process).
-    pub fn open() -> io::Result<Terminal> {
-        let input = OpenOptions::new().read(true).write(true).open("CONIN$")?;
-        let output = OpenOptions::new().write(true).open("CONOUT$")?;
-        Ok(Terminal { input, output })
-    }
-
-    /// Writes `text` and flushes it.
-    pub fn write(&self, text: &str) -> io::Result<()> {
-        let mut out = &self.output;
-        out.write_all(text.as_bytes())?;
-        out.flush()
-    }
-
-    /// Reads one line, without its line end.
-    pub fn read_line(&self) -> io::Result<String> {
-        let mut line = String::new();
-        BufReader::new(&self.input).read_line(&mut line)?;
-        Ok(line.trim_end_matches(['\n', '\r']).to_string())
-    }
-
-    /// Asks `question` with echo off and reads one line; the console's mode comes back on
-    /// every way out, Ctrl-C included.
-    pub fn read_hidden_line(&self, question: &str) -> io::Result<String> {
-        let echo_off = EchoOff::new(&self.input)?;
-        self.write(question)?;
-        let line = self.read_line();
-        drop(echo_off);
-        // The Enter typed was not echoed either.
-        self.write("\n")?;
-        line
-    }
-}
+/// Echo off hides the Enter typed too: the prompt ends the line itself.
+pub const ECHOES_ENTER: bool = false;
 
 /// The console input handle and its mode before echo went off, for the Ctrl-C handler.
 static CONSOLE: AtomicPtr<std::ffi::c_void> = AtomicPtr::new(std::ptr::null_mut());
@@ -320,13 +290,15 @@ unsafe extern "system" fn restore_console(_event: u32) -> BOOL {
     FALSE
 }
 
-struct EchoOff {
+/// Echo off on the console until dropped, with Ctrl-C restoring it too.
+pub struct EchoOff {
     console: HANDLE,
     saved: CONSOLE_MODE,
 }
 
 impl EchoOff {
-    fn new(input: &File) -> io::Result<EchoOff> {
+    /// Switches echo off on the console `input`.
+    pub fn new(input: &File) -> io::Result<EchoOff> {
         let console = input.as_raw_handle();
         let mut saved: CONSOLE_MODE = 0;
         // SAFETY: `console` is an open console input handle.
