@@ -40,6 +40,13 @@ pub mod kind {
     /// The daemon minted a GitHub App installation token (runtime, installation,
     /// permissions, expiry; never the token or the key).
     pub const MINTED: &str = "minted";
+    /// The daemon had GitLab rotate a runtime's token (runtime, old and new expiry; never
+    /// a token).
+    pub const ROTATED: &str = "rotated";
+    /// A rotation the daemon started cannot be finished: the host rotated the token but
+    /// the new one never reached helperd (the daemon stopped mid-rotation), so the user
+    /// must renew it.
+    pub const ROTATION_LOST: &str = "rotation_lost";
     /// A broken `config.toml`. Reserved: no code writes this kind yet.
     pub const CONFIG_ERROR: &str = "config_error";
 }

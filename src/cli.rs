@@ -228,6 +228,14 @@ pub enum RuntimeAction {
         /// (repeatable), e.g. contents=write; default: all the installation has.
         #[arg(long = "permission", value_name = "NAME=LEVEL", requires = "app_id")]
         permissions: Vec<String>,
+        /// GitLab: the daemon rotates the token through the host's self-rotate endpoint
+        /// when it enters its last N days (the token needs the api or self_rotate scope).
+        #[arg(long, value_name = "N")]
+        rotate_days: Option<u32>,
+        /// GitLab: the token's kind for rotation: personal (default), project:ID or
+        /// group:ID (an id or a path like acme/app).
+        #[arg(long, value_name = "KIND", requires = "rotate_days")]
+        rotate_via: Option<String>,
         /// Bitbucket Cloud: your Atlassian account email, with which its API checks API
         /// tokens (git uses x-bitbucket-api-token-auth or your username).
         #[arg(long)]

@@ -14,6 +14,7 @@ pub mod gitproto;
 pub mod location;
 pub mod plain;
 pub mod policy;
+pub mod rotation;
 pub mod runtime;
 pub mod secret;
 pub mod team;

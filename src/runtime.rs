@@ -207,6 +207,8 @@ mod tests {
             line: 1,
             team: None,
             app: None,
+            rotate_days: None,
+            rotate_via: Default::default(),
         }
     }
 

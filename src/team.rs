@@ -110,6 +110,8 @@ pub fn parse_entry(
         }),
         // Team entries with app keys are a later step of issue 18.
         app: None,
+        rotate_days: None,
+        rotate_via: Default::default(),
     };
     let mut hosts: Vec<String> = runtime.urls.iter().map(UrlPrefix::base_url).collect();
     hosts.sort();
@@ -140,6 +142,7 @@ pub fn parse_entry(
         replaced_at: None,
         app_installation: None,
         app_slug: None,
+        rotation_started: None,
     };
     Ok(TeamRuntime {
         runtime,

@@ -70,6 +70,13 @@ pub struct TokenMeta {
     /// A GitHub App key: the app's slug as GitHub reported it (its pages are `/apps/SLUG`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_slug: Option<String>,
+    /// GitLab self-rotation (issue 18): set, and saved, just before the daemon asks the
+    /// host to rotate this token (Unix seconds); no secret. While it is set, the daemon
+    /// never asks to rotate this token again until it has proved the host did not rotate
+    /// it (GitLab revokes the new token when the old one rotates twice, gitlab#524639):
+    /// a daemon stopped mid-rotation finds it at its next start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_started: Option<u64>,
 }
 
 /// The kind recorded for a GitHub App's private key, which a GitHub App runtime holds
@@ -110,6 +117,7 @@ impl TokenMeta {
             replaced_at: None,
             app_installation: None,
             app_slug: None,
+            rotation_started: None,
         }
     }
 }

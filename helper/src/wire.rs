@@ -674,6 +674,40 @@ pub struct RuntimeStatus {
     /// Set for a GitHub App runtime: the app and its minted token (never the token).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app: Option<AppStatus>,
+    /// Set for a GitLab runtime whose token rotates itself (issue 18). Never a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<RotationStatus>,
+}
+
+/// A GitLab runtime's self-rotation: when it is due, and how the last attempt went.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RotationStatus {
+    /// The window in days (the runtime's `rotate_days`, raised to the policy's floor).
+    pub days: u32,
+    /// The token's kind: `personal`, `project:ID` or `group:ID`.
+    pub via: String,
+    /// `scheduled` (due at `due_at`), `due` (at the next look), `in_flight`, `failed`
+    /// (retried at `retry_at`), `interrupted` (a rotation was started and not finished;
+    /// the host is asked whether it rotated before anything else), `lost` (the host
+    /// rotated it and the new token never reached helperd: renew it), `not_rotatable`
+    /// (no token, no expiry, an OAuth token, or expired).
+    pub state: String,
+    /// When the token enters its rotation window (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<u64>,
+    /// The next attempt after a failure (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<u64>,
+    /// Failed attempts in a row.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub failures: u32,
+    /// Why the last attempt failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A GitHub App runtime's app and installation token (DESIGN.md §13). Never a secret.

@@ -34,6 +34,11 @@ pub struct NewRuntime {
     /// A GitHub App runtime's app (`app_id`, `app_client_id`, `installation_id`,
     /// `permissions`).
     pub app: Option<crate::config::GitHubApp>,
+    /// GitLab: rotate the token in its last N days (`rotate_days`).
+    pub rotate_days: Option<u32>,
+    /// GitLab: the token's kind for its self-rotate endpoint (`rotate_via`); `None`:
+    /// personal, the default, not written.
+    pub rotate_via: Option<crate::config::RotateVia>,
 }
 
 /// Returns the new file text with a `[[runtime]]` table appended.
@@ -101,6 +106,16 @@ fn render_runtime(rt: &NewRuntime) -> String {
             }
             table.insert("permissions", Item::Value(Value::InlineTable(perms)));
         }
+    }
+    if let Some(days) = rt.rotate_days {
+        table.insert("rotate_days", toml_edit::value(i64::from(days)));
+    }
+    if let Some(via) = rt
+        .rotate_via
+        .as_ref()
+        .filter(|v| **v != crate::config::RotateVia::Personal)
+    {
+        table.insert("rotate_via", toml_edit::value(via.text()));
     }
     let mut tables = ArrayOfTables::new();
     tables.push(table);
@@ -370,6 +385,8 @@ urls = ["https://gitlab.example.com/"]
             forward: false,
             email: None,
             app: None,
+            rotate_days: None,
+            rotate_via: None,
         }
     }
 

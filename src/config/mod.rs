@@ -87,6 +87,60 @@ pub struct RuntimeConfig {
     pub team: Option<TeamOrigin>,
     /// Set for a GitHub App runtime: the daemon mints its tokens (DESIGN.md §13).
     pub app: Option<GitHubApp>,
+    /// GitLab: rotate the token through the host's self-rotate endpoint when it enters its
+    /// last N days (issue 18; the policy's `rotate_days` is a floor, see
+    /// [`crate::rotation::window_days`]).
+    pub rotate_days: Option<u32>,
+    /// GitLab: which self-rotate endpoint the token uses (`rotate_via`).
+    pub rotate_via: RotateVia,
+}
+
+/// The kind of GitLab access token, which decides its self-rotate endpoint. GitLab's
+/// `GET /personal_access_tokens/self` answers for all three alike and names no project or
+/// group, so the runtime says it (`rotate_via = "project:acme/app"`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum RotateVia {
+    /// A personal access token: `POST /personal_access_tokens/self/rotate`.
+    #[default]
+    Personal,
+    /// A project access token: `POST /projects/:id/access_tokens/self/rotate`.
+    Project(String),
+    /// A group access token: `POST /groups/:id/access_tokens/self/rotate`.
+    Group(String),
+}
+
+impl RotateVia {
+    /// Reads `personal`, `project:ID-OR-PATH` or `group:ID-OR-PATH`.
+    pub fn parse(text: &str) -> Result<RotateVia, String> {
+        let bad = || {
+            format!(
+                "rotate_via must be \"personal\", \"project:ID\" or \"group:ID\" (an id or a path like acme/app), not {text:?}"
+            )
+        };
+        let named = |rest: &str| {
+            let rest = rest.trim();
+            let ok = !rest.is_empty()
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.'));
+            ok.then(|| rest.to_string()).ok_or_else(bad)
+        };
+        match text.split_once(':') {
+            None if text == "personal" => Ok(RotateVia::Personal),
+            Some(("project", rest)) => named(rest).map(RotateVia::Project),
+            Some(("group", rest)) => named(rest).map(RotateVia::Group),
+            _ => Err(bad()),
+        }
+    }
+
+    /// The text `parse` reads, for the config file and `status`.
+    pub fn text(&self) -> String {
+        match self {
+            RotateVia::Personal => "personal".into(),
+            RotateVia::Project(p) => format!("project:{p}"),
+            RotateVia::Group(g) => format!("group:{g}"),
+        }
+    }
 }
 
 /// A runtime's GitHub App (`app_id`, ...): its private key is the runtime's secret
@@ -241,7 +295,7 @@ pub fn config_file(config_dir: &Path) -> PathBuf {
 const MAX_DAYS: i64 = 3650;
 
 /// The keys a `[[runtime]]` table may have, in the order the docs list them.
-const RUNTIME_KEYS: [&str; 13] = [
+const RUNTIME_KEYS: [&str; 15] = [
     "name",
     "provider",
     "urls",
@@ -255,6 +309,8 @@ const RUNTIME_KEYS: [&str; 13] = [
     "app_client_id",
     "installation_id",
     "permissions",
+    "rotate_days",
+    "rotate_via",
 ];
 
 /// Permission levels GitHub takes in an installation token request.
@@ -462,8 +518,11 @@ fn parse_runtime(cx: &Cx<'_>, table: &Table) -> Result<RuntimeConfig, ConfigErro
     let forward = rt.flag("forward")?;
     let email = rt.optional_text("email")?;
     let app = rt.app(provider, &urls, username.as_deref(), auth)?;
+    let (rotate_days, rotate_via) = rt.rotation(provider)?;
     Ok(RuntimeConfig {
         app,
+        rotate_days,
+        rotate_via,
         email,
         provider,
         urls,
@@ -678,6 +737,48 @@ impl RtCx<'_> {
         }
     }
 
+    /// `rotate_days` and `rotate_via`: a GitLab runtime whose token rotates itself.
+    fn rotation(&self, provider: Provider) -> Result<(Option<u32>, RotateVia), ConfigError> {
+        let days = match self.table.get("rotate_days") {
+            None => None,
+            Some(item) => match item.as_integer() {
+                Some(n) if (1..=i64::from(crate::rotation::GITLAB_MAX_DAYS)).contains(&n) => {
+                    Some(n as u32)
+                }
+                _ => {
+                    return Err(self.error(
+                        value_span(self.table, "rotate_days"),
+                        format!(
+                            "rotate_days must be a whole number of days from 1 to {}",
+                            crate::rotation::GITLAB_MAX_DAYS
+                        ),
+                    ))
+                }
+            },
+        };
+        let via = match self.text("rotate_via")? {
+            None => RotateVia::Personal,
+            Some(text) => RotateVia::parse(text)
+                .map_err(|why| self.error(value_span(self.table, "rotate_via"), why))?,
+        };
+        let used = days.is_some() || self.table.contains_key("rotate_via");
+        if used && provider != Provider::GitLab {
+            let key = if days.is_some() {
+                "rotate_days"
+            } else {
+                "rotate_via"
+            };
+            return Err(self.error(
+                key_span(self.table, key),
+                format!(
+                    "{key}: only GitLab tokens rotate themselves (provider = \"gitlab\"), not {}",
+                    provider.descriptor().title
+                ),
+            ));
+        }
+        Ok((days, via))
+    }
+
     /// `app_id`, `app_client_id`, `installation_id`, `permissions`: a GitHub App runtime.
     fn app(
         &self,
@@ -798,6 +899,32 @@ oauth_client_id = "Iv1.0123456789abcdef"  # optional
         (e.line, e.message)
     }
 
+    #[test]
+    fn rotate_days_and_rotate_via_belong_to_gitlab() {
+        let gl = |extra: &str| {
+            format!("[[runtime]]\nname = \"gl\"\nprovider = \"gitlab\"\nurls = [\"https://gitlab.example/\"]\n{extra}")
+        };
+        let c = parse(&gl("rotate_days = 14\nrotate_via = \"project:acme/app\"\n")).unwrap();
+        assert_eq!(c.runtimes[0].rotate_days, Some(14));
+        assert_eq!(
+            c.runtimes[0].rotate_via,
+            RotateVia::Project("acme/app".into())
+        );
+        let c = parse(&gl("rotate_days = 7\n")).unwrap();
+        assert_eq!(c.runtimes[0].rotate_via, RotateVia::Personal);
+        assert_eq!(parse(&gl("")).unwrap().runtimes[0].rotate_days, None);
+        let (_, m) = error(&gl("rotate_days = 0\n"));
+        assert!(
+            m.contains("rotate_days must be a whole number of days from 1 to 365"),
+            "{m}"
+        );
+        let (_, m) = error(&gl("rotate_via = \"team:1\"\n"));
+        assert!(m.contains("rotate_via must be"), "{m}");
+        let (_, m) = error(&runtime_with("a", "rotate_days = 7\n"));
+        assert!(m.contains("only GitLab tokens rotate themselves"), "{m}");
+        assert_eq!(RotateVia::parse("group:42").unwrap().text(), "group:42");
+    }
+
     /// A valid runtime table, to which a test adds or changes one line.
     fn runtime_with(name: &str, extra: &str) -> String {
         format!("[[runtime]]\nname = \"{name}\"\nprovider = \"github\"\nurls = [\"https://github.com/{name}/\"]\n{extra}")
@@ -910,7 +1037,7 @@ oauth_client_id = "Iv1.0123456789abcdef"  # optional
             ("[[runtime]]\nname = \"acmé\"\n".into(), 2,
                 "runtime name \"acmé\" is invalid: use 1 to 64 ASCII letters, digits, '.', '_' or '-'".into()),
             (runtime_with("acme", "usernmae = \"bob\"\n"), 5,
-                "runtime \"acme\": unknown key \"usernmae\"; known keys: name, provider, urls, username, api_url, auth, oauth_client_id, forward, email, app_id, app_client_id, installation_id, permissions".into()),
+                "runtime \"acme\": unknown key \"usernmae\"; known keys: name, provider, urls, username, api_url, auth, oauth_client_id, forward, email, app_id, app_client_id, installation_id, permissions, rotate_days, rotate_via".into()),
             ("[settings]\nwarn_day = 3\n".into(), 2,
                 "[settings]: unknown key \"warn_day\"; known keys: warn_days, stale_days".into()),
             ("[[runtime]]\nname = 1\n".into(), 2, "runtime name must be a string, not integer".into()),
@@ -942,7 +1069,7 @@ oauth_client_id = "Iv1.0123456789abcdef"  # optional
             ("[runtime.a]\nname = \"a\"\n".into(), 1,
                 "runtime must be written as [[runtime]] tables (double brackets), one per runtime".into()),
             ("[[runtime]]\nname = \"a\"\n[runtime.extra]\n".into(), 3,
-                "runtime \"a\": unknown key \"extra\"; known keys: name, provider, urls, username, api_url, auth, oauth_client_id, forward, email, app_id, app_client_id, installation_id, permissions".into()),
+                "runtime \"a\": unknown key \"extra\"; known keys: name, provider, urls, username, api_url, auth, oauth_client_id, forward, email, app_id, app_client_id, installation_id, permissions, rotate_days, rotate_via".into()),
         ];
         for (text, line, message) in cases {
             assert_eq!(error(&text), (Some(line), message), "for:\n{text}");

@@ -31,7 +31,14 @@ pub fn run(paths: &Paths, action: RuntimeAction) -> anyhow::Result<u8> {
             client_id,
             installation_id,
             permissions,
+            rotate_days,
+            rotate_via,
         } => {
+            let rotate_via = rotate_via
+                .as_deref()
+                .map(config::RotateVia::parse)
+                .transpose()
+                .map_err(|why| anyhow::anyhow!("--rotate-via: {why}"))?;
             let app = match app_id {
                 None => None,
                 Some(app_id) => {
@@ -62,6 +69,8 @@ pub fn run(paths: &Paths, action: RuntimeAction) -> anyhow::Result<u8> {
                 _ => AuthScheme::Basic,
             };
             let rt = NewRuntime {
+                rotate_days,
+                rotate_via,
                 forward,
                 email,
                 app,

@@ -392,6 +392,15 @@ fn runtime_table(runtimes: &[RuntimeStatus], now: u64, colour: bool) -> String {
                 rows.push((cells, String::new()));
             }
         }
+        if let Some(rotation) = &rt.rotation {
+            let mut cells: [String; 9] = Default::default();
+            cells[2] = rotation_line(rotation, now);
+            let warn = matches!(rotation.state.as_str(), "failed" | "interrupted" | "lost");
+            if warn {
+                cells[2] = format!("! {}", cells[2]);
+            }
+            rows.push((cells, String::new()));
+        }
         let token_notes = rt
             .token
             .iter()
@@ -498,6 +507,34 @@ pub fn render_which(r: &WhichReport, now: u64) -> String {
         }
     }
     out
+}
+
+/// A GitLab runtime's self-rotation line: the window, when it is due, how the last
+/// attempt went.
+fn rotation_line(r: &helperd_wire::wire::RotationStatus, now: u64) -> String {
+    let when = |t: u64| crate::timefmt::format_datetime(t);
+    let head = format!("rotates itself {} days before expiry ({})", r.days, r.via);
+    let tail = match r.state.as_str() {
+        "scheduled" => match r.due_at {
+            Some(t) => format!("next rotation {} ({})", when(t), crate::timefmt::countdown(t, now)),
+            None => "next rotation unknown".into(),
+        },
+        "due" => "rotation due: at the next git request or within a minute".into(),
+        "in_flight" => "rotating now".into(),
+        "failed" => format!(
+            "last rotation failed ({} in a row: {}); retried {}; the current token serves meanwhile",
+            r.failures,
+            r.error.as_deref().unwrap_or("unknown"),
+            r.retry_at.map(when).unwrap_or_else(|| "at the next look".into())
+        ),
+        "interrupted" => format!(
+            "a rotation was interrupted; helperd asks the host whether it rotated the token before anything else{}",
+            r.error.as_deref().map(|e| format!(" (last try: {e})")).unwrap_or_default()
+        ),
+        "lost" => "the host rotated the token in an interrupted rotation and the new token was lost: renew it (`helperctl renew`)".into(),
+        _ => "no rotation (no token with an expiry that can rotate itself)".into(),
+    };
+    format!("{head}; {tail}")
 }
 
 /// A GitHub App runtime's line: app, installation, the token in memory and the next mint.

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use helperd_wire::wire::{
     AppStatus, ConfigStatus, ErrorCode, ForwardStatus, OpenBaoStatus, PolicyStatus, Reply,
-    Response, RuntimeStatus, StatusReport, StoreStatus, SupportStatus, TeamSource, TokenStatus,
-    WhichCandidate, WhichReport, PROTOCOL_VERSION,
+    Response, RotationStatus, RuntimeStatus, StatusReport, StoreStatus, SupportStatus, TeamSource,
+    TokenStatus, WhichCandidate, WhichReport, PROTOCOL_VERSION,
 };
 use tokio::sync::oneshot;
 
@@ -314,7 +314,9 @@ fn config_and_runtimes(
                     mints: mint.mints,
                 }
             });
+            let rotation = rotation_status(state, rt, book, policy.map(|p| p.policy), now);
             RuntimeStatus {
+                rotation,
                 app,
                 oauth_app,
                 name: rt.name.clone(),
@@ -649,4 +651,43 @@ pub async fn support_expired(state: &State, uid: u32) {
         .audit(crate::audit::AuditEvent::now(kind::SUPPORT_REVOKED).reason("expired"))
         .await;
     tracing::info!("support access expired");
+}
+
+/// A GitLab runtime's self-rotation for `status` (issue 18): its window, when it is due,
+/// and the rotator's last word on it.
+fn rotation_status(
+    state: &State,
+    rt: &crate::config::RuntimeConfig,
+    book: &TokenBook,
+    policy: Option<&crate::policy::Policy>,
+    now: u64,
+) -> Option<RotationStatus> {
+    let days = crate::rotation::window_days(rt, policy)?;
+    let token = book.for_runtime(&rt.name);
+    let note = token
+        .map(|t| state.rotation.note(&t.id))
+        .unwrap_or_default();
+    let due_at = token.and_then(|t| crate::rotation::due_at(t, days));
+    let state_name = match token {
+        _ if note.in_flight => "in_flight",
+        Some(t) if t.rotation_started.is_some() && t.rejected_at.is_some() => "lost",
+        Some(t) if t.rotation_started.is_some() => "interrupted",
+        _ if note.failures > 0 => "failed",
+        Some(t) if t.expires.is_some_and(|e| now >= e) => "not_rotatable",
+        Some(_) => match due_at {
+            Some(due) if now >= due => "due",
+            Some(_) => "scheduled",
+            None => "not_rotatable",
+        },
+        None => "not_rotatable",
+    };
+    Some(RotationStatus {
+        days,
+        via: rt.rotate_via.text(),
+        state: state_name.to_string(),
+        due_at,
+        retry_at: note.retry_at,
+        failures: note.failures,
+        error: note.error,
+    })
 }

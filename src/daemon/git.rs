@@ -320,6 +320,14 @@ async fn serve_token(
         }
     };
     record_use(state, serve, now).await;
+    // A GitLab token inside its rotation window is rotated in the background; git gets
+    // the current, still valid token now and never waits for the host.
+    if serve.minted.is_none()
+        && !is_team_token(&serve.token_id)
+        && super::rotator::wanted(state, &serve.runtime)
+    {
+        state.rotation.wake();
+    }
     #[cfg(feature = "desktop-notifications")]
     if let Some(text) = &serve.warning {
         desktop_notification(text);

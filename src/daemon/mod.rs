@@ -22,6 +22,7 @@ pub mod login;
 pub mod memory;
 pub mod peer;
 pub mod replies;
+pub mod rotator;
 pub mod server;
 pub mod state;
 pub mod support_server;
@@ -183,6 +184,12 @@ pub fn launch(options: Options) -> anyhow::Result<()> {
             let state = weak.upgrade()?;
             Some((state.config.current().openbao.clone(), state.now()))
         }));
+        // GitLab tokens that rotate themselves (issue 18): one task, so one rotation at a
+        // time; it also settles a rotation a previous daemon left unfinished.
+        tokio::spawn(rotator::run(
+            state.rotation.clone(),
+            std::sync::Arc::downgrade(&state),
+        ));
         let listener = server::serve(listener, state.clone()).await?;
         // A SIGTERM gives pending store writes the same bounded chance as `daemon stop`
         // (which already waited: then this returns at once).

@@ -593,7 +593,22 @@ pub async fn rotate(state: &State, peer: &Peer, runtime: String) -> Response {
         Ok(c) => c,
         Err(e) => return provider_error(e),
     };
-    let rotated = match client.rotate(&Target::for_runtime(&rt), &secret).await {
+    if token.rotation_started.is_some() {
+        // The daemon's own rotation of this token was not finished: rotating it again
+        // could make GitLab revoke the new token too (gitlab#524639).
+        return bad_request(format!(
+            "a rotation of runtime {}'s token is under way or was interrupted; `helperctl status` shows it (the daemon checks with the host before it rotates again)",
+            rt.name
+        ));
+    }
+    let request = crate::provider::RotateRequest {
+        via: rt.rotate_via.clone(),
+        expires_at: None,
+    };
+    let rotated = match client
+        .rotate(&Target::for_runtime(&rt), &secret, &request)
+        .await
+    {
         Ok(r) => r,
         Err(e) => return provider_error(e),
     };

@@ -5,6 +5,7 @@
 //! require_expiry = true          # every token must have an expiry
 //! max_days = 90                  # a token may expire at most this many days after it is set
 //! warn_days = 14                 # a floor for the users' warning window
+//! rotate_days = 14               # GitLab tokens rotate themselves in their last 14 days at least
 //! allowed_providers = ["github", "gitlab"]
 //! allowed_hosts = ["github.com", "*.corp.example"]
 //! store_plain_credentials = false
@@ -46,10 +47,11 @@ const SECS_PER_DAY: u64 = 86_400;
 const MAX_DAYS: i64 = 3650;
 
 /// The keys a policy file may have, in the order the docs list them.
-const KEYS: [&str; 9] = [
+const KEYS: [&str; 10] = [
     "require_expiry",
     "max_days",
     "warn_days",
+    "rotate_days",
     "allowed_providers",
     "allowed_hosts",
     "store_plain_credentials",
@@ -133,6 +135,9 @@ pub struct Policy {
     pub max_days: Option<u32>,
     /// A floor for the users' warning window.
     pub warn_days: Option<u32>,
+    /// A floor for every GitLab runtime's `rotate_days`: its token rotates itself at least
+    /// this many days before it expires (see [`crate::rotation::window_days`]).
+    pub rotate_days: Option<u32>,
     /// The providers runtimes may use; `None`: any.
     pub allowed_providers: Option<Vec<Provider>>,
     /// Lower-case host names or `*.domain` patterns (one label, as in `config.toml`) that
@@ -155,6 +160,7 @@ impl Default for Policy {
             require_expiry: false,
             max_days: None,
             warn_days: None,
+            rotate_days: None,
             allowed_providers: None,
             allowed_hosts: None,
             store_plain_credentials: true,
@@ -267,6 +273,7 @@ impl Policy {
                 "require_expiry" => policy.require_expiry = cx.boolean(key, item, span)?,
                 "max_days" => policy.max_days = Some(cx.days(key, item, span, 1)?),
                 "warn_days" => policy.warn_days = Some(cx.days(key, item, span, 0)?),
+                "rotate_days" => policy.rotate_days = Some(cx.days(key, item, span, 1)?),
                 "allowed_providers" => policy.allowed_providers = Some(cx.providers(item, span)?),
                 "allowed_hosts" => policy.allowed_hosts = Some(cx.hosts(item, span)?),
                 "allow_forwarding" => policy.allow_forwarding = cx.boolean(key, item, span)?,
@@ -302,6 +309,9 @@ impl Policy {
         }
         if let Some(n) = self.warn_days {
             rules.push(("warn_days", n.to_string()));
+        }
+        if let Some(n) = self.rotate_days {
+            rules.push(("rotate_days", n.to_string()));
         }
         if let Some(providers) = &self.allowed_providers {
             let names = providers.iter().map(|p| p.name().to_string()).collect();
@@ -946,6 +956,7 @@ min_store = "passphrase"
                 require_expiry: true,
                 max_days: Some(90),
                 warn_days: Some(14),
+                rotate_days: None,
                 allowed_providers: Some(vec![Provider::GitHub, Provider::GitLab]),
                 allowed_hosts: Some(vec!["github.com".into(), "*.corp.example".into()]),
                 store_plain_credentials: false,
@@ -994,9 +1005,9 @@ min_store = "passphrase"
             ("max_days = 90\nmax_days = 30\n", 2, "TOML syntax error: duplicate key"),
             ("require_expiry = yes\n", 1, "TOML syntax error: string values must be quoted, expected literal string"),
             ("\nmax_day = 90\n", 2, "unknown key \"max_day\"; known keys: require_expiry, max_days, \
-                warn_days, allowed_providers, allowed_hosts, store_plain_credentials, min_store, allow_forwarding, oauth_app"),
+                warn_days, rotate_days, allowed_providers, allowed_hosts, store_plain_credentials, min_store, allow_forwarding, oauth_app"),
             ("[rules]\nmax_days = 3\n", 1, "unknown key \"rules\"; known keys: require_expiry, max_days, \
-                warn_days, allowed_providers, allowed_hosts, store_plain_credentials, min_store, allow_forwarding, oauth_app"),
+                warn_days, rotate_days, allowed_providers, allowed_hosts, store_plain_credentials, min_store, allow_forwarding, oauth_app"),
             ("require_expiry = 1\n", 1, "require_expiry must be true or false, not integer"),
             ("store_plain_credentials = \"no\"\n", 1, "store_plain_credentials must be true or false, not string"),
             ("\n\nmax_days = 0\n", 3, "max_days must be from 1 to 3650 days, not 0"),

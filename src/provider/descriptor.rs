@@ -106,8 +106,12 @@ pub(crate) type RevokeFn =
     for<'a> fn(&'a Http, &'a Target, &'a Secret) -> ApiFuture<'a, super::RevokeOutcome>;
 
 /// Has the forge replace a token with a new one (and revoke the old).
-pub(crate) type RotateFn =
-    for<'a> fn(&'a Http, &'a Target, &'a Secret) -> ApiFuture<'a, RotatedToken>;
+pub(crate) type RotateFn = for<'a> fn(
+    &'a Http,
+    &'a Target,
+    &'a Secret,
+    &'a super::RotateRequest,
+) -> ApiFuture<'a, RotatedToken>;
 
 /// A forge's REST API.
 #[derive(Debug)]

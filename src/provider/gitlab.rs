@@ -44,7 +44,7 @@ pub(super) const DESCRIPTOR: ProviderDescriptor = ProviderDescriptor {
         base: |web| format!("{web}/api/v4"),
         user: ApiUser::Username,
         introspect: |http, target, _user, token| Box::pin(introspect(http, target, token)),
-        rotate: Some(|http, target, token| Box::pin(rotate(http, target, token))),
+        rotate: Some(|http, target, token, request| Box::pin(rotate(http, target, token, request))),
     }),
     revoke: Revoke::Api(RevokeCall(|http, target, token| {
         Box::pin(revoke(http, target, token))
@@ -223,11 +223,15 @@ pub(super) async fn revoke(
 
 /// https://docs.gitlab.com/api/personal_access_tokens/#rotate-a-personal-access-token
 /// (`POST /personal_access_tokens/self/rotate`, 200 with the new token; the old one is
-/// revoked; needs the `api` or `self_rotate` scope).
+/// revoked; needs the `api` or `self_rotate` scope), and the project and group access
+/// tokens' own (`POST /projects/:id/access_tokens/self/rotate`,
+/// `POST /groups/:id/access_tokens/self/rotate`, same answer). `expires_at` is a date
+/// (`YYYY-MM-DD`); without it GitLab gives the new token one week.
 pub(super) async fn rotate(
     http: &Http,
     target: &Target,
     token: &Secret,
+    request: &super::RotateRequest,
 ) -> Result<super::RotatedToken, ProviderError> {
     #[derive(Deserialize)]
     struct Rotated {
@@ -236,10 +240,16 @@ pub(super) async fn rotate(
         #[serde(default)]
         scopes: Vec<String>,
     }
-    let url = format!("{}/personal_access_tokens/self/rotate", target.api_base);
-    let reply = http
-        .send(http.request(Method::POST, &url, Auth::Bearer(token))?)
-        .await?;
+    let url = format!(
+        "{}{}",
+        target.api_base,
+        crate::rotation::endpoint(&request.via)
+    );
+    let mut post = http.request(Method::POST, &url, Auth::Bearer(token))?;
+    if let Some(at) = request.expires_at {
+        post = post.json(&serde_json::json!({ "expires_at": timefmt::format_date(at) }));
+    }
+    let reply = http.send(post).await?;
     match reply.status {
         200..=299 => {
             let body: Rotated = reply.json()?;

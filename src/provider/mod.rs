@@ -76,6 +76,16 @@ pub struct RotatedToken {
     pub scopes: Vec<String>,
 }
 
+/// What a rotation asks for: which self-rotate endpoint, and the new expiry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RotateRequest {
+    /// The token's kind (GitLab: personal, project or group access token).
+    pub via: crate::config::RotateVia,
+    /// The new token's expiry (Unix seconds, sent as its UTC date); `None`: the host's
+    /// default (GitLab: one week).
+    pub expires_at: Option<u64>,
+}
+
 /// Where a runtime's provider lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -327,11 +337,12 @@ impl ProviderClient {
         &self,
         target: &Target,
         token: &Secret,
+        request: &RotateRequest,
     ) -> Result<RotatedToken, ProviderError> {
         target.check()?;
         let forge = descriptor(target.provider);
         match forge.api.as_ref().and_then(|api| api.rotate) {
-            Some(rotate) => rotate(&self.http, target, token).await,
+            Some(rotate) => rotate(&self.http, target, token, request).await,
             None => Err(ProviderError::Unsupported {
                 what: format!(
                     "{} cannot rotate a token through its API; make a new token and run \

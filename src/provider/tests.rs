@@ -24,6 +24,8 @@ fn runtime(provider: Provider, url: &str, api_url: Option<&str>) -> RuntimeConfi
         line: 1,
         team: None,
         app: None,
+        rotate_days: None,
+        rotate_via: Default::default(),
     }
 }
 

@@ -10,6 +10,7 @@ pub mod logins;
 pub mod mint_gate;
 pub mod policy_watch;
 pub mod refresh_gate;
+pub mod rotation_gate;
 pub mod store_queue;
 pub mod store_slot;
 pub mod team_watch;
@@ -128,6 +129,8 @@ pub struct State {
     pub refresh: RefreshGate,
     /// GitHub App installation tokens: minted, held in memory, single-flight per runtime.
     pub mints: MintGate,
+    /// GitLab self-rotation: the rotator task's wake-up and its notes (issue 18).
+    pub rotation: Arc<rotation_gate::RotationGate>,
     support: Mutex<Option<SupportGrant>>,
     /// The forward socket's state, for `status`.
     pub forward: ForwardState,
@@ -201,6 +204,7 @@ impl State {
             logins: Logins::default(),
             refresh: RefreshGate::default(),
             mints: MintGate::default(),
+            rotation: Arc::default(),
             support: Mutex::new(None),
             forward: ForwardState::default(),
             team: Arc::default(),
