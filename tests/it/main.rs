@@ -16,6 +16,7 @@ mod fake_provider;
 mod forward;
 mod git_server;
 mod github_app;
+mod gitlab_rotate;
 mod keyring_waits;
 mod openbao_store;
 mod protocol;
