@@ -1258,7 +1258,7 @@ _helperctl() {
             return 0
             ;;
         helperctl__subcmd__runtime__subcmd__add)
-            opts="-h -V --url --provider --username --api-url --auth --forward --app-id --client-id --installation-id --permission --email --help --version"
+            opts="-h -V --url --provider --username --api-url --auth --forward --app-id --client-id --installation-id --permission --rotate-days --rotate-via --email --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1297,6 +1297,14 @@ _helperctl() {
                     return 0
                     ;;
                 --permission)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rotate-days)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rotate-via)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
