@@ -322,10 +322,7 @@ async fn serve_token(
     record_use(state, serve, now).await;
     // A GitLab token inside its rotation window is rotated in the background; git gets
     // the current, still valid token now and never waits for the host.
-    if serve.minted.is_none()
-        && !is_team_token(&serve.token_id)
-        && super::rotator::wanted(state, &serve.runtime)
-    {
+    if serve.minted.is_none() && !is_team_token(&serve.token_id) && rotates(state, &serve.runtime) {
         state.rotation.wake();
     }
     #[cfg(feature = "desktop-notifications")]
@@ -336,6 +333,15 @@ async fn serve_token(
         for_git(answer.expose().to_string()).with_notice(serve.warning.clone()),
         Done::AsDecided,
     )
+}
+
+/// Whether `runtime`'s token rotates itself (a GitLab runtime with a rotation window):
+/// then a served `get` wakes the rotator task (`daemon::rotator`).
+fn rotates(state: &State, runtime: &str) -> bool {
+    let policy = state.policy.current();
+    state.runtime(runtime).is_some_and(|rt| {
+        crate::rotation::window_days(&rt, policy.as_deref().map(|p| p.in_force().policy)).is_some()
+    })
 }
 
 /// `last_used`, and the day the expiry warning was shown (saved at once: the once-a-day

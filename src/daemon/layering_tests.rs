@@ -15,6 +15,7 @@ const DAEMON_LAYERS: &[(&str, u8)] = &[
     ("tokens", 4),
     ("login", 4),
     ("admin", 4),
+    ("rotator", 4),
     ("replies", 5),
     ("state", 6),
     ("peer", 7),
@@ -26,7 +27,7 @@ const DAEMON_LAYERS: &[(&str, u8)] = &[
 /// the edges inside it (`config::file`, `policy::file`).
 const CORE: &[&str] = &[
     "secret", "gitproto", "location", "runtime", "token", "config", "policy", "decision", "plain",
-    "timefmt", "tomlspan", "team",
+    "timefmt", "tomlspan", "team", "rotation",
 ];
 const EDGES: &[&str] = &[
     "store",

@@ -32,7 +32,7 @@ use crate::timefmt::format_date;
 use crate::token::TokenMeta;
 
 use super::state::rotation_gate::RotationGate;
-use super::state::writer::{Edit, Save, TokenChange};
+use super::state::writer::{Edit, Save, TokenChange, WriteError};
 use super::state::State;
 
 /// How often the rotator looks without being woken.
@@ -48,14 +48,6 @@ pub async fn run(gate: Arc<RotationGate>, state: Weak<State>) {
         // Not holding the state while waiting: the daemon's shutdown waits for nobody.
         let _ = tokio::time::timeout(TICK, gate.woken()).await;
     }
-}
-
-/// Whether a `get` served from `rt` should wake the rotator.
-pub fn wanted(state: &State, runtime: &str) -> bool {
-    let policy = state.policy.current();
-    state.runtime(runtime).is_some_and(|rt| {
-        rotation::window_days(&rt, policy.as_deref().map(|p| p.in_force().policy)).is_some()
-    })
 }
 
 /// One look at every local GitLab runtime with a rotation window.
@@ -219,7 +211,9 @@ async fn save(
 ) -> Result<(), String> {
     let new_expiry = change.token.expires;
     match state.writer.set_token(change.clone(), state.now()).await {
-        Ok(()) => {
+        // Pending: the store is slow; the change lands when it answers (the writer keeps
+        // it), so it is not kept a second time here.
+        Ok(()) | Err(WriteError::Pending { .. }) => {
             state.rotation.forget(&old.id);
             state.rotation.rotated();
             let date = |t: Option<u64>| t.map(format_date).unwrap_or_else(|| "never".into());

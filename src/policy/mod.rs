@@ -1151,6 +1151,14 @@ min_store = "passphrase"
     }
 
     #[test]
+    fn rotate_days_is_read_and_shown() {
+        let policy = parse("rotate_days = 10\n").unwrap();
+        assert_eq!(policy.rotate_days, Some(10));
+        assert_eq!(policy.rules(), [("rotate_days", "10".to_string())]);
+        assert!(parse("rotate_days = 0\n").is_err());
+    }
+
+    #[test]
     fn allowed_providers_accepts_listed_and_refuses_others() {
         let policy = parse("allowed_providers = [\"github\", \"gitlab\"]\n").unwrap();
         let ok = runtime("gitlab", &["https://gitlab.example.com/"], "");

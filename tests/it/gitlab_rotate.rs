@@ -287,13 +287,15 @@ impl World {
             .clone()
     }
 
-    /// Moves the daemon's clock into the rotation window (7 days before expiry).
-    fn enter_window(&self) {
+    /// Moves the daemon's clock into the rotation window (7 days before expiry); returns
+    /// when the window starts.
+    fn enter_window(&self) -> u64 {
         let rt = self.runtime_status();
         let due = rt["rotation"]["due_at"].as_u64().expect("a due time");
         assert_eq!(rt["rotation"]["state"], "scheduled", "{rt:#}");
         assert_eq!(rt["token"]["expires"].as_u64().unwrap() - 7 * DAY, due);
         self.sb.advance_clock_past(due);
+        due
     }
 
     /// Waits until the status says the rotation is in `state`.
@@ -415,7 +417,7 @@ fn gitlab_token_rotates_itself_once_inside_its_window_and_the_new_one_pushes() {
 fn gitlab_rotation_interrupted_by_a_kill_never_rotates_the_old_token_again() {
     let w = world();
     w.gl.lock().unwrap().hold = Duration::from_secs(8);
-    w.enter_window();
+    let due = w.enter_window();
     assert_eq!(served(&w.fill()).as_deref(), Some(ORIGINAL));
     // The host rotated and holds its answer: the daemon dies before it has the new token.
     assert!(wait_until(Duration::from_secs(10), || w.rotate_hits() == 1));
@@ -430,14 +432,25 @@ fn gitlab_rotation_interrupted_by_a_kill_never_rotates_the_old_token_again() {
     let lost = w.active();
     assert_eq!(lost.len(), 1, "the host rotated");
 
-    // Restarted (its clock is real again; the mark alone matters): it asks whether the
-    // old token still works (a read), learns it was rotated, and asks the user.
+    // Restarted, with its clock moved into the window again (a daemon that forgot the
+    // mark would rotate with the old token now, and GitLab would revoke the new one): it
+    // asks whether the old token still works (a read), learns it was rotated, and asks
+    // the user.
+    w.sb.advance_clock_past(due);
     let first = w.fill();
     assert!(
         served(&first).is_none() || served(&first).as_deref() == Some(ORIGINAL),
         "nothing but the old token can be served: {}",
         stderr(&first)
     );
+    // Time for a wrong second rotation to happen, were there one.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        w.rotate_hits(),
+        1,
+        "never a second rotation with the old token"
+    );
+    assert_eq!(w.active(), lost, "the host's new token was never revoked");
     let rt = w.wait_rotation_state("lost");
     assert_eq!(rt["token"]["state"], "rejected", "{rt:#}");
     let refused = w.fill();
