@@ -31,7 +31,7 @@ use crate::rotation;
 use crate::timefmt::format_date;
 use crate::token::TokenMeta;
 
-use super::state::rotation_gate::RotationGate;
+use super::state::rotation_gate::{host_refused, save_mark, RotationGate};
 use super::state::writer::{Edit, Save, TokenChange, WriteError};
 use super::state::State;
 
@@ -67,6 +67,10 @@ async fn look(state: &State) {
         if note.retry_at.is_some_and(|at| now < at) {
             continue;
         }
+        // `renew --rotate` may be rotating it right now: it is that rotation's to finish.
+        let Some(_flight) = state.rotation.begin(&token.id) else {
+            continue;
+        };
         let outcome = if note.unsaved.is_some() {
             save_unsaved(state, rt, &token).await
         } else if token.rotation_started.is_some() {
@@ -92,31 +96,10 @@ fn fail(state: &State, runtime: &str, id: &str, why: String) {
     let now = state.now();
     state.rotation.update(id, |n| {
         n.failures += 1;
-        n.in_flight = false;
         n.retry_at = Some(now.saturating_add(rotation::retry_after(n.failures)));
         tracing::warn!(%runtime, error = %why, retry_in_secs = rotation::retry_after(n.failures), "GitLab token rotation failed; the current token keeps serving");
         n.error = Some(why);
     });
-}
-
-/// Sets or clears `rotation_started` on token `id`, saved before this returns.
-async fn mark(state: &State, runtime: &str, id: &str, started: Option<u64>) -> Result<(), String> {
-    let (runtime, id) = (runtime.to_string(), id.to_string());
-    let edit: Edit =
-        Box::new(
-            move |book| match book.for_runtime_mut(&runtime).filter(|t| t.id == id) {
-                Some(t) => {
-                    t.rotation_started = started;
-                    Ok(Vec::new())
-                }
-                None => Err("the runtime's token changed meanwhile".into()),
-            },
-        );
-    state
-        .writer
-        .edit_tokens(edit, Save::Now)
-        .await
-        .map_err(|e| format!("could not save the rotation mark ({e})"))
 }
 
 /// Rotates `token` at the host: mark saved, ask, save the answer.
@@ -137,8 +120,7 @@ async fn rotate(
         .ok_or("the token's secret is missing from the store")?;
     let client = state.providers().map_err(|e| e.to_string())?;
     // Saved first: from here on, a stop at any point leaves the mark behind.
-    mark(state, &rt.name, &token.id, Some(now)).await?;
-    state.rotation.update(&token.id, |n| n.in_flight = true);
+    save_mark(&state.writer, &rt.name, &token.id, Some(now)).await?;
     let request = RotateRequest {
         via: rt.rotate_via.clone(),
         expires_at: Some(expires_at),
@@ -146,12 +128,11 @@ async fn rotate(
     let answer = client
         .rotate(&Target::for_runtime(rt), &secret, &request)
         .await;
-    state.rotation.update(&token.id, |n| n.in_flight = false);
     let rotated = match answer {
         Ok(r) => r,
-        Err(e) if host_said_no(&e) => {
+        Err(e) if host_refused(&e) => {
             // The host refused: it did not rotate, the old token is as good as before.
-            mark(state, &rt.name, &token.id, None).await?;
+            save_mark(&state.writer, &rt.name, &token.id, None).await?;
             return Err(e.to_string());
         }
         // No answer, or one not understood: the host may have rotated. The mark stays;
@@ -188,16 +169,6 @@ async fn rotate(
         replaces: Some(token.id.clone()),
     };
     save(state, rt, token, change).await
-}
-
-/// Whether the host answered and refused, so that it certainly did not rotate.
-fn host_said_no(e: &ProviderError) -> bool {
-    matches!(
-        e,
-        ProviderError::Rejected { .. }
-            | ProviderError::MissingScopes { .. }
-            | ProviderError::Unsupported { .. }
-    )
 }
 
 /// Saves a rotated token (the old one is revoked at the host already). Not through the
@@ -275,7 +246,7 @@ async fn settle_in_doubt(
         // Still active: the host never rotated it. Rotated at the next look if due.
         Ok(_) => {
             tracing::info!(runtime = %rt.name, "an unfinished rotation did not reach the host; the token is still active");
-            mark(state, &rt.name, &token.id, None).await?;
+            save_mark(&state.writer, &rt.name, &token.id, None).await?;
             state.rotation.update(&token.id, |n| {
                 n.error = None;
                 n.failures = 0;

@@ -8,6 +8,7 @@ use super::replies::{
     bad_request, done, no_runtime, provider_error, runtime_named, set_token_error, store_error,
     write_error,
 };
+use super::state::rotation_gate::{host_refused, save_mark};
 use super::state::writer::{Edit, Save};
 use super::state::State;
 use crate::audit::kind;
@@ -593,24 +594,44 @@ pub async fn rotate(state: &State, peer: &Peer, runtime: String) -> Response {
         Ok(c) => c,
         Err(e) => return provider_error(e),
     };
-    if token.rotation_started.is_some() {
-        // The daemon's own rotation of this token was not finished: rotating it again
-        // could make GitLab revoke the new token too (gitlab#524639).
+    // One rotation per token at a time, the daemon's own included: GitLab revokes the
+    // new token too when the old one rotates twice (gitlab#524639).
+    let Some(_flight) = state.rotation.begin(&token.id) else {
         return bad_request(format!(
-            "a rotation of runtime {}'s token is under way or was interrupted; `helperctl status` shows it (the daemon checks with the host before it rotates again)",
+            "runtime {}'s token is being rotated right now; `helperctl status` shows it",
+            rt.name
+        ));
+    };
+    if token.rotation_started.is_some() {
+        return bad_request(format!(
+            "a rotation of runtime {}'s token was interrupted; the daemon asks the host whether it happened before anything rotates it again (`helperctl status` shows it)",
             rt.name
         ));
     }
+    // The new expiry: the policy's max_days, else the old token's lifetime (without one,
+    // GitLab would give the new token a single week).
+    let policy = state.policy.current();
+    let max_days = policy.as_deref().and_then(|p| p.in_force().policy.max_days);
     let request = crate::provider::RotateRequest {
         via: rt.rotate_via.clone(),
-        expires_at: None,
+        expires_at: crate::rotation::new_expiry(&token, 0, max_days, state.now()).ok(),
     };
+    if let Err(e) = save_mark(&state.writer, &rt.name, &token.id, Some(state.now())).await {
+        return Response::error(ErrorCode::Internal, e);
+    }
     let rotated = match client
         .rotate(&Target::for_runtime(&rt), &secret, &request)
         .await
     {
         Ok(r) => r,
-        Err(e) => return provider_error(e),
+        Err(e) => {
+            // Refused: nothing happened at the host. Otherwise the mark stays and the
+            // daemon settles it (a read of the old token) before any rotation.
+            if host_refused(&e) {
+                let _ = save_mark(&state.writer, &rt.name, &token.id, None).await;
+            }
+            return provider_error(e);
+        }
     };
     let now = state.now();
     let mut new = TokenMeta::new(

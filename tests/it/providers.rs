@@ -849,6 +849,12 @@ fn gitlab_rotation_replaces_the_token_with_the_hosts_new_one() {
         Some(format!("Bearer {GL_PAT}").as_str()),
         "the old token asks for its own rotation"
     );
+    // The old token's lifetime again (30 days, set today), not GitLab's one-week default.
+    let asked_expiry = asked[0].json()["expires_at"]
+        .as_str()
+        .expect("an expires_at date")
+        .to_string();
+    assert_eq!(asked_expiry, date_of(midnight_in(29)), "{asked_expiry}");
     let t = fx.token_status("gl");
     assert_eq!(t["expires"], new_expiry, "{t:#}");
     assert_serves(

@@ -1,7 +1,8 @@
 //! GitLab self-rotation's shared state (issue 18): the wake-up of the one rotator task
 //! (`daemon::rotator`), and what it knows per token that is not on disk: failures and
-//! their back-off, a rotation under way, a rotated token whose save failed. Only the
-//! rotator task rotates, one token at a time: that is the single flight.
+//! their back-off, a rotation under way, a rotated token whose save failed. Every
+//! rotation of a token (the rotator's, `renew --rotate`) holds its [`Flight`]: one at a
+//! time per token, whoever asks.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -59,6 +60,21 @@ impl RotationGate {
         f(self.lock().entry(id.to_string()).or_default());
     }
 
+    /// The right to rotate (or check) token `id` now; `None` while another rotation of it
+    /// is under way. Released when dropped.
+    pub fn begin(&self, id: &str) -> Option<Flight<'_>> {
+        let mut notes = self.lock();
+        let note = notes.entry(id.to_string()).or_default();
+        if note.in_flight {
+            return None;
+        }
+        note.in_flight = true;
+        Some(Flight {
+            gate: self,
+            id: id.to_string(),
+        })
+    }
+
     /// Forgets token `id` (rotated: it is never used again).
     pub fn forget(&self, id: &str) {
         self.lock().remove(id);
@@ -74,4 +90,56 @@ impl RotationGate {
     pub fn rotations(&self) -> u64 {
         self.rotations.load(std::sync::atomic::Ordering::Relaxed)
     }
+}
+
+/// One rotation of one token under way (see [`RotationGate::begin`]).
+pub struct Flight<'a> {
+    gate: &'a RotationGate,
+    id: String,
+}
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        if let Some(note) = self.gate.lock().get_mut(&self.id) {
+            note.in_flight = false;
+        }
+    }
+}
+
+/// Sets (`Some(now)`) or clears `rotation_started` on `runtime`'s token `id` and saves
+/// `tokens.json` before returning: the durable half of the single flight (see
+/// `daemon::rotator`). No secret is involved.
+pub async fn save_mark(
+    writer: &super::writer::Writer,
+    runtime: &str,
+    id: &str,
+    started: Option<u64>,
+) -> Result<(), String> {
+    let (runtime, id) = (runtime.to_string(), id.to_string());
+    let edit: super::writer::Edit =
+        Box::new(
+            move |book| match book.for_runtime_mut(&runtime).filter(|t| t.id == id) {
+                Some(t) => {
+                    t.rotation_started = started;
+                    Ok(Vec::new())
+                }
+                None => Err("the runtime's token changed meanwhile".into()),
+            },
+        );
+    writer
+        .edit_tokens(edit, super::writer::Save::Now)
+        .await
+        .map_err(|e| format!("could not save the rotation mark ({e})"))
+}
+
+/// Whether a failed rotation certainly did not rotate: the host answered and refused.
+/// Anything else (no answer, a timeout, an answer not understood) may have rotated.
+pub fn host_refused(e: &crate::provider::ProviderError) -> bool {
+    use crate::provider::ProviderError;
+    matches!(
+        e,
+        ProviderError::Rejected { .. }
+            | ProviderError::MissingScopes { .. }
+            | ProviderError::Unsupported { .. }
+    )
 }
