@@ -18,6 +18,8 @@ use crate::git_server::{Account, GitServer};
 use crate::util::*;
 
 const ROTATE: &str = "/api/v4/personal_access_tokens/self/rotate";
+/// A project access token's own endpoint, the project named by its URL-encoded path.
+const PROJECT_ROTATE: &str = "/api/v4/projects/acme%2Fapp/access_tokens/self/rotate";
 const SELF: &str = "/api/v4/personal_access_tokens/self";
 const ORIGINAL: &str = "glpat-originalTokenOfTheTest0001";
 const DAY: u64 = 86_400;
@@ -53,6 +55,8 @@ struct World {
     sb: Sandbox,
     gl: Arc<Mutex<Gl>>,
     seen: Mutex<Vec<String>>,
+    /// The rotation endpoint of the token's kind.
+    rotate: &'static str,
 }
 
 fn date_of(unix: u64) -> String {
@@ -85,8 +89,14 @@ fn sync_accounts(gl: &Gl, git: &GitServer) {
     );
 }
 
-/// A world with runtime `gl` (rotate_days 7) holding ORIGINAL, which expires in 30 days.
+/// A world with runtime `gl` (rotate_days 7) holding ORIGINAL, a personal access token
+/// which expires in 30 days.
 fn world() -> World {
+    world_with(&[], ROTATE)
+}
+
+/// Like [`world`], with more `runtime add` arguments and the endpoint they rotate through.
+fn world_with(extra: &[&str], rotate: &'static str) -> World {
     let mut sb = Sandbox::new();
     for var in [
         "HTTP_PROXY",
@@ -128,7 +138,7 @@ fn world() -> World {
     }
     {
         let (gl, git) = (gl.clone(), git.clone());
-        fake.route_fn("POST", ROTATE, move |req| {
+        fake.route_fn("POST", rotate, move |req| {
             let mut gl = gl.lock().unwrap();
             let secret = bearer(req);
             *gl.rotations.entry(secret.clone()).or_default() += 1;
@@ -181,20 +191,24 @@ fn world() -> World {
         sb,
         gl,
         seen: Mutex::new(Vec::new()),
+        rotate,
     };
-    w.ok(&[
+    let (url, api) = (w.git.url("/acme/"), format!("{}/api/v4", w.fake.url()));
+    let mut args = vec![
         "runtime",
         "add",
         "gl",
         "--provider",
         "gitlab",
         "--url",
-        &w.git.url("/acme/"),
+        &url,
         "--api-url",
-        &format!("{}/api/v4", w.fake.url()),
+        &api,
         "--rotate-days",
         "7",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    w.ok(&args);
     let mut c = w.sb.ctl();
     c.args(["token", "set", "gl"]);
     let out = run_with_stdin(c, format!("{ORIGINAL}\n").as_bytes());
@@ -249,7 +263,7 @@ impl World {
     }
 
     fn rotate_hits(&self) -> usize {
-        self.fake.hits("POST", ROTATE)
+        self.fake.hits("POST", self.rotate)
     }
 
     fn rotations_of(&self, secret: &str) -> usize {
@@ -365,7 +379,7 @@ fn gitlab_token_rotates_itself_once_inside_its_window_and_the_new_one_pushes() {
     let new = new[0].clone();
     assert_ne!(new, ORIGINAL);
     // The new expiry: a date within the old token's lifetime from now.
-    let asked = w.fake.requests_to("POST", ROTATE);
+    let asked = w.fake.requests_to("POST", w.rotate);
     let expires_at = asked[0].json()["expires_at"].as_str().unwrap().to_string();
     assert_eq!(rt["token"]["expires"].as_u64().unwrap() % DAY, 0, "{rt:#}");
     assert_eq!(
@@ -603,5 +617,23 @@ fn gitlab_rotation_refused_with_403_backs_off_and_keeps_serving() {
     assert_ne!(new[0], ORIGINAL);
     assert_eq!(served(&w.fill()).as_deref(), Some(new[0].as_str()));
     assert_eq!(w.rotations_of(ORIGINAL), 3);
+    w.assert_no_secret();
+}
+
+#[test]
+fn gitlab_project_access_token_rotates_through_the_projects_endpoint() {
+    let w = world_with(&["--rotate-via", "project:acme/app"], PROJECT_ROTATE);
+    let config = std::fs::read_to_string(config_path(&w.sb)).unwrap();
+    assert_contains(&config, "rotate_via = \"project:acme/app\"", "config.toml");
+    assert_eq!(w.runtime_status()["rotation"]["via"], "project:acme/app");
+    w.enter_window();
+    assert_eq!(served(&w.fill()).as_deref(), Some(ORIGINAL));
+    w.wait_rotation_state("scheduled");
+    assert_eq!(w.rotate_hits(), 1);
+    assert_eq!(w.fake.hits("POST", ROTATE), 0, "not the personal endpoint");
+    let new = w.active();
+    assert_eq!(new.len(), 1);
+    assert_ne!(new[0], ORIGINAL);
+    assert_eq!(served(&w.fill()).as_deref(), Some(new[0].as_str()));
     w.assert_no_secret();
 }
