@@ -71,6 +71,10 @@ async fn look(state: &State) {
         let Some(_flight) = state.rotation.begin(&token.id) else {
             continue;
         };
+        // Read again under the flight: a rotation that just finished replaced it.
+        let Some(token) = state.token_of(&rt.name).filter(|t| t.id == token.id) else {
+            continue;
+        };
         let outcome = if note.unsaved.is_some() {
             save_unsaved(state, rt, &token).await
         } else if token.rotation_started.is_some() {
