@@ -92,11 +92,12 @@ fn sync_accounts(gl: &Gl, git: &GitServer) {
 /// A world with runtime `gl` (rotate_days 7) holding ORIGINAL, a personal access token
 /// which expires in 30 days.
 fn world() -> World {
-    world_with(&[], ROTATE)
+    world_with(&["--rotate-days", "7"], ROTATE, None)
 }
 
-/// Like [`world`], with more `runtime add` arguments and the endpoint they rotate through.
-fn world_with(extra: &[&str], rotate: &'static str) -> World {
+/// Like [`world`], with these `runtime add` arguments (instead of `--rotate-days 7`), the
+/// endpoint they rotate through, and a system policy.
+fn world_with(extra: &[&str], rotate: &'static str, policy: Option<&str>) -> World {
     let mut sb = Sandbox::new();
     for var in [
         "HTTP_PROXY",
@@ -109,6 +110,18 @@ fn world_with(extra: &[&str], rotate: &'static str) -> World {
         sb.env_remove.push(var.into());
     }
     sb.env.push(("NO_PROXY".into(), "*".into()));
+    if let Some(text) = policy {
+        // A folder and file only root may change, as the policy's trust rule wants.
+        use std::os::unix::fs::PermissionsExt;
+        let dir = sb.dir.path().join("policy");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = dir.join("policy.toml");
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        sb.env
+            .push(("HELPERD_POLICY".into(), path.display().to_string()));
+    }
     let repos = sb.dir.path().join("repos");
     std::fs::create_dir_all(&repos).unwrap();
     let git = Arc::new(GitServer::start(&repos, Vec::new()));
@@ -204,8 +217,6 @@ fn world_with(extra: &[&str], rotate: &'static str) -> World {
         &url,
         "--api-url",
         &api,
-        "--rotate-days",
-        "7",
     ];
     args.extend_from_slice(extra);
     w.ok(&args);
@@ -622,7 +633,11 @@ fn gitlab_rotation_refused_with_403_backs_off_and_keeps_serving() {
 
 #[test]
 fn gitlab_project_access_token_rotates_through_the_projects_endpoint() {
-    let w = world_with(&["--rotate-via", "project:acme/app"], PROJECT_ROTATE);
+    let w = world_with(
+        &["--rotate-days", "7", "--rotate-via", "project:acme/app"],
+        PROJECT_ROTATE,
+        None,
+    );
     let config = std::fs::read_to_string(config_path(&w.sb)).unwrap();
     assert_contains(&config, "rotate_via = \"project:acme/app\"", "config.toml");
     assert_eq!(w.runtime_status()["rotation"]["via"], "project:acme/app");
@@ -635,5 +650,29 @@ fn gitlab_project_access_token_rotates_through_the_projects_endpoint() {
     assert_eq!(new.len(), 1);
     assert_ne!(new[0], ORIGINAL);
     assert_eq!(served(&w.fill()).as_deref(), Some(new[0].as_str()));
+    w.assert_no_secret();
+}
+
+#[test]
+fn gitlab_policy_rotate_days_turns_rotation_on_and_max_days_sets_the_new_expiry() {
+    let w = world_with(&[], ROTATE, Some("rotate_days = 10\nmax_days = 40\n"));
+    let rt = w.runtime_status();
+    assert_eq!(rt["rotation"]["days"], 10, "the policy's floor: {rt:#}");
+    let expires = rt["token"]["expires"].as_u64().unwrap();
+    let due = rt["rotation"]["due_at"].as_u64().unwrap();
+    assert_eq!(due, expires - 10 * DAY);
+    w.sb.advance_clock_past(due);
+    let now = w.sb.advance_clock(0);
+    assert_eq!(served(&w.fill()).as_deref(), Some(ORIGINAL));
+    let rt = w.wait_rotation_state("scheduled");
+    assert_eq!(w.rotate_hits(), 1);
+    // The policy's max_days from the rotation, as a date: never beyond what it allows.
+    let new_expiry = rt["token"]["expires"].as_u64().unwrap();
+    assert_eq!(new_expiry % DAY, 0);
+    assert!(
+        new_expiry <= now + 40 * DAY + 5 && new_expiry > now + 39 * DAY - 5,
+        "{new_expiry} vs {now}"
+    );
+    assert!(rt["token"]["policy_violation"].is_null(), "{rt:#}");
     w.assert_no_secret();
 }
