@@ -338,9 +338,10 @@ async fn serve_token(
 /// Whether `runtime`'s token rotates itself (a GitLab runtime with a rotation window):
 /// then a served `get` wakes the rotator task (`daemon::rotator`).
 fn rotates(state: &State, runtime: &str) -> bool {
-    let policy = state.policy.current();
-    state.runtime(runtime).is_some_and(|rt| {
-        crate::rotation::window_days(&rt, policy.as_deref().map(|p| p.in_force().policy)).is_some()
+    // Borrowed from the snapshots: this runs on every served `get`.
+    let (config, policy) = (state.config.current(), state.policy.current());
+    config.runtime(runtime).is_some_and(|rt| {
+        crate::rotation::window_days(rt, policy.as_deref().map(|p| p.in_force().policy)).is_some()
     })
 }
 
