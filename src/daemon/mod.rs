@@ -179,10 +179,22 @@ pub fn launch(options: Options) -> anyhow::Result<()> {
         // The team's runtimes (DESIGN.md §10): read in the background, never by a request.
         let team = state.team.clone();
         let weak = std::sync::Arc::downgrade(&state);
-        tokio::spawn(team.run(move || {
-            let state = weak.upgrade()?;
-            Some((state.config.current().openbao.clone(), state.now()))
-        }));
+        let weak_after = weak.clone();
+        tokio::spawn(team.run(
+            move || {
+                let state = weak.upgrade()?;
+                Some((state.config.current().openbao.clone(), state.now()))
+            },
+            move |snapshot| {
+                // A team app key replaced (or its entry changed or gone): the tokens
+                // minted with the old one are dropped now, so the next `get` mints anew.
+                if let Some(state) = weak_after.upgrade() {
+                    state
+                        .mints
+                        .keep_team_keys(|id| snapshot.runtimes.iter().any(|t| t.token.id == id));
+                }
+            },
+        ));
         let listener = server::serve(listener, state.clone()).await?;
         // A SIGTERM gives pending store writes the same bounded chance as `daemon stop`
         // (which already waited: then this returns at once).
