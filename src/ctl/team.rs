@@ -259,6 +259,7 @@ impl Team {
             created: now,
         };
         let parsed = parse_entry(name, &self.full_path(name), &entry, at)
+            .and_then(|rt| crate::provider::check_team_key(&rt).map(|()| rt))
             .map_err(|why| anyhow::anyhow!("not published: {why}"))?;
         // What every runner would refuse to serve is not written either.
         if parsed.runtime.needs_username() {
@@ -368,7 +369,9 @@ fn describe(name: &str, path: &str, entry: &KvEntry) -> Value {
         version: entry.version,
         created: entry.created,
     };
-    match parse_entry(name, path, &entry.data, at) {
+    match parse_entry(name, path, &entry.data, at)
+        .and_then(|t| crate::provider::check_team_key(&t).map(|()| t))
+    {
         Ok(t) => json!({
             "name": name,
             "path": path,

@@ -9,6 +9,7 @@
 use std::path::Path;
 use std::process::Output;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -285,6 +286,35 @@ fn a_team_app_key_serves_two_runners_and_its_replacement_reaches_both() {
         "a public key is refused",
     );
     assert_eq!(bao_version(&bao, "ci"), Some(2), "nothing was written");
+
+    // Written around helperctl (bao kv put, Terraform): the runners name the entry and
+    // the field in status and their log, never the key; the good entry still serves.
+    let garbage =
+        "-----BEGIN RSA PRIVATE KEY-----\nR0FSQkFHRUtFWQ==\n-----END RSA PRIVATE KEY-----\n";
+    bao.put(
+        &format!("{TEAM}/broken"),
+        json!({"provider": "github", "urls": [git.url("/other/")], "app_id": 5,
+            "installation_id": 6, "private_key": garbage}),
+    );
+    let broken = format!("secret/{TEAM}/broken");
+    for sb in &runners {
+        let listed = wait_until(Duration::from_secs(20), || {
+            status_json(sb)["daemon"]["openbao"]["invalid"]
+                .to_string()
+                .contains(&broken)
+        });
+        let invalid = status_json(sb)["daemon"]["openbao"]["invalid"].to_string();
+        assert!(listed, "{invalid}");
+        assert_contains(
+            &invalid,
+            "the field private_key: the private key cannot be used",
+            "named",
+        );
+        assert_lacks(&invalid, "R0FSQkFHRUtFWQ", "the bad key");
+        assert_lacks(&sb.log(), "R0FSQkFHRUtFWQ", "the bad key");
+        assert_contains(&sb.log(), &broken, "the log names the entry");
+    }
+    assert!(served(&fill(&runners[0], &git)).is_some());
 
     // The audit log records each runner's mints (installation, permissions, expiry).
     let mut texts = seen;

@@ -28,6 +28,15 @@ pub async fn run(state: &State, runtime: &str, key_id: &str) {
         .is_some_and(|m| now.saturating_add(MINT_AHEAD_SECS) < m.expires_at);
     if !fresh && !state.mints.backing_off(runtime, key_id, now) {
         if let Err(why) = mint_once(state, runtime, key_id).await {
+            let why = match is_team_token(key_id) {
+                true => {
+                    // The admin may have published a new key already: read it now, not
+                    // at the next refresh_secs.
+                    state.team.wake();
+                    for_team(why)
+                }
+                false => why,
+            };
             tracing::warn!(%runtime, %why, "GitHub App: no installation token minted; trying again in a minute");
             let until = state.now().saturating_add(MINT_RETRY_SECS);
             state.mints.fail(runtime, key_id, why, until);
@@ -161,6 +170,15 @@ async fn mint_once(state: &State, runtime: &str, key_id: &str) -> Result<(), Str
         )
         .await;
     Ok(())
+}
+
+/// A team runtime's key is the admin's, in OpenBao: the way out GitHub's refusal names
+/// for a local key (`token set-app`) is the admin's `team publish` instead.
+fn for_team(why: String) -> String {
+    why.replace(
+        "run `helperctl token set-app`",
+        "ask your admin to publish it (`helperctl team publish RUNTIME --app-id ... --key-file ...`)",
+    )
 }
 
 /// "Not installed" with the app's installation page, when its slug is known.

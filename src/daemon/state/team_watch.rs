@@ -286,7 +286,11 @@ async fn read_all(
                 now
             },
         };
-        match parse_entry(&name, &path, &entry.data, at) {
+        // An app entry's key is checked at every read, not at the first mint: status and
+        // the log name the entry and the field at once.
+        match parse_entry(&name, &path, &entry.data, at)
+            .and_then(|rt| crate::provider::check_team_key(&rt).map(|()| rt))
+        {
             Ok(rt) => runtimes.push(rt),
             Err(why) => invalid.push((path, why)),
         }
