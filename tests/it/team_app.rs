@@ -42,6 +42,18 @@ impl FakeApp {
         let accepted = Arc::new(Mutex::new((key, public)));
         let minted: Arc<Mutex<Vec<Mint>>> = Arc::default();
         let clock = FakeClock::default();
+        let (a, c) = (accepted.clone(), clock.clone());
+        fake.route_fn(
+            "GET",
+            "/orgs/acme/installation",
+            move |req| match check_jwt(req, &a.lock().unwrap().1, &c) {
+                Ok(()) => Reply::json(
+                    200,
+                    json!({"id": INSTALLATION, "account": {"login": "acme"}}),
+                ),
+                Err(_) => bad_jwt(),
+            },
+        );
         let (a, m) = (accepted.clone(), minted.clone());
         fake.route_fn("POST", MINT, move |req| {
             let (key, public) = a.lock().unwrap().clone();
@@ -98,29 +110,26 @@ fn fill(sb: &Sandbox, git: &GitServer) -> Output {
     run_with_stdin(c, format!("url={}\n", git.url("/acme/app.git")).as_bytes())
 }
 
-/// `helperctl team publish ci` of the app with `key_file`.
-fn publish(sb: &Sandbox, git: &GitServer, api: &str, key_file: &Path) -> Output {
+/// `helperctl team publish ci` of the app with `key_file`; with `installation`, its
+/// installation id (else each runner looks it up).
+fn publish(
+    sb: &Sandbox,
+    git: &GitServer,
+    api: &str,
+    key_file: &Path,
+    installation: bool,
+) -> Output {
     let url = git.url("/acme/");
-    let (app_id, installation) = (APP_ID.to_string(), INSTALLATION.to_string());
+    let (app_id, id) = (APP_ID.to_string(), INSTALLATION.to_string());
     let key = key_file.to_str().unwrap();
-    let args = [
-        "team",
-        "publish",
-        "ci",
-        "--url",
-        &url,
-        "--api-url",
-        api,
-        "--app-id",
-        &app_id,
-        "--installation-id",
-        &installation,
-        "--permission",
-        "contents=write",
-        "--key-file",
-        key,
-    ];
-    sb.ctl().args(args).output().expect("helperctl runs")
+    let mut c = sb.ctl();
+    c.args(["team", "publish", "ci", "--url", &url, "--api-url", api])
+        .args(["--app-id", &app_id, "--permission", "contents=write"])
+        .args(["--key-file", key]);
+    if installation {
+        c.args(["--installation-id", &id]);
+    }
+    c.output().expect("helperctl runs")
 }
 
 fn app_status(sb: &Sandbox) -> Value {
@@ -165,7 +174,7 @@ fn a_team_app_key_serves_two_runners_and_its_replacement_reaches_both() {
     let mut seen = Vec::new();
 
     // The admin publishes the app with key A (from the first runner's machine).
-    let out = publish(&runners[0], &git, &api, &key_a);
+    let out = publish(&runners[0], &git, &api, &key_a, true);
     seen.push(stdout(&out) + &stderr(&out));
     assert_ok(&out);
     assert_contains(
@@ -234,9 +243,28 @@ fn a_team_app_key_serves_two_runners_and_its_replacement_reaches_both() {
     assert_contains(&human, "ci (team)", "status shows the team runtime");
     seen.push(human);
 
-    // The admin replaces the key; GitHub now accepts only B.
+    // Its key is the admin's: this machine cannot replace it.
+    let out = ctl(
+        &runners[1],
+        &[
+            "token",
+            "set-app",
+            "ci",
+            "--key-file",
+            key_b.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    assert_contains(
+        &stderr(&out),
+        "ci is a team runtime, read from OpenBao",
+        "set-app is refused",
+    );
+
+    // The admin replaces the key (and leaves the installation to each runner to look
+    // up); GitHub now accepts only B.
     *github.accepted.lock().unwrap() = ("B", public_b);
-    let out = publish(&runners[0], &git, &api, &key_b);
+    let out = publish(&runners[0], &git, &api, &key_b, false);
     seen.push(stdout(&out) + &stderr(&out));
     assert_ok(&out);
     for sb in &runners {
@@ -254,6 +282,14 @@ fn a_team_app_key_serves_two_runners_and_its_replacement_reaches_both() {
     }
     // A JWT signed with A after the switch would be one more (refused) hit.
     assert_eq!(github.fake.hits("POST", MINT), 4, "one new mint per runner");
+    assert_eq!(
+        github.fake.hits("GET", "/orgs/acme/installation"),
+        2,
+        "each runner looked the installation up once"
+    );
+    assert_eq!(app_status(&runners[1])["installation_from"], "discovered");
+    assert!(served(&fill(&runners[1], &git)).is_some());
+    assert_eq!(github.fake.hits("POST", MINT), 4);
 
     // A bad key file: a clear error, nothing written to OpenBao.
     let bad = keys.path().join("bad.pem");
@@ -262,7 +298,7 @@ fn a_team_app_key_serves_two_runners_and_its_replacement_reaches_both() {
         "-----BEGIN RSA PRIVATE KEY-----\nQUJDRA==\n-----END RSA PRIVATE KEY-----\n",
     )
     .unwrap();
-    let out = publish(&runners[0], &git, &api, &bad);
+    let out = publish(&runners[0], &git, &api, &bad, true);
     assert!(!out.status.success());
     assert_contains(
         &stderr(&out),
@@ -278,7 +314,7 @@ fn a_team_app_key_serves_two_runners_and_its_replacement_reaches_both() {
         .output()
         .unwrap();
     assert_ok(&made);
-    let out = publish(&runners[0], &git, &api, &public_pem);
+    let out = publish(&runners[0], &git, &api, &public_pem, true);
     assert!(!out.status.success());
     assert_contains(
         &stderr(&out),
