@@ -16,7 +16,7 @@ use crate::location::UrlPrefix;
 use crate::provider::Provider;
 use crate::secret::Secret;
 use crate::timefmt::parse_expiry;
-use crate::token::{TokenBook, TokenMeta};
+use crate::token::{TokenBook, TokenMeta, TEAM_APP_KEY_KIND};
 
 /// Token ids of team tokens start with this; the rest is `<name>@<version>.<created>`, so
 /// that a new version is a new token (a rejection mark does not outlive a rotation).
@@ -48,9 +48,6 @@ pub const ENTRY_FIELDS: [&str; 15] = [
     "private_key",
     "permissions",
 ];
-
-/// The kind `status` shows for a team entry's GitHub App key.
-pub const TEAM_APP_KEY_KIND: &str = "team GitHub App private key (OpenBao)";
 
 /// One team runtime as read: its runtime, its token's metadata, and the secret (the
 /// token, or for a GitHub App entry the app's private key in PEM).

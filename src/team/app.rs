@@ -189,7 +189,7 @@ mod tests {
         assert_eq!(e.token.id, "openbao:ci@2.1800000000");
         assert_eq!(
             e.token.kind.as_deref(),
-            Some(super::super::TEAM_APP_KEY_KIND)
+            Some(crate::token::TEAM_APP_KEY_KIND)
         );
         // A permissions table works as well as name=level items.
         let e = parse(
