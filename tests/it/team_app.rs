@@ -291,6 +291,24 @@ fn a_team_app_key_serves_two_runners_and_its_replacement_reaches_both() {
     assert!(served(&fill(&runners[1], &git)).is_some());
     assert_eq!(github.fake.hits("POST", MINT), 4);
 
+    // git's erase after a 401 throws that runner's token away: one re-mint, with B.
+    let erased = served(&fill(&runners[0], &git)).unwrap();
+    let mut reject = runners[0].git();
+    reject.args(["-c", "credential.useHttpPath=true", "credential", "reject"]);
+    let url = git.url("/acme/app.git");
+    assert_ok(&run_with_stdin(
+        reject,
+        format!("url={url}\nusername=x-access-token\npassword={erased}\n").as_bytes(),
+    ));
+    let after = served(&fill(&runners[0], &git)).unwrap();
+    assert_ne!(after, erased);
+    assert_eq!(
+        github.fake.hits("POST", MINT),
+        5,
+        "an erase causes one re-mint"
+    );
+    assert_eq!(github.minted().last().map(|m| m.key), Some("B"));
+
     // A bad key file: a clear error, nothing written to OpenBao.
     let bad = keys.path().join("bad.pem");
     std::fs::write(
@@ -354,10 +372,11 @@ fn a_team_app_key_serves_two_runners_and_its_replacement_reaches_both() {
 
     // The audit log records each runner's mints (installation, permissions, expiry).
     let mut texts = seen;
-    for sb in &runners {
+    // Runner 0 minted with A, with B, and again after the erase; runner 1 with A and B.
+    for (sb, expected) in runners.iter().zip([3, 2]) {
         let audit = ctl_ok(sb, &["audit", "--json"]);
         let mints = audit.lines().filter(|l| l.contains("\"minted\"")).count();
-        assert_eq!(mints, 2, "{audit}");
+        assert_eq!(mints, expected, "{audit}");
         assert_contains(
             &audit,
             "installation 789",
