@@ -99,9 +99,15 @@ impl FakeApp {
 
 /// A runner (or the admin's machine): a daemon reading the team runtimes every second.
 fn runner(bao: &BaoDev) -> Sandbox {
+    runner_with(bao, "")
+}
+
+/// [`runner`] with more of `[openbao]`.
+fn runner_with(bao: &BaoDev, openbao_extra: &str) -> Sandbox {
     let mut sb = Sandbox::new();
     no_proxy(&mut sb);
-    team_sandbox_from(sb, ROOT_TOKEN, &[&bao.addr], "refresh_secs = 1", "")
+    let extra = format!("refresh_secs = 1\n{openbao_extra}");
+    team_sandbox_from(sb, ROOT_TOKEN, &[&bao.addr], &extra, "")
 }
 
 fn fill(sb: &Sandbox, git: &GitServer) -> Output {
@@ -414,4 +420,45 @@ fn a_team_app_key_serves_two_runners_and_its_replacement_reaches_both() {
         }
         assert_lacks(text, ROOT_TOKEN, "the OpenBao token");
     }
+}
+
+#[test]
+fn while_openbao_is_down_a_team_app_token_serves_for_cache_secs_only() {
+    let keys = tempfile::tempdir().unwrap();
+    let Some((key, public)) = key_pair(keys.path(), "a.pem") else {
+        eprintln!("SKIPPED: openssl cannot make an RSA key pair here");
+        return;
+    };
+    let mut bao = BaoDev::start();
+    let sb = runner_with(&bao, "cache_secs = 120");
+    let repos = sb.dir.path().join("repos");
+    std::fs::create_dir_all(&repos).unwrap();
+    let git = Arc::new(GitServer::start(&repos, Vec::new()));
+    git.create_bare_repo("/acme/app.git");
+    let github = FakeApp::start(git.clone(), "A", public);
+    assert_ok(&publish(&sb, &git, &github.fake.url(), &key, true));
+    wait_for_version(&sb, "ci", 1);
+    let token = served(&fill(&sb, &git)).expect("a minted token");
+
+    bao.kill();
+    assert!(
+        wait_until(Duration::from_secs(20), || status_json(&sb)["daemon"]
+            ["openbao"]["error"]
+            .is_string()),
+        "status reports the failing OpenBao"
+    );
+    // The minted token serves from memory, as the entry's own secret would.
+    assert_eq!(served(&fill(&sb, &git)), Some(token.clone()));
+    // Past cache_secs (the daemon's clock moves, nobody waits): the token minted from the
+    // entry is not served any more than the entry itself, and nothing new is minted.
+    sb.advance_clock(121);
+    let out = fill(&sb, &git);
+    assert!(served(&out).is_none(), "not served after cache_secs");
+    assert_contains(
+        &stderr(&out),
+        "OpenBao is unreachable",
+        "the error names OpenBao",
+    );
+    assert_lacks(&stderr(&out), &token, "the token");
+    assert_eq!(github.fake.hits("POST", MINT), 1);
 }
