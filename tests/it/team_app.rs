@@ -376,6 +376,26 @@ fn a_team_app_key_serves_two_runners_and_its_replacement_reaches_both() {
     }
     assert!(served(&fill(&runners[0], &git)).is_some());
 
+    // Revoked: the entry goes (there is no token to revoke at GitHub with a key), and
+    // the runners stop serving it at their next read.
+    let said = ctl_ok(&runners[0], &["team", "revoke", "ci", "--at-host"]);
+    assert_contains(
+        &said,
+        "nothing to revoke at the host",
+        "revoke --at-host says why",
+    );
+    seen.push(said);
+    for sb in &runners {
+        assert!(
+            wait_until(Duration::from_secs(20), || team_runtime(sb, "ci").is_none()),
+            "the revoked runtime is gone from status"
+        );
+        assert!(
+            served(&fill(sb, &git)).is_none(),
+            "a revoked entry is not served"
+        );
+    }
+
     // The audit log records each runner's mints (installation, permissions, expiry).
     let mut texts = seen;
     // Runner 0 minted with A, with B, and again after the erase; runner 1 with A and B.
