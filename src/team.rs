@@ -7,6 +7,8 @@
 //! decision (`decision.rs`) applies to it every rule it applies to local runtimes. Its
 //! secret never touches `tokens.json` or the store: the daemon keeps it in memory.
 
+pub mod app;
+
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
@@ -26,8 +28,6 @@ pub const TOKEN_ID_PREFIX: &str = "openbao:";
 pub fn is_team_token(id: &str) -> bool {
     id.starts_with(TOKEN_ID_PREFIX)
 }
-
-pub mod app;
 
 /// The fields an entry may have; anything else is refused, so a typo is not ignored.
 /// `app_id` .. `permissions` make it a GitHub App entry ([`app`]) instead of a token one.

@@ -73,9 +73,8 @@ pub fn run(paths: &Paths, action: TeamAction) -> anyhow::Result<u8> {
                 let secret = match app {
                     // The key goes in private_key; each runner mints its own tokens.
                     Some(app) => {
-                        let key = super::read_key_file(&app.key_file)?;
                         app.add_to(&mut entry);
-                        Secret::new(key.expose())
+                        super::read_key_file(&app.key_file)?
                     }
                     None => read_token(&runtime, from_stdin)?,
                 };

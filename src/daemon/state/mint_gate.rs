@@ -221,39 +221,21 @@ impl MintGate {
     /// no longer names: the entry's key or app id changed in OpenBao, or it was revoked.
     /// Local keys are left alone (their removal goes through [`MintGate::forget`]).
     pub fn keep_team_keys(&self, live: impl Fn(&str) -> bool) {
-        let mut inner = lock(&self.inner);
         let stale = |key_id: &str| crate::team::is_team_token(key_id) && !live(key_id);
-        let gone: Vec<String> = inner
+        let mut inner = lock(&self.inner);
+        let dropped: Vec<String> = inner
             .tokens
             .iter()
             .filter(|(_, (_, m))| stale(&m.key_id))
             .map(|(runtime, _)| runtime.clone())
-            .chain(
-                inner
-                    .failures
-                    .iter()
-                    .filter(|(_, (k, _, _))| stale(k))
-                    .map(|(runtime, _)| runtime.clone()),
-            )
             .collect();
-        if gone.is_empty() {
+        let failures = inner.failures.len();
+        inner.tokens.retain(|_, (_, m)| !stale(&m.key_id));
+        inner.failures.retain(|_, (k, _, _)| !stale(k));
+        if dropped.is_empty() && failures == inner.failures.len() {
             return;
         }
-        for runtime in &gone {
-            if inner
-                .tokens
-                .get(runtime)
-                .is_some_and(|(_, m)| stale(&m.key_id))
-            {
-                inner.tokens.remove(runtime);
-            }
-            if inner
-                .failures
-                .get(runtime)
-                .is_some_and(|(k, _, _)| stale(k))
-            {
-                inner.failures.remove(runtime);
-            }
+        for runtime in &dropped {
             inner.after_erase.remove(runtime);
             inner.reminted.remove(runtime);
         }
