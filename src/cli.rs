@@ -272,6 +272,8 @@ pub enum RuntimeAction {
 }
 
 /// `helperctl team` subcommands (DESIGN.md §10).
+// Parsed once per command: the size of `Publish` (its GitHub App flags) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum TeamAction {
     /// List the team runtimes under team_path: provider, URLs, expiry, KV version (never
@@ -311,6 +313,28 @@ pub enum TeamAction {
         /// The username git sends, when no local runtime has this name.
         #[arg(long)]
         username: Option<String>,
+        /// The provider's API (GitHub Enterprise, ...), when not the local runtime's.
+        #[arg(long, value_name = "URL")]
+        api_url: Option<String>,
+        /// A GitHub App entry instead of a token: the app's id. Every runner mints its own
+        /// hour-long installation tokens with the key (--key-file), kept in memory.
+        #[arg(long, value_name = "ID", requires = "key_file")]
+        app_id: Option<u64>,
+        /// The app's installation to mint for (default: each runner looks it up from the
+        /// URL's account or repository).
+        #[arg(long, value_name = "ID", requires = "app_id")]
+        installation_id: Option<u64>,
+        /// The GitHub App's client id (Iv23...), used as the JWT's issuer.
+        #[arg(long, value_name = "ID", requires = "app_id")]
+        client_id: Option<String>,
+        /// A permission the installation tokens ask for, NAME=read|write|admin
+        /// (repeatable); default: all the installation has.
+        #[arg(long = "permission", value_name = "NAME=LEVEL", requires = "app_id")]
+        permissions: Vec<String>,
+        /// The app's private key (.pem, PKCS#1 as GitHub downloads it, or PKCS#8); `-`
+        /// reads it from stdin. Checked before anything is written.
+        #[arg(long, value_name = "PATH", requires = "app_id", conflicts_with_all = ["from_stdin", "expires", "scopes", "name"])]
+        key_file: Option<std::path::PathBuf>,
     },
     /// Revoke a team runtime: delete its entry (every version), so no runner serves it
     /// after its next read.

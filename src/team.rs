@@ -7,6 +7,8 @@
 //! decision (`decision.rs`) applies to it every rule it applies to local runtimes. Its
 //! secret never touches `tokens.json` or the store: the daemon keeps it in memory.
 
+pub mod app;
+
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
@@ -16,7 +18,7 @@ use crate::location::UrlPrefix;
 use crate::provider::Provider;
 use crate::secret::Secret;
 use crate::timefmt::parse_expiry;
-use crate::token::{TokenBook, TokenMeta};
+use crate::token::{TokenBook, TokenMeta, TEAM_APP_KEY_KIND};
 
 /// Token ids of team tokens start with this; the rest is `<name>@<version>.<created>`, so
 /// that a new version is a new token (a rejection mark does not outlive a rotation).
@@ -28,7 +30,8 @@ pub fn is_team_token(id: &str) -> bool {
 }
 
 /// The fields an entry may have; anything else is refused, so a typo is not ignored.
-pub const ENTRY_FIELDS: [&str; 9] = [
+/// `app_id` .. `permissions` make it a GitHub App entry ([`app`]) instead of a token one.
+pub const ENTRY_FIELDS: [&str; 15] = [
     "provider",
     "urls",
     "token",
@@ -38,9 +41,16 @@ pub const ENTRY_FIELDS: [&str; 9] = [
     "token_name",
     "auth",
     "email",
+    "api_url",
+    "app_id",
+    "installation_id",
+    "client_id",
+    "private_key",
+    "permissions",
 ];
 
-/// One team runtime as read: its runtime, its token's metadata, and the secret.
+/// One team runtime as read: its runtime, its token's metadata, and the secret (the
+/// token, or for a GitHub App entry the app's private key in PEM).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TeamRuntime {
     /// Routing and provider facts, marked with where it came from.
@@ -83,11 +93,22 @@ pub fn parse_entry(
     let provider = Provider::parse(&provider_name)
         .ok_or_else(|| format!("unknown provider {provider_name:?}"))?;
     let urls = urls(data)?;
-    let token = text(data, "token")?.ok_or("the field token is missing")?;
     let auth = match text(data, "auth")?.as_deref() {
         None => AuthScheme::default(),
         Some(a) => AuthScheme::parse(a)
             .ok_or_else(|| format!("auth must be \"basic\" or \"bearer\", not {a:?}"))?,
+    };
+    let username = text(data, "username")?;
+    let (app, secret) = if app::is_app_entry(data) {
+        let (app, key) = app::parse_app(data, provider, &urls, username.as_deref(), auth)?;
+        (Some(app), key)
+    } else {
+        let token = text(data, "token")?.ok_or("the field token is missing")?;
+        (None, Secret::new(token))
+    };
+    let api_url = match text(data, "api_url")? {
+        None => None,
+        Some(u) => Some(crate::config::parse_api_url(&u)?),
     };
     let expires = match text(data, "expires")? {
         None => None,
@@ -97,8 +118,8 @@ pub fn parse_entry(
         name: name.to_string(),
         provider,
         urls,
-        username: text(data, "username")?,
-        api_url: None,
+        username,
+        api_url,
         auth,
         oauth_client_id: None,
         forward: false,
@@ -108,8 +129,7 @@ pub fn parse_entry(
             path: path.to_string(),
             version: at.version,
         }),
-        // Team entries with app keys are a later step of issue 18.
-        app: None,
+        app,
         rotate_days: None,
         rotate_via: Default::default(),
     };
@@ -132,7 +152,13 @@ pub fn parse_entry(
         hosts: BTreeMap::from([(name.to_string(), hosts)]),
         warned_on: BTreeMap::new(),
         checked_at: None,
-        kind: Some("team token (OpenBao)".into()),
+        kind: Some(
+            match runtime.app {
+                Some(_) => TEAM_APP_KEY_KIND,
+                None => "team token (OpenBao)",
+            }
+            .into(),
+        ),
         login: None,
         notes: text(data, "token_name")?
             .map(|n| vec![format!("token name: {n}")])
@@ -147,7 +173,7 @@ pub fn parse_entry(
     Ok(TeamRuntime {
         runtime,
         token: token_meta,
-        secret: Secret::new(token),
+        secret,
     })
 }
 

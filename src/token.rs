@@ -83,6 +83,15 @@ pub struct TokenMeta {
 /// where other runtimes hold a token (its installation tokens are minted, never stored).
 pub const APP_KEY_KIND: &str = "GitHub App private key";
 
+/// The kind `status` shows for a team entry's GitHub App key (read from OpenBao).
+pub const TEAM_APP_KEY_KIND: &str = "team GitHub App private key (OpenBao)";
+
+/// Whether `kind` is a GitHub App key's, local or team: it has no expiry of its own (the
+/// tokens minted with it last an hour), so the policy's expiry rules do not apply to it.
+pub fn is_app_key_kind(kind: Option<&str>) -> bool {
+    matches!(kind, Some(APP_KEY_KIND | TEAM_APP_KEY_KIND))
+}
+
 /// The store key of a token's secret.
 pub fn secret_key(id: &str) -> String {
     format!("token/{id}")

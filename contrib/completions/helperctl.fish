@@ -199,6 +199,12 @@ complete -c helperctl -n "__fish_helperctl_using_subcommand team; and __fish_see
 complete -c helperctl -n "__fish_helperctl_using_subcommand team; and __fish_seen_subcommand_from publish" -l provider -d 'The provider, when no local runtime has this name' -r
 complete -c helperctl -n "__fish_helperctl_using_subcommand team; and __fish_seen_subcommand_from publish" -l url -d 'URL prefix (repeatable), when no local runtime has this name' -r
 complete -c helperctl -n "__fish_helperctl_using_subcommand team; and __fish_seen_subcommand_from publish" -l username -d 'The username git sends, when no local runtime has this name' -r
+complete -c helperctl -n "__fish_helperctl_using_subcommand team; and __fish_seen_subcommand_from publish" -l api-url -d 'The provider\'s API (GitHub Enterprise, ...), when not the local runtime\'s' -r
+complete -c helperctl -n "__fish_helperctl_using_subcommand team; and __fish_seen_subcommand_from publish" -l app-id -d 'A GitHub App entry instead of a token: the app\'s id. Every runner mints its own hour-long installation tokens with the key (--key-file), kept in memory' -r
+complete -c helperctl -n "__fish_helperctl_using_subcommand team; and __fish_seen_subcommand_from publish" -l installation-id -d 'The app\'s installation to mint for (default: each runner looks it up from the URL\'s account or repository)' -r
+complete -c helperctl -n "__fish_helperctl_using_subcommand team; and __fish_seen_subcommand_from publish" -l client-id -d 'The GitHub App\'s client id (Iv23...), used as the JWT\'s issuer' -r
+complete -c helperctl -n "__fish_helperctl_using_subcommand team; and __fish_seen_subcommand_from publish" -l permission -d 'A permission the installation tokens ask for, NAME=read|write|admin (repeatable); default: all the installation has' -r
+complete -c helperctl -n "__fish_helperctl_using_subcommand team; and __fish_seen_subcommand_from publish" -l key-file -d 'The app\'s private key (.pem, PKCS#1 as GitHub downloads it, or PKCS#8); `-` reads it from stdin. Checked before anything is written' -r -F
 complete -c helperctl -n "__fish_helperctl_using_subcommand team; and __fish_seen_subcommand_from publish" -l from-stdin -d 'Read the token from stdin (a pipe), not the terminal'
 complete -c helperctl -n "__fish_helperctl_using_subcommand team; and __fish_seen_subcommand_from publish" -s h -l help -d 'Print help'
 complete -c helperctl -n "__fish_helperctl_using_subcommand team; and __fish_seen_subcommand_from publish" -s V -l version -d 'Print version'

@@ -166,6 +166,66 @@ impl GitHubApp {
     }
 }
 
+/// An `api_url` (config.toml, or a team entry): http(s) with one host, kept as written
+/// without its trailing `/` (its path matters). `Err`: why, with any password redacted.
+pub fn parse_api_url(value: &str) -> Result<String, String> {
+    // Parsed like a prefix for its error messages.
+    let checked = UrlPrefix::parse(value).and_then(|p| match p.scheme.as_str() {
+        "https" | "http" if !matches!(p.host, crate::location::HostPattern::Wildcard(_)) => Ok(()),
+        "https" | "http" => Err("a wildcard host names no single server".to_string()),
+        other => Err(format!("the scheme must be https or http, not {other:?}")),
+    });
+    match checked {
+        Ok(()) => Ok(value.trim_end_matches('/').to_string()),
+        Err(why) => Err(format!(
+            "api_url {:?} is malformed: {why}",
+            helperd_wire::url::redact_password(value)
+        )),
+    }
+}
+
+/// Whether `name = level` is a GitHub App permission as GitHub's API spells them
+/// (`contents` = `read` | `write` | `admin`). Shared by config.toml and team entries.
+pub fn valid_permission(name: &str, level: &str) -> bool {
+    !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+        && PERMISSION_LEVELS.contains(&level)
+}
+
+/// The rules a GitHub App runtime's other fields follow, wherever it is defined
+/// (config.toml, a team entry). `Err`: the field at fault (`app_id` or `urls`) and why.
+pub fn check_app_runtime(
+    provider: Provider,
+    urls: &[UrlPrefix],
+    username: Option<&str>,
+    auth: AuthScheme,
+    installation_id: Option<u64>,
+) -> Result<(), (&'static str, String)> {
+    if !provider.descriptor().github_apps {
+        return Err((
+            "app_id",
+            format!(
+                "app_id: {} has no GitHub Apps (only provider = \"github\" runtimes hold one)",
+                provider.descriptor().title
+            ),
+        ));
+    }
+    if username.is_some_and(|u| u != "x-access-token") || auth != AuthScheme::Basic {
+        return Err((
+            "app_id",
+            "a GitHub App runtime sends git the username x-access-token with Basic auth; remove username and auth".into(),
+        ));
+    }
+    let scope = app_scope(urls).map_err(|why| ("urls", why))?;
+    if scope.owner.is_none() && installation_id.is_none() {
+        return Err((
+            "urls",
+            "a GitHub App runtime needs urls naming the account it is installed on (https://github.com/acme/), or installation_id".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// What a GitHub App runtime's URL prefixes name: the one owner (account) and, when every
 /// prefix names a repository, those repositories.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -703,24 +763,9 @@ impl RtCx<'_> {
         let Some(value) = self.text("api_url")? else {
             return Ok(None);
         };
-        // Parsed like a prefix for its error messages; kept as written (its path matters).
-        let checked = UrlPrefix::parse(value).and_then(|p| match p.scheme.as_str() {
-            "https" | "http" if !matches!(p.host, crate::location::HostPattern::Wildcard(_)) => {
-                Ok(())
-            }
-            "https" | "http" => Err("a wildcard host names no single server".to_string()),
-            other => Err(format!("the scheme must be https or http, not {other:?}")),
-        });
-        match checked {
-            Ok(()) => Ok(Some(value.trim_end_matches('/').to_string())),
-            Err(why) => Err(self.error(
-                value_span(self.table, "api_url"),
-                format!(
-                    "api_url {:?} is malformed: {why}",
-                    helperd_wire::url::redact_password(value)
-                ),
-            )),
-        }
+        parse_api_url(value)
+            .map(Some)
+            .map_err(|why| self.error(value_span(self.table, "api_url"), why))
     }
 
     /// An optional whole number above 0.
@@ -798,31 +843,9 @@ impl RtCx<'_> {
             }
             return Ok(None);
         };
-        let span = value_span(self.table, "app_id");
-        if !provider.descriptor().github_apps {
-            return Err(self.error(
-                span,
-                format!(
-                    "app_id: {} has no GitHub Apps (only provider = \"github\" runtimes hold one)",
-                    provider.descriptor().title
-                ),
-            ));
-        }
-        if username.is_some_and(|u| u != "x-access-token") || auth != AuthScheme::Basic {
-            return Err(self.error(
-                span,
-                "a GitHub App runtime sends git the username x-access-token with Basic auth; remove username and auth".into(),
-            ));
-        }
         let installation_id = self.id("installation_id")?;
-        let scope =
-            app_scope(urls).map_err(|why| self.error(value_span(self.table, "urls"), why))?;
-        if scope.owner.is_none() && installation_id.is_none() {
-            return Err(self.error(
-                value_span(self.table, "urls"),
-                "a GitHub App runtime needs urls naming the account it is installed on (https://github.com/acme/), or installation_id".into(),
-            ));
-        }
+        check_app_runtime(provider, urls, username, auth, installation_id)
+            .map_err(|(key, why)| self.error(value_span(self.table, key), why))?;
         let mut permissions = BTreeMap::new();
         if let Some(item) = self.table.get("permissions") {
             let pspan = value_span(self.table, "permissions");
@@ -835,9 +858,7 @@ impl RtCx<'_> {
             })?;
             for (name, level) in table.iter() {
                 let level = level.as_str().unwrap_or_default();
-                let name_ok =
-                    !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
-                if !name_ok || !PERMISSION_LEVELS.contains(&level) {
+                if !valid_permission(name, level) {
                     return Err(self.error(
                         pspan,
                         format!(

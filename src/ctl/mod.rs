@@ -115,6 +115,19 @@ fn set_passphrase(paths: &Paths) -> anyhow::Result<u8> {
 }
 
 /// A GitHub App's private key file (`-`: stdin), read into a [`Secret`](crate::secret::Secret).
+/// `--permission NAME=LEVEL` arguments (`runtime add`, `team publish`); the levels are
+/// checked where the runtime is (config.toml's parser, the team entry's).
+fn permission_args(given: &[String]) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let mut perms = std::collections::BTreeMap::new();
+    for p in given {
+        let (k, v) = p.split_once('=').with_context(|| {
+            format!("--permission {p:?}: write NAME=LEVEL, e.g. contents=write")
+        })?;
+        perms.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    Ok(perms)
+}
+
 fn read_key_file(path: &std::path::Path) -> anyhow::Result<crate::secret::Secret> {
     use std::io::Read;
     let mut bytes = zeroize::Zeroizing::new(Vec::new());

@@ -41,21 +41,12 @@ pub fn run(paths: &Paths, action: RuntimeAction) -> anyhow::Result<u8> {
                 .map_err(|why| anyhow::anyhow!("--rotate-via: {why}"))?;
             let app = match app_id {
                 None => None,
-                Some(app_id) => {
-                    let mut perms = std::collections::BTreeMap::new();
-                    for p in &permissions {
-                        let (k, v) = p.split_once('=').with_context(|| {
-                            format!("--permission {p:?}: write NAME=LEVEL, e.g. contents=write")
-                        })?;
-                        perms.insert(k.trim().to_string(), v.trim().to_string());
-                    }
-                    Some(crate::config::GitHubApp {
-                        app_id,
-                        client_id,
-                        installation_id,
-                        permissions: perms,
-                    })
-                }
+                Some(app_id) => Some(crate::config::GitHubApp {
+                    app_id,
+                    client_id,
+                    installation_id,
+                    permissions: super::permission_args(&permissions)?,
+                }),
             };
             let provider = match provider {
                 Some(p) => Provider::parse(&p).with_context(|| {

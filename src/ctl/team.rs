@@ -44,15 +44,41 @@ pub fn run(paths: &Paths, action: TeamAction) -> anyhow::Result<u8> {
                 provider,
                 urls,
                 username,
+                api_url,
+                app_id,
+                installation_id,
+                client_id,
+                permissions,
+                key_file,
             } => {
+                let app = match (app_id, key_file) {
+                    (Some(app_id), Some(key_file)) => Some(AppArgs {
+                        app_id,
+                        installation_id,
+                        client_id,
+                        permissions: super::permission_args(&permissions)?,
+                        key_file,
+                    }),
+                    _ => None,
+                };
                 let definition = Definition {
                     provider,
                     urls,
                     username,
+                    api_url,
+                    github_app: app.is_some(),
                 };
-                let entry = publish_entry(&config, &runtime, definition, expires, scopes, name)?;
-                let token = read_token(&runtime, from_stdin)?;
-                team.publish(&runtime, entry, token).await
+                let mut entry =
+                    publish_entry(&config, &runtime, definition, expires, scopes, name)?;
+                let secret = match app {
+                    // The key goes in private_key; each runner mints its own tokens.
+                    Some(app) => {
+                        app.add_to(&mut entry);
+                        super::read_key_file(&app.key_file)?
+                    }
+                    None => read_token(&runtime, from_stdin)?,
+                };
+                team.publish(&runtime, entry, secret).await
             }
             TeamAction::Revoke { runtime, at_host } => team.revoke(&runtime, at_host).await,
         }
@@ -75,6 +101,35 @@ struct Definition {
     provider: Option<String>,
     urls: Vec<String>,
     username: Option<String>,
+    api_url: Option<String>,
+    /// `--app-id` was given: the provider defaults to github, and the local runtime's
+    /// username and auth (a token's) are not copied.
+    github_app: bool,
+}
+
+/// `--app-id` and what goes with it: a GitHub App entry (DESIGN.md §10, issue 18).
+struct AppArgs {
+    app_id: u64,
+    installation_id: Option<u64>,
+    client_id: Option<String>,
+    permissions: std::collections::BTreeMap<String, String>,
+    key_file: std::path::PathBuf,
+}
+
+impl AppArgs {
+    /// The entry's app fields but the key (`private_key`, added by `publish`).
+    fn add_to(&self, entry: &mut Map<String, Value>) {
+        entry.insert("app_id".into(), json!(self.app_id));
+        if let Some(id) = self.installation_id {
+            entry.insert("installation_id".into(), json!(id));
+        }
+        if let Some(c) = &self.client_id {
+            entry.insert("client_id".into(), json!(c));
+        }
+        if !self.permissions.is_empty() {
+            entry.insert("permissions".into(), json!(self.permissions));
+        }
+    }
 }
 
 /// The entry's fields except the token: from the local runtime of that name, the command
@@ -99,6 +154,7 @@ fn publish_entry(
             format!("unknown provider {p:?}; use one of {}", names.join(", "))
         })?,
         (None, Some(rt)) => rt.provider.name(),
+        (None, None) if given.github_app => Provider::GitHub.name(),
         (None, None) => bail!(
             "no local runtime is named {name}: give its definition with --provider and --url \
              (and --username where the provider needs one), or add it with `helperctl runtime add` first"
@@ -112,17 +168,26 @@ fn publish_entry(
     let mut entry = Map::new();
     entry.insert("provider".into(), json!(provider));
     entry.insert("urls".into(), json!(urls));
+    // An app entry sends x-access-token with Basic auth: a token runtime's username and
+    // auth are not copied into it.
+    let local_token_rt = local.filter(|_| !given.github_app);
     let username = given
         .username
-        .or_else(|| local.and_then(|r| r.username.clone()));
+        .or_else(|| local_token_rt.and_then(|r| r.username.clone()));
     if let Some(u) = username {
         entry.insert("username".into(), json!(u));
     }
-    if let Some(rt) = local {
+    if let Some(rt) = local_token_rt {
         entry.insert("auth".into(), json!(rt.auth.name()));
         if let Some(e) = &rt.email {
             entry.insert("email".into(), json!(e));
         }
+    }
+    if let Some(u) = given
+        .api_url
+        .or_else(|| local.and_then(|r| r.api_url.clone()))
+    {
+        entry.insert("api_url".into(), json!(u));
     }
     if let Some(e) = expires {
         let t = parse_expiry(&e)
@@ -173,13 +238,19 @@ impl Team {
         format!("{}/{}", self.settings.mount, self.entry_path(name))
     }
 
+    /// Writes `entry` with `secret`: the token, or for an app entry (`app_id` set) the
+    /// private key.
     async fn publish(
         &self,
         name: &str,
         mut entry: Map<String, Value>,
-        token: Secret,
+        secret: Secret,
     ) -> anyhow::Result<u8> {
-        entry.insert("token".into(), json!(token.expose()));
+        let field = match entry.contains_key("app_id") {
+            true => "private_key",
+            false => "token",
+        };
+        entry.insert(field.into(), json!(secret.expose()));
         let now = unix_now();
         // The runners' own parser: what they would refuse is not written.
         let at = EntryVersion {
@@ -187,6 +258,7 @@ impl Team {
             created: now,
         };
         let parsed = parse_entry(name, &self.full_path(name), &entry, at)
+            .and_then(|rt| crate::provider::check_team_key(&rt).map(|()| rt))
             .map_err(|why| anyhow::anyhow!("not published: {why}"))?;
         // What every runner would refuse to serve is not written either.
         if parsed.runtime.needs_username() {
@@ -274,7 +346,15 @@ impl Team {
             let rt = parse_entry(name, &path, &entry.data, at).map_err(|why| {
                 anyhow::anyhow!("{path} cannot be read as a runtime ({why}); nothing was revoked")
             })?;
-            revoke_at_host(&rt).await?;
+            match &rt.runtime.app {
+                // Its secret is a key, not a token: there is nothing to revoke with it, and
+                // the runners' minted tokens expire within the hour.
+                Some(app) => println!(
+                    "{path} is GitHub App {}: nothing to revoke at the host (the runners' installation tokens expire within an hour); to stop the key itself, delete it in the app's settings on GitHub",
+                    app.app_id
+                ),
+                None => revoke_at_host(&rt).await?,
+            }
         }
         self.bao.delete(&self.entry_path(name), now).await?;
         println!("revoked {path}: deleted with every version; runners stop serving it at their next read (within {} s)", self.settings.refresh_secs);
@@ -288,7 +368,9 @@ fn describe(name: &str, path: &str, entry: &KvEntry) -> Value {
         version: entry.version,
         created: entry.created,
     };
-    match parse_entry(name, path, &entry.data, at) {
+    match parse_entry(name, path, &entry.data, at)
+        .and_then(|t| crate::provider::check_team_key(&t).map(|()| t))
+    {
         Ok(t) => json!({
             "name": name,
             "path": path,
@@ -298,6 +380,7 @@ fn describe(name: &str, path: &str, entry: &KvEntry) -> Value {
             "username": t.runtime.effective_username(),
             "expires": t.token.expires,
             "scopes": t.token.scopes,
+            "app_id": t.runtime.app.as_ref().map(|a| a.app_id),
             "token_name": entry.data.get("token_name").and_then(Value::as_str),
             "published": entry.created,
         }),
@@ -311,9 +394,15 @@ fn check_policy(entry: &TeamRuntime, now: u64) -> anyhow::Result<()> {
     let Some(policy) = crate::policy::file::load(&path).map_err(|e| anyhow::anyhow!("{e}"))? else {
         return Ok(());
     };
-    let refused = policy
-        .check_runtime(&entry.runtime, &path)
-        .and_then(|()| policy.check_token(entry.token.expires, now, &path));
+    // A GitHub App key has no expiry; the tokens minted with it last an hour (as for
+    // local app keys).
+    let refused =
+        policy
+            .check_runtime(&entry.runtime, &path)
+            .and_then(|()| match entry.runtime.app {
+                Some(_) => Ok(()),
+                None => policy.check_token(entry.token.expires, now, &path),
+            });
     match refused {
         Ok(()) => Ok(()),
         Err(v) => bail!("not published: {}", v.message),

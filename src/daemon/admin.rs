@@ -286,12 +286,19 @@ fn config_and_runtimes(
                 let mint = key
                     .map(|k| state.mints.status(&rt.name, &k.id))
                     .unwrap_or_default();
-                let (installation, from) =
-                    match (app.installation_id, key.and_then(|k| k.app_installation)) {
-                        (Some(id), _) => (Some(id), Some("config".to_string())),
-                        (None, Some(id)) => (Some(id), Some("discovered".to_string())),
-                        (None, None) => (None, None),
-                    };
+                let minted_for = mint.token.as_ref().map(|t| t.1);
+                let (installation, from) = match (
+                    app.installation_id,
+                    key.and_then(|k| k.app_installation).or(minted_for),
+                ) {
+                    // A team runtime's app is its OpenBao entry's.
+                    (Some(id), _) if rt.team.is_some() => {
+                        (Some(id), Some("team entry".to_string()))
+                    }
+                    (Some(id), _) => (Some(id), Some("config".to_string())),
+                    (None, Some(id)) => (Some(id), Some("discovered".to_string())),
+                    (None, None) => (None, None),
+                };
                 let token_expires = mint.token.as_ref().map(|t| t.0);
                 AppStatus {
                     app_id: app.app_id,

@@ -287,6 +287,12 @@ async fn serve_token(
     now: u64,
 ) -> (Response, Done) {
     let found = match (serve.minted, is_team_token(&serve.token_id)) {
+        // Minted with a team entry's key: served on the entry's terms (cache_secs while
+        // OpenBao is unreachable, nothing once it refuses us), like the entry's own secret.
+        (Some(serial), true) => match team_secret(team, serve, now) {
+            Ok(_) => Ok(state.mints.secret(&serve.runtime, serial)),
+            Err(response) => return (response, Done::AsDecided),
+        },
         // Dropped (git's erase) between the decision and now: nothing, as for a miss.
         (Some(serial), _) => Ok(state.mints.secret(&serve.runtime, serial)),
         (None, true) => match team_secret(team, serve, now) {

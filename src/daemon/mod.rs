@@ -180,10 +180,22 @@ pub fn launch(options: Options) -> anyhow::Result<()> {
         // The team's runtimes (DESIGN.md §10): read in the background, never by a request.
         let team = state.team.clone();
         let weak = std::sync::Arc::downgrade(&state);
-        tokio::spawn(team.run(move || {
-            let state = weak.upgrade()?;
-            Some((state.config.current().openbao.clone(), state.now()))
-        }));
+        let weak_after = weak.clone();
+        tokio::spawn(team.run(
+            move || {
+                let state = weak.upgrade()?;
+                Some((state.config.current().openbao.clone(), state.now()))
+            },
+            move |snapshot| {
+                // A team app key replaced (or its entry changed or gone): the tokens
+                // minted with the old one are dropped now, so the next `get` mints anew.
+                if let Some(state) = weak_after.upgrade() {
+                    state
+                        .mints
+                        .keep_team_keys(|id| snapshot.runtimes.iter().any(|t| t.token.id == id));
+                }
+            },
+        ));
         // GitLab tokens that rotate themselves (issue 18): one task, so one rotation at a
         // time; it also settles a rotation a previous daemon left unfinished.
         tokio::spawn(rotator::run(

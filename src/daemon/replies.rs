@@ -78,8 +78,12 @@ pub fn runtime_named(state: &State, name: &str) -> Result<RuntimeConfig, Respons
         let team = state.team.current();
         match team.runtimes.iter().find(|t| t.runtime.name == name) {
             Some(t) => bad_request(format!(
-                "{name} is a team runtime, read from OpenBao ({}): its token is changed there by an admin (`helperctl team publish {name}`), not on this machine",
-                t.runtime.team.as_ref().map(|o| o.path.as_str()).unwrap_or("")
+                "{name} is a team runtime, read from OpenBao ({}): its {} is changed there by an admin (`helperctl team publish {name}`), not on this machine",
+                t.runtime.team.as_ref().map(|o| o.path.as_str()).unwrap_or(""),
+                match t.runtime.app {
+                    Some(_) => "GitHub App key",
+                    None => "token",
+                }
             )),
             None => no_runtime(name),
         }

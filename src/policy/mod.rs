@@ -510,7 +510,9 @@ impl Policy {
     /// Existing tokens that break the expiry rules, e.g. set before the policy existed:
     /// they keep working until they expire, and `status` flags them. `max_days` counts
     /// from when each token was set (`created`), as for a new token. An expired token is
-    /// not listed: it no longer works anyway. At most one violation per token.
+    /// not listed: it no longer works anyway. At most one violation per token. A GitHub
+    /// App key is not listed either: setting one skips the expiry rules (it has no expiry;
+    /// its minted tokens last an hour), so flagging it afterwards would contradict that.
     pub fn violations(
         &self,
         tokens: &[TokenMeta],
@@ -520,6 +522,7 @@ impl Policy {
         tokens
             .iter()
             .filter(|t| t.expires.is_none_or(|e| e > now))
+            .filter(|t| !crate::token::is_app_key_kind(t.kind.as_deref()))
             .filter_map(|t| {
                 self.token_violation(t, now, source)
                     .map(|v| (t.id.clone(), v))
@@ -1336,6 +1339,15 @@ min_store = "passphrase"
              until it is replaced; replace it with a token that expires by 2027-02-20 \
              (helperctl token set acme --expires DATE)"
         );
+
+        // GitHub App keys (local or team) have no expiry and are exempt, as when set.
+        let mut app_keys = [
+            token("app", None, set, None),
+            token("team-app", None, set, None),
+        ];
+        app_keys[0].kind = Some(crate::token::APP_KEY_KIND.into());
+        app_keys[1].kind = Some(crate::token::TEAM_APP_KEY_KIND.into());
+        assert!(policy.violations(&app_keys, NOW, src()).is_empty());
 
         let policy = parse("require_expiry = true\n").unwrap();
         let found = policy.violations(&tokens, NOW, src());

@@ -53,8 +53,8 @@ mod types;
 pub use descriptor::ProviderDescriptor;
 pub use error::ProviderError;
 pub use github::app::{
-    AppInfo, AppKey, Installation, InstallationToken, KeyError, Owner, JWT_BACKDATE_SECS,
-    JWT_LIFETIME_SECS,
+    check_team_key, AppInfo, AppKey, Installation, InstallationToken, KeyError, Owner,
+    JWT_BACKDATE_SECS, JWT_LIFETIME_SECS,
 };
 pub use kind::Provider;
 pub use registry::descriptor;

@@ -5,124 +5,19 @@
 //! server accepts only the token minted last: a real clone and push go through with it.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::process::Output;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::fake_provider::{FakeProvider, Reply, Request};
+use crate::fake_github_app::{
+    bad_jwt, check_jwt, key_pair, no_proxy, rfc3339, FakeClock, APP_ID, INSTALLATION, MINT,
+};
+use crate::fake_provider::{FakeProvider, Reply};
 use crate::git_server::{Account, GitServer};
 use crate::util::*;
-
-const APP_ID: u64 = 123;
-const INSTALLATION: u64 = 789;
-const MINT: &str = "/app/installations/789/access_tokens";
-
-/// A PKCS#1 key pair made for this test only; `None` (the test says SKIPPED) without
-/// openssl.
-fn key_pair(dir: &Path) -> Option<(PathBuf, Vec<u8>)> {
-    let pem = dir.join("app.private-key.pem");
-    let made = Command::new("openssl")
-        .args(["genrsa", "-traditional", "-out"])
-        .arg(&pem)
-        .arg("2048")
-        .output()
-        .ok()?;
-    if !made.status.success() {
-        return None;
-    }
-    let public = Command::new("openssl")
-        .args(["rsa", "-RSAPublicKey_out", "-outform", "DER", "-in"])
-        .arg(&pem)
-        .output()
-        .ok()?;
-    public.status.success().then_some((pem, public.stdout))
-}
-
-fn b64url_decode(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in text.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'-' => 62,
-            b'_' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
-}
-
-/// The fake GitHub's view of time: the real clock plus what the test moved the daemon's.
-#[derive(Clone, Default)]
-struct FakeClock(Arc<AtomicU64>);
-
-impl FakeClock {
-    fn now(&self) -> u64 {
-        unix_now() + self.0.load(Ordering::SeqCst)
-    }
-}
-
-/// Checks the JWT as GitHub does: RS256 signed with the app's key, `iss` the app id,
-/// `iat` not in the future, `exp` after now and at most 10 minutes ahead. `Err`: why.
-fn check_jwt(req: &Request, public: &[u8], clock: &FakeClock) -> Result<(), String> {
-    let auth = req.header("authorization").ok_or("no Authorization")?;
-    let jwt = auth.strip_prefix("Bearer ").ok_or("not Bearer")?;
-    let parts: Vec<&str> = jwt.split('.').collect();
-    let [header, claims, sig] = parts.as_slice() else {
-        return Err("not three parts".into());
-    };
-    let header: Value = serde_json::from_slice(&b64url_decode(header).ok_or("header base64")?)
-        .map_err(|e| e.to_string())?;
-    if header["alg"] != "RS256" {
-        return Err(format!("alg {}", header["alg"]));
-    }
-    let key = ring::signature::UnparsedPublicKey::new(
-        &ring::signature::RSA_PKCS1_2048_8192_SHA256,
-        public,
-    );
-    key.verify(
-        format!("{header_b64}.{claims}", header_b64 = parts[0]).as_bytes(),
-        &b64url_decode(sig).ok_or("sig base64")?,
-    )
-    .map_err(|_| "bad signature".to_string())?;
-    let claims: Value = serde_json::from_slice(&b64url_decode(claims).ok_or("claims base64")?)
-        .map_err(|e| e.to_string())?;
-    let now = clock.now();
-    let (iat, exp) = (
-        claims["iat"].as_u64().ok_or("iat")?,
-        claims["exp"].as_u64().ok_or("exp")?,
-    );
-    if claims["iss"] != json!(APP_ID.to_string()) {
-        return Err(format!("iss {}", claims["iss"]));
-    }
-    if iat > now || iat + 120 < now {
-        return Err(format!("iat {iat} vs now {now}"));
-    }
-    if exp <= now || exp > now + 600 {
-        return Err(format!("exp {exp} vs now {now}"));
-    }
-    Ok(())
-}
-
-/// GitHub's 401 for a JWT it cannot accept.
-fn bad_jwt() -> Reply {
-    Reply::json(
-        401,
-        json!({"message": "A JSON web token could not be decoded", "documentation_url": "https://docs.github.com/rest"}),
-    )
-}
 
 /// One test's world: the fake GitHub, the git server, a sandbox with runtime `ci`.
 struct World {
@@ -137,18 +32,8 @@ struct World {
 
 fn world() -> Option<World> {
     let mut sb = Sandbox::new();
-    for var in [
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-    ] {
-        sb.env_remove.push(var.into());
-    }
-    sb.env.push(("NO_PROXY".into(), "*".into()));
-    let Some((pem, public)) = key_pair(sb.dir.path()) else {
+    no_proxy(&mut sb);
+    let Some((pem, public)) = key_pair(sb.dir.path(), "app.private-key.pem") else {
         eprintln!("SKIPPED: openssl cannot make an RSA key pair here");
         return None;
     };
@@ -229,14 +114,6 @@ fn world() -> Option<World> {
         "contents=write",
     ]);
     Some(w)
-}
-
-fn rfc3339(unix: u64) -> String {
-    let out = Command::new("date")
-        .args(["-u", "-d", &format!("@{unix}"), "+%Y-%m-%dT%H:%M:%SZ"])
-        .output()
-        .expect("date runs");
-    stdout(&out).trim().to_string()
 }
 
 impl World {

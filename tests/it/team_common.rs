@@ -21,7 +21,17 @@ pub fn team_sandbox_with_token(
     openbao_extra: &str,
     rest: &str,
 ) -> Sandbox {
-    let mut sb = Sandbox::new();
+    team_sandbox_from(Sandbox::new(), token, addresses, openbao_extra, rest)
+}
+
+/// [`team_sandbox_with_token`] for a sandbox the caller prepared (its environment).
+pub fn team_sandbox_from(
+    mut sb: Sandbox,
+    token: &str,
+    addresses: &[&str],
+    openbao_extra: &str,
+    rest: &str,
+) -> Sandbox {
     sb.env.push(("BAO_TOKEN".into(), token.into()));
     let addresses: Vec<String> = addresses.iter().map(|a| format!("{a:?}")).collect();
     let config = format!(

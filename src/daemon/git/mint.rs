@@ -2,12 +2,14 @@
 //! one mint per runtime at a time (the others wait for it and then find the token), with
 //! no other lock held while GitHub answers, so a slow GitHub delays only this runtime's
 //! requests. The token stays in memory ([`MintGate`](super::super::state::mint_gate));
-//! the key is read from the store of record for each mint and dropped after.
+//! the key is read for each mint and dropped after: from the store of record, or for a
+//! team runtime from the team snapshot in memory (it is the entry's secret).
 
 use crate::audit::{kind, AuditEvent};
 use crate::config::app_scope;
 use crate::decision::{minted_label, MINT_AHEAD_SECS};
 use crate::provider::{AppKey, Owner, ProviderError, Target};
+use crate::team::is_team_token;
 use crate::timefmt::format_rfc3339;
 
 use super::super::state::mint_gate::{Minted, MINT_RETRY_SECS};
@@ -26,6 +28,15 @@ pub async fn run(state: &State, runtime: &str, key_id: &str) {
         .is_some_and(|m| now.saturating_add(MINT_AHEAD_SECS) < m.expires_at);
     if !fresh && !state.mints.backing_off(runtime, key_id, now) {
         if let Err(why) = mint_once(state, runtime, key_id).await {
+            let why = match is_team_token(key_id) {
+                true => {
+                    // The admin may have published a new key already: read it now, not
+                    // at the next refresh_secs.
+                    state.team.wake();
+                    for_team(why)
+                }
+                false => why,
+            };
             tracing::warn!(%runtime, %why, "GitHub App: no installation token minted; trying again in a minute");
             let until = state.now().saturating_add(MINT_RETRY_SECS);
             state.mints.fail(runtime, key_id, why, until);
@@ -37,23 +48,38 @@ pub async fn run(state: &State, runtime: &str, key_id: &str) {
 
 /// One mint, under the runtime's flight lock. `Err`: what git's user reads.
 async fn mint_once(state: &State, runtime: &str, key_id: &str) -> Result<(), String> {
-    let config = state.config.current();
-    let rt = config
+    // The view, not config.toml and tokens.json alone: a team runtime's app and key
+    // metadata come from OpenBao (DESIGN.md §10) and are only there.
+    let view = state.view();
+    let rt = view
+        .config
         .runtime(runtime)
         .ok_or("the runtime is gone from the configuration")?;
     let app = rt.app.as_ref().ok_or("not a GitHub App runtime")?;
-    let key_meta = state
-        .token_of(runtime)
+    let key_meta = view
+        .book
+        .as_ref()
+        .as_ref()
+        .ok()
+        .and_then(|b| b.for_runtime(runtime))
         .filter(|t| t.id == key_id)
         .ok_or("the app's key was replaced meanwhile")?;
-    let pem = state
-        .store
-        .token_secret(key_id)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| {
-            format!("the app's private key is missing from the store; run `helperctl token set-app {runtime} --key-file ...`")
-        })?;
+    let team = is_team_token(key_id);
+    let pem = if team {
+        // The team entry's key, held in memory with the snapshot it was read in.
+        view.team
+            .secret(key_id, state.now())?
+            .ok_or("the team entry's key is gone from OpenBao (revoked or replaced)")?
+    } else {
+        state
+            .store
+            .token_secret(key_id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| {
+                format!("the app's private key is missing from the store; run `helperctl token set-app {runtime} --key-file ...`")
+            })?
+    };
     let key = AppKey::from_pem(&pem).map_err(|e| e.to_string())?;
     drop(pem);
     let client = state.providers().map_err(|e| e.to_string())?;
@@ -61,7 +87,13 @@ async fn mint_once(state: &State, runtime: &str, key_id: &str) -> Result<(), Str
     let now = state.now();
     let jwt = key.jwt(&app.issuer(), now).map_err(|e| e.to_string())?;
     let scope = app_scope(&rt.urls).map_err(|e| e.to_string())?;
-    let installation = match app.installation_id.or(key_meta.app_installation) {
+    // A team runtime's discovered installation is not recorded anywhere but the token
+    // minted with it (nothing of a team runtime goes to tokens.json).
+    let known = app
+        .installation_id
+        .or(key_meta.app_installation)
+        .or_else(|| state.mints.current(runtime, key_id).map(|m| m.installation));
+    let installation = match known {
         Some(id) => id,
         None => {
             let owner = scope
@@ -80,7 +112,9 @@ async fn mint_once(state: &State, runtime: &str, key_id: &str) -> Result<(), Str
                 .find_installation(&target, &jwt, &asked, now)
                 .await
                 .map_err(|e| with_install_page(e, &target, key_meta.app_slug.as_deref()))?;
-            record_installation(state, runtime, key_id, found.id).await;
+            if !team {
+                record_installation(state, runtime, key_id, found.id).await;
+            }
             found.id
         }
     };
@@ -136,6 +170,15 @@ async fn mint_once(state: &State, runtime: &str, key_id: &str) -> Result<(), Str
         )
         .await;
     Ok(())
+}
+
+/// A team runtime's key is the admin's, in OpenBao: the way out GitHub's refusal names
+/// for a local key (`token set-app`) is the admin's `team publish` instead.
+fn for_team(why: String) -> String {
+    why.replace(
+        "run `helperctl token set-app`",
+        "ask your admin to publish it (`helperctl team publish RUNTIME --app-id ... --key-file ...`)",
+    )
 }
 
 /// "Not installed" with the app's installation page, when its slug is known.

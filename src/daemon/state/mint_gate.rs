@@ -217,6 +217,31 @@ impl MintGate {
         token
     }
 
+    /// Forgets every token and failure made with a team key (`openbao:` id) that `live`
+    /// no longer names: the entry's key or app id changed in OpenBao, or it was revoked.
+    /// Local keys are left alone (their removal goes through [`MintGate::forget`]).
+    pub fn keep_team_keys(&self, live: impl Fn(&str) -> bool) {
+        let stale = |key_id: &str| crate::team::is_team_token(key_id) && !live(key_id);
+        let mut inner = lock(&self.inner);
+        let dropped: Vec<String> = inner
+            .tokens
+            .iter()
+            .filter(|(_, (_, m))| stale(&m.key_id))
+            .map(|(runtime, _)| runtime.clone())
+            .collect();
+        let failures = inner.failures.len();
+        inner.tokens.retain(|_, (_, m)| !stale(&m.key_id));
+        inner.failures.retain(|_, (k, _, _)| !stale(k));
+        if dropped.is_empty() && failures == inner.failures.len() {
+            return;
+        }
+        for runtime in &dropped {
+            inner.after_erase.remove(runtime);
+            inner.reminted.remove(runtime);
+        }
+        inner.publish();
+    }
+
     /// What `status` shows for `runtime` with key `key_id`.
     pub fn status(&self, runtime: &str, key_id: &str) -> MintStatus {
         let inner = lock(&self.inner);
@@ -256,6 +281,32 @@ mod tests {
             permissions: vec![],
             minted_at: 0,
         }
+    }
+
+    #[test]
+    fn team_tokens_of_a_replaced_key_are_dropped_and_local_ones_kept() {
+        let gate = MintGate::default();
+        let with_key = |key: &str| Minted {
+            key_id: key.into(),
+            ..minted("t")
+        };
+        gate.put("local", minted("t0"));
+        gate.put("team", with_key("openbao:team@1.5"));
+        gate.fail("other", "openbao:other@1.5", "no".into(), 60);
+        gate.keep_team_keys(|id| id == "openbao:team@1.5");
+        assert!(gate.current("team", "openbao:team@1.5").is_some());
+        assert!(
+            gate.view().get("other").is_none(),
+            "its failure is forgotten"
+        );
+        // The entry's key changed (version 2): the old key's token goes.
+        gate.keep_team_keys(|id| id == "openbao:team@2.9");
+        assert!(gate.current("team", "openbao:team@1.5").is_none());
+        assert!(gate.view().get("team").is_none());
+        assert!(
+            gate.current("local", "k").is_some(),
+            "local keys are not the team's"
+        );
     }
 
     #[test]

@@ -370,7 +370,7 @@ impl State {
         if let Some(policy) = self.policy.current() {
             let p = policy.in_force();
             // A GitHub App key has no expiry; the tokens minted with it last an hour.
-            let app_key = change.token.kind.as_deref() == Some(crate::token::APP_KEY_KIND);
+            let app_key = crate::token::is_app_key_kind(change.token.kind.as_deref());
             let mut violation = match app_key {
                 true => None,
                 false => p

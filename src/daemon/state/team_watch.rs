@@ -149,8 +149,13 @@ impl TeamWatch {
     /// Reads the team entries for as long as the daemon runs. `round` gives, at each
     /// round, the `[openbao]` in force (config.toml may change) and the daemon's clock;
     /// `None` once the daemon stops, which ends the task (it must not keep the state, and
-    /// so the writer's last save, alive).
-    pub async fn run(self: Arc<Self>, round: impl Fn() -> Option<(Option<OpenBaoSettings>, u64)>) {
+    /// so the writer's last save, alive). `after` is given each round's snapshot (to drop
+    /// what was derived from entries that changed, such as tokens minted with an old key).
+    pub async fn run(
+        self: Arc<Self>,
+        round: impl Fn() -> Option<(Option<OpenBaoSettings>, u64)>,
+        after: impl Fn(&TeamSnapshot),
+    ) {
         let mut client: Option<(OpenBaoSettings, Arc<BaoClient>)> = None;
         while let Some((settings, now)) = round() {
             let wanted = settings.filter(|s| s.team_path.is_some());
@@ -181,6 +186,7 @@ impl TeamWatch {
                     pause
                 }
             };
+            after(&self.current());
             self.settle();
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
@@ -280,7 +286,11 @@ async fn read_all(
                 now
             },
         };
-        match parse_entry(&name, &path, &entry.data, at) {
+        // An app entry's key is checked at every read, not at the first mint: status and
+        // the log name the entry and the field at once.
+        match parse_entry(&name, &path, &entry.data, at)
+            .and_then(|rt| crate::provider::check_team_key(&rt).map(|()| rt))
+        {
             Ok(rt) => runtimes.push(rt),
             Err(why) => invalid.push((path, why)),
         }

@@ -117,6 +117,18 @@ impl AppKey {
     }
 }
 
+/// A team entry's app key (`private_key`), checked where entries are read (the daemon's
+/// team reader) and written (`team publish`): the pure parser of entries cannot use the
+/// crypto. `Err` names the field, never quotes the key. A token entry passes.
+pub fn check_team_key(entry: &crate::team::TeamRuntime) -> Result<(), String> {
+    match entry.runtime.app {
+        Some(_) => AppKey::from_pem(&entry.secret)
+            .map(drop)
+            .map_err(crate::team::app::bad_key),
+        None => Ok(()),
+    }
+}
+
 /// The first PEM block's label and its decoded content (zeroized on drop).
 fn pem_block(text: &str) -> Option<(&str, Zeroizing<Vec<u8>>)> {
     let start = text.find("-----BEGIN ")?;
@@ -462,6 +474,30 @@ mod tests {
         assert_eq!(b64url(&[0xfb, 0xff]), "-_8");
         assert_eq!(b64_decode("Zm9v\nYmE=").unwrap().as_slice(), b"fooba");
         assert!(b64_decode("Zm9v*").is_none());
+    }
+
+    #[test]
+    fn a_team_entry_with_a_bad_key_names_the_field_without_quoting_it() {
+        let data = serde_json::json!({"provider": "github", "urls": ["https://github.com/acme/"],
+            "app_id": 1, "private_key": "-----BEGIN RSA PRIVATE KEY-----\nU0VDUkVUS0VZ\n-----END RSA PRIVATE KEY-----\n"});
+        let at = crate::team::EntryVersion {
+            version: 1,
+            created: 0,
+        };
+        let entry = crate::team::parse_entry("ci", "p", data.as_object().unwrap(), at).unwrap();
+        let e = check_team_key(&entry).unwrap_err();
+        assert!(
+            e.starts_with("the field private_key: the private key cannot be used"),
+            "{e}"
+        );
+        assert!(!e.contains("U0VDUkVUS0VZ"), "{e}");
+        let mut token = data.as_object().unwrap().clone();
+        for f in ["app_id", "private_key"] {
+            token.remove(f);
+        }
+        token.insert("token".into(), "t".into());
+        let entry = crate::team::parse_entry("ci", "p", &token, at).unwrap();
+        assert_eq!(check_team_key(&entry), Ok(()));
     }
 
     #[test]
