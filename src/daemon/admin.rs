@@ -489,8 +489,9 @@ pub fn which(state: &State, url: &str) -> Response {
     })
 }
 
-/// `helperctl audit`.
-pub fn audit(state: &State, since: Option<u64>, runtime: Option<&str>) -> Response {
+/// `helperctl audit`: every event sent before it, the ones held back a moment too.
+pub async fn audit(state: &State, since: Option<u64>, runtime: Option<&str>) -> Response {
+    state.writer.flush_audit().await;
     match crate::audit::read_events(&state.settings.state_dir, since, runtime) {
         Ok(events) => Response::new(Reply::Audit {
             events: events

@@ -95,7 +95,7 @@ pub async fn request(state: &State, peer: &Peer, request: Request) -> (Response,
         Request::Status => admin::status(state).await,
         Request::Which { url } => admin::which(state, &url),
         Request::Reload => admin::reload(state),
-        Request::Audit { since, runtime } => admin::audit(state, since, runtime.as_deref()),
+        Request::Audit { since, runtime } => admin::audit(state, since, runtime.as_deref()).await,
         Request::SupportEnable {
             user,
             uid,
@@ -141,7 +141,7 @@ pub async fn support_request(state: &State, request: &Request) -> Response {
     state.look_at_files();
     match request {
         Request::Status => admin::status(state).await,
-        Request::Audit { since, runtime } => admin::audit(state, *since, runtime.as_deref()),
+        Request::Audit { since, runtime } => admin::audit(state, *since, runtime.as_deref()).await,
         _ => Response::error(
             ErrorCode::Forbidden,
             "support access is read-only: only status and audit",

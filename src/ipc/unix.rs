@@ -90,16 +90,41 @@ impl Connection {
         })
     }
 
-    /// Reads what has arrived, without waiting (`MSG_DONTWAIT`): `Ok(0)` is the end of
-    /// the stream, `WouldBlock` that nothing more is there yet.
-    pub fn recv_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+    /// Copies what has arrived into `buf` without waiting and without taking it off the
+    /// socket (`MSG_PEEK | MSG_DONTWAIT`): `Ok(0)` is the end of the stream, `WouldBlock`
+    /// that nothing is there yet. Taking the request off only after the answer is sent
+    /// ([`Connection::discard`]) spares the client a wake-up: freeing its bytes wakes
+    /// whoever waits on its socket, and before the answer that is the client itself,
+    /// asleep in its read, for nothing.
+    pub fn peek_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+        use nix::sys::socket::MsgFlags;
         use std::os::fd::AsRawFd;
         nix::sys::socket::recv(
             self.stream.as_raw_fd(),
             buf,
-            nix::sys::socket::MsgFlags::MSG_DONTWAIT,
+            MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
         )
         .map_err(io::Error::from)
+    }
+
+    /// Takes the `len` bytes [`Connection::peek_now`] saw off the socket, without waiting.
+    /// Needed before closing: a socket closed with unread bytes tells its peer
+    /// `ECONNRESET` instead of the end of the stream.
+    pub fn discard(&self, len: usize) {
+        use std::os::fd::AsRawFd;
+        let mut scratch = zeroize::Zeroizing::new([0u8; 512]);
+        let mut left = len;
+        while left > 0 {
+            let take = left.min(scratch.len());
+            match nix::sys::socket::recv(
+                self.stream.as_raw_fd(),
+                &mut scratch[..take],
+                nix::sys::socket::MsgFlags::MSG_DONTWAIT,
+            ) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => left -= n,
+            }
+        }
     }
 
     /// Writes what the socket takes now, without waiting; returns how much that was.
@@ -275,4 +300,67 @@ pub fn listen_support(dir: &Path) -> io::Result<Listener> {
     let listener = UnixListener::bind(&socket)?;
     fs::set_permissions(&socket, fs::Permissions::from_mode(0o666))?;
     Listener::register(listener)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn pair() -> (Connection, UnixStream) {
+        let (daemon_end, client) = UnixStream::pair().unwrap();
+        let me = crate::os::current_uid();
+        (
+            Connection {
+                stream: daemon_end,
+                me,
+            },
+            client,
+        )
+    }
+
+    /// A look leaves the request in the socket; taking it off before the close gives the
+    /// client the end of the stream after its answer, where unread bytes would reset it.
+    #[test]
+    fn a_peeked_request_is_discarded_so_the_client_sees_the_end_not_a_reset() {
+        let (conn, mut client) = pair();
+        let mut look = [0u8; 64];
+        assert_eq!(
+            conn.peek_now(&mut look).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+        client.write_all(b"{\"request\":1}\n").unwrap();
+        let n = conn.peek_now(&mut look).unwrap();
+        assert_eq!(&look[..n], b"{\"request\":1}\n");
+        assert_eq!(conn.peek_now(&mut look).unwrap(), n, "a look takes nothing");
+        conn.send_now(b"answer\n").unwrap();
+        conn.discard(n);
+        drop(conn);
+        let mut answer = Vec::new();
+        client
+            .read_to_end(&mut answer)
+            .expect("the end of the stream, no reset");
+        assert_eq!(answer, b"answer\n");
+    }
+
+    /// Without the discard, the same close resets the client: the reason for it (Linux's
+    /// rule; other Unixes may differ, the discard is harmless there).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn closing_with_the_request_unread_resets_the_client() {
+        let (conn, mut client) = pair();
+        client.write_all(b"request\n").unwrap();
+        let mut look = [0u8; 64];
+        conn.peek_now(&mut look).unwrap();
+        conn.send_now(b"answer\n").unwrap();
+        drop(conn);
+        let mut answer = [0u8; 7];
+        client.read_exact(&mut answer).unwrap();
+        let mut rest = Vec::new();
+        let end = client.read_to_end(&mut rest);
+        assert_eq!(
+            end.map_err(|e| e.kind()),
+            Err(io::ErrorKind::ConnectionReset)
+        );
+    }
 }

@@ -35,8 +35,9 @@ use windows_sys::Win32::Storage::FileSystem::{
     FILE_FLAG_FIRST_PIPE_INSTANCE, FILE_FLAG_OVERLAPPED, PIPE_ACCESS_DUPLEX,
 };
 use windows_sys::Win32::System::Pipes::{
-    CreateNamedPipeW, GetNamedPipeClientProcessId, WaitNamedPipeW, PIPE_READMODE_BYTE,
-    PIPE_REJECT_REMOTE_CLIENTS, PIPE_TYPE_BYTE, PIPE_UNLIMITED_INSTANCES, PIPE_WAIT,
+    CreateNamedPipeW, GetNamedPipeClientProcessId, PeekNamedPipe, WaitNamedPipeW,
+    PIPE_READMODE_BYTE, PIPE_REJECT_REMOTE_CLIENTS, PIPE_TYPE_BYTE, PIPE_UNLIMITED_INSTANCES,
+    PIPE_WAIT,
 };
 
 use super::BindError;
@@ -293,12 +294,49 @@ impl Connection {
         })
     }
 
-    /// Reads what has arrived, without waiting.
-    pub fn recv_now(&self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.pipe.try_read(buf) {
+    /// Copies what has arrived into `buf` without waiting and without taking it out of
+    /// the pipe (`PeekNamedPipe`): `Ok(0)` is the end of the stream, `WouldBlock` that
+    /// nothing is there yet. The same contract as on Unix, where it spares the client a
+    /// wake-up; see [`Connection::discard`].
+    pub fn peek_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut read = 0u32;
+        let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+        // SAFETY: the handle is a connected pipe server instance; `buf` is writable for
+        // `len` bytes and `read` is writable; the other out-pointers may be null.
+        let ok = unsafe {
+            PeekNamedPipe(
+                self.pipe.as_raw_handle(),
+                buf.as_mut_ptr().cast(),
+                len,
+                &mut read,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        };
+        if ok == 0 {
+            let e = io::Error::last_os_error();
             // The client closed its end: the end of the stream.
-            Err(e) if e.raw_os_error() == Some(109 /* ERROR_BROKEN_PIPE */) => Ok(0),
-            other => other,
+            return match e.raw_os_error() {
+                Some(109 /* ERROR_BROKEN_PIPE */) => Ok(0),
+                _ => Err(e),
+            };
+        }
+        match read {
+            0 => Err(io::ErrorKind::WouldBlock.into()),
+            n => Ok(n as usize),
+        }
+    }
+
+    /// Takes the `len` bytes [`Connection::peek_now`] saw out of the pipe, without waiting.
+    pub fn discard(&self, len: usize) {
+        let mut scratch = zeroize::Zeroizing::new([0u8; 512]);
+        let mut left = len;
+        while left > 0 {
+            let take = left.min(scratch.len());
+            match self.pipe.try_read(&mut scratch[..take]) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => left -= n,
+            }
         }
     }
 

@@ -20,6 +20,8 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
+// tokio's clock, so that tests can stop it (the audit lines' hold, `AUDIT_EVERY`).
+use tokio::time::Instant;
 
 use super::store_queue::{Pending, QueueFull, StoreQueue};
 use super::store_slot::StoreSlot;
@@ -40,6 +42,14 @@ const AUDIT_MAX_BYTES: u64 = 4 * 1024 * 1024;
 const AUDIT_KEEP: usize = 5;
 /// How often the writer looks whether someone else rotated `audit.log`.
 const AUDIT_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Audit lines are written at most once per this long. Under load one write(2) then
+/// carries every line of the last millisecond instead of one write per request (an
+/// append to the log costs about as much as the rest of a request's system calls); a line
+/// after a quiet millisecond goes out at once. Held lines are written before any other
+/// change (so the log keeps its order), before `helperctl audit` reads the log, and when
+/// the daemon stops; a crash loses at most this long of them.
+const AUDIT_EVERY: Duration = Duration::from_millis(1);
 
 /// How often `last_used` alone is worth a write of `tokens.json`.
 const LAST_USED_SAVE_INTERVAL: u64 = 3600;
@@ -174,6 +184,8 @@ struct Applied<T> {
 
 enum Command {
     Audit(AuditEvent),
+    /// Write the audit lines held back (see [`AUDIT_EVERY`]), then answer.
+    FlushAudit(Reply<()>),
     LoadPlain(Reply<()>),
     StorePlain {
         cred: Box<GitCredential>,
@@ -261,6 +273,8 @@ impl Writer {
             tokens_saved_at: 0,
             unsaved: false,
             installed_by_queue: Default::default(),
+            held_audit: Vec::with_capacity(64),
+            audit_written_at: None,
         };
         let (tx, mut rx) = mpsc::channel(QUEUE);
         let handle = tokio::spawn(async move {
@@ -268,6 +282,7 @@ impl Writer {
             // lines in one write(2) instead of one wake-up and one write per line.
             let mut batch = Vec::with_capacity(64);
             loop {
+                let audit_due = task.audit_due();
                 tokio::select! {
                     // What the store answered first: a request may be waiting for it.
                     biased;
@@ -278,8 +293,10 @@ impl Writer {
                         }
                         task.run_all(batch.drain(..));
                     }
+                    () = sleep_until_some(audit_due) => task.flush_audit(),
                 }
             }
+            task.flush_audit();
             task.save_unsaved();
         });
         (Writer { tx, queue, store }, handle)
@@ -317,6 +334,14 @@ impl Writer {
         if self.tx.send(Command::Audit(event)).await.is_err() {
             tracing::error!("audit event after the writer stopped; not recorded");
         }
+    }
+
+    /// Writes the audit lines held back (see [`AUDIT_EVERY`]), so that reading the log
+    /// next finds every event sent before this.
+    pub async fn flush_audit(&self) {
+        let _ = self
+            .ask(Duration::from_secs(5), "", Command::FlushAudit)
+            .await;
     }
 
     /// Reads the plain-credential table from the store, when it is not in memory yet;
@@ -482,32 +507,67 @@ struct Task {
     tokens_saved_at: u64,
     /// A lazily saved edit (`last_used`) is not in `tokens.json` yet.
     unsaved: bool,
+    /// Audit events waiting for their write (see [`AUDIT_EVERY`]).
+    held_audit: Vec<AuditEvent>,
+    /// When the audit log was last written to.
+    audit_written_at: Option<Instant>,
     /// Ids of tokens installed by a token change whose secret landed (see
     /// [`Task::token_secrets_written`]); a few bytes per token set since start.
     installed_by_queue: std::collections::HashSet<String>,
 }
 
 impl Task {
-    /// Runs a batch of commands; the audit events among them go out in one write.
+    /// Runs a batch of commands; the audit events among them go out in one write, or
+    /// are held back a moment for the next (see [`AUDIT_EVERY`]).
     fn run_all(&mut self, commands: impl Iterator<Item = Command>) {
-        let mut events = Vec::new();
         for command in commands {
             match command {
-                Command::Audit(event) => events.push(event),
+                Command::Audit(event) => self.held_audit.push(event),
                 command => {
                     // In order: the events before this change are written before it.
-                    self.audit(&std::mem::take(&mut events));
+                    self.flush_audit();
                     self.run(command);
                 }
             }
         }
+        if self.audit_due().is_none_or(|due| due <= Instant::now()) {
+            self.flush_audit();
+        }
+    }
+
+    /// When the audit lines held back are to be written: [`AUDIT_EVERY`] after the last
+    /// write (`None`: nothing held).
+    fn audit_due(&self) -> Option<Instant> {
+        if self.held_audit.is_empty() {
+            return None;
+        }
+        Some(
+            self.audit_written_at
+                .map_or_else(Instant::now, |at| at + AUDIT_EVERY),
+        )
+    }
+
+    /// Writes the audit lines held back, in one write.
+    fn flush_audit(&mut self) {
+        if self.held_audit.is_empty() {
+            return;
+        }
+        let events = std::mem::take(&mut self.held_audit);
         self.audit(&events);
+        self.audit_written_at = Some(Instant::now());
+        // The buffer's room is kept for the next lines.
+        self.held_audit = events;
+        self.held_audit.clear();
     }
 
     fn run(&mut self, command: Command) {
         // A requester that went away no longer wants the answer: ignore the send error.
         match command {
-            Command::Audit(event) => self.audit(std::slice::from_ref(&event)),
+            Command::Audit(event) => self.held_audit.push(event),
+            Command::FlushAudit(reply) => {
+                self.flush_audit();
+                let _ = reply.send(Ok(()));
+            }
             Command::LoadPlain(reply) => {
                 if self.plain.memory.is_some() {
                     let _ = reply.send(Ok(()));
@@ -961,6 +1021,14 @@ fn changed_meanwhile(runtime: &str) -> WriteError {
     ))
 }
 
+/// Sleeps until `when`, or forever when there is nothing to wait for.
+async fn sleep_until_some(when: Option<Instant>) {
+    match when {
+        Some(when) => tokio::time::sleep_until(when).await,
+        None => std::future::pending().await,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1046,5 +1114,46 @@ mod tests {
         removed.unwrap();
         assert!(set.unwrap_err().to_string().contains("changed meanwhile"));
         assert_eq!(current(&books), None);
+    }
+
+    /// Lines that come within `AUDIT_EVERY` of a write wait for the next one, and reach
+    /// the log by themselves, before any other change, or when `helperctl audit` asks.
+    #[tokio::test(start_paused = true)]
+    async fn audit_lines_close_together_share_one_write_and_are_never_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, _) = writer(dir.path());
+        let lines = || {
+            std::fs::read_to_string(dir.path().join("state/audit.log"))
+                .unwrap_or_default()
+                .lines()
+                .count()
+        };
+        writer.audit(AuditEvent::now("first")).await;
+        writer.flush_audit().await;
+        assert_eq!(lines(), 1, "a line after a quiet moment is written at once");
+
+        // The clock stands still: these come within AUDIT_EVERY of that write.
+        writer.audit(AuditEvent::now("second")).await;
+        writer.audit(AuditEvent::now("third")).await;
+        tokio::task::yield_now().await;
+        assert_eq!(lines(), 1, "held back for one write");
+        tokio::time::sleep(AUDIT_EVERY).await;
+        tokio::task::yield_now().await;
+        assert_eq!(lines(), 3, "written once their moment is over");
+
+        writer.audit(AuditEvent::now("fourth")).await;
+        writer.flush_audit().await;
+        assert_eq!(
+            lines(),
+            4,
+            "helperctl audit finds every line sent before it"
+        );
+
+        writer.audit(AuditEvent::now("fifth")).await;
+        writer
+            .edit_tokens(Box::new(|_| Ok(Vec::new())), Save::Now)
+            .await
+            .expect("an edit of the token metadata");
+        assert_eq!(lines(), 5, "held lines go out before the next change");
     }
 }
