@@ -210,6 +210,14 @@ fn github_app_mints_once_for_many_fills_clones_pushes_and_re_mints() {
     assert_contains(&said, "installation 789", "set-app found the installation");
     std::fs::remove_file(&w.pem).unwrap();
     assert_eq!(w.mints(), 0, "nothing is minted before git asks");
+    let list: Value = serde_json::from_str(&w.ok(&["runtime", "list", "--json"])).unwrap();
+    assert_eq!(
+        list[0]["app"],
+        json!({"app_id": APP_ID, "client_id": null, "installation_id": null,
+               "permissions": {"contents": "write"}}),
+        "runtime list --json shows the app"
+    );
+    assert!(list[0]["rotate_days"].is_null() && list[0]["rotate_via"].is_null());
 
     // 64 concurrent fills: one mint, every fill gets that token.
     let outs: Vec<Output> = std::thread::scope(|s| {
@@ -334,14 +342,36 @@ fn github_app_errors_say_what_to_do() {
         "private key is not one of this app's",
         "a rejected key",
     );
-    // The clock: GitHub's Date says this machine is an hour behind.
+    // The clock: GitHub's Date says this machine is far ahead of it.
     w.fake.route(
         "GET",
         "/app",
         vec![bad_jwt().header("Date", "Sun, 06 Nov 1994 08:49:37 GMT")],
     );
     let out = w.ctl(&["token", "set-app", "ci", "--key-file", &pem]);
-    assert_contains(&stderr(&out), "clock", "a clock too far off");
+    assert_contains(
+        &stderr(&out),
+        "this machine's clock is",
+        "a clock too far off",
+    );
+    assert_contains(&stderr(&out), "ahead of GitHub's", "which way");
+    assert_contains(&stderr(&out), "(NTP)", "what to do");
+    // The clock, as GitHub words a time claim it refuses (no Date to compare with).
+    w.fake.route(
+        "GET",
+        "/app",
+        vec![Reply::json(
+            401,
+            json!({"message": "'Expiration time' claim ('exp') is too far in the future",
+                   "documentation_url": "https://docs.github.com/rest"}),
+        )],
+    );
+    let out = w.ctl(&["token", "set-app", "ci", "--key-file", &pem]);
+    assert_contains(
+        &stderr(&out),
+        "refused the app's JWT for its times (iat/exp): check this machine's clock",
+        "a time claim refused",
+    );
     // Not installed on the owner: the installation page.
     w.fake.route(
         "GET",
@@ -389,4 +419,31 @@ fn github_app_errors_say_what_to_do() {
         "last mint failed",
         "status shows the failure",
     );
+
+    // After the back-off, at mint time as at set-app: the app uninstalled (404), then a
+    // key GitHub rejects (401). Each is said to git's user.
+    w.fake.route(
+        "POST",
+        MINT,
+        vec![Reply::json(404, json!({"message": "Not Found"})), bad_jwt()],
+    );
+    w.advance(120);
+    let out = w.fill();
+    assert!(served(&out).is_none());
+    assert_contains(
+        &stderr(&out),
+        "knows no installation 789 of this app (HTTP 404)",
+        "an uninstalled app",
+    );
+    assert_contains(&stderr(&out), "reinstall it", "what to do");
+    w.advance(120);
+    let out = w.fill();
+    assert!(served(&out).is_none());
+    assert_contains(
+        &stderr(&out),
+        "private key is not one of this app's",
+        "a key rejected at mint time",
+    );
+    assert_contains(&stderr(&out), "helperctl token set-app", "what to do");
+    assert_eq!(w.mints(), 2, "one mint each (the route's hits start again)");
 }
