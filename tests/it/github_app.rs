@@ -13,7 +13,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::fake_github_app::{
-    bad_jwt, check_jwt, key_pair, no_proxy, rfc3339, FakeClock, APP_ID, INSTALLATION, MINT,
+    bad_jwt, check_jwt, check_jwt_as, key_pair, no_proxy, rfc3339, FakeClock, APP_ID, INSTALLATION,
+    MINT,
 };
 use crate::fake_provider::{FakeProvider, Reply};
 use crate::git_server::{Account, GitServer};
@@ -446,4 +447,157 @@ fn github_app_errors_say_what_to_do() {
     );
     assert_contains(&stderr(&out), "helperctl token set-app", "what to do");
     assert_eq!(w.mints(), 2, "one mint each (the route's hits start again)");
+}
+
+/// A runtime for one repository, with a PKCS#8 key and a client id: the JWT's `iss` is
+/// the client id, the installation is the repository's (`GET /repos/acme/app/installation`)
+/// and the token is narrowed to it (`repositories: ["app"]`). While GitHub takes its time
+/// to mint, another runtime's fill is answered at once.
+#[test]
+fn github_app_for_one_repo_with_a_pkcs8_key_and_client_id_and_a_slow_github() {
+    const CLIENT_ID: &str = "Iv23liTestClient";
+    let mut sb = Sandbox::new();
+    no_proxy(&mut sb);
+    let Some((pkcs1, public)) = key_pair(sb.dir.path(), "pkcs1.pem") else {
+        eprintln!("SKIPPED: openssl cannot make an RSA key pair here");
+        return;
+    };
+    let pkcs8 = sb.dir.path().join("pkcs8.pem");
+    assert_ok(
+        &std::process::Command::new("openssl")
+            .args(["pkcs8", "-topk8", "-nocrypt", "-in"])
+            .arg(&pkcs1)
+            .arg("-out")
+            .arg(&pkcs8)
+            .output()
+            .unwrap(),
+    );
+    assert_contains(
+        &std::fs::read_to_string(&pkcs8).unwrap(),
+        "BEGIN PRIVATE KEY",
+        "PKCS#8",
+    );
+    let repos = sb.dir.path().join("repos");
+    std::fs::create_dir_all(&repos).unwrap();
+    let git = Arc::new(GitServer::start(&repos, Vec::new()));
+    git.create_bare_repo("/acme/app.git");
+    let fake = FakeProvider::start();
+    let (public, clock) = (Arc::new(public), FakeClock::default());
+    for (path, body) in [
+        ("/app", json!({"id": APP_ID, "slug": "helperd-test-app"})),
+        (
+            "/repos/acme/app/installation",
+            json!({"id": INSTALLATION, "account": {"login": "acme"}}),
+        ),
+    ] {
+        let (public, clock) = (public.clone(), clock.clone());
+        fake.route_fn("GET", path, move |req| {
+            match check_jwt_as(req, &public, &clock, CLIENT_ID) {
+                Ok(()) => Reply::json(200, body.clone()),
+                Err(_) => bad_jwt(),
+            }
+        });
+    }
+    let token = format!("ghs_{}", "r9".repeat(258));
+    {
+        let (public, clock, git, token) =
+            (public.clone(), clock.clone(), git.clone(), token.clone());
+        fake.route_fn("POST", MINT, move |req| {
+            if check_jwt_as(req, &public, &clock, CLIENT_ID).is_err() {
+                return bad_jwt();
+            }
+            assert_eq!(req.json()["repositories"], json!(["app"]));
+            git.set_accounts(vec![Account::new("/acme/", "x-access-token", &token)]);
+            Reply::json(
+                201,
+                json!({"token": token, "expires_at": rfc3339(clock.now() + 3600),
+                       "permissions": {"contents": "read", "metadata": "read"},
+                       "repository_selection": "selected"}),
+            )
+            // GitHub taking its time.
+            .delayed(Duration::from_secs(3))
+        });
+    }
+    let url = git.url("/acme/app.git");
+    ctl_ok(
+        &sb,
+        &[
+            "runtime",
+            "add",
+            "ci",
+            "--provider",
+            "github",
+            "--url",
+            &url,
+            "--api-url",
+            &fake.url(),
+            "--app-id",
+            &APP_ID.to_string(),
+            "--client-id",
+            CLIENT_ID,
+        ],
+    );
+    let said = ctl_ok(
+        &sb,
+        &[
+            "token",
+            "set-app",
+            "ci",
+            "--key-file",
+            pkcs8.to_str().unwrap(),
+        ],
+    );
+    assert_contains(&said, "installation 789", "found for the repository");
+    generic_runtime_with_token(&sb, "other", "other.example", "bob", "other-secret");
+
+    let fill = |url: String| {
+        let mut c = sb.git();
+        c.args(["-c", "credential.useHttpPath=true", "credential", "fill"]);
+        run_with_stdin(c, format!("url={url}\n").as_bytes())
+    };
+    std::thread::scope(|s| {
+        let app = s.spawn(|| fill(url.clone()));
+        assert!(
+            wait_until(Duration::from_secs(10), || fake.hits("POST", MINT) == 1),
+            "the mint is under way"
+        );
+        let started = std::time::Instant::now();
+        let other = fill("https://other.example/x.git".into());
+        let took = started.elapsed();
+        assert_eq!(served(&other).as_deref(), Some("other-secret"));
+        assert!(
+            took < Duration::from_millis(2000),
+            "another runtime waited {took:?} for GitHub"
+        );
+        let app = app.join().unwrap();
+        assert_eq!(
+            served(&app).as_deref(),
+            Some(token.as_str()),
+            "{}",
+            stderr(&app)
+        );
+    });
+    assert_ok(
+        &sb.git()
+            .current_dir(sb.dir.path())
+            .args([
+                "-c",
+                "credential.useHttpPath=true",
+                "clone",
+                "-q",
+                &url,
+                "work",
+            ])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(fake.hits("POST", MINT), 1);
+    let audit = ctl_ok(&sb, &["audit", "--json"]);
+    let minted: Vec<&str> = audit.lines().filter(|l| l.contains("\"minted\"")).collect();
+    assert_eq!(minted.len(), 1, "{audit}");
+    assert_contains(
+        minted[0],
+        "repositories app",
+        "the audit names the repository",
+    );
 }
