@@ -295,6 +295,11 @@ fn github_app_mints_once_for_many_fills_clones_pushes_and_re_mints() {
         "the audit names the installation",
     );
     assert_contains(&audit, "contents=write", "the audit names the permissions");
+    let serves = audit
+        .lines()
+        .filter(|l| l.contains("\"served\"") && l.contains("\"runtime\":\"ci\""))
+        .count();
+    assert!(serves >= 64 + 3, "each serve is audited: {serves}");
 
     // token remove --revoke revokes the live token.
     let said = w.ok(&["token", "remove", "ci", "--revoke"]);
