@@ -260,7 +260,21 @@ fn github_app_mints_once_for_many_fills_clones_pushes_and_re_mints() {
     assert_eq!(app["installation_from"], "discovered");
     let expires = app["token_expires"].as_u64().expect("a token is held");
     assert_eq!(app["next_mint"].as_u64(), Some(expires - 300));
-    assert_contains(&w.ok(&["status"]), "GitHub App 123", "status shows the app");
+    let human = w.ok(&["status"]);
+    for words in [
+        "GitHub App 123",
+        "installation 789 (discovered)",
+        "permissions contents=write",
+        "token expires ",
+        "next mint ",
+    ] {
+        assert_contains(&human, words, "status shows the app");
+    }
+    assert_lacks(
+        &human,
+        "next mint at the next git request",
+        "a mint is scheduled",
+    );
 
     // Past expires_at minus the margin: exactly one new mint.
     let now = w.sb.advance_clock(0);
