@@ -298,6 +298,11 @@ fn github_app_mints_once_for_many_fills_clones_pushes_and_re_mints() {
     assert_eq!(w.mints(), 3, "an erase causes one re-mint");
     assert_ok(&w.git_in(&work, &["fetch", "-q", "origin"]));
     assert_eq!(w.mints(), 3);
+    assert_eq!(
+        w.fake.hits("GET", "/orgs/acme/installation"),
+        1,
+        "the installation was looked up once (by set-app) and recorded"
+    );
 
     // The audit log: each mint (runtime, installation, permissions, expiry) and serve.
     let audit = w.ok(&["audit", "--json"]);
