@@ -383,6 +383,8 @@ fn gitlab_token_rotates_itself_once_inside_its_window_and_the_new_one_pushes() {
             "every fill is served: {}",
             stderr(out)
         );
+        // The daemon renews it: no "make a new one" for a token that rotates itself.
+        assert_lacks(&stderr(out), "helperctl renew", "a renewal warning");
     }
     let rt = w.wait_rotation_state("scheduled");
     assert_eq!(w.rotate_hits(), 1, "one rotation for 16 fills");
@@ -589,6 +591,11 @@ fn gitlab_rotation_refused_with_403_backs_off_and_keeps_serving() {
     let retry = r["retry_at"].as_u64().unwrap();
     assert!(retry > now && retry <= now + 60, "{retry} vs {now}");
     assert_contains(&w.ok(&["status"]), "last rotation failed", "status text");
+    // A failed rotation becomes the normal expiry warning; the token serves.
+    let out = w.fill();
+    assert_eq!(served(&out).as_deref(), Some(ORIGINAL));
+    assert_contains(&stderr(&out), "expires on", "the expiry warning");
+    assert_contains(&stderr(&out), "helperctl renew gl", "what to do");
 
     // Within the back-off: served with the old token, a real push goes through, the host
     // is not asked again.
