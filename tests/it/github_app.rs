@@ -260,6 +260,11 @@ fn github_app_mints_once_for_many_fills_clones_pushes_and_re_mints() {
     assert_eq!(app["installation_from"], "discovered");
     let expires = app["token_expires"].as_u64().expect("a token is held");
     assert_eq!(app["next_mint"].as_u64(), Some(expires - 300));
+    assert_eq!(
+        value(&stdout(&outs[0]), "password_expiry_utc"),
+        Some(expires.to_string()),
+        "git gets the token's expires_at"
+    );
     let human = w.ok(&["status"]);
     for words in [
         "GitHub App 123",
@@ -306,8 +311,12 @@ fn github_app_mints_once_for_many_fills_clones_pushes_and_re_mints() {
 
     // The audit log: each mint (runtime, installation, permissions, expiry) and serve.
     let audit = w.ok(&["audit", "--json"]);
-    let mints = audit.lines().filter(|l| l.contains("\"minted\"")).count();
-    assert_eq!(mints, 3, "{audit}");
+    let minted: Vec<&str> = audit.lines().filter(|l| l.contains("\"minted\"")).collect();
+    assert_eq!(minted.len(), 3, "{audit}");
+    for line in &minted {
+        assert_contains(line, "\"runtime\":\"ci\"", "each mint names the runtime");
+        assert_contains(line, "; expires 20", "and the token's expiry");
+    }
     assert_contains(
         &audit,
         "installation 789",
