@@ -363,11 +363,9 @@ fn gitlab_token_rotates_itself_once_inside_its_window_and_the_new_one_pushes() {
     assert_eq!(served(&w.fill()).as_deref(), Some(ORIGINAL));
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(w.rotate_hits(), 0);
-    assert_contains(
-        &w.ok(&["status"]),
-        "rotates itself 7 days before expiry",
-        "status",
-    );
+    let human = w.ok(&["status"]);
+    assert_contains(&human, "rotates itself 7 days before expiry", "status");
+    assert_contains(&human, "next rotation 20", "status says when it is due");
 
     // Inside the window: many concurrent fills get the current token at once, and cause
     // one rotation in the background.
