@@ -8,21 +8,24 @@ GitHub's new installation tokens), expires_at one hour ahead, permissions and
 repository_selection; GET /app; GET /orgs|users/{login}/installation and
 /repos/{owner}/{repo}/installation; DELETE /installation/token -> 204.
 
-It does not verify the JWT's signature (the standard library has no RSA; the integration
-tests' fake does that): the bench measures serving, not minting. Stdlib only, since
-python3 is on every machine that runs the bench.
+It checks the JWT's claims as GitHub does (iss the app id, iat not in the future, exp
+at most 10 minutes ahead) but not its signature (the standard library has no RSA; the
+integration tests' fake does that): the bench measures serving, not minting. Stdlib only,
+since python3 is on every machine that runs the bench.
 
 Usage: fake_github_app.py PORT_FILE [LOG_FILE]. Listens on 127.0.0.1 on a free port, writes
 the port to PORT_FILE once it accepts connections, appends one line per request
 ("METHOD PATH STATUS") to LOG_FILE, so the bench can count the mints.
 """
 
+import base64
 import datetime
 import json
 import os
 import re
 import secrets
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 APP_ID = 1
@@ -54,13 +57,28 @@ class Handler(BaseHTTPRequestHandler):
     def bearer(self):
         return self.headers.get("Authorization", "").startswith("Bearer ")
 
+    def app_jwt(self):
+        """Whether the request carries a JWT whose claims GitHub would take (unsigned check)."""
+        auth = self.headers.get("Authorization", "")
+        parts = auth[len("Bearer "):].split(".") if auth.startswith("Bearer ") else []
+        if len(parts) != 3:
+            return False
+        try:
+            claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+        except ValueError:
+            return False
+        now = time.time()
+        return (str(claims.get("iss")) == str(APP_ID)
+                and claims.get("iat", now + 1) <= now
+                and now < claims.get("exp", 0) <= now + 600)
+
     def body(self):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         return json.loads(raw) if raw else {}
 
     def do_GET(self):
-        if not self.bearer():
+        if not self.app_jwt():
             return self.reply(401, {"message": "A JSON web token could not be decoded"})
         if self.path == "/app":
             return self.reply(200, {"id": APP_ID, "slug": "helperd-bench"})
@@ -71,7 +89,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         asked = self.body()
         match = MINT.match(self.path)
-        if not self.bearer():
+        if not self.app_jwt():
             return self.reply(401, {"message": "A JSON web token could not be decoded"})
         if not match or int(match.group(1)) != INSTALLATION:
             return self.reply(404, {"message": "Not Found"})
