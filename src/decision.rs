@@ -120,7 +120,7 @@ pub struct Facts<'a> {
     /// GitHub App runtimes: what is minted, what failed.
     pub mints: &'a Mints,
     /// GitLab self-rotation: the ids of tokens whose last rotation attempt failed (the
-    /// rotator's back-off). Their expiry warning is shown again (see `expiry_warning`).
+    /// rotator's back-off). Their expiry warning is shown again (see `rotates_by_itself`).
     pub rotation_failed: &'a HashSet<String>,
     /// False on the second look after a refresh (or a mint) was attempted: serve or
     /// refuse now.
