@@ -426,6 +426,19 @@ fn github_app_errors_say_what_to_do() {
         "/apps/helperd-test-app/installations/new",
         "the installation page",
     );
+    // acme is a user, not an organisation: GitHub answers 404 on /orgs, then the
+    // installation is the user's.
+    w.fake.route(
+        "GET",
+        "/users/acme/installation",
+        vec![Reply::json(
+            200,
+            json!({"id": INSTALLATION, "account": {"login": "acme"}}),
+        )],
+    );
+    let said = w.ok(&["token", "set-app", "ci", "--key-file", &pem]);
+    assert_contains(&said, "installation 789", "found for the user");
+    assert_eq!(w.fake.hits("GET", "/users/acme/installation"), 1);
     // Stored without the check; the mint is refused for permissions (422).
     w.ok(&["token", "set-app", "ci", "--key-file", &pem, "--offline"]);
     w.fake.route(
