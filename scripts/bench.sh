@@ -3,7 +3,9 @@
 # credential-store, on the same stored credential, in one hyperfine run; then measures the
 # daemon's idle memory, puts 1, 8 and 64 concurrent clients on helperd's daemon socket and
 # on credential-cache's (benches/socket_load.rs), and compares the statically linked client
-# with the dynamic one. Writes the results into BENCHMARKS.md.
+# with the dynamic one; last, a team runtime against a local one (OpenBao dev server) and a
+# GitHub App runtime against a PAT runtime (a local fake GitHub, scripts/fake_github_app.py).
+# Writes the results into BENCHMARKS.md.
 #
 # BENCH_RUNS (hyperfine --min-runs, 1000), LOAD_CLIENTS (the client counts, "1 8 64") and
 # LOAD_SECONDS (measured seconds per daemon, 5) shorten or lengthen a run.
@@ -15,9 +17,17 @@ LOAD_CLIENTS="${LOAD_CLIENTS:-1 8 64}"
 LOAD_SECONDS="${LOAD_SECONDS:-5}"
 
 cargo build --release --quiet --workspace
-BIN="$PWD/target/release"
+# Where cargo put it: CARGO_TARGET_DIR or build.target-dir may move it out of ./target.
+BIN="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release"
 T="$(mktemp -d /tmp/helperd-bench.XXXXXX)"
-trap '"$BIN/helperctl" daemon stop >/dev/null 2>&1 || true; git credential-cache --socket "$T/cache/socket" exit 2>/dev/null || true; rm -rf "$T"' EXIT
+BAO_PID="" GH_PID=""
+cleanup() {
+  "$BIN/helperctl" daemon stop >/dev/null 2>&1 || true
+  for pid in $BAO_PID $GH_PID; do kill "$pid" 2>/dev/null || true; done
+  git credential-cache --socket "$T/cache/socket" exit 2>/dev/null || true
+  rm -rf "$T"
+}
+trap cleanup EXIT
 
 # The client starts on every git operation: link it statically (glibc, no musl needed), which
 # saves the dynamic loader's work at each start. Only the client's final link changes (its
@@ -52,6 +62,8 @@ BAO="${HELPERD_TEST_BAO:-$(command -v bao || echo "${XDG_CACHE_HOME:-$HOME/.cach
 [ -x "$BAO" ] || { echo "warning: no bao binary (run scripts/test.sh once); no team-runtime row" >&2; BAO=""; }
 
 export HOME="$T/home" HELPERD_HOME="$T/helperd" HELPERD_STORE=file GIT_CONFIG_NOSYSTEM=1 GIT_TERMINAL_PROMPT=0
+# The daemon (started by the first fill below) reaches the fake GitHub on 127.0.0.1 directly.
+export NO_PROXY="127.0.0.1${NO_PROXY:+,$NO_PROXY}" no_proxy="127.0.0.1${no_proxy:+,$no_proxy}"
 mkdir -p "$HOME" "$T/cache" && chmod 700 "$T/cache"
 printf 'protocol=https\nhost=bench.example\nusername=bench\npassword=bench-secret\n' > "$T/cred"
 printf 'protocol=https\nhost=bench.example\n' > "$T/query"
@@ -110,7 +122,6 @@ if [ -n "$BAO" ]; then
   export BAO_ADDR="http://127.0.0.1:$BAO_PORT" BAO_TOKEN="bench-root"
   "$BAO" server -dev -dev-root-token-id="$BAO_TOKEN" -dev-listen-address="127.0.0.1:$BAO_PORT" > "$T/bao.log" 2>&1 &
   BAO_PID=$!
-  trap '"$BIN/helperctl" daemon stop >/dev/null 2>&1 || true; kill $BAO_PID 2>/dev/null || true; git credential-cache --socket "$T/cache/socket" exit 2>/dev/null || true; rm -rf "$T"' EXIT
   for _ in $(seq 100); do "$BAO" status >/dev/null 2>&1 && break; sleep 0.1; done
   "$BAO" status >/dev/null 2>&1 || { echo "bao dev server did not start:" >&2; cat "$T/bao.log" >&2; exit 1; }
   "$BAO" kv put secret/helperd/runtimes/team provider=generic urls=https://team.example/ username=bench token=team-secret >/dev/null
@@ -139,7 +150,47 @@ if [ -n "$BAO" ]; then
   TEAM_JSON="$T/team.json"
 fi
 
-python3 - "$T/results.json" "$RSS_KB" "$T/helpers.json" "$LOADS" "$LOAD_RSS_KB" "$LOAD_HWM_KB" "${STATIC:+$T/static.json}" "$TEAM_JSON" <<'PY'
+# A GitHub App runtime against a PAT runtime (issue 18; goal: within 5%). The app's api_url
+# is a local fake GitHub that mints ~520-character installation tokens as GitHub documents;
+# the daemon signs its JWTs with a key openssl makes. After a warm-up fill has minted the
+# token, both are served from the daemon's memory: the run must cause no further mint.
+APP_JSON=""
+if command -v openssl >/dev/null && openssl genrsa -out "$T/app.pem" 2048 2>/dev/null; then
+  python3 scripts/fake_github_app.py "$T/github-port" "$T/github.log" &
+  GH_PID=$!
+  for _ in $(seq 100); do [ -s "$T/github-port" ] && break; sleep 0.1; done
+  [ -s "$T/github-port" ] || { echo "the fake GitHub did not start" >&2; exit 1; }
+  GH_API="http://127.0.0.1:$(cat "$T/github-port")"
+  "$BIN/helperctl" runtime add app --provider github --url https://app.example/acme/ \
+    --api-url "$GH_API" --app-id 1 --permission contents=write >/dev/null
+  # Online: asks the fake for the app (GET /app) and the installation of acme.
+  "$BIN/helperctl" token set-app app --key-file "$T/app.pem" >/dev/null
+  "$BIN/helperctl" runtime add pat --provider github --url https://pat.example/acme/ \
+    --api-url "$GH_API" >/dev/null
+  # A fine-grained PAT's length (93 characters); never sent anywhere.
+  PAT="github_pat_$(printf '%082d' 0)"
+  echo "$PAT" | "$BIN/helperctl" token set pat --offline >/dev/null
+  printf 'protocol=https\nhost=app.example\npath=acme/app.git\n' > "$T/query-app"
+  printf 'protocol=https\nhost=pat.example\npath=acme/app.git\n' > "$T/query-pat"
+  APP_ARGS="-c credential.helper= -c credential.helper=$HELPERD -c credential.useHttpPath=true"
+  git $APP_ARGS credential fill < "$T/query-app" | grep -q '^password=ghs_'
+  git $APP_ARGS credential fill < "$T/query-pat" | grep -q "^password=$PAT"
+  MINTS_BEFORE="$(grep -c '^POST /app/installations/1/access_tokens 201' "$T/github.log" || true)"
+  hyperfine --warmup 30 --min-runs "$RUNS" --export-json "$T/app.json" \
+    -n pat-runtime "git $APP_ARGS credential fill < $T/query-pat" \
+    -n app-runtime "git $APP_ARGS credential fill < $T/query-app"
+  MINTS_AFTER="$(grep -c '^POST /app/installations/1/access_tokens 201' "$T/github.log" || true)"
+  [ "$MINTS_BEFORE" = 1 ] && [ "$MINTS_AFTER" = 1 ] || {
+    echo "expected one mint, before and after the run; the fake GitHub saw:" >&2
+    cat "$T/github.log" >&2
+    exit 1
+  }
+  APP_JSON="$T/app.json"
+else
+  echo "warning: openssl cannot make an RSA key here; no GitHub App row" >&2
+fi
+
+python3 - "$T/results.json" "$RSS_KB" "$T/helpers.json" "$LOADS" "$LOAD_RSS_KB" "$LOAD_HWM_KB" "${STATIC:+$T/static.json}" "$TEAM_JSON" "$APP_JSON" <<'PY'
 import json, sys, datetime, platform, subprocess
 results = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
 helpers = {r["command"]: r for r in json.load(open(sys.argv[3]))["results"]}
@@ -199,6 +250,25 @@ if team:
     ]
 else:
     lines += ["No OpenBao (`bao`) was found, so the team-runtime row is missing.", ""]
+app = {r["command"]: r for r in json.load(open(sys.argv[9]))["results"]} if len(sys.argv) > 9 and sys.argv[9] else None
+if app:
+    pat, ap = app["pat-runtime"], app["app-runtime"]
+    lines += [
+        "A GitHub runtime's personal access token against a GitHub App runtime's installation",
+        "token (about 520 characters, minted once by a local fake GitHub,",
+        "`scripts/fake_github_app.py`, before the run; no mint during it), both served from the",
+        "daemon's memory, in one hyperfine run:",
+        "",
+        "| runtime | mean | ratio to PAT |",
+        "|---|---|---|",
+        f"| PAT runtime | {ms(pat)} | 1.00 |",
+        f"| GitHub App runtime | {ms(ap)} | {ap['mean']/pat['mean']:.2f} (median {ap['median']/pat['median']:.2f}) |",
+        "",
+        f"Goal: a fill served from a minted token costs the same as from a PAT, within 5% (ratio <= 1.05). Measured: **{ap['mean']/pat['mean']:.2f}** on the mean, **{ap['median']/pat['median']:.2f}** on the median.",
+        "",
+    ]
+else:
+    lines += ["openssl could not make an RSA key, so the GitHub App row is missing.", ""]
 spread = lambda t: f'{min(t["round_rps"]):.0f}–{max(t["round_rps"]):.0f}'
 first = loads[0]
 lines += [

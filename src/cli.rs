@@ -266,6 +266,10 @@ pub enum RuntimeAction {
     /// List the runtimes of config.toml.
     List {
         /// Print stable JSON.
+        ///
+        /// Per runtime: name, provider, urls, username, auth, api_url, forward, app (a
+        /// GitHub App's app_id, client_id, installation_id and permissions, or null),
+        /// rotate_days and rotate_via (GitLab rotation, or null).
         #[arg(long)]
         json: bool,
     },

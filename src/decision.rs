@@ -7,7 +7,7 @@
 //! Like sudo-rs's `Authorization`, a `Decision` is `#[must_use]`: dropping one unexecuted
 //! is a bug the compiler points out.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use helperd_wire::wire::GitAction;
@@ -119,6 +119,9 @@ pub struct Facts<'a> {
     pub refresh_backoff: &'a HashMap<String, u64>,
     /// GitHub App runtimes: what is minted, what failed.
     pub mints: &'a Mints,
+    /// GitLab self-rotation: the ids of tokens whose last rotation attempt failed (the
+    /// rotator's back-off). Their expiry warning is shown again (see `rotates_by_itself`).
+    pub rotation_failed: &'a HashSet<String>,
     /// False on the second look after a refresh (or a mint) was attempted: serve or
     /// refuse now.
     pub allow_refresh: bool,
@@ -680,7 +683,8 @@ fn serve(facts: &Facts<'_>, rt: &RuntimeConfig) -> Decision {
         username: if bearer { None } else { username },
         bearer,
         expires: token.expires,
-        warning: expiry_warning(rt, token, state, facts.now),
+        warning: expiry_warning(rt, token, state, facts.now)
+            .filter(|_| !rotates_by_itself(rt, token, facts)),
         minted: None,
     })
 }
@@ -998,6 +1002,20 @@ fn token_words(t: &TokenMeta) -> String {
         Some(n) => format!("token {n:?}"),
         None => "its token".to_string(),
     }
+}
+
+/// Whether the daemon renews `token` by itself, so that "make a new one" would be wrong: a
+/// GitLab runtime that rotates its token (its `rotate_days` or the policy's floor), whose
+/// last rotation attempt has not failed. A failed rotation (refused, the host down, an
+/// interrupted one the host cannot settle yet) falls back to the normal expiry warning
+/// (issue 18); a lost one makes the token rejected, which is refused anyway. The
+/// `rotation_started` mark is no sign of failure: it is also set while a rotation runs.
+fn rotates_by_itself(rt: &RuntimeConfig, token: &TokenMeta, facts: &Facts<'_>) -> bool {
+    let policy = facts.policy.map(|p| p.policy);
+    crate::rotation::window_days(rt, policy)
+        .and_then(|days| crate::rotation::due_at(token, days))
+        .is_some()
+        && !facts.rotation_failed.contains(&token.id)
 }
 
 /// The warning-window notice, at most once a day per runtime (the day it was last shown

@@ -83,7 +83,7 @@ complete -c helperctl -n "__fish_helperctl_using_subcommand runtime; and __fish_
 complete -c helperctl -n "__fish_helperctl_using_subcommand runtime; and __fish_seen_subcommand_from remove" -s h -l help -d 'Print help'
 complete -c helperctl -n "__fish_helperctl_using_subcommand runtime; and __fish_seen_subcommand_from remove" -s V -l version -d 'Print version'
 complete -c helperctl -n "__fish_helperctl_using_subcommand runtime; and __fish_seen_subcommand_from list" -l json -d 'Print stable JSON'
-complete -c helperctl -n "__fish_helperctl_using_subcommand runtime; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c helperctl -n "__fish_helperctl_using_subcommand runtime; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c helperctl -n "__fish_helperctl_using_subcommand runtime; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c helperctl -n "__fish_helperctl_using_subcommand runtime; and __fish_seen_subcommand_from help" -f -a "add" -d 'Add a runtime: a named identity with its URL prefixes'
 complete -c helperctl -n "__fish_helperctl_using_subcommand runtime; and __fish_seen_subcommand_from help" -f -a "set" -d 'Change a runtime: whether remote machines may use it over SSH'

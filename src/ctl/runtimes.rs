@@ -170,6 +170,15 @@ pub fn run(paths: &Paths, action: RuntimeAction) -> anyhow::Result<u8> {
                             "auth": match rt.auth { AuthScheme::Basic => "basic", AuthScheme::Bearer => "bearer" },
                             "api_url": rt.api_url,
                             "forward": rt.forward,
+                            "app": rt.app.as_ref().map(|app| serde_json::json!({
+                                "app_id": app.app_id,
+                                "client_id": app.client_id,
+                                "installation_id": app.installation_id,
+                                "permissions": app.permissions,
+                            })),
+                            "rotate_days": rt.rotate_days,
+                            // Only read when the runtime rotates: null otherwise.
+                            "rotate_via": rt.rotate_days.map(|_| rt.rotate_via.text()),
                         })
                     })
                     .collect();

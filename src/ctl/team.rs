@@ -300,8 +300,8 @@ impl Team {
             return Ok(0);
         }
         println!(
-            "{:<20} {:<8} {:<17} {:<12} URL PREFIXES",
-            "RUNTIME", "VERSION", "PROVIDER", "EXPIRES"
+            "{:<20} {:<8} {:<17} {:<12} {:<10} URL PREFIXES",
+            "RUNTIME", "VERSION", "PROVIDER", "EXPIRES", "APP"
         );
         for r in &rows {
             let text = |k: &str| r[k].as_str().unwrap_or("").to_string();
@@ -311,16 +311,21 @@ impl Team {
                 .flatten()
                 .filter_map(|u| u.as_str().map(String::from))
                 .collect();
-            let expires = r["expires"]
-                .as_u64()
-                .map(format_date)
-                .unwrap_or_else(|| "never".into());
+            // An app entry holds a key, which has no expiry: its runners mint hour-long
+            // tokens, so "never" would mislead.
+            let app = r["app_id"].as_u64();
+            let expires = match (r["expires"].as_u64(), app) {
+                (Some(at), _) => format_date(at),
+                (None, Some(_)) => "minted".into(),
+                (None, None) => "never".into(),
+            };
             println!(
-                "{:<20} {:<8} {:<17} {:<12} {}",
+                "{:<20} {:<8} {:<17} {:<12} {:<10} {}",
                 text("name"),
                 r["version"],
                 text("provider"),
                 expires,
+                app.map_or_else(|| "-".to_string(), |id| id.to_string()),
                 urls.join(" ")
             );
             if let Some(p) = r["problem"].as_str() {

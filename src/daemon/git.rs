@@ -119,6 +119,7 @@ async fn answer(
         let plain: Option<Arc<PlainTable>> = state.plain();
         let backoff = state.refresh.backoff();
         let mints = state.mints.view();
+        let rotation_failed = state.rotation.failed();
         let now = state.now();
         let config_broken = state.config.never_loaded();
         let team_unread = team_unread(&config, &view.team);
@@ -141,6 +142,7 @@ async fn answer(
             },
             refresh_backoff: &backoff,
             mints: &mints,
+            rotation_failed: &rotation_failed,
             allow_refresh,
             now,
         };

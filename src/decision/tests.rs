@@ -1,7 +1,7 @@
 //! Table tests of every branch of [`decide`], and property tests of the promises that
 //! must hold whatever the request, configuration, tokens and time.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use proptest::prelude::*;
@@ -111,6 +111,7 @@ struct Case {
     plain: Option<Result<PlainTable, StoreProblem>>,
     backoff: HashMap<String, u64>,
     mints: Mints,
+    rotation_failed: HashSet<String>,
     allow_refresh: bool,
     now: u64,
 }
@@ -130,6 +131,7 @@ impl Case {
             plain: Some(Ok(plain_table())),
             backoff: HashMap::new(),
             mints: Mints::new(),
+            rotation_failed: HashSet::new(),
             allow_refresh: true,
             now: NOW,
         }
@@ -164,6 +166,7 @@ impl Case {
             plain,
             refresh_backoff: &self.backoff,
             mints: &self.mints,
+            rotation_failed: &self.rotation_failed,
             allow_refresh: self.allow_refresh,
             now: self.now,
         })
@@ -222,6 +225,46 @@ fn a_token_in_the_warning_window_is_served_with_a_warning_once_a_day() {
             .insert("oss".into(), NOW / DAY);
     }
     assert_eq!(served(&case.decide()).warning, None);
+}
+
+#[test]
+fn a_token_that_rotates_itself_gets_no_renewal_warning_until_its_rotation_fails() {
+    let rotating = |rotate_days: &str, policy_text: Option<&str>| {
+        let mut case = Case::get("protocol=https\nhost=gitlab.example\npath=acme/app.git\n");
+        case.config = Config::parse(
+            &format!(
+                "{CONFIG}\n[[runtime]]\nname = \"gl\"\nprovider = \"gitlab\"\nurls = [\"https://gitlab.example/\"]\n{rotate_days}"
+            ),
+            Path::new("config.toml"),
+        )
+        .unwrap();
+        case.policy = policy_text.map(policy);
+        if let Ok(book) = &mut case.book {
+            book.tokens
+                .push(token("r", "gl", "gitlab.example", Some(NOW + 2 * DAY)));
+        }
+        case
+    };
+    let warning = |case: &Case| served(&case.decide()).warning.clone();
+    // Rotating (its own rotate_days, or the policy's floor): the daemon renews it.
+    assert_eq!(warning(&rotating("rotate_days = 7\n", None)), None);
+    assert_eq!(warning(&rotating("", Some("rotate_days = 7\n"))), None);
+    // While a rotation runs (its mark saved): still none.
+    let mut running = rotating("rotate_days = 7\n", None);
+    if let Ok(book) = &mut running.book {
+        book.for_runtime_mut("gl").unwrap().rotation_started = Some(NOW - 1);
+    }
+    assert_eq!(warning(&running), None);
+    // Its last rotation failed: the normal warning.
+    let mut failed = rotating("rotate_days = 7\n", None);
+    failed.rotation_failed.insert("r".into());
+    let text = warning(&failed).expect("a failed rotation warns");
+    assert!(
+        text.contains("expires on") && text.contains("helperctl renew gl"),
+        "{text}"
+    );
+    // Not rotating: the normal warning.
+    assert!(warning(&rotating("", None)).is_some());
 }
 
 #[test]
@@ -655,6 +698,7 @@ fn decide_get(
     }
     let backoff = HashMap::new();
     let mints = Mints::new();
+    let rotation_failed = HashSet::new();
     decide(&Facts {
         action: GitAction::Get,
         via,
@@ -673,6 +717,7 @@ fn decide_get(
         plain: PlainView::Read(&table),
         refresh_backoff: &backoff,
         mints: &mints,
+        rotation_failed: &rotation_failed,
         allow_refresh: true,
         now,
     })

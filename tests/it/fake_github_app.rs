@@ -91,6 +91,16 @@ impl FakeClock {
 /// Checks the JWT as GitHub does: RS256 signed with the app's key, `iss` the app id,
 /// `iat` not in the future, `exp` after now and at most 10 minutes ahead. `Err`: why.
 pub fn check_jwt(req: &Request, public: &[u8], clock: &FakeClock) -> Result<(), String> {
+    check_jwt_as(req, public, clock, &APP_ID.to_string())
+}
+
+/// [`check_jwt`] for an app known by `iss` (its client id, which GitHub prefers).
+pub fn check_jwt_as(
+    req: &Request,
+    public: &[u8],
+    clock: &FakeClock,
+    iss: &str,
+) -> Result<(), String> {
     let auth = req.header("authorization").ok_or("no Authorization")?;
     let jwt = auth.strip_prefix("Bearer ").ok_or("not Bearer")?;
     let parts: Vec<&str> = jwt.split('.').collect();
@@ -118,7 +128,7 @@ pub fn check_jwt(req: &Request, public: &[u8], clock: &FakeClock) -> Result<(), 
         claims["iat"].as_u64().ok_or("iat")?,
         claims["exp"].as_u64().ok_or("exp")?,
     );
-    if claims["iss"] != json!(APP_ID.to_string()) {
+    if claims["iss"] != json!(iss) {
         return Err(format!("iss {}", claims["iss"]));
     }
     if iat > now || iat + 120 < now {

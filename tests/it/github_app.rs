@@ -13,7 +13,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::fake_github_app::{
-    bad_jwt, check_jwt, key_pair, no_proxy, rfc3339, FakeClock, APP_ID, INSTALLATION, MINT,
+    bad_jwt, check_jwt, check_jwt_as, key_pair, no_proxy, rfc3339, FakeClock, APP_ID, INSTALLATION,
+    MINT,
 };
 use crate::fake_provider::{FakeProvider, Reply};
 use crate::git_server::{Account, GitServer};
@@ -210,6 +211,14 @@ fn github_app_mints_once_for_many_fills_clones_pushes_and_re_mints() {
     assert_contains(&said, "installation 789", "set-app found the installation");
     std::fs::remove_file(&w.pem).unwrap();
     assert_eq!(w.mints(), 0, "nothing is minted before git asks");
+    let list: Value = serde_json::from_str(&w.ok(&["runtime", "list", "--json"])).unwrap();
+    assert_eq!(
+        list[0]["app"],
+        json!({"app_id": APP_ID, "client_id": null, "installation_id": null,
+               "permissions": {"contents": "write"}}),
+        "runtime list --json shows the app"
+    );
+    assert!(list[0]["rotate_days"].is_null() && list[0]["rotate_via"].is_null());
 
     // 64 concurrent fills: one mint, every fill gets that token.
     let outs: Vec<Output> = std::thread::scope(|s| {
@@ -251,7 +260,26 @@ fn github_app_mints_once_for_many_fills_clones_pushes_and_re_mints() {
     assert_eq!(app["installation_from"], "discovered");
     let expires = app["token_expires"].as_u64().expect("a token is held");
     assert_eq!(app["next_mint"].as_u64(), Some(expires - 300));
-    assert_contains(&w.ok(&["status"]), "GitHub App 123", "status shows the app");
+    assert_eq!(
+        value(&stdout(&outs[0]), "password_expiry_utc"),
+        Some(expires.to_string()),
+        "git gets the token's expires_at"
+    );
+    let human = w.ok(&["status"]);
+    for words in [
+        "GitHub App 123",
+        "installation 789 (discovered)",
+        "permissions contents=write",
+        "token expires ",
+        "next mint ",
+    ] {
+        assert_contains(&human, words, "status shows the app");
+    }
+    assert_lacks(
+        &human,
+        "next mint at the next git request",
+        "a mint is scheduled",
+    );
 
     // Past expires_at minus the margin: exactly one new mint.
     let now = w.sb.advance_clock(0);
@@ -275,17 +303,31 @@ fn github_app_mints_once_for_many_fills_clones_pushes_and_re_mints() {
     assert_eq!(w.mints(), 3, "an erase causes one re-mint");
     assert_ok(&w.git_in(&work, &["fetch", "-q", "origin"]));
     assert_eq!(w.mints(), 3);
+    assert_eq!(
+        w.fake.hits("GET", "/orgs/acme/installation"),
+        1,
+        "the installation was looked up once (by set-app) and recorded"
+    );
 
     // The audit log: each mint (runtime, installation, permissions, expiry) and serve.
     let audit = w.ok(&["audit", "--json"]);
-    let mints = audit.lines().filter(|l| l.contains("\"minted\"")).count();
-    assert_eq!(mints, 3, "{audit}");
+    let minted: Vec<&str> = audit.lines().filter(|l| l.contains("\"minted\"")).collect();
+    assert_eq!(minted.len(), 3, "{audit}");
+    for line in &minted {
+        assert_contains(line, "\"runtime\":\"ci\"", "each mint names the runtime");
+        assert_contains(line, "; expires 20", "and the token's expiry");
+    }
     assert_contains(
         &audit,
         "installation 789",
         "the audit names the installation",
     );
     assert_contains(&audit, "contents=write", "the audit names the permissions");
+    let serves = audit
+        .lines()
+        .filter(|l| l.contains("\"served\"") && l.contains("\"runtime\":\"ci\""))
+        .count();
+    assert!(serves >= 64 + 3, "each serve is audited: {serves}");
 
     // token remove --revoke revokes the live token.
     let said = w.ok(&["token", "remove", "ci", "--revoke"]);
@@ -334,14 +376,36 @@ fn github_app_errors_say_what_to_do() {
         "private key is not one of this app's",
         "a rejected key",
     );
-    // The clock: GitHub's Date says this machine is an hour behind.
+    // The clock: GitHub's Date says this machine is far ahead of it.
     w.fake.route(
         "GET",
         "/app",
         vec![bad_jwt().header("Date", "Sun, 06 Nov 1994 08:49:37 GMT")],
     );
     let out = w.ctl(&["token", "set-app", "ci", "--key-file", &pem]);
-    assert_contains(&stderr(&out), "clock", "a clock too far off");
+    assert_contains(
+        &stderr(&out),
+        "this machine's clock is",
+        "a clock too far off",
+    );
+    assert_contains(&stderr(&out), "ahead of GitHub's", "which way");
+    assert_contains(&stderr(&out), "(NTP)", "what to do");
+    // The clock, as GitHub words a time claim it refuses (no Date to compare with).
+    w.fake.route(
+        "GET",
+        "/app",
+        vec![Reply::json(
+            401,
+            json!({"message": "'Expiration time' claim ('exp') is too far in the future",
+                   "documentation_url": "https://docs.github.com/rest"}),
+        )],
+    );
+    let out = w.ctl(&["token", "set-app", "ci", "--key-file", &pem]);
+    assert_contains(
+        &stderr(&out),
+        "refused the app's JWT for its times (iat/exp): check this machine's clock",
+        "a time claim refused",
+    );
     // Not installed on the owner: the installation page.
     w.fake.route(
         "GET",
@@ -362,6 +426,19 @@ fn github_app_errors_say_what_to_do() {
         "/apps/helperd-test-app/installations/new",
         "the installation page",
     );
+    // acme is a user, not an organisation: GitHub answers 404 on /orgs, then the
+    // installation is the user's.
+    w.fake.route(
+        "GET",
+        "/users/acme/installation",
+        vec![Reply::json(
+            200,
+            json!({"id": INSTALLATION, "account": {"login": "acme"}}),
+        )],
+    );
+    let said = w.ok(&["token", "set-app", "ci", "--key-file", &pem]);
+    assert_contains(&said, "installation 789", "found for the user");
+    assert_eq!(w.fake.hits("GET", "/users/acme/installation"), 1);
     // Stored without the check; the mint is refused for permissions (422).
     w.ok(&["token", "set-app", "ci", "--key-file", &pem, "--offline"]);
     w.fake.route(
@@ -388,5 +465,185 @@ fn github_app_errors_say_what_to_do() {
         &w.ok(&["status"]),
         "last mint failed",
         "status shows the failure",
+    );
+
+    // After the back-off, at mint time as at set-app: the app uninstalled (404), then a
+    // key GitHub rejects (401). Each is said to git's user.
+    w.fake.route(
+        "POST",
+        MINT,
+        vec![Reply::json(404, json!({"message": "Not Found"})), bad_jwt()],
+    );
+    w.advance(120);
+    let out = w.fill();
+    assert!(served(&out).is_none());
+    assert_contains(
+        &stderr(&out),
+        "knows no installation 789 of this app (HTTP 404)",
+        "an uninstalled app",
+    );
+    assert_contains(&stderr(&out), "reinstall it", "what to do");
+    w.advance(120);
+    let out = w.fill();
+    assert!(served(&out).is_none());
+    assert_contains(
+        &stderr(&out),
+        "private key is not one of this app's",
+        "a key rejected at mint time",
+    );
+    assert_contains(&stderr(&out), "helperctl token set-app", "what to do");
+    assert_eq!(w.mints(), 2, "one mint each (the route's hits start again)");
+}
+
+/// A runtime for one repository, with a PKCS#8 key and a client id: the JWT's `iss` is
+/// the client id, the installation is the repository's (`GET /repos/acme/app/installation`)
+/// and the token is narrowed to it (`repositories: ["app"]`). While GitHub takes its time
+/// to mint, another runtime's fill is answered at once.
+#[test]
+fn github_app_for_one_repo_with_a_pkcs8_key_and_client_id_and_a_slow_github() {
+    const CLIENT_ID: &str = "Iv23liTestClient";
+    let mut sb = Sandbox::new();
+    no_proxy(&mut sb);
+    let Some((pkcs1, public)) = key_pair(sb.dir.path(), "pkcs1.pem") else {
+        eprintln!("SKIPPED: openssl cannot make an RSA key pair here");
+        return;
+    };
+    let pkcs8 = sb.dir.path().join("pkcs8.pem");
+    assert_ok(
+        &std::process::Command::new("openssl")
+            .args(["pkcs8", "-topk8", "-nocrypt", "-in"])
+            .arg(&pkcs1)
+            .arg("-out")
+            .arg(&pkcs8)
+            .output()
+            .unwrap(),
+    );
+    assert_contains(
+        &std::fs::read_to_string(&pkcs8).unwrap(),
+        "BEGIN PRIVATE KEY",
+        "PKCS#8",
+    );
+    let repos = sb.dir.path().join("repos");
+    std::fs::create_dir_all(&repos).unwrap();
+    let git = Arc::new(GitServer::start(&repos, Vec::new()));
+    git.create_bare_repo("/acme/app.git");
+    let fake = FakeProvider::start();
+    let (public, clock) = (Arc::new(public), FakeClock::default());
+    for (path, body) in [
+        ("/app", json!({"id": APP_ID, "slug": "helperd-test-app"})),
+        (
+            "/repos/acme/app/installation",
+            json!({"id": INSTALLATION, "account": {"login": "acme"}}),
+        ),
+    ] {
+        let (public, clock) = (public.clone(), clock.clone());
+        fake.route_fn("GET", path, move |req| {
+            match check_jwt_as(req, &public, &clock, CLIENT_ID) {
+                Ok(()) => Reply::json(200, body.clone()),
+                Err(_) => bad_jwt(),
+            }
+        });
+    }
+    let token = format!("ghs_{}", "r9".repeat(258));
+    {
+        let (public, clock, git, token) =
+            (public.clone(), clock.clone(), git.clone(), token.clone());
+        fake.route_fn("POST", MINT, move |req| {
+            if check_jwt_as(req, &public, &clock, CLIENT_ID).is_err() {
+                return bad_jwt();
+            }
+            assert_eq!(req.json()["repositories"], json!(["app"]));
+            git.set_accounts(vec![Account::new("/acme/", "x-access-token", &token)]);
+            Reply::json(
+                201,
+                json!({"token": token, "expires_at": rfc3339(clock.now() + 3600),
+                       "permissions": {"contents": "read", "metadata": "read"},
+                       "repository_selection": "selected"}),
+            )
+            // GitHub taking its time.
+            .delayed(Duration::from_secs(3))
+        });
+    }
+    let url = git.url("/acme/app.git");
+    ctl_ok(
+        &sb,
+        &[
+            "runtime",
+            "add",
+            "ci",
+            "--provider",
+            "github",
+            "--url",
+            &url,
+            "--api-url",
+            &fake.url(),
+            "--app-id",
+            &APP_ID.to_string(),
+            "--client-id",
+            CLIENT_ID,
+        ],
+    );
+    let said = ctl_ok(
+        &sb,
+        &[
+            "token",
+            "set-app",
+            "ci",
+            "--key-file",
+            pkcs8.to_str().unwrap(),
+        ],
+    );
+    assert_contains(&said, "installation 789", "found for the repository");
+    generic_runtime_with_token(&sb, "other", "other.example", "bob", "other-secret");
+
+    let fill = |url: String| {
+        let mut c = sb.git();
+        c.args(["-c", "credential.useHttpPath=true", "credential", "fill"]);
+        run_with_stdin(c, format!("url={url}\n").as_bytes())
+    };
+    std::thread::scope(|s| {
+        let app = s.spawn(|| fill(url.clone()));
+        assert!(
+            wait_until(Duration::from_secs(10), || fake.hits("POST", MINT) == 1),
+            "the mint is under way"
+        );
+        let started = std::time::Instant::now();
+        let other = fill("https://other.example/x.git".into());
+        let took = started.elapsed();
+        assert_eq!(served(&other).as_deref(), Some("other-secret"));
+        assert!(
+            took < Duration::from_millis(2000),
+            "another runtime waited {took:?} for GitHub"
+        );
+        let app = app.join().unwrap();
+        assert_eq!(
+            served(&app).as_deref(),
+            Some(token.as_str()),
+            "{}",
+            stderr(&app)
+        );
+    });
+    assert_ok(
+        &sb.git()
+            .current_dir(sb.dir.path())
+            .args([
+                "-c",
+                "credential.useHttpPath=true",
+                "clone",
+                "-q",
+                &url,
+                "work",
+            ])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(fake.hits("POST", MINT), 1);
+    let audit = ctl_ok(&sb, &["audit", "--json"]);
+    let minted: Vec<&str> = audit.lines().filter(|l| l.contains("\"minted\"")).collect();
+    assert_eq!(minted.len(), 1, "{audit}");
+    assert_contains(
+        minted[0],
+        "repositories app",
+        "the audit names the repository",
     );
 }

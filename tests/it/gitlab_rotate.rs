@@ -20,6 +20,8 @@ use crate::util::*;
 const ROTATE: &str = "/api/v4/personal_access_tokens/self/rotate";
 /// A project access token's own endpoint, the project named by its URL-encoded path.
 const PROJECT_ROTATE: &str = "/api/v4/projects/acme%2Fapp/access_tokens/self/rotate";
+/// A group access token's, the (sub)group named by its URL-encoded path.
+const GROUP_ROTATE: &str = "/api/v4/groups/acme%2Fplatform/access_tokens/self/rotate";
 const SELF: &str = "/api/v4/personal_access_tokens/self";
 const ORIGINAL: &str = "glpat-originalTokenOfTheTest0001";
 const DAY: u64 = 86_400;
@@ -361,11 +363,9 @@ fn gitlab_token_rotates_itself_once_inside_its_window_and_the_new_one_pushes() {
     assert_eq!(served(&w.fill()).as_deref(), Some(ORIGINAL));
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(w.rotate_hits(), 0);
-    assert_contains(
-        &w.ok(&["status"]),
-        "rotates itself 7 days before expiry",
-        "status",
-    );
+    let human = w.ok(&["status"]);
+    assert_contains(&human, "rotates itself 7 days before expiry", "status");
+    assert_contains(&human, "next rotation 20", "status says when it is due");
 
     // Inside the window: many concurrent fills get the current token at once, and cause
     // one rotation in the background.
@@ -381,6 +381,8 @@ fn gitlab_token_rotates_itself_once_inside_its_window_and_the_new_one_pushes() {
             "every fill is served: {}",
             stderr(out)
         );
+        // The daemon renews it: no "make a new one" for a token that rotates itself.
+        assert_lacks(&stderr(out), "helperctl renew", "a renewal warning");
     }
     let rt = w.wait_rotation_state("scheduled");
     assert_eq!(w.rotate_hits(), 1, "one rotation for 16 fills");
@@ -587,6 +589,11 @@ fn gitlab_rotation_refused_with_403_backs_off_and_keeps_serving() {
     let retry = r["retry_at"].as_u64().unwrap();
     assert!(retry > now && retry <= now + 60, "{retry} vs {now}");
     assert_contains(&w.ok(&["status"]), "last rotation failed", "status text");
+    // A failed rotation becomes the normal expiry warning; the token serves.
+    let out = w.fill();
+    assert_eq!(served(&out).as_deref(), Some(ORIGINAL));
+    assert_contains(&stderr(&out), "expires on", "the expiry warning");
+    assert_contains(&stderr(&out), "helperctl renew gl", "what to do");
 
     // Within the back-off: served with the old token, a real push goes through, the host
     // is not asked again.
@@ -631,16 +638,16 @@ fn gitlab_rotation_refused_with_403_backs_off_and_keeps_serving() {
     w.assert_no_secret();
 }
 
-#[test]
-fn gitlab_project_access_token_rotates_through_the_projects_endpoint() {
-    let w = world_with(
-        &["--rotate-days", "7", "--rotate-via", "project:acme/app"],
-        PROJECT_ROTATE,
-        None,
-    );
+/// A project or group access token (`--rotate-via VIA`) rotates through its own
+/// endpoint, never the personal one; `runtime list --json` and status say which.
+fn rotates_through(via: &str, endpoint: &'static str) {
+    let w = world_with(&["--rotate-days", "7", "--rotate-via", via], endpoint, None);
     let config = std::fs::read_to_string(config_path(&w.sb)).unwrap();
-    assert_contains(&config, "rotate_via = \"project:acme/app\"", "config.toml");
-    assert_eq!(w.runtime_status()["rotation"]["via"], "project:acme/app");
+    assert_contains(&config, &format!("rotate_via = \"{via}\""), "config.toml");
+    let list: Value = serde_json::from_str(&w.ok(&["runtime", "list", "--json"])).unwrap();
+    assert_eq!(list[0]["rotate_days"], 7, "{list:#}");
+    assert_eq!(list[0]["rotate_via"], via, "{list:#}");
+    assert_eq!(w.runtime_status()["rotation"]["via"], via);
     w.enter_window();
     assert_eq!(served(&w.fill()).as_deref(), Some(ORIGINAL));
     w.wait_rotation_state("scheduled");
@@ -651,6 +658,16 @@ fn gitlab_project_access_token_rotates_through_the_projects_endpoint() {
     assert_ne!(new[0], ORIGINAL);
     assert_eq!(served(&w.fill()).as_deref(), Some(new[0].as_str()));
     w.assert_no_secret();
+}
+
+#[test]
+fn gitlab_project_access_token_rotates_through_the_projects_endpoint() {
+    rotates_through("project:acme/app", PROJECT_ROTATE);
+}
+
+#[test]
+fn gitlab_group_access_token_rotates_through_the_groups_endpoint() {
+    rotates_through("group:acme/platform", GROUP_ROTATE);
 }
 
 #[test]

@@ -191,6 +191,15 @@ fn a_team_app_key_serves_two_runners_and_its_replacement_reaches_both() {
     for sb in &runners {
         wait_for_version(sb, "ci", 1);
     }
+    // `team list` names the app, in its table as in its JSON.
+    let table = ctl_ok(&runners[0], &["team", "list"]);
+    let row = table.lines().find(|l| l.starts_with("ci ")).unwrap_or("");
+    let columns: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(columns.get(3..5), Some(&["minted", "123"][..]), "{table}");
+    let listed: Value =
+        serde_json::from_str(&ctl_ok(&runners[0], &["team", "list", "--json"])).unwrap();
+    assert_eq!(listed[0]["app_id"], APP_ID);
+    seen.push(table);
     assert_eq!(
         github.fake.hits("POST", MINT),
         0,

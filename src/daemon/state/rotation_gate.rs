@@ -4,7 +4,7 @@
 //! rotation of a token (the rotator's, `renew --rotate`) holds its [`Flight`]: one at a
 //! time per token, whoever asks.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::writer::TokenChange;
@@ -53,6 +53,16 @@ impl RotationGate {
     /// The note of token `id` (a default one when there is none).
     pub fn note(&self, id: &str) -> RotationNote {
         self.lock().get(id).cloned().unwrap_or_default()
+    }
+
+    /// The ids of the tokens whose last rotation attempt failed: git's requests read this
+    /// (their expiry warning comes back), so it is cheap when none failed.
+    pub fn failed(&self) -> HashSet<String> {
+        self.lock()
+            .iter()
+            .filter(|(_, n)| n.failures > 0)
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     /// Changes the note of token `id`.
