@@ -382,12 +382,7 @@ impl Config {
     /// Parses the text of `config.toml`; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let cx = Cx::new(text, path);
-        let doc = toml_edit::Document::parse(text).map_err(|e| {
-            cx.error(
-                e.span(),
-                format!("TOML syntax error: {}", e.message().trim_end()),
-            )
-        })?;
+        let doc = cx.document()?;
         let root = doc.as_table();
         let mut config = Config::default();
         for (key, item) in root.iter() {
