@@ -21,8 +21,8 @@ use serde_json::Value;
 use crate::git_server::{Account, GitServer};
 use crate::util::{self, assert_ok, run_with_stdin, stderr, stdout, wait_until, Sandbox};
 use crate::util::{
-    add_runtime, assert_contains, assert_lacks, ctl_ok, files_under, other_user, served,
-    status_json, unix_now, OTHER_USER,
+    add_runtime, assert_contains, assert_lacks, audit_json, ctl_ok, files_under, other_user,
+    served, status_json, unix_now, OTHER_USER,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -218,20 +218,6 @@ fn runtime_status(sb: &Sandbox, name: &str) -> Value {
         .find(|r| r["name"] == name)
         .cloned()
         .unwrap_or_else(|| panic!("status --json lists runtime {name}:\n{status:#}"))
-}
-
-/// `helperctl audit --json EXTRA...`, one event per line.
-#[track_caller]
-fn audit_json(sb: &Sandbox, extra: &[&str]) -> Vec<Value> {
-    let mut args = vec!["audit", "--json"];
-    args.extend_from_slice(extra);
-    let text = ctl_ok(sb, &args);
-    text.lines()
-        .map(|l| {
-            serde_json::from_str(l)
-                .unwrap_or_else(|e| panic!("audit --json line is JSON ({e}): {l}\nall:\n{text}"))
-        })
-        .collect()
 }
 
 fn events_of<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {

@@ -385,6 +385,20 @@ pub fn ctl_ok(sb: &Sandbox, args: &[&str]) -> String {
     stdout(&out)
 }
 
+/// `helperctl audit --json EXTRA...`, one event per line.
+#[track_caller]
+pub fn audit_json(sb: &Sandbox, extra: &[&str]) -> Vec<serde_json::Value> {
+    let mut args = vec!["audit", "--json"];
+    args.extend_from_slice(extra);
+    let text = ctl_ok(sb, &args);
+    text.lines()
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("audit --json line is JSON ({e}): {l}\nall:\n{text}"))
+        })
+        .collect()
+}
+
 /// `helperctl runtime add NAME --provider PROVIDER --url URL`, which must succeed; its
 /// stdout.
 #[track_caller]
