@@ -123,9 +123,11 @@ pub enum WriteError {
 pub enum Landing<T> {
     /// Written (or nothing needed writing); what the change did.
     Landed(T),
-    /// Made in memory (and served from there), still being written: the store has not
-    /// answered within the write wait.
-    Pending,
+    /// Still being written: the store has not answered within the write wait. What the
+    /// change did in memory (served from there) when it was made already; `None` while it
+    /// waits for the plain table to be read first (it is made then, before any later
+    /// request is answered).
+    Pending(Option<T>),
 }
 
 /// A new token for a runtime.
@@ -353,7 +355,8 @@ impl Writer {
         .await
     }
 
-    /// Erases matching plain credentials; how many, once written (see `store_plain`).
+    /// Erases matching plain credentials; how many (see `store_plain`, and
+    /// [`Landing::Pending`] for how many while the write waits).
     pub async fn erase_plain(
         &self,
         cred: GitCredential,
@@ -381,7 +384,7 @@ impl Writer {
             .map_err(|_| WriteError::Gone)?;
         let applied = match tokio::time::timeout_at(deadline, answer).await {
             Ok(answer) => answer.unwrap_or(Err(WriteError::Gone))?,
-            Err(_) => return Ok(Landing::Pending),
+            Err(_) => return Ok(Landing::Pending(None)),
         };
         let Some(written) = applied.written else {
             return Ok(Landing::Landed(applied.outcome));
@@ -390,7 +393,7 @@ impl Writer {
             Ok(Ok(Ok(()))) => Ok(Landing::Landed(applied.outcome)),
             Ok(Ok(Err(e))) => Err(WriteError::Store(e)),
             Ok(Err(_)) => Err(WriteError::Gone),
-            Err(_) => Ok(Landing::Pending),
+            Err(_) => Ok(Landing::Pending(Some(applied.outcome))),
         }
     }
 
