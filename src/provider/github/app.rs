@@ -26,11 +26,12 @@ use ring::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use super::super::http::{path_segment, Auth, Http, Reply};
+use super::super::http::{Auth, Http, Reply};
 use super::super::oauth::SecretText;
 use super::super::{ProviderError, Target};
 use super::api_request;
 use crate::secret::Secret;
+use helperd_wire::url::percent_encode_segment;
 
 /// `iat` this far in the past: GitHub's own advice against clock drift.
 pub const JWT_BACKDATE_SECS: u64 = 60;
@@ -289,13 +290,13 @@ pub(crate) async fn find_installation(
 ) -> Result<Installation, ProviderError> {
     let paths: Vec<String> = match owner {
         Owner::Account(login) => vec![
-            format!("/orgs/{}/installation", path_segment(login)),
-            format!("/users/{}/installation", path_segment(login)),
+            format!("/orgs/{}/installation", percent_encode_segment(login)),
+            format!("/users/{}/installation", percent_encode_segment(login)),
         ],
         Owner::Repo(o, r) => vec![format!(
             "/repos/{}/{}/installation",
-            path_segment(o),
-            path_segment(r)
+            percent_encode_segment(o),
+            percent_encode_segment(r)
         )],
     };
     for path in &paths {
