@@ -33,7 +33,7 @@ use crate::token::TokenMeta;
 
 use super::state::rotation_gate::{host_refused, save_mark, RotationGate};
 use super::state::writer::{Edit, Save, TokenChange, WriteError};
-use super::state::State;
+use super::state::{successor, State};
 
 /// How often the rotator looks without being woken.
 const TICK: Duration = Duration::from_secs(60);
@@ -157,21 +157,8 @@ async fn rotate(
     new.kind = token.kind.clone();
     new.login = token.login.clone();
     new.checked_at = Some(state.now());
-    let also_for = token
-        .runtimes
-        .iter()
-        .filter(|r| **r != rt.name)
-        .map(|r| (r.clone(), decision::runtime_hosts(&config, r)))
-        .collect();
-    let change = TokenChange {
-        runtime: rt.name.clone(),
-        token: new,
-        secret: rotated.token,
-        refresh: None,
-        hosts: decision::runtime_hosts(&config, &rt.name),
-        also_for,
-        replaces: Some(token.id.clone()),
-    };
+    // The host revoked the old token: every runtime that used it moves to the new one.
+    let change = successor(&config, &rt.name, token, new, rotated.token, None);
     save(state, rt, token, change).await
 }
 

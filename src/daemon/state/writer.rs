@@ -144,9 +144,11 @@ pub struct TokenChange {
     /// The hosts (`scheme://host`) the runtime points at now.
     pub hosts: Vec<String>,
     /// Other runtimes (with their hosts) that move to the new token too: those that
-    /// shared the token it replaces (an OAuth refresh), as long as they still use it.
+    /// shared the token it replaces (an OAuth refresh, a GitLab rotation), as long as they
+    /// still use it.
     pub also_for: Vec<(String, Vec<String>)>,
-    /// The token this one replaces (an OAuth refresh): the change is made only while the
+    /// The token this one replaces (an OAuth refresh, a GitLab rotation; see
+    /// `state::successor`): the change is made only while the
     /// runtime still has that token, so that a refresh answered late never undoes a token
     /// the user set meanwhile.
     pub replaces: Option<String>,
@@ -872,7 +874,8 @@ impl Task {
         // A token set before this one (the queue keeps their order) may have landed
         // meanwhile: this one replaces it, as it would have without the wait. Any other
         // change (a removal, a link) came after this one was asked for, and stands.
-        // A refresh replaces exactly the token it refreshed, never one set meanwhile.
+        // A successor (a refresh, a rotation) replaces exactly the token it succeeds,
+        // never one set meanwhile.
         let overtaken = if replaces.is_some() {
             still != replaces
         } else {
