@@ -676,3 +676,41 @@ fn gitlab_policy_rotate_days_turns_rotation_on_and_max_days_sets_the_new_expiry(
     assert!(rt["token"]["policy_violation"].is_null(), "{rt:#}");
     w.assert_no_secret();
 }
+
+/// `renew --rotate` moves every runtime that shares the token to the new one, as the
+/// rotator does: the host revoked the old token for all of them.
+#[test]
+fn renew_rotate_moves_every_runtime_that_shares_the_token() {
+    let w = world();
+    let (url, api) = (w.git.url("/other/"), format!("{}/api/v4", w.fake.url()));
+    w.ok(&[
+        "runtime",
+        "add",
+        "gl2",
+        "--provider",
+        "gitlab",
+        "--url",
+        &url,
+        "--api-url",
+        &api,
+    ]);
+    w.ok(&["token", "link", "gl2", "--from", "gl"]);
+    let said = w.ok(&["renew", "gl", "--rotate"]);
+    assert_contains(&said, "rotated", "renew --rotate");
+    let active = w.active();
+    assert_eq!(active.len(), 1, "one token is active at the host");
+    assert_ne!(active[0], ORIGINAL, "the old token is revoked");
+    for repo in ["/acme/app.git", "/other/lib.git"] {
+        let mut c = w.sb.git();
+        c.args(["-c", "credential.useHttpPath=true", "credential", "fill"]);
+        let out = run_with_stdin(c, format!("url={}\n", w.git.url(repo)).as_bytes());
+        w.seen.lock().unwrap().push(stderr(&out));
+        assert_eq!(
+            value(&stdout(&out), "password").as_deref(),
+            Some(active[0].as_str()),
+            "{repo} is served the new token\n{}",
+            stderr(&out)
+        );
+    }
+    w.assert_no_secret();
+}
