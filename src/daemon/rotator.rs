@@ -26,8 +26,9 @@ use std::time::Duration;
 use crate::audit::{kind, AuditEvent};
 use crate::config::RuntimeConfig;
 use crate::decision;
-use crate::provider::{ProviderError, RotateRequest, Target};
+use crate::provider::{ProviderClient, ProviderError, RotateRequest, Target};
 use crate::rotation;
+use crate::secret::Secret;
 use crate::timefmt::format_date;
 use crate::token::TokenMeta;
 
@@ -95,13 +96,29 @@ async fn look(state: &State) {
     }
 }
 
+/// What asking the host about `token` needs: its secret and the provider client.
+async fn secret_and_client(
+    state: &State,
+    token: &TokenMeta,
+) -> Result<(Secret, ProviderClient), String> {
+    let secret = state
+        .store
+        .token_secret(&token.id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the token's secret is missing from the store")?;
+    let client = state.providers().map_err(|e| e.to_string())?;
+    Ok((secret, client))
+}
+
 /// Records a failed attempt and its back-off.
 fn fail(state: &State, runtime: &str, id: &str, why: String) {
     let now = state.now();
     state.rotation.update(id, |n| {
         n.failures += 1;
-        n.retry_at = Some(now.saturating_add(rotation::retry_after(n.failures)));
-        tracing::warn!(%runtime, error = %why, retry_in_secs = rotation::retry_after(n.failures), "GitLab token rotation failed; the current token keeps serving");
+        let wait = rotation::retry_after(n.failures);
+        n.retry_at = Some(now.saturating_add(wait));
+        tracing::warn!(%runtime, error = %why, retry_in_secs = wait, "GitLab token rotation failed; the current token keeps serving");
         n.error = Some(why);
     });
 }
@@ -116,13 +133,7 @@ async fn rotate(
 ) -> Result<(), String> {
     let now = state.now();
     let expires_at = rotation::new_expiry(token, days, max_days, now)?;
-    let secret = state
-        .store
-        .token_secret(&token.id)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("the token's secret is missing from the store")?;
-    let client = state.providers().map_err(|e| e.to_string())?;
+    let (secret, client) = secret_and_client(state, token).await?;
     // Saved first: from here on, a stop at any point leaves the mark behind.
     save_mark(&state.writer, &rt.name, &token.id, Some(now)).await?;
     let request = RotateRequest {
@@ -223,13 +234,7 @@ async fn settle_in_doubt(
     rt: &RuntimeConfig,
     token: &TokenMeta,
 ) -> Result<(), String> {
-    let secret = state
-        .store
-        .token_secret(&token.id)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("the token's secret is missing from the store")?;
-    let client = state.providers().map_err(|e| e.to_string())?;
+    let (secret, client) = secret_and_client(state, token).await?;
     match client
         .introspect(&Target::for_runtime(rt), rt.api_user(), &secret)
         .await
