@@ -99,17 +99,7 @@ fn world() -> World {
 /// endpoint they rotate through, and a system policy.
 fn world_with(extra: &[&str], rotate: &'static str, policy: Option<&str>) -> World {
     let mut sb = Sandbox::new();
-    for var in [
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-    ] {
-        sb.env_remove.push(var.into());
-    }
-    sb.env.push(("NO_PROXY".into(), "*".into()));
+    no_proxy(&mut sb);
     if let Some(text) = policy {
         // A folder and file only root may change, as the policy's trust rule wants.
         use std::os::unix::fs::PermissionsExt;

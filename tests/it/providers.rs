@@ -202,19 +202,8 @@ impl Fx {
     /// `env`: extra environment for every command (and so for the daemon they start).
     fn with_env(env: &[(&str, &str)]) -> Fx {
         let mut sb = Sandbox::new();
-        // The daemon honours the proxy variables; the fake forge is on 127.0.0.1 and must be
-        // reached directly whatever the machine running the tests has set.
-        for var in [
-            "HTTP_PROXY",
-            "HTTPS_PROXY",
-            "ALL_PROXY",
-            "http_proxy",
-            "https_proxy",
-            "all_proxy",
-        ] {
-            sb.env_remove.push(var.to_string());
-        }
-        sb.env.push(("NO_PROXY".into(), "*".into()));
+        // The daemon honours the proxy variables; the fake forge is on 127.0.0.1.
+        crate::util::no_proxy(&mut sb);
         // The browser login opens the page with xdg-open on a desktop: not here.
         sb.env_remove.push("DISPLAY".to_string());
         sb.env_remove.push("WAYLAND_DISPLAY".to_string());

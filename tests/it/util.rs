@@ -366,6 +366,22 @@ pub fn assert_lacks(haystack: &str, needle: &str, what: &str) {
     );
 }
 
+/// Keeps the daemon's HTTP client off any proxy of the machine: the fakes are on 127.0.0.1
+/// and must be reached directly whatever the machine running the tests has set.
+pub fn no_proxy(sb: &mut Sandbox) {
+    for var in [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ] {
+        sb.env_remove.push(var.into());
+    }
+    sb.env.push(("NO_PROXY".into(), "*".into()));
+}
+
 /// `helperctl ARGS...` in the sandbox.
 pub fn ctl(sb: &Sandbox, args: &[&str]) -> Output {
     sb.ctl().args(args).output().expect("helperctl runs")
