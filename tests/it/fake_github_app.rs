@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use crate::fake_provider::{Reply, Request};
-use crate::util::{stdout, unix_now};
+use crate::util::unix_now;
 
 /// The fake app's id (the JWT's `iss`).
 pub const APP_ID: u64 = 123;
@@ -121,12 +121,4 @@ pub fn bad_jwt() -> Reply {
         401,
         json!({"message": "A JSON web token could not be decoded", "documentation_url": "https://docs.github.com/rest"}),
     )
-}
-
-pub fn rfc3339(unix: u64) -> String {
-    let out = Command::new("date")
-        .args(["-u", "-d", &format!("@{unix}"), "+%Y-%m-%dT%H:%M:%SZ"])
-        .output()
-        .expect("date runs");
-    stdout(&out).trim().to_string()
 }

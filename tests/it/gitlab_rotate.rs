@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -59,14 +59,6 @@ struct World {
     rotate: &'static str,
 }
 
-fn date_of(unix: u64) -> String {
-    let out = Command::new("date")
-        .args(["-u", "-d", &format!("@{unix}"), "+%Y-%m-%d"])
-        .output()
-        .expect("date runs");
-    stdout(&out).trim().to_string()
-}
-
 fn bearer(req: &Request) -> String {
     req.header("authorization")
         .and_then(|a| a.strip_prefix("Bearer "))
@@ -101,16 +93,7 @@ fn world_with(extra: &[&str], rotate: &'static str, policy: Option<&str>) -> Wor
     let mut sb = Sandbox::new();
     no_proxy(&mut sb);
     if let Some(text) = policy {
-        // A folder and file only root may change, as the policy's trust rule wants.
-        use std::os::unix::fs::PermissionsExt;
-        let dir = sb.dir.path().join("policy");
-        std::fs::create_dir(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let path = dir.join("policy.toml");
-        std::fs::write(&path, text).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        sb.env
-            .push(("HELPERD_POLICY".into(), path.display().to_string()));
+        with_policy(&mut sb, text);
     }
     let repos = sb.dir.path().join("repos");
     std::fs::create_dir_all(&repos).unwrap();

@@ -382,6 +382,44 @@ pub fn no_proxy(sb: &mut Sandbox) {
     sb.env.push(("NO_PROXY".into(), "*".into()));
 }
 
+/// RFC 3339 UTC for Unix seconds (Howard Hinnant's `civil_from_days`).
+pub fn rfc3339(unix: u64) -> String {
+    let secs = unix % 86_400;
+    let z = i64::try_from(unix / 86_400).expect("a date of this era") + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// `2027-03-01`: the date (UTC) of Unix seconds.
+pub fn date_of(unix: u64) -> String {
+    rfc3339(unix)[..10].to_string()
+}
+
+/// A policy file (root-owned, 0644, in a 0755 folder) for `sb`'s commands.
+pub fn with_policy(sb: &mut Sandbox, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = sb.dir.path().join("policy");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = dir.join("policy.toml");
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    sb.env
+        .push(("HELPERD_POLICY".into(), path.display().to_string()));
+}
+
 /// `helperctl ARGS...` in the sandbox.
 pub fn ctl(sb: &Sandbox, args: &[&str]) -> Output {
     sb.ctl().args(args).output().expect("helperctl runs")
