@@ -19,6 +19,7 @@ use nix::sys::signal::Signal;
 use serde_json::Value;
 
 use crate::git_server::{Account, GitServer};
+use crate::util::runtime_status;
 use crate::util::{self, assert_ok, run_with_stdin, stderr, stdout, wait_until, Sandbox};
 use crate::util::{
     add_runtime, assert_contains, assert_lacks, audit_json, ctl_ok, files_under, other_user,
@@ -181,19 +182,6 @@ fn assert_serves_nothing(sb: &Sandbox, url: &str) -> String {
         stderr(&out)
     );
     stderr(&out)
-}
-
-/// The `status --json` entry of one runtime.
-#[track_caller]
-fn runtime_status(sb: &Sandbox, name: &str) -> Value {
-    let status = status_json(sb);
-    status["daemon"]["runtimes"]
-        .as_array()
-        .unwrap_or_else(|| panic!("status --json has daemon.runtimes:\n{status:#}"))
-        .iter()
-        .find(|r| r["name"] == name)
-        .cloned()
-        .unwrap_or_else(|| panic!("status --json lists runtime {name}:\n{status:#}"))
 }
 
 fn events_of<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {

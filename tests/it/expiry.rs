@@ -15,6 +15,7 @@ use crate::git_server::{Account, AuthAttempt, GitServer};
 use crate::util::rfc3339;
 use crate::util::{assert_contains, assert_lacks, config_path, ctl, ctl_ok, status_json, unix_now};
 use crate::util::{assert_ok, run_with_stdin, stderr, stdout, value, Sandbox};
+use crate::util::{commit, git_in, git_ok};
 
 /// The token the runtime had, expired (or revoked) by the time it matters.
 const OLD: &str = "ghp_oldTok3nThatRanOut8Qz";
@@ -246,33 +247,6 @@ impl Fixture {
     fn token_page(&self) -> String {
         format!("{}/settings/tokens", self.server.base_url())
     }
-}
-
-fn git_in(sb: &Sandbox, dir: &Path, args: &[&str]) -> Output {
-    sb.git()
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("git runs")
-}
-
-#[track_caller]
-fn git_ok(sb: &Sandbox, dir: &Path, args: &[&str]) -> Output {
-    let out = git_in(sb, dir, args);
-    assert!(
-        out.status.success(),
-        "git {args:?} failed ({:?})\nstdout: {}\nstderr: {}",
-        out.status,
-        stdout(&out),
-        stderr(&out)
-    );
-    out
-}
-
-fn commit(sb: &Sandbox, work: &Path, name: &str) {
-    fs::write(work.join(name), name).unwrap();
-    git_ok(sb, work, &["add", name]);
-    git_ok(sb, work, &["commit", "-q", "-m", name]);
 }
 
 /// The passwords that reached the server.

@@ -17,6 +17,7 @@ use crate::util::{
     status_json, unix_now,
 };
 use crate::util::{assert_ok, run_with_stdin, stderr, stdout, value, wait_until, Sandbox};
+use crate::util::{commit, git_in, git_ok, runtime_status};
 
 /// The acme org's token: good for /acme/ and /acme-infra/ only.
 const TOKEN_ACME: &str = "ghp_acmeTok3n0fTheW0rkOrg";
@@ -127,19 +128,6 @@ fn assert_serves_nothing(sb: &Sandbox, url: &str) -> String {
     stderr(&out)
 }
 
-/// The `status --json` entry of one runtime.
-#[track_caller]
-fn runtime_status(sb: &Sandbox, name: &str) -> Value {
-    let status = status_json(sb);
-    status["daemon"]["runtimes"]
-        .as_array()
-        .unwrap_or_else(|| panic!("status --json has daemon.runtimes:\n{status:#}"))
-        .iter()
-        .find(|r| r["name"] == name)
-        .cloned()
-        .unwrap_or_else(|| panic!("status --json lists runtime {name}:\n{status:#}"))
-}
-
 /// The 1-based line of the first line of `text` that contains `needle`.
 #[track_caller]
 fn line_of(text: &str, needle: &str) -> usize {
@@ -147,33 +135,6 @@ fn line_of(text: &str, needle: &str) -> usize {
         .position(|l| l.contains(needle))
         .unwrap_or_else(|| panic!("{needle:?} is in:\n{text}"))
         + 1
-}
-
-fn git_in(sb: &Sandbox, dir: &Path, args: &[&str]) -> Output {
-    sb.git()
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("git runs")
-}
-
-#[track_caller]
-fn git_ok(sb: &Sandbox, dir: &Path, args: &[&str]) -> Output {
-    let out = git_in(sb, dir, args);
-    assert!(
-        out.status.success(),
-        "git {args:?} failed ({:?})\nstdout: {}\nstderr: {}",
-        out.status,
-        stdout(&out),
-        stderr(&out)
-    );
-    out
-}
-
-fn commit(sb: &Sandbox, work: &Path, name: &str) {
-    fs::write(work.join(name), name).unwrap();
-    git_ok(sb, work, &["add", name]);
-    git_ok(sb, work, &["commit", "-q", "-m", name]);
 }
 
 /// One git HTTP server holding the three repos, each accepting only its own token, and a

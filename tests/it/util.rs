@@ -420,6 +420,49 @@ pub fn with_policy(sb: &mut Sandbox, text: &str) {
         .push(("HELPERD_POLICY".into(), path.display().to_string()));
 }
 
+/// git `ARGS...` in `dir`, in the sandbox.
+pub fn git_in(sb: &Sandbox, dir: &Path, args: &[&str]) -> Output {
+    sb.git()
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("git runs")
+}
+
+/// Like [`git_in`]; git must succeed.
+#[track_caller]
+pub fn git_ok(sb: &Sandbox, dir: &Path, args: &[&str]) -> Output {
+    let out = git_in(sb, dir, args);
+    assert!(
+        out.status.success(),
+        "git {args:?} failed ({:?})\nstdout: {}\nstderr: {}",
+        out.status,
+        stdout(&out),
+        stderr(&out)
+    );
+    out
+}
+
+/// Adds and commits a file `name` (holding its name) in the work tree `work`.
+pub fn commit(sb: &Sandbox, work: &Path, name: &str) {
+    std::fs::write(work.join(name), name).unwrap();
+    git_ok(sb, work, &["add", name]);
+    git_ok(sb, work, &["commit", "-q", "-m", name]);
+}
+
+/// The `status --json` entry of one runtime.
+#[track_caller]
+pub fn runtime_status(sb: &Sandbox, name: &str) -> serde_json::Value {
+    let status = status_json(sb);
+    status["daemon"]["runtimes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("status --json has daemon.runtimes:\n{status:#}"))
+        .iter()
+        .find(|r| r["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("status --json lists runtime {name}:\n{status:#}"))
+}
+
 /// `helperctl ARGS...` in the sandbox.
 pub fn ctl(sb: &Sandbox, args: &[&str]) -> Output {
     sb.ctl().args(args).output().expect("helperctl runs")
