@@ -4,8 +4,9 @@
 //! local app runtime; the key itself stays in memory (it is the team token's secret).
 //!
 //! Pure: the key is kept as text here. Whether it is an RSA key is checked at the edges
-//! that read or write entries (`provider::check_team_key`'s callers: the daemon's team reader and
-//! `team publish`), with the crypto of `provider::github`, which the core may not import.
+//! that read or write entries (the daemon's team reader and `team publish`, through
+//! `provider::check_team_key`), with the crypto of `provider::github`, which the core may
+//! not import.
 
 use std::collections::BTreeMap;
 
