@@ -109,7 +109,17 @@ fn permissions(data: &Map<String, Value>) -> Result<BTreeMap<String, String>, St
             .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
             .collect(),
         Some(Value::String(s)) => pairs_of(s.split(','))?,
-        Some(Value::Array(items)) => pairs_of(items.iter().map(|v| v.as_str().unwrap_or("")))?,
+        Some(Value::Array(items)) => {
+            // Each item a string: another value is refused, not skipped as if empty.
+            let items: Vec<&str> = items
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .ok_or("the field permissions must hold name=level strings")
+                })
+                .collect::<Result<_, _>>()?;
+            pairs_of(items.into_iter())?
+        }
         Some(_) => return Err("the field permissions must be a table or name=level items".into()),
     };
     let mut out = BTreeMap::new();
@@ -248,6 +258,14 @@ mod tests {
             (
                 ok(json!({"permissions": "contents=all"})),
                 "permissions: contents = \"all\"",
+            ),
+            (
+                ok(json!({"permissions": ["contents=write", 5]})),
+                "permissions must hold name=level strings",
+            ),
+            (
+                ok(json!({"permissions": {"contents": 5}})),
+                "permissions: contents = \"\"",
             ),
             (
                 ok(json!({"api_url": "ftp://x/"})),
