@@ -463,6 +463,87 @@ pub fn runtime_status(sb: &Sandbox, name: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("status --json lists runtime {name}:\n{status:#}"))
 }
 
+/// A plain credential that git stores through the helper (`approve`) and asks for again
+/// (`fill`); each test file has its own distinctive password, so that a leak is found.
+pub struct PlainCred {
+    pub host: &'static str,
+    pub user: &'static str,
+    pub password: &'static str,
+}
+
+impl PlainCred {
+    /// What git sends to store or erase it.
+    pub fn credential(&self) -> String {
+        format!(
+            "protocol=https\nhost={}\nusername={}\npassword={}\n\n",
+            self.host, self.user, self.password
+        )
+    }
+
+    /// What git sends to ask for it.
+    pub fn query(&self) -> String {
+        format!("protocol=https\nhost={}\n\n", self.host)
+    }
+
+    /// `git credential approve`, which must succeed quietly.
+    #[track_caller]
+    pub fn approve(&self, sb: &Sandbox) {
+        let out = sb.credential("approve", &self.credential());
+        assert_ok(&out);
+        assert!(
+            stderr(&out).is_empty(),
+            "git credential approve printed on stderr: {}",
+            stderr(&out)
+        );
+    }
+
+    /// `git credential fill` serves it.
+    #[track_caller]
+    pub fn assert_served(&self, sb: &Sandbox) {
+        let out = sb.credential("fill", &self.query());
+        assert_ok(&out);
+        let text = stdout(&out);
+        assert_eq!(
+            value(&text, "username").as_deref(),
+            Some(self.user),
+            "fill did not serve the stored username\nstdout: {text}\nstderr: {}\nlog:\n{}",
+            stderr(&out),
+            sb.log()
+        );
+        assert_eq!(
+            value(&text, "password").as_deref(),
+            Some(self.password),
+            "fill did not serve the stored password\nstderr: {}",
+            stderr(&out)
+        );
+    }
+
+    /// `git credential fill` when helperd serves nothing: nothing on stdout, and git
+    /// (terminal prompts disabled) gives up with exit code 128. Returns git's output for
+    /// more checks.
+    #[track_caller]
+    pub fn fill_misses(&self, sb: &Sandbox) -> Output {
+        let out = sb.credential("fill", &self.query());
+        assert!(
+            out.stdout.is_empty(),
+            "fill printed something although nothing should be served: {}",
+            stdout(&out)
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(128),
+            "git should give up on its own prompt (terminal prompts are disabled)\nstderr: {}",
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains("terminal prompts disabled"),
+            "git did not fall back to its own prompt\nstderr: {}",
+            stderr(&out)
+        );
+        out
+    }
+}
+
 /// `helperctl ARGS...` in the sandbox.
 pub fn ctl(sb: &Sandbox, args: &[&str]) -> Output {
     sb.ctl().args(args).output().expect("helperctl runs")
