@@ -179,20 +179,7 @@ fn world_with(extra: &[&str], rotate: &'static str, policy: Option<&str>) -> Wor
         seen: Mutex::new(Vec::new()),
         rotate,
     };
-    let (url, api) = (w.git.url("/acme/"), format!("{}/api/v4", w.fake.url()));
-    let mut args = vec![
-        "runtime",
-        "add",
-        "gl",
-        "--provider",
-        "gitlab",
-        "--url",
-        &url,
-        "--api-url",
-        &api,
-    ];
-    args.extend_from_slice(extra);
-    w.ok(&args);
+    w.add_runtime("gl", "/acme/", extra);
     let mut c = w.sb.ctl();
     c.args(["token", "set", "gl"]);
     let out = run_with_stdin(c, format!("{ORIGINAL}\n").as_bytes());
@@ -202,6 +189,25 @@ fn world_with(extra: &[&str], rotate: &'static str, policy: Option<&str>) -> Wor
 }
 
 impl World {
+    /// `runtime add NAME` for the repos under `path` of the git server, on the fake
+    /// GitLab's API, with these extra arguments.
+    fn add_runtime(&self, name: &str, path: &str, extra: &[&str]) {
+        let (url, api) = (self.git.url(path), format!("{}/api/v4", self.fake.url()));
+        let mut args = vec![
+            "runtime",
+            "add",
+            name,
+            "--provider",
+            "gitlab",
+            "--url",
+            &url,
+            "--api-url",
+            &api,
+        ];
+        args.extend_from_slice(extra);
+        self.ok(&args);
+    }
+
     fn see(&self, out: &Output) {
         let mut seen = self.seen.lock().unwrap();
         seen.push(stdout(out));
@@ -655,18 +661,7 @@ fn gitlab_policy_rotate_days_turns_rotation_on_and_max_days_sets_the_new_expiry(
 #[test]
 fn renew_rotate_moves_every_runtime_that_shares_the_token() {
     let w = world();
-    let (url, api) = (w.git.url("/other/"), format!("{}/api/v4", w.fake.url()));
-    w.ok(&[
-        "runtime",
-        "add",
-        "gl2",
-        "--provider",
-        "gitlab",
-        "--url",
-        &url,
-        "--api-url",
-        &api,
-    ]);
+    w.add_runtime("gl2", "/other/", &[]);
     w.ok(&["token", "link", "gl2", "--from", "gl"]);
     let said = w.ok(&["renew", "gl", "--rotate"]);
     assert_contains(&said, "rotated", "renew --rotate");
