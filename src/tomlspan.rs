@@ -9,6 +9,10 @@ use std::path::Path;
 
 use toml_edit::{Item, TableLike};
 
+/// Largest day count in either file (`warn_days`, `stale_days`, `max_days`...): ten years;
+/// more is surely a typo.
+pub const MAX_DAYS: i64 = 3650;
+
 /// A file's error type: built from the file as shown, the line when known, and the
 /// problem.
 pub trait AtLine {
@@ -42,6 +46,32 @@ impl<'a, E: AtLine> Cx<'a, E> {
     /// An error at `span` (its line, when known).
     pub fn error(&self, span: Option<Range<usize>>, message: String) -> E {
         E::at_line(self.path.clone(), self.line(span), message)
+    }
+
+    /// A whole number of days from `min` to [`MAX_DAYS`].
+    pub fn days(
+        &self,
+        key: &str,
+        item: &Item,
+        span: Option<Range<usize>>,
+        min: i64,
+    ) -> Result<u32, E> {
+        let n = item.as_integer().ok_or_else(|| {
+            self.error(
+                span.clone(),
+                format!(
+                    "{key} must be a whole number of days, not {}",
+                    item.type_name()
+                ),
+            )
+        })?;
+        match u32::try_from(n) {
+            Ok(d) if (min..=MAX_DAYS).contains(&n) => Ok(d),
+            _ => Err(self.error(
+                span,
+                format!("{key} must be from {min} to {MAX_DAYS} days, not {n}"),
+            )),
+        }
     }
 
     /// The text as a TOML document, or its syntax error at its line.

@@ -44,9 +44,6 @@ pub const POLICY_ENV: &str = "HELPERD_POLICY";
 
 const SECS_PER_DAY: u64 = 86_400;
 
-/// Largest `max_days` / `warn_days`: ten years, like `config.toml`; more is surely a typo.
-const MAX_DAYS: i64 = 3650;
-
 /// The keys a policy file may have, in the order the docs list them.
 const KEYS: [&str; 10] = [
     "require_expiry",
@@ -260,9 +257,9 @@ impl Policy {
             let span = value_span(root, key);
             match key {
                 "require_expiry" => policy.require_expiry = cx.boolean(key, item, span)?,
-                "max_days" => policy.max_days = Some(cx.days(key, item, span, 1)?),
-                "warn_days" => policy.warn_days = Some(cx.days(key, item, span, 0)?),
-                "rotate_days" => policy.rotate_days = Some(cx.days(key, item, span, 1)?),
+                "max_days" => policy.max_days = Some(cx.0.days(key, item, span, 1)?),
+                "warn_days" => policy.warn_days = Some(cx.0.days(key, item, span, 0)?),
+                "rotate_days" => policy.rotate_days = Some(cx.0.days(key, item, span, 1)?),
                 "allowed_providers" => policy.allowed_providers = Some(cx.providers(item, span)?),
                 "allowed_hosts" => policy.allowed_hosts = Some(cx.hosts(item, span)?),
                 "allow_forwarding" => policy.allow_forwarding = cx.boolean(key, item, span)?,
@@ -690,32 +687,6 @@ impl PolicyCx<'_> {
                 format!("{key} must be true or false, not {}", item.type_name()),
             )
         })
-    }
-
-    /// A whole number of days from `min` to [`MAX_DAYS`].
-    fn days(
-        &self,
-        key: &str,
-        item: &Item,
-        span: Option<Range<usize>>,
-        min: i64,
-    ) -> Result<u32, PolicyError> {
-        let n = item.as_integer().ok_or_else(|| {
-            self.error(
-                span.clone(),
-                format!(
-                    "{key} must be a whole number of days, not {}",
-                    item.type_name()
-                ),
-            )
-        })?;
-        match u32::try_from(n) {
-            Ok(d) if (min..=MAX_DAYS).contains(&n) => Ok(d),
-            _ => Err(self.error(
-                span,
-                format!("{key} must be from {min} to {MAX_DAYS} days, not {n}"),
-            )),
-        }
     }
 
     /// A non-empty array of strings, each with its span: an empty list would allow nothing,
