@@ -1050,6 +1050,9 @@ pub enum Done {
     NothingKept,
     /// A plain `erase`: how many credentials it removed.
     Erased(usize),
+    /// A plain `erase` whose write waits for a store that has not answered: how many
+    /// credentials it removed in memory, or `None` while it waits for the table to be read.
+    ErasePending(Option<usize>),
     /// A `MarkRejected` whose secret was not ours: our token was left alone.
     NotOurs,
 }
@@ -1070,6 +1073,12 @@ impl Decision {
             Decision::ErasePlain => match done {
                 Done::Erased(0) => return None,
                 Done::Erased(n) => event(kind::ERASED).reason(format!("{n} plain credential(s)")),
+                Done::ErasePending(Some(n)) => event(kind::ERASED).reason(format!(
+                    "{n} plain credential(s) erased in memory; pending: written when the store answers"
+                )),
+                Done::ErasePending(None) => event(kind::ERASED).reason(
+                    "pending: the store has not answered; how many is known once it has read the plain credentials",
+                ),
                 _ => return None,
             },
             Decision::RenewToken(r) => event(kind::RENEWED)

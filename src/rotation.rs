@@ -6,6 +6,7 @@ use crate::config::{RotateVia, RuntimeConfig};
 use crate::policy::Policy;
 use crate::provider::Provider;
 use crate::token::TokenMeta;
+use helperd_wire::url::percent_encode_segment;
 
 const DAY: u64 = 86_400;
 
@@ -97,22 +98,15 @@ pub fn retry_after(failures: u32) -> u64 {
 pub fn endpoint(via: &RotateVia) -> String {
     match via {
         RotateVia::Personal => "/personal_access_tokens/self/rotate".to_string(),
-        RotateVia::Project(p) => format!("/projects/{}/access_tokens/self/rotate", encode(p)),
-        RotateVia::Group(g) => format!("/groups/{}/access_tokens/self/rotate", encode(g)),
+        RotateVia::Project(p) => format!(
+            "/projects/{}/access_tokens/self/rotate",
+            percent_encode_segment(p)
+        ),
+        RotateVia::Group(g) => format!(
+            "/groups/{}/access_tokens/self/rotate",
+            percent_encode_segment(g)
+        ),
     }
-}
-
-/// Percent-encodes everything but unreserved characters (`acme/app` -> `acme%2Fapp`).
-fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -29,9 +29,8 @@ pub fn is_team_token(id: &str) -> bool {
     id.starts_with(TOKEN_ID_PREFIX)
 }
 
-/// The fields an entry may have; anything else is refused, so a typo is not ignored.
-/// `app_id` .. `permissions` make it a GitHub App entry ([`app`]) instead of a token one.
-pub const ENTRY_FIELDS: [&str; 15] = [
+/// The fields a token entry may have.
+const TOKEN_ENTRY_FIELDS: [&str; 10] = [
     "provider",
     "urls",
     "token",
@@ -42,12 +41,24 @@ pub const ENTRY_FIELDS: [&str; 15] = [
     "auth",
     "email",
     "api_url",
-    "app_id",
-    "installation_id",
-    "client_id",
-    "private_key",
-    "permissions",
 ];
+
+/// The fields an entry may have; anything else is refused, so a typo is not ignored.
+/// A token entry's, then [`app::APP_FIELDS`], which make it a GitHub App entry instead
+/// (and refuse the token's own, see [`app`]).
+pub const ENTRY_FIELDS: [&str; 15] = {
+    let mut all = [""; 15];
+    let mut i = 0;
+    while i < all.len() {
+        all[i] = if i < TOKEN_ENTRY_FIELDS.len() {
+            TOKEN_ENTRY_FIELDS[i]
+        } else {
+            app::APP_FIELDS[i - TOKEN_ENTRY_FIELDS.len()]
+        };
+        i += 1;
+    }
+    all
+};
 
 /// One team runtime as read: its runtime, its token's metadata, and the secret (the
 /// token, or for a GitHub App entry the app's private key in PEM).
@@ -360,6 +371,23 @@ mod tests {
 
     fn data(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn an_unknown_field_is_refused_naming_the_known_ones() {
+        let e = parse_entry(
+            "ci",
+            "p",
+            &data(json!({"provider": "gitlab", "urls": "https://gitlab.corp/ci/", "tokn": "x"})),
+            AT,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "unknown field \"tokn\"; known fields: provider, urls, token, username, expires, \
+             scopes, token_name, auth, email, api_url, app_id, installation_id, client_id, \
+             private_key, permissions"
+        );
     }
 
     #[test]

@@ -55,6 +55,21 @@ fn plausible_authority(authority: &str) -> bool {
     port.is_none_or(|p| p.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// Percent-encodes one URL path segment (a username, an email, `acme/app` as one GitLab
+/// project id -> `acme%2Fapp`), keeping RFC 3986's unreserved characters. Used by the
+/// daemon's API paths.
+pub fn percent_encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Decodes `%XX` escapes strictly: exactly two hex digits (no sign, unlike
 /// `u8::from_str_radix`); `None` for a malformed escape or a result that is not UTF-8.
 pub fn percent_decode(s: &str) -> Option<String> {
@@ -204,6 +219,13 @@ pub fn redact_for_log(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_segments_are_escaped() {
+        assert_eq!(percent_encode_segment("a.b-c_d~e"), "a.b-c_d~e");
+        assert_eq!(percent_encode_segment("me@example.com"), "me%40example.com");
+        assert_eq!(percent_encode_segment("a/b c"), "a%2Fb%20c");
+    }
 
     #[test]
     fn userinfo_ends_where_git_ends_it_and_never_earlier() {

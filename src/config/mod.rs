@@ -351,9 +351,6 @@ pub fn config_file(config_dir: &Path) -> PathBuf {
     config_dir.join("config.toml")
 }
 
-/// Largest `warn_days` / `stale_days`: ten years; more is surely a typo.
-const MAX_DAYS: i64 = 3650;
-
 /// The keys a `[[runtime]]` table may have, in the order the docs list them.
 const RUNTIME_KEYS: [&str; 15] = [
     "name",
@@ -382,12 +379,7 @@ impl Config {
     /// Parses the text of `config.toml`; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let cx = Cx::new(text, path);
-        let doc = toml_edit::Document::parse(text).map_err(|e| {
-            cx.error(
-                e.span(),
-                format!("TOML syntax error: {}", e.message().trim_end()),
-            )
-        })?;
+        let doc = cx.document()?;
         let root = doc.as_table();
         let mut config = Config::default();
         for (key, item) in root.iter() {
@@ -465,26 +457,10 @@ fn parse_settings(
 }
 
 fn days_setting(cx: &Cx<'_>, table: &dyn TableLike, key: &str) -> Result<Option<u32>, ConfigError> {
-    let Some(item) = table.get(key) else {
-        return Ok(None);
-    };
-    let span = value_span(table, key);
-    let days = item.as_integer().ok_or_else(|| {
-        cx.error(
-            span.clone(),
-            format!(
-                "{key} must be a whole number of days, not {}",
-                item.type_name()
-            ),
-        )
-    })?;
-    match u32::try_from(days) {
-        Ok(d) if days <= MAX_DAYS => Ok(Some(d)),
-        _ => Err(cx.error(
-            span,
-            format!("{key} must be from 0 to {MAX_DAYS} days, not {days}"),
-        )),
-    }
+    table
+        .get(key)
+        .map(|item| cx.days(key, item, value_span(table, key), 0))
+        .transpose()
 }
 
 /// `span`: where `runtime` is written, for an error about its type.

@@ -95,23 +95,44 @@ impl OpenBaoSettings {
     }
 }
 
-/// The keys `[openbao]` may have, in the order the docs list them.
-const KEYS: [&str; 14] = [
-    "addresses",
-    "mount",
-    "team_path",
-    "user_path",
-    "refresh_secs",
-    "cache_secs",
-    "auth",
+/// The keys of the auth methods' settings: each method takes some of them and refuses the
+/// others (`auth()`).
+const AUTH_KEYS: [&str; 6] = [
     "token_file",
     "role_id",
     "secret_id_file",
     "role",
     "jwt_file",
     "mount_path",
-    "ca_cert",
 ];
+
+/// The keys `[openbao]` may have, in the order the docs list them: the auth method's
+/// settings follow `auth`.
+const KEYS: [&str; 14] = {
+    let before = [
+        "addresses",
+        "mount",
+        "team_path",
+        "user_path",
+        "refresh_secs",
+        "cache_secs",
+        "auth",
+    ];
+    let after = ["ca_cert"];
+    let mut keys = [""; 14];
+    let mut i = 0;
+    while i < keys.len() {
+        keys[i] = if i < before.len() {
+            before[i]
+        } else if i < before.len() + AUTH_KEYS.len() {
+            AUTH_KEYS[i - before.len()]
+        } else {
+            after[i - before.len() - AUTH_KEYS.len()]
+        };
+        i += 1;
+    }
+    keys
+};
 
 /// Longest `refresh_secs` / `cache_secs`: a day; more is surely a typo.
 const MAX_SECS: i64 = 86_400;
@@ -299,15 +320,7 @@ impl Tab<'_> {
     fn auth(&self) -> Result<BaoAuth, ConfigError> {
         let method = self.text("auth")?.unwrap_or_else(|| "token".into());
         let only = |allowed: &[&str]| -> Result<(), ConfigError> {
-            let all = [
-                "token_file",
-                "role_id",
-                "secret_id_file",
-                "role",
-                "jwt_file",
-                "mount_path",
-            ];
-            match all
+            match AUTH_KEYS
                 .iter()
                 .find(|k| !allowed.contains(k) && self.table.contains_key(k))
             {
@@ -401,6 +414,17 @@ mod tests {
         assert_eq!((s.refresh_secs, s.cache_secs), (30, 600));
         assert_eq!(s.auth, BaoAuth::Token { token_file: None });
         assert_eq!(s.user_path_for("ana"), "helperd/users/ana");
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_naming_the_keys_in_the_docs_order() {
+        let err = parse_text("adress = \"http://b:8200\"\n").unwrap_err();
+        assert_eq!(
+            err.message,
+            "[openbao]: unknown key \"adress\"; known keys: addresses, mount, team_path, \
+             user_path, refresh_secs, cache_secs, auth, token_file, role_id, secret_id_file, \
+             role, jwt_file, mount_path, ca_cert"
+        );
     }
 
     #[test]

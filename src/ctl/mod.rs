@@ -114,9 +114,8 @@ fn set_passphrase(paths: &Paths) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// A GitHub App's private key file (`-`: stdin), read into a [`Secret`](crate::secret::Secret).
-/// `--permission NAME=LEVEL` arguments (`runtime add`, `team publish`); the levels are
-/// checked where the runtime is (config.toml's parser, the team entry's).
+/// The `--permission NAME=LEVEL` arguments (`runtime add`, `team publish`) as a map; the
+/// levels are checked where the runtime is (config.toml's parser, the team entry's).
 fn permission_args(given: &[String]) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
     let mut perms = std::collections::BTreeMap::new();
     for p in given {
@@ -128,6 +127,7 @@ fn permission_args(given: &[String]) -> anyhow::Result<std::collections::BTreeMa
     Ok(perms)
 }
 
+/// A GitHub App's private key file (`-`: stdin), read into a [`Secret`](crate::secret::Secret).
 fn read_key_file(path: &std::path::Path) -> anyhow::Result<crate::secret::Secret> {
     use std::io::Read;
     let mut bytes = zeroize::Zeroizing::new(Vec::new());

@@ -197,14 +197,15 @@ async fn execute(
                     (for_git(String::new()), Done::AsDecided)
                 }
                 Ok(Landing::Landed(_)) => (for_git(String::new()), Done::NothingKept),
-                Ok(Landing::Pending) => (still_writing(state, "stored"), Done::AsDecided),
+                Ok(Landing::Pending(_)) => (still_writing(state, "stored"), Done::AsDecided),
                 Err(e) => (write_error(e), Done::NothingKept),
             }
         }
         Decision::ErasePlain => match state.writer.erase_plain(cred.clone(), now).await {
             Ok(Landing::Landed(n)) => (for_git(String::new()), Done::Erased(n)),
-            // How many is known only once the table was read; erased in memory already.
-            Ok(Landing::Pending) => (still_writing(state, "erased"), Done::Erased(0)),
+            Ok(Landing::Pending(matched)) => {
+                (still_writing(state, "erased"), Done::ErasePending(matched))
+            }
             Err(e) => (write_error(e), Done::Erased(0)),
         },
         Decision::RenewToken(renew) => renew_from_git(state, peer, renew, now).await,

@@ -26,14 +26,15 @@ use std::time::Duration;
 use crate::audit::{kind, AuditEvent};
 use crate::config::RuntimeConfig;
 use crate::decision;
-use crate::provider::{ProviderError, RotateRequest, Target};
+use crate::provider::{ProviderClient, ProviderError, RotateRequest, Target};
 use crate::rotation;
+use crate::secret::Secret;
 use crate::timefmt::format_date;
 use crate::token::TokenMeta;
 
 use super::state::rotation_gate::{host_refused, save_mark, RotationGate};
 use super::state::writer::{Edit, Save, TokenChange, WriteError};
-use super::state::State;
+use super::state::{successor, State};
 
 /// How often the rotator looks without being woken.
 const TICK: Duration = Duration::from_secs(60);
@@ -95,13 +96,29 @@ async fn look(state: &State) {
     }
 }
 
+/// What asking the host about `token` needs: its secret and the provider client.
+async fn secret_and_client(
+    state: &State,
+    token: &TokenMeta,
+) -> Result<(Secret, ProviderClient), String> {
+    let secret = state
+        .store
+        .token_secret(&token.id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the token's secret is missing from the store")?;
+    let client = state.providers().map_err(|e| e.to_string())?;
+    Ok((secret, client))
+}
+
 /// Records a failed attempt and its back-off.
 fn fail(state: &State, runtime: &str, id: &str, why: String) {
     let now = state.now();
     state.rotation.update(id, |n| {
         n.failures += 1;
-        n.retry_at = Some(now.saturating_add(rotation::retry_after(n.failures)));
-        tracing::warn!(%runtime, error = %why, retry_in_secs = rotation::retry_after(n.failures), "GitLab token rotation failed; the current token keeps serving");
+        let wait = rotation::retry_after(n.failures);
+        n.retry_at = Some(now.saturating_add(wait));
+        tracing::warn!(%runtime, error = %why, retry_in_secs = wait, "GitLab token rotation failed; the current token keeps serving");
         n.error = Some(why);
     });
 }
@@ -116,13 +133,7 @@ async fn rotate(
 ) -> Result<(), String> {
     let now = state.now();
     let expires_at = rotation::new_expiry(token, days, max_days, now)?;
-    let secret = state
-        .store
-        .token_secret(&token.id)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("the token's secret is missing from the store")?;
-    let client = state.providers().map_err(|e| e.to_string())?;
+    let (secret, client) = secret_and_client(state, token).await?;
     // Saved first: from here on, a stop at any point leaves the mark behind.
     save_mark(&state.writer, &rt.name, &token.id, Some(now)).await?;
     let request = RotateRequest {
@@ -157,21 +168,8 @@ async fn rotate(
     new.kind = token.kind.clone();
     new.login = token.login.clone();
     new.checked_at = Some(state.now());
-    let also_for = token
-        .runtimes
-        .iter()
-        .filter(|r| **r != rt.name)
-        .map(|r| (r.clone(), decision::runtime_hosts(&config, r)))
-        .collect();
-    let change = TokenChange {
-        runtime: rt.name.clone(),
-        token: new,
-        secret: rotated.token,
-        refresh: None,
-        hosts: decision::runtime_hosts(&config, &rt.name),
-        also_for,
-        replaces: Some(token.id.clone()),
-    };
+    // The host revoked the old token: every runtime that used it moves to the new one.
+    let change = successor(&config, &rt.name, token, new, rotated.token, None);
     save(state, rt, token, change).await
 }
 
@@ -236,13 +234,7 @@ async fn settle_in_doubt(
     rt: &RuntimeConfig,
     token: &TokenMeta,
 ) -> Result<(), String> {
-    let secret = state
-        .store
-        .token_secret(&token.id)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("the token's secret is missing from the store")?;
-    let client = state.providers().map_err(|e| e.to_string())?;
+    let (secret, client) = secret_and_client(state, token).await?;
     match client
         .introspect(&Target::for_runtime(rt), rt.api_user(), &secret)
         .await

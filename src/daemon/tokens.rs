@@ -10,7 +10,7 @@ use super::replies::{
 };
 use super::state::rotation_gate::{host_refused, save_mark};
 use super::state::writer::{Edit, Save};
-use super::state::State;
+use super::state::{successor, State};
 use crate::audit::kind;
 use crate::config::RuntimeConfig;
 use crate::decision::{runtime_hosts, token_label};
@@ -642,8 +642,17 @@ pub async fn rotate(state: &State, peer: &Peer, runtime: String) -> Response {
     new.scopes = rotated.scopes;
     new.kind = token.kind.clone();
     new.checked_at = Some(now);
+    // The host revoked the old token: every runtime that used it moves to the new one.
+    let change = successor(
+        &state.config.current(),
+        &rt.name,
+        &token,
+        new,
+        rotated.token,
+        None,
+    );
     if let Err(resp) = state
-        .new_token(Some(peer), &rt.name, new, rotated.token, None)
+        .set_token(Some(peer), change)
         .await
         .map_err(set_token_error)
     {

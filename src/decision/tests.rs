@@ -563,6 +563,26 @@ fn each_decision_makes_at_most_one_audit_event_without_a_secret() {
         .is_none());
 }
 
+#[test]
+fn an_erase_whose_write_waits_is_audited_as_pending_with_what_it_erased_in_memory() {
+    let reason = |done| {
+        let event = Decision::ErasePlain
+            .audit_event("https://plain.example", done, NOW)
+            .expect("audited");
+        assert_eq!(event.event, kind::ERASED);
+        event.reason.expect("a reason")
+    };
+    assert_eq!(reason(Done::Erased(2)), "2 plain credential(s)");
+    assert_eq!(
+        reason(Done::ErasePending(Some(1))),
+        "1 plain credential(s) erased in memory; pending: written when the store answers"
+    );
+    assert_eq!(
+        reason(Done::ErasePending(None)),
+        "pending: the store has not answered; how many is known once it has read the plain credentials"
+    );
+}
+
 // --- Properties ---------------------------------------------------------------------
 
 fn runtime_strategy() -> impl Strategy<Value = String> {

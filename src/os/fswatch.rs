@@ -28,7 +28,7 @@
 //! whatever the watch says, so an edit is in force for every request that starts at most
 //! about one second after it (and for `helperctl daemon reload` at once).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Watches a few files; see the module docs.
@@ -58,29 +58,31 @@ impl FileWatch {
     }
 }
 
+/// The folder to watch for `file`: its own, or the nearest ancestor that exists (so that
+/// the folder's creation is seen too). Both watchers below use it.
+fn folder_to_watch(file: &Path) -> Option<&Path> {
+    let mut folder = file.parent()?;
+    loop {
+        if folder.is_dir() {
+            return Some(folder);
+        }
+        folder = folder.parent()?;
+    }
+}
+
 #[cfg(target_os = "linux")]
 mod imp {
-    use std::path::{Path, PathBuf};
+    use std::path::PathBuf;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Mutex, PoisonError};
 
     use std::os::fd::{AsFd, AsRawFd, RawFd};
     use std::task::{Context, Poll, Waker};
 
+    use super::folder_to_watch;
     use nix::errno::Errno;
     use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
     use tokio::io::unix::AsyncFd;
-
-    /// The folder to watch for `file`: its own, or the nearest ancestor that exists.
-    fn folder_to_watch(file: &Path) -> Option<&Path> {
-        let mut folder = file.parent()?;
-        loop {
-            if folder.is_dir() {
-                return Some(folder);
-            }
-            folder = folder.parent()?;
-        }
-    }
 
     /// The inotify descriptor, as the reactor knows it (the `Inotify` below owns it).
     struct Registered(RawFd);
@@ -206,18 +208,8 @@ mod imp {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::{Arc, Mutex, PoisonError};
 
+    use super::folder_to_watch;
     use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
-
-    /// The folder to watch for `file`: its own, or the nearest ancestor that exists.
-    fn folder_to_watch(file: &Path) -> Option<&Path> {
-        let mut folder = file.parent()?;
-        loop {
-            if folder.is_dir() {
-                return Some(folder);
-            }
-            folder = folder.parent()?;
-        }
-    }
 
     /// Whether `folder` or a folder above it is a link (a symbolic link, a junction): it
     /// can be re-pointed with no event in the folder watched.

@@ -27,13 +27,14 @@ use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use toml_edit::{Item, TableLike};
+use toml_edit::Item;
 
 use crate::config::RuntimeConfig;
 use crate::location::{HostPattern, UrlPrefix};
 use crate::provider::Provider;
 use crate::timefmt::format_date;
 use crate::token::TokenMeta;
+use crate::tomlspan::{check_keys, key_span, line_suffix, value_span, AtLine};
 
 /// Overrides the system policy file (`SYSTEM_POLICY_PATH` in the platform layer). Meant for tests and sandboxes: the file it names must
 /// still pass the trust rule of [`file::load`]. It cannot protect against the user (who can
@@ -42,9 +43,6 @@ use crate::token::TokenMeta;
 pub const POLICY_ENV: &str = "HELPERD_POLICY";
 
 const SECS_PER_DAY: u64 = 86_400;
-
-/// Largest `max_days` / `warn_days`: ten years, like `config.toml`; more is surely a typo.
-const MAX_DAYS: i64 = 3650;
 
 /// The keys a policy file may have, in the order the docs list them.
 const KEYS: [&str; 10] = [
@@ -238,10 +236,6 @@ pub enum PolicyError {
     },
 }
 
-fn line_suffix(line: &Option<usize>) -> String {
-    line.map(|l| format!(":{l}")).unwrap_or_default()
-}
-
 /// The start of every violation message.
 fn policy_name(source: &Path) -> String {
     PolicySource::new(source).to_string()
@@ -255,25 +249,17 @@ fn days(n: u32) -> u64 {
 impl Policy {
     /// Parses the text of a policy file; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Policy, PolicyError> {
-        let cx = Cx {
-            text,
-            path: path.display().to_string(),
-        };
-        let doc = toml_edit::Document::parse(text).map_err(|e| {
-            cx.error(
-                e.span(),
-                format!("TOML syntax error: {}", e.message().trim_end()),
-            )
-        })?;
+        let cx = PolicyCx(Cx::new(text, path));
+        let doc = cx.0.document()?;
         let root = doc.as_table();
         let mut policy = Policy::default();
         for (key, item) in root.iter() {
             let span = value_span(root, key);
             match key {
                 "require_expiry" => policy.require_expiry = cx.boolean(key, item, span)?,
-                "max_days" => policy.max_days = Some(cx.days(key, item, span, 1)?),
-                "warn_days" => policy.warn_days = Some(cx.days(key, item, span, 0)?),
-                "rotate_days" => policy.rotate_days = Some(cx.days(key, item, span, 1)?),
+                "max_days" => policy.max_days = Some(cx.0.days(key, item, span, 1)?),
+                "warn_days" => policy.warn_days = Some(cx.0.days(key, item, span, 0)?),
+                "rotate_days" => policy.rotate_days = Some(cx.0.days(key, item, span, 1)?),
                 "allowed_providers" => policy.allowed_providers = Some(cx.providers(item, span)?),
                 "allowed_hosts" => policy.allowed_hosts = Some(cx.hosts(item, span)?),
                 "allow_forwarding" => policy.allow_forwarding = cx.boolean(key, item, span)?,
@@ -668,24 +654,25 @@ fn host_entry(entry: &str) -> Result<String, String> {
 /// A string from the file and where it is written, for errors about it.
 type Spanned<'a> = (&'a str, Option<Range<usize>>);
 
-/// What every parse error needs: the text (for line numbers) and the file's name.
-struct Cx<'a> {
-    text: &'a str,
-    path: String,
-}
-
-impl Cx<'_> {
-    /// 1-based line of a byte offset.
-    fn line(&self, span: Option<Range<usize>>) -> Option<usize> {
-        crate::tomlspan::line_of(self.text, span)
-    }
-
-    fn error(&self, span: Option<Range<usize>>, message: String) -> PolicyError {
+impl AtLine for PolicyError {
+    fn at_line(path: String, line: Option<usize>, message: String) -> Self {
         PolicyError::Invalid {
-            path: self.path.clone(),
-            line: self.line(span),
+            path,
+            line,
             message,
         }
+    }
+}
+
+/// The parse context of a policy file: its errors are [`PolicyError::Invalid`].
+type Cx<'a> = crate::tomlspan::Cx<'a, PolicyError>;
+
+/// The policy's readers of each rule's value, on its parse context.
+struct PolicyCx<'a>(Cx<'a>);
+
+impl PolicyCx<'_> {
+    fn error(&self, span: Option<Range<usize>>, message: String) -> PolicyError {
+        self.0.error(span, message)
     }
 
     fn boolean(
@@ -700,32 +687,6 @@ impl Cx<'_> {
                 format!("{key} must be true or false, not {}", item.type_name()),
             )
         })
-    }
-
-    /// A whole number of days from `min` to [`MAX_DAYS`].
-    fn days(
-        &self,
-        key: &str,
-        item: &Item,
-        span: Option<Range<usize>>,
-        min: i64,
-    ) -> Result<u32, PolicyError> {
-        let n = item.as_integer().ok_or_else(|| {
-            self.error(
-                span.clone(),
-                format!(
-                    "{key} must be a whole number of days, not {}",
-                    item.type_name()
-                ),
-            )
-        })?;
-        match u32::try_from(n) {
-            Ok(d) if (min..=MAX_DAYS).contains(&n) => Ok(d),
-            _ => Err(self.error(
-                span,
-                format!("{key} must be from {min} to {MAX_DAYS} days, not {n}"),
-            )),
-        }
     }
 
     /// A non-empty array of strings, each with its span: an empty list would allow nothing,
@@ -818,7 +779,7 @@ impl Cx<'_> {
     }
 }
 
-impl Cx<'_> {
+impl PolicyCx<'_> {
     /// `[[oauth_app]]` tables: `host` and `client_id` required, `scopes` optional.
     fn oauth_apps(
         &self,
@@ -834,17 +795,7 @@ impl Cx<'_> {
         let mut apps: Vec<OAuthApp> = Vec::new();
         for table in tables.iter() {
             let at = table.span();
-            for (key, _) in table.iter() {
-                if !OAUTH_APP_KEYS.contains(&key) {
-                    return Err(self.error(
-                        key_span(table, key),
-                        format!(
-                            "oauth_app: unknown key {key:?}; known keys: {}",
-                            OAUTH_APP_KEYS.join(", ")
-                        ),
-                    ));
-                }
-            }
+            check_keys(&self.0, table, &OAUTH_APP_KEYS, "oauth_app")?;
             let text = |key: &str| -> Result<String, PolicyError> {
                 match table.get(key).and_then(Item::as_str).map(str::trim) {
                     Some(v) if !v.is_empty() && !v.chars().any(char::is_control) => {
@@ -884,18 +835,6 @@ impl Cx<'_> {
         }
         Ok(apps)
     }
-}
-
-fn key_span(table: &dyn TableLike, key: &str) -> Option<Range<usize>> {
-    table.key(key).and_then(|k| k.span())
-}
-
-/// The span of a key's value, else of the key (an implicit table has no span of its own).
-fn value_span(table: &dyn TableLike, key: &str) -> Option<Range<usize>> {
-    table
-        .get(key)
-        .and_then(Item::span)
-        .or_else(|| key_span(table, key))
 }
 
 #[cfg(test)]

@@ -18,9 +18,10 @@ use reqwest::Method;
 use serde::Deserialize;
 
 use super::descriptor::{self, Api, ApiUser, OAuth, ProviderDescriptor, Revoke};
-use super::http::{path_segment, Auth, Http};
+use super::http::{Auth, Http};
 use super::{Provider, ProviderError, Target, TokenInfo};
 use crate::secret::Secret;
+use helperd_wire::url::percent_encode_segment;
 
 /// Bitbucket Data Center, as the registry knows it.
 pub(super) const DESCRIPTOR: ProviderDescriptor = ProviderDescriptor {
@@ -102,7 +103,7 @@ pub(super) async fn introspect(
         Some(name) => format!(
             "{}/api/latest/users/{}",
             target.api_base,
-            path_segment(name)
+            percent_encode_segment(name)
         ),
         None => format!("{}/api/latest/projects?limit=1", target.api_base),
     };
@@ -138,7 +139,7 @@ pub(super) async fn introspect(
     let list_url = format!(
         "{}/access-tokens/latest/users/{}",
         target.api_base,
-        path_segment(&slug)
+        percent_encode_segment(&slug)
     );
     let list = http
         .send(http.request(Method::GET, &list_url, Auth::Bearer(token))?)

@@ -311,20 +311,6 @@ fn failure_kind(e: &reqwest::Error) -> &'static str {
     }
 }
 
-/// Percent-encodes one URL path segment (a username, an email), keeping RFC 3986's
-/// unreserved characters.
-pub(crate) fn path_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,12 +351,5 @@ mod tests {
         let token = Secret::new("tok-secret\nX-Evil: 1");
         let err = auth_header(Auth::Bearer(&token)).unwrap_err();
         assert!(!format!("{err} {err:?}").contains("tok-secret"));
-    }
-
-    #[test]
-    fn path_segments_are_escaped() {
-        assert_eq!(path_segment("a.b-c_d~e"), "a.b-c_d~e");
-        assert_eq!(path_segment("me@example.com"), "me%40example.com");
-        assert_eq!(path_segment("a/b c"), "a%2Fb%20c");
     }
 }

@@ -54,7 +54,7 @@ pub use descriptor::ProviderDescriptor;
 pub use error::ProviderError;
 pub use github::app::{
     check_team_key, AppInfo, AppKey, Installation, InstallationToken, KeyError, Owner,
-    JWT_BACKDATE_SECS, JWT_LIFETIME_SECS,
+    JWT_BACKDATE_SECS, JWT_LIFETIME_SECS, LOCAL_KEY_FIX,
 };
 pub use kind::Provider;
 pub use registry::descriptor;

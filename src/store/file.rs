@@ -298,6 +298,36 @@ impl FileStore {
         &self.files.secrets_path
     }
 
+    /// Changes `key` in the open map (`change` returns its previous value) and writes the
+    /// file. A failed write puts the previous value back: the file still holds it, and
+    /// memory must agree with it.
+    fn change_key(
+        &self,
+        key: &str,
+        change: impl FnOnce(&mut BTreeMap<String, Secret>) -> Option<Secret>,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock_state();
+        let State::Open {
+            protection,
+            key: file_key,
+            map,
+        } = &mut *state
+        else {
+            return Err(StoreError::Locked {
+                store: StoreKind::File,
+            });
+        };
+        let previous = change(map);
+        if let Err(e) = self.files.write(protection, file_key, map) {
+            match previous {
+                Some(previous) => map.insert(key.to_string(), previous),
+                None => map.remove(key),
+            };
+            return Err(e);
+        }
+        Ok(())
+    }
+
     fn lock_state(&self) -> MutexGuard<'_, State> {
         // Every method changes the state only after the file write succeeded (or undoes the
         // change when it failed), so a panic elsewhere never leaves a half-updated state.
@@ -666,49 +696,11 @@ impl SecretStore for FileStore {
     }
 
     fn set(&self, key: &str, value: &Secret) -> Result<(), StoreError> {
-        let mut state = self.lock_state();
-        let State::Open {
-            protection,
-            key: file_key,
-            map,
-        } = &mut *state
-        else {
-            return Err(StoreError::Locked {
-                store: StoreKind::File,
-            });
-        };
-        let previous = map.insert(key.to_string(), value.clone());
-        if let Err(e) = self.files.write(protection, file_key, map) {
-            // The file still holds the previous map; memory must agree with it.
-            match previous {
-                Some(previous) => map.insert(key.to_string(), previous),
-                None => map.remove(key),
-            };
-            return Err(e);
-        }
-        Ok(())
+        self.change_key(key, |map| map.insert(key.to_string(), value.clone()))
     }
 
     fn delete(&self, key: &str) -> Result<(), StoreError> {
-        let mut state = self.lock_state();
-        let State::Open {
-            protection,
-            key: file_key,
-            map,
-        } = &mut *state
-        else {
-            return Err(StoreError::Locked {
-                store: StoreKind::File,
-            });
-        };
-        let previous = map.remove(key);
-        if let Err(e) = self.files.write(protection, file_key, map) {
-            if let Some(previous) = previous {
-                map.insert(key.to_string(), previous);
-            }
-            return Err(e);
-        }
-        Ok(())
+        self.change_key(key, |map| map.remove(key))
     }
 
     fn is_locked(&self) -> bool {

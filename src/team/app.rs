@@ -4,8 +4,9 @@
 //! local app runtime; the key itself stays in memory (it is the team token's secret).
 //!
 //! Pure: the key is kept as text here. Whether it is an RSA key is checked at the edges
-//! that read or write entries (`provider::check_team_key`'s callers: the daemon's team reader and
-//! `team publish`), with the crypto of `provider::github`, which the core may not import.
+//! that read or write entries (the daemon's team reader and `team publish`, through
+//! `provider::check_team_key`), with the crypto of `provider::github`, which the core may
+//! not import.
 
 use std::collections::BTreeMap;
 
@@ -108,7 +109,17 @@ fn permissions(data: &Map<String, Value>) -> Result<BTreeMap<String, String>, St
             .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
             .collect(),
         Some(Value::String(s)) => pairs_of(s.split(','))?,
-        Some(Value::Array(items)) => pairs_of(items.iter().map(|v| v.as_str().unwrap_or("")))?,
+        Some(Value::Array(items)) => {
+            // Each item a string: another value is refused, not skipped as if empty.
+            let items: Vec<&str> = items
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .ok_or("the field permissions must hold name=level strings")
+                })
+                .collect::<Result<_, _>>()?;
+            pairs_of(items.into_iter())?
+        }
         Some(_) => return Err("the field permissions must be a table or name=level items".into()),
     };
     let mut out = BTreeMap::new();
@@ -247,6 +258,14 @@ mod tests {
             (
                 ok(json!({"permissions": "contents=all"})),
                 "permissions: contents = \"all\"",
+            ),
+            (
+                ok(json!({"permissions": ["contents=write", 5]})),
+                "permissions must hold name=level strings",
+            ),
+            (
+                ok(json!({"permissions": {"contents": 5}})),
+                "permissions: contents = \"\"",
             ),
             (
                 ok(json!({"api_url": "ftp://x/"})),

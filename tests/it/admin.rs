@@ -19,40 +19,17 @@ use nix::sys::signal::Signal;
 use serde_json::Value;
 
 use crate::git_server::{Account, GitServer};
+use crate::util::runtime_status;
 use crate::util::{self, assert_ok, run_with_stdin, stderr, stdout, wait_until, Sandbox};
 use crate::util::{
-    add_runtime, assert_contains, assert_lacks, ctl_ok, files_under, other_user, served,
-    status_json, unix_now, OTHER_USER,
+    add_runtime, assert_contains, assert_lacks, audit_json, ctl_ok, files_under, other_user,
+    served, status_json, unix_now, OTHER_USER,
 };
+use crate::util::{date_of, rfc3339};
 
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-/// RFC 3339 UTC for Unix seconds (Howard Hinnant's `civil_from_days`).
-fn rfc3339(unix: u64) -> String {
-    let secs = unix % 86_400;
-    let z = i64::try_from(unix / 86_400).expect("a date of this era") + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
-
-/// `2027-03-01` for Unix seconds.
-fn date_of(unix: u64) -> String {
-    rfc3339(unix)[..10].to_string()
-}
 
 /// The date `days` days from now (helperd reads it as 00:00 UTC that day).
 fn date_in(days: u64) -> String {
@@ -205,33 +182,6 @@ fn assert_serves_nothing(sb: &Sandbox, url: &str) -> String {
         stderr(&out)
     );
     stderr(&out)
-}
-
-/// The `status --json` entry of one runtime.
-#[track_caller]
-fn runtime_status(sb: &Sandbox, name: &str) -> Value {
-    let status = status_json(sb);
-    status["daemon"]["runtimes"]
-        .as_array()
-        .unwrap_or_else(|| panic!("status --json has daemon.runtimes:\n{status:#}"))
-        .iter()
-        .find(|r| r["name"] == name)
-        .cloned()
-        .unwrap_or_else(|| panic!("status --json lists runtime {name}:\n{status:#}"))
-}
-
-/// `helperctl audit --json EXTRA...`, one event per line.
-#[track_caller]
-fn audit_json(sb: &Sandbox, extra: &[&str]) -> Vec<Value> {
-    let mut args = vec!["audit", "--json"];
-    args.extend_from_slice(extra);
-    let text = ctl_ok(sb, &args);
-    text.lines()
-        .map(|l| {
-            serde_json::from_str(l)
-                .unwrap_or_else(|e| panic!("audit --json line is JSON ({e}): {l}\nall:\n{text}"))
-        })
-        .collect()
 }
 
 fn events_of<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {

@@ -12,8 +12,10 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::git_server::{Account, AuthAttempt, GitServer};
+use crate::util::rfc3339;
 use crate::util::{assert_contains, assert_lacks, config_path, ctl, ctl_ok, status_json, unix_now};
 use crate::util::{assert_ok, run_with_stdin, stderr, stdout, value, Sandbox};
+use crate::util::{commit, git_in, git_ok};
 
 /// The token the runtime had, expired (or revoked) by the time it matters.
 const OLD: &str = "ghp_oldTok3nThatRanOut8Qz";
@@ -32,26 +34,6 @@ const PTY_STEP_SECS: u64 = 30;
 // ---------------------------------------------------------------------------------------
 // Helpers (in the style of runtimes.rs)
 // ---------------------------------------------------------------------------------------
-
-/// RFC 3339 UTC for Unix seconds (Howard Hinnant's `civil_from_days`).
-fn rfc3339(unix: u64) -> String {
-    let secs = unix % 86_400;
-    let z = i64::try_from(unix / 86_400).expect("a date of this era") + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
 
 /// `2027-03-01`: the date `days` days from now, and the Unix second helperd reads it as
 /// (00:00 UTC that day).
@@ -265,33 +247,6 @@ impl Fixture {
     fn token_page(&self) -> String {
         format!("{}/settings/tokens", self.server.base_url())
     }
-}
-
-fn git_in(sb: &Sandbox, dir: &Path, args: &[&str]) -> Output {
-    sb.git()
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("git runs")
-}
-
-#[track_caller]
-fn git_ok(sb: &Sandbox, dir: &Path, args: &[&str]) -> Output {
-    let out = git_in(sb, dir, args);
-    assert!(
-        out.status.success(),
-        "git {args:?} failed ({:?})\nstdout: {}\nstderr: {}",
-        out.status,
-        stdout(&out),
-        stderr(&out)
-    );
-    out
-}
-
-fn commit(sb: &Sandbox, work: &Path, name: &str) {
-    fs::write(work.join(name), name).unwrap();
-    git_ok(sb, work, &["add", name]);
-    git_ok(sb, work, &["commit", "-q", "-m", name]);
 }
 
 /// The passwords that reached the server.

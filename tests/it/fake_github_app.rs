@@ -10,22 +10,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use crate::fake_provider::{Reply, Request};
-use crate::util::{stdout, unix_now, Sandbox};
-
-/// Keeps the daemon's HTTP client off any proxy of the machine: the fakes are on 127.0.0.1.
-pub fn no_proxy(sb: &mut Sandbox) {
-    for var in [
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-    ] {
-        sb.env_remove.push(var.into());
-    }
-    sb.env.push(("NO_PROXY".into(), "*".into()));
-}
+use crate::util::unix_now;
 
 /// The fake app's id (the JWT's `iss`).
 pub const APP_ID: u64 = 123;
@@ -146,12 +131,4 @@ pub fn bad_jwt() -> Reply {
         401,
         json!({"message": "A JSON web token could not be decoded", "documentation_url": "https://docs.github.com/rest"}),
     )
-}
-
-pub fn rfc3339(unix: u64) -> String {
-    let out = Command::new("date")
-        .args(["-u", "-d", &format!("@{unix}"), "+%Y-%m-%dT%H:%M:%SZ"])
-        .output()
-        .expect("date runs");
-    stdout(&out).trim().to_string()
 }

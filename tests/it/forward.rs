@@ -17,8 +17,8 @@ use serde_json::json;
 use crate::expiry::pty_run;
 use crate::git_server::{Account, GitServer};
 use crate::util::{
-    add_runtime, assert_contains, assert_lacks, assert_ok, client_bin, ctl, ctl_ok, run_with_stdin,
-    stderr, stdout, value, wait_until, Sandbox,
+    add_runtime, assert_contains, assert_lacks, assert_ok, audit_json, client_bin, ctl, ctl_ok,
+    run_with_stdin, stderr, stdout, value, wait_until, Sandbox,
 };
 
 const TOKEN_FWD: &str = "ghp_forwardedTokenAbc123";
@@ -248,13 +248,6 @@ fn token_set(sb: &Sandbox, runtime: &str, token: &str) {
     assert_ok(&run_with_stdin(c, token.as_bytes()));
 }
 
-fn audit(sb: &Sandbox) -> Vec<serde_json::Value> {
-    stdout(&ctl(sb, &["audit", "--json"]))
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
 #[test]
 fn a_remote_machine_clones_and_pushes_with_the_forwarded_runtime_only() {
     let f = Fixture::new();
@@ -324,7 +317,7 @@ fn a_remote_machine_clones_and_pushes_with_the_forwarded_runtime_only() {
     assert_lacks(&answer, "\"runtimes\"", "status through the forward socket");
 
     // Audited as forwarded; status counts them.
-    let events = audit(&f.sb);
+    let events = audit_json(&f.sb, &[]);
     let forwarded: Vec<_> = events.iter().filter(|e| e["via"] == "forward").collect();
     assert!(
         forwarded
@@ -389,7 +382,7 @@ fn the_renewal_prompt_works_through_the_forward_in_the_remote_terminal() {
         token["state"], "valid",
         "the laptop has the new token: {token:#}"
     );
-    let events = audit(&f.sb);
+    let events = audit_json(&f.sb, &[]);
     assert!(
         events
             .iter()

@@ -13,11 +13,12 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::fake_github_app::{
-    bad_jwt, check_jwt, check_jwt_as, key_pair, no_proxy, rfc3339, FakeClock, APP_ID, INSTALLATION,
-    MINT,
+    bad_jwt, check_jwt, check_jwt_as, key_pair, FakeClock, APP_ID, INSTALLATION, MINT,
 };
 use crate::fake_provider::{FakeProvider, Reply};
 use crate::git_server::{Account, GitServer};
+use crate::util::no_proxy;
+use crate::util::rfc3339;
 use crate::util::*;
 
 /// One test's world: the fake GitHub, the git server, a sandbox with runtime `ci`.

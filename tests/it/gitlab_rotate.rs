@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -61,14 +61,6 @@ struct World {
     rotate: &'static str,
 }
 
-fn date_of(unix: u64) -> String {
-    let out = Command::new("date")
-        .args(["-u", "-d", &format!("@{unix}"), "+%Y-%m-%d"])
-        .output()
-        .expect("date runs");
-    stdout(&out).trim().to_string()
-}
-
 fn bearer(req: &Request) -> String {
     req.header("authorization")
         .and_then(|a| a.strip_prefix("Bearer "))
@@ -101,28 +93,9 @@ fn world() -> World {
 /// endpoint they rotate through, and a system policy.
 fn world_with(extra: &[&str], rotate: &'static str, policy: Option<&str>) -> World {
     let mut sb = Sandbox::new();
-    for var in [
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-    ] {
-        sb.env_remove.push(var.into());
-    }
-    sb.env.push(("NO_PROXY".into(), "*".into()));
+    no_proxy(&mut sb);
     if let Some(text) = policy {
-        // A folder and file only root may change, as the policy's trust rule wants.
-        use std::os::unix::fs::PermissionsExt;
-        let dir = sb.dir.path().join("policy");
-        std::fs::create_dir(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let path = dir.join("policy.toml");
-        std::fs::write(&path, text).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        sb.env
-            .push(("HELPERD_POLICY".into(), path.display().to_string()));
+        with_policy(&mut sb, text);
     }
     let repos = sb.dir.path().join("repos");
     std::fs::create_dir_all(&repos).unwrap();
@@ -208,20 +181,7 @@ fn world_with(extra: &[&str], rotate: &'static str, policy: Option<&str>) -> Wor
         seen: Mutex::new(Vec::new()),
         rotate,
     };
-    let (url, api) = (w.git.url("/acme/"), format!("{}/api/v4", w.fake.url()));
-    let mut args = vec![
-        "runtime",
-        "add",
-        "gl",
-        "--provider",
-        "gitlab",
-        "--url",
-        &url,
-        "--api-url",
-        &api,
-    ];
-    args.extend_from_slice(extra);
-    w.ok(&args);
+    w.add_runtime("gl", "/acme/", extra);
     let mut c = w.sb.ctl();
     c.args(["token", "set", "gl"]);
     let out = run_with_stdin(c, format!("{ORIGINAL}\n").as_bytes());
@@ -231,6 +191,25 @@ fn world_with(extra: &[&str], rotate: &'static str, policy: Option<&str>) -> Wor
 }
 
 impl World {
+    /// `runtime add NAME` for the repos under `path` of the git server, on the fake
+    /// GitLab's API, with these extra arguments.
+    fn add_runtime(&self, name: &str, path: &str, extra: &[&str]) {
+        let (url, api) = (self.git.url(path), format!("{}/api/v4", self.fake.url()));
+        let mut args = vec![
+            "runtime",
+            "add",
+            name,
+            "--provider",
+            "gitlab",
+            "--url",
+            &url,
+            "--api-url",
+            &api,
+        ];
+        args.extend_from_slice(extra);
+        self.ok(&args);
+    }
+
     fn see(&self, out: &Output) {
         let mut seen = self.seen.lock().unwrap();
         seen.push(stdout(out));
@@ -691,5 +670,32 @@ fn gitlab_policy_rotate_days_turns_rotation_on_and_max_days_sets_the_new_expiry(
         "{new_expiry} vs {now}"
     );
     assert!(rt["token"]["policy_violation"].is_null(), "{rt:#}");
+    w.assert_no_secret();
+}
+
+/// `renew --rotate` moves every runtime that shares the token to the new one, as the
+/// rotator does: the host revoked the old token for all of them.
+#[test]
+fn renew_rotate_moves_every_runtime_that_shares_the_token() {
+    let w = world();
+    w.add_runtime("gl2", "/other/", &[]);
+    w.ok(&["token", "link", "gl2", "--from", "gl"]);
+    let said = w.ok(&["renew", "gl", "--rotate"]);
+    assert_contains(&said, "rotated", "renew --rotate");
+    let active = w.active();
+    assert_eq!(active.len(), 1, "one token is active at the host");
+    assert_ne!(active[0], ORIGINAL, "the old token is revoked");
+    for repo in ["/acme/app.git", "/other/lib.git"] {
+        let mut c = w.sb.git();
+        c.args(["-c", "credential.useHttpPath=true", "credential", "fill"]);
+        let out = run_with_stdin(c, format!("url={}\n", w.git.url(repo)).as_bytes());
+        w.seen.lock().unwrap().push(stderr(&out));
+        assert_eq!(
+            value(&stdout(&out), "password").as_deref(),
+            Some(active[0].as_str()),
+            "{repo} is served the new token\n{}",
+            stderr(&out)
+        );
+    }
     w.assert_no_secret();
 }

@@ -17,7 +17,8 @@ use nix::sys::signal::Signal;
 
 use crate::secret_service::{sandbox_on, SecretServiceSession};
 use crate::util::{
-    assert_contains, assert_lacks, assert_ok, ctl_ok, stderr, stdout, value, wait_until, Sandbox,
+    assert_contains, assert_lacks, assert_ok, audit_json, ctl_ok, stderr, stdout, value,
+    wait_until, Sandbox,
 };
 
 /// What every read (and `status`) must be answered within while the keyring is frozen.
@@ -207,6 +208,43 @@ fn a_frozen_keyring_stalls_only_its_writes_and_the_write_lands_when_it_wakes() {
             assert_lacks(&text, &secret, &file.display().to_string());
         }
     }
+}
+
+/// git's `erase` while the keyring is frozen: made in memory at once (no longer served),
+/// and audited as pending with how many it erased there, not as nothing erased.
+#[test]
+fn an_erase_while_the_keyring_is_frozen_is_audited_as_pending() {
+    let ss = SecretServiceSession::start();
+    let sb = sandbox(&ss, None);
+    assert_ok(&approve(&sb, "a.example.com"));
+    assert_fill_quick(&sb, "a.example.com", &password("a.example.com"), "warm-up");
+
+    ss.freeze();
+    let out = sb.credential(
+        "reject",
+        &format!(
+            "protocol=https\nhost=a.example.com\nusername=alice\npassword={}\n\n",
+            password("a.example.com")
+        ),
+    );
+    assert_ok(&out);
+    assert_contains(&stderr(&out), "has not answered", "the erase's notice");
+    let (out, took) = timed(|| fill(&sb, "a.example.com"));
+    assert_quick(took, "get of the credential erased in memory");
+    assert!(
+        value(&stdout(&out), "password").is_none(),
+        "the erased credential is still served:\n{}",
+        stdout(&out)
+    );
+    let events = audit_json(&sb, &[]);
+    let erased: Vec<_> = events.iter().filter(|e| e["event"] == "erased").collect();
+    assert_eq!(erased.len(), 1, "{events:#?}");
+    assert_eq!(
+        erased[0]["reason"],
+        "1 plain credential(s) erased in memory; pending: written when the store answers",
+        "{events:#?}"
+    );
+    ss.thaw();
 }
 
 /// A daemon killed while a write waits for the keyring loses exactly that write.

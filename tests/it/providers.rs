@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::fake_provider::{self as fake, FakeProvider, Reply};
+use crate::util::date_of;
 use crate::util::{assert_contains, assert_lacks, config_path, files_under, served, unix_now};
 use crate::util::{stderr, stdout, value, wait_until, Sandbox};
 
@@ -100,31 +101,6 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 // Time
 // ---------------------------------------------------------------------------------------
 
-/// RFC 3339 UTC for Unix seconds (Howard Hinnant's `civil_from_days`).
-fn rfc3339(unix: u64) -> String {
-    let secs = unix % 86_400;
-    let z = i64::try_from(unix / 86_400).expect("a date of this era") + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
-
-/// `2027-06-10`: the date of a Unix second (UTC).
-fn date_of(unix: u64) -> String {
-    rfc3339(unix)[..10].to_string()
-}
-
 /// 12:00 UTC, `days` days from now.
 fn noon_in(days: u64) -> u64 {
     (unix_now() / 86_400 + days) * 86_400 + 12 * 3600
@@ -202,19 +178,8 @@ impl Fx {
     /// `env`: extra environment for every command (and so for the daemon they start).
     fn with_env(env: &[(&str, &str)]) -> Fx {
         let mut sb = Sandbox::new();
-        // The daemon honours the proxy variables; the fake forge is on 127.0.0.1 and must be
-        // reached directly whatever the machine running the tests has set.
-        for var in [
-            "HTTP_PROXY",
-            "HTTPS_PROXY",
-            "ALL_PROXY",
-            "http_proxy",
-            "https_proxy",
-            "all_proxy",
-        ] {
-            sb.env_remove.push(var.to_string());
-        }
-        sb.env.push(("NO_PROXY".into(), "*".into()));
+        // The daemon honours the proxy variables; the fake forge is on 127.0.0.1.
+        crate::util::no_proxy(&mut sb);
         // The browser login opens the page with xdg-open on a desktop: not here.
         sb.env_remove.push("DISPLAY".to_string());
         sb.env_remove.push("WAYLAND_DISPLAY".to_string());

@@ -11,11 +11,13 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::git_server::{Account, AuthAttempt, GitServer};
+use crate::util::rfc3339;
 use crate::util::{
     add_runtime, assert_contains, assert_lacks, config_path, ctl, ctl_ok, files_under, served,
     status_json, unix_now,
 };
 use crate::util::{assert_ok, run_with_stdin, stderr, stdout, value, wait_until, Sandbox};
+use crate::util::{commit, git_in, git_ok, runtime_status};
 
 /// The acme org's token: good for /acme/ and /acme-infra/ only.
 const TOKEN_ACME: &str = "ghp_acmeTok3n0fTheW0rkOrg";
@@ -126,19 +128,6 @@ fn assert_serves_nothing(sb: &Sandbox, url: &str) -> String {
     stderr(&out)
 }
 
-/// The `status --json` entry of one runtime.
-#[track_caller]
-fn runtime_status(sb: &Sandbox, name: &str) -> Value {
-    let status = status_json(sb);
-    status["daemon"]["runtimes"]
-        .as_array()
-        .unwrap_or_else(|| panic!("status --json has daemon.runtimes:\n{status:#}"))
-        .iter()
-        .find(|r| r["name"] == name)
-        .cloned()
-        .unwrap_or_else(|| panic!("status --json lists runtime {name}:\n{status:#}"))
-}
-
 /// The 1-based line of the first line of `text` that contains `needle`.
 #[track_caller]
 fn line_of(text: &str, needle: &str) -> usize {
@@ -146,53 +135,6 @@ fn line_of(text: &str, needle: &str) -> usize {
         .position(|l| l.contains(needle))
         .unwrap_or_else(|| panic!("{needle:?} is in:\n{text}"))
         + 1
-}
-
-/// RFC 3339 UTC for Unix seconds (Howard Hinnant's `civil_from_days`).
-fn rfc3339(unix: u64) -> String {
-    let secs = unix % 86_400;
-    let z = i64::try_from(unix / 86_400).expect("a date of this era") + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
-
-fn git_in(sb: &Sandbox, dir: &Path, args: &[&str]) -> Output {
-    sb.git()
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("git runs")
-}
-
-#[track_caller]
-fn git_ok(sb: &Sandbox, dir: &Path, args: &[&str]) -> Output {
-    let out = git_in(sb, dir, args);
-    assert!(
-        out.status.success(),
-        "git {args:?} failed ({:?})\nstdout: {}\nstderr: {}",
-        out.status,
-        stdout(&out),
-        stderr(&out)
-    );
-    out
-}
-
-fn commit(sb: &Sandbox, work: &Path, name: &str) {
-    fs::write(work.join(name), name).unwrap();
-    git_ok(sb, work, &["add", name]);
-    git_ok(sb, work, &["commit", "-q", "-m", name]);
 }
 
 /// One git HTTP server holding the three repos, each accepting only its own token, and a

@@ -19,7 +19,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 use crate::util::{
-    assert_ok, client_bin, run_with_stdin, stderr, stdout, value, wait_until, Sandbox,
+    assert_ok, client_bin, run_with_stdin, stderr, stdout, wait_until, PlainCred, Sandbox,
 };
 
 /// The keyring password the fixture unlocks the login keyring with.
@@ -321,14 +321,11 @@ const HOST: &str = "git.example.com";
 const USER: &str = "alice";
 /// Distinctive, so that any leak of it into a log, a file or an answer is found.
 const PASSWORD: &str = "ss-Pa55word-7f3e9a1c";
-
-fn credential() -> String {
-    format!("protocol=https\nhost={HOST}\nusername={USER}\npassword={PASSWORD}\n\n")
-}
-
-fn query() -> String {
-    format!("protocol=https\nhost={HOST}\n\n")
-}
+const CRED: PlainCred = PlainCred {
+    host: HOST,
+    user: USER,
+    password: PASSWORD,
+};
 
 /// A sandbox with no store forced, git set up to use the client, on `ss`'s bus.
 pub fn sandbox_on(ss: &SecretServiceSession) -> Sandbox {
@@ -336,61 +333,6 @@ pub fn sandbox_on(ss: &SecretServiceSession) -> Sandbox {
     sb.configure_git_helper(&client_bin().display().to_string());
     ss.attach(&mut sb);
     sb
-}
-
-#[track_caller]
-fn approve(sb: &Sandbox) {
-    let out = sb.credential("approve", &credential());
-    assert_ok(&out);
-    assert!(
-        stderr(&out).is_empty(),
-        "git credential approve printed on stderr: {}",
-        stderr(&out)
-    );
-}
-
-#[track_caller]
-fn assert_served(sb: &Sandbox) {
-    let out = sb.credential("fill", &query());
-    assert_ok(&out);
-    let text = stdout(&out);
-    assert_eq!(
-        value(&text, "username").as_deref(),
-        Some(USER),
-        "fill did not serve the stored username\nstdout: {text}\nstderr: {}\nlog:\n{}",
-        stderr(&out),
-        sb.log()
-    );
-    assert_eq!(
-        value(&text, "password").as_deref(),
-        Some(PASSWORD),
-        "fill did not serve the stored password\nstderr: {}",
-        stderr(&out)
-    );
-}
-
-/// `git credential fill` with nothing to serve: git, with terminal prompts disabled, gives
-/// up with its own error and exit code 128, and prints nothing on stdout.
-#[track_caller]
-fn fill_misses(sb: &Sandbox) -> Output {
-    let out = sb.credential("fill", &query());
-    assert!(
-        out.stdout.is_empty(),
-        "fill printed something although nothing should be served: {}",
-        stdout(&out)
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(128),
-        "git should give up (terminal prompts are disabled)\nstderr: {}",
-        stderr(&out)
-    );
-    assert!(
-        stderr(&out).contains("terminal prompts disabled"),
-        "git did not fall back to its own prompt\nstderr: {}",
-        stderr(&out)
-    );
-    out
 }
 
 #[track_caller]
@@ -495,16 +437,16 @@ fn stores_serves_and_erases_like_the_file_store() {
     let ss = SecretServiceSession::start();
     let sb = sandbox_on(&ss);
 
-    approve(&sb);
-    assert_served(&sb);
+    CRED.approve(&sb);
+    CRED.assert_served(&sb);
 
-    let out = sb.credential("reject", &credential());
+    let out = sb.credential("reject", &CRED.credential());
     assert_ok(&out);
-    fill_misses(&sb);
+    CRED.fill_misses(&sb);
 
     // Stored again after an erase: the keyring item is written anew, not stuck deleted.
-    approve(&sb);
-    assert_served(&sb);
+    CRED.approve(&sb);
+    CRED.assert_served(&sb);
     assert_eq!(store_status(&sb)["plain_credentials"], 1);
     assert_no_file_store(&sb);
 }
@@ -514,9 +456,9 @@ fn credentials_survive_a_killed_daemon_and_live_in_the_keyring() {
     let ss = SecretServiceSession::start();
     let sb = sandbox_on(&ss);
 
-    approve(&sb);
+    CRED.approve(&sb);
     let killed = sb.kill_daemon(Signal::SIGKILL);
-    assert_served(&sb);
+    CRED.assert_served(&sb);
     let restarted = sb.daemon_pid().expect("the client restarted the daemon");
     assert_ne!(killed, restarted, "the daemon should be a new process");
 
@@ -544,7 +486,7 @@ fn credentials_survive_a_killed_daemon_and_live_in_the_keyring() {
 fn an_unreachable_remembered_keyring_is_an_error_never_a_silent_switch() {
     let mut ss = SecretServiceSession::start();
     let mut sb = sandbox_on(&ss);
-    approve(&sb);
+    CRED.approve(&sb);
     assert_eq!(remembered_store(&sb)["kind"], "secret-service");
 
     let out = sb
@@ -556,7 +498,7 @@ fn an_unreachable_remembered_keyring_is_an_error_never_a_silent_switch() {
     ss.stop();
 
     // The client starts a daemon, which cannot reach the remembered store.
-    let out = fill_misses(&sb);
+    let out = CRED.fill_misses(&sb);
     assert_unreachable_message(&stderr(&out));
 
     let store = store_status(&sb);
@@ -585,7 +527,7 @@ fn an_unreachable_remembered_keyring_is_an_error_never_a_silent_switch() {
         .expect("helperctl runs");
     assert_ok(&out);
     sb.env_remove.push("DBUS_SESSION_BUS_ADDRESS".into());
-    let out = fill_misses(&sb);
+    let out = CRED.fill_misses(&sb);
     assert_unreachable_message(&stderr(&out));
     assert_no_file_store(&sb);
     assert_eq!(remembered_store(&sb)["kind"], "secret-service");
@@ -599,13 +541,13 @@ fn an_unreachable_remembered_keyring_is_an_error_never_a_silent_switch() {
         .output()
         .expect("helperctl runs");
     assert_ok(&out);
-    let out = fill_misses(&sb);
+    let out = CRED.fill_misses(&sb);
     assert_unreachable_message(&stderr(&out));
     ss.resume();
-    assert_served(&sb);
+    CRED.assert_served(&sb);
     assert_eq!(store_status(&sb)["state"], "ok");
     sb.kill_daemon(Signal::SIGKILL);
-    assert_served(&sb);
+    CRED.assert_served(&sb);
     assert_no_file_store(&sb);
 }
 
@@ -635,11 +577,11 @@ fn the_secret_never_reaches_the_log_or_status() {
     let ss = SecretServiceSession::start();
     let sb = sandbox_on(&ss);
 
-    approve(&sb);
-    assert_served(&sb);
+    CRED.approve(&sb);
+    CRED.assert_served(&sb);
     sb.kill_daemon(Signal::SIGKILL);
-    assert_served(&sb);
-    let out = sb.credential("reject", &credential());
+    CRED.assert_served(&sb);
+    let out = sb.credential("reject", &CRED.credential());
     assert_ok(&out);
 
     // `status_json` checks the JSON itself; the human form too.

@@ -11,22 +11,19 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    assert_ok, client_bin, run_with_stdin, stderr, stdout, value, wait_until, Sandbox,
+    assert_ok, client_bin, run_with_stdin, stderr, stdout, wait_until, PlainCred, Sandbox,
 };
 
 const HOST: &str = "files.example.com";
 const USER: &str = "bob";
 /// Distinctive, so that any copy of it in a file, a log or an answer is found.
 const PASSWORD: &str = "fs-Pa55word-c0ffee42";
+const CRED: PlainCred = PlainCred {
+    host: HOST,
+    user: USER,
+    password: PASSWORD,
+};
 const PASSPHRASE: &str = "correct horse battery staple";
-
-fn credential() -> String {
-    format!("protocol=https\nhost={HOST}\nusername={USER}\npassword={PASSWORD}\n\n")
-}
-
-fn query() -> String {
-    format!("protocol=https\nhost={HOST}\n\n")
-}
 
 fn secrets_file(sb: &Sandbox) -> PathBuf {
     sb.helperd_home().join("data/secrets.enc")
@@ -34,61 +31,6 @@ fn secrets_file(sb: &Sandbox) -> PathBuf {
 
 fn key_file(sb: &Sandbox) -> PathBuf {
     sb.helperd_home().join("data/secrets.key")
-}
-
-#[track_caller]
-fn approve(sb: &Sandbox) {
-    let out = sb.credential("approve", &credential());
-    assert_ok(&out);
-    assert!(
-        stderr(&out).is_empty(),
-        "git credential approve printed on stderr: {}",
-        stderr(&out)
-    );
-}
-
-#[track_caller]
-fn assert_served(sb: &Sandbox) {
-    let out = sb.credential("fill", &query());
-    assert_ok(&out);
-    let text = stdout(&out);
-    assert_eq!(
-        value(&text, "username").as_deref(),
-        Some(USER),
-        "fill did not serve the stored username\nstdout: {text}\nstderr: {}\nlog:\n{}",
-        stderr(&out),
-        sb.log()
-    );
-    assert_eq!(
-        value(&text, "password").as_deref(),
-        Some(PASSWORD),
-        "fill did not serve the stored password\nstderr: {}",
-        stderr(&out)
-    );
-}
-
-/// `git credential fill` when helperd serves nothing: nothing on stdout, and git (terminal
-/// prompts disabled) gives up with exit code 128. Returns git's output for more checks.
-#[track_caller]
-fn fill_misses(sb: &Sandbox) -> Output {
-    let out = sb.credential("fill", &query());
-    assert!(
-        out.stdout.is_empty(),
-        "fill printed something although nothing should be served: {}",
-        stdout(&out)
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(128),
-        "git should give up on its own prompt (terminal prompts are disabled)\nstderr: {}",
-        stderr(&out)
-    );
-    assert!(
-        stderr(&out).contains("terminal prompts disabled"),
-        "git did not fall back to its own prompt\nstderr: {}",
-        stderr(&out)
-    );
-    out
 }
 
 /// The one line the client printed for git (`helperd: ...`).
@@ -165,8 +107,8 @@ fn without_a_secret_service_the_encrypted_file_is_chosen_and_remembered() {
     let sb = Sandbox::bare();
     sb.configure_git_helper(&client_bin().display().to_string());
 
-    approve(&sb);
-    assert_served(&sb);
+    CRED.approve(&sb);
+    CRED.assert_served(&sb);
     assert_eq!(remembered_kind(&sb), "file");
 
     let store = store_status(&sb);
@@ -197,14 +139,14 @@ fn without_a_secret_service_the_encrypted_file_is_chosen_and_remembered() {
     // Remembered across daemons, and the credential survives them.
     let out = ctl(&sb, &["daemon", "restart"], "");
     assert_ok(&out);
-    assert_served(&sb);
+    CRED.assert_served(&sb);
     assert_eq!(store_status(&sb)["kind"], "file");
 }
 
 #[test]
 fn a_passphrase_locks_the_store_until_unlock() {
     let sb = Sandbox::new();
-    approve(&sb);
+    CRED.approve(&sb);
 
     let out = ctl(
         &sb,
@@ -231,11 +173,11 @@ fn a_passphrase_locks_the_store_until_unlock() {
         "status should now report passphrase protection: {protection}"
     );
     // Still served until the daemon restarts: the key is in memory.
-    assert_served(&sb);
+    CRED.assert_served(&sb);
 
     let out = ctl(&sb, &["daemon", "restart"], "");
     assert_ok(&out);
-    let out = fill_misses(&sb);
+    let out = CRED.fill_misses(&sb);
     let line = helperd_line(&out);
     assert!(
         line.contains("locked") && line.contains("helperctl unlock"),
@@ -263,11 +205,11 @@ fn a_passphrase_locks_the_store_until_unlock() {
             "unlock printed a secret: {text}"
         );
     }
-    fill_misses(&sb);
+    CRED.fill_misses(&sb);
 
     let out = ctl(&sb, &["unlock"], &format!("{PASSPHRASE}\n"));
     assert_ok(&out);
-    assert_served(&sb);
+    CRED.assert_served(&sb);
     assert_eq!(store_status(&sb)["state"], "ok");
     assert!(
         !key_file(&sb).exists(),
@@ -283,7 +225,7 @@ fn a_passphrase_locks_the_store_until_unlock() {
 #[test]
 fn an_empty_passphrase_is_refused_and_nothing_changes() {
     let sb = Sandbox::new();
-    approve(&sb);
+    CRED.approve(&sb);
     let before = std::fs::read(secrets_file(&sb)).expect("secrets.enc was written");
 
     let out = ctl(&sb, &["store", "set-passphrase"], "\n");
@@ -317,7 +259,7 @@ fn an_empty_passphrase_is_refused_and_nothing_changes() {
     // A new daemon opens it without any unlock.
     let out = ctl(&sb, &["daemon", "restart"], "");
     assert_ok(&out);
-    assert_served(&sb);
+    CRED.assert_served(&sb);
 }
 
 #[test]
@@ -340,7 +282,7 @@ fn an_unknown_store_name_stops_the_daemon_and_git_falls_back() {
     assert!(sb.daemon_pid().is_none(), "no daemon may be left running");
 
     // The client itself, as git runs it: one line, exit 0.
-    let out = sb.client_run(&["get"], query().as_bytes());
+    let out = sb.client_run(&["get"], CRED.query().as_bytes());
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     assert!(out.stdout.is_empty(), "stdout: {}", stdout(&out));
     let err = stderr(&out);
@@ -355,7 +297,7 @@ fn an_unknown_store_name_stops_the_daemon_and_git_falls_back() {
     );
 
     // Through git: the same line, then git's own prompt (disabled here).
-    let out = fill_misses(&sb);
+    let out = CRED.fill_misses(&sb);
     let line = helperd_line(&out);
     assert!(line.contains("bogus"), "{line}");
     assert!(sb.daemon_pid().is_none(), "no daemon may be left running");
@@ -433,7 +375,7 @@ fn answer_as_old_daemon(stream: UnixStream) -> String {
 #[test]
 fn a_client_replaces_a_daemon_of_another_protocol_version() {
     let sb = Sandbox::new();
-    approve(&sb);
+    CRED.approve(&sb);
     let out = ctl(&sb, &["daemon", "stop"], "");
     assert_ok(&out);
     assert!(
@@ -442,7 +384,7 @@ fn a_client_replaces_a_daemon_of_another_protocol_version() {
     );
 
     let fake = FakeOldDaemon::start(&sb.socket());
-    assert_served(&sb);
+    CRED.assert_served(&sb);
 
     let fake_ops: Vec<String> = {
         let mut ops = Vec::new();

@@ -1,7 +1,6 @@
 //! Team runtimes from a real OpenBao (DESIGN.md §10): `bao server -dev` on 127.0.0.1,
 //! the real git against the git HTTP test server, helperd in between.
 
-use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -12,6 +11,7 @@ use crate::team_common::{
     entry_for, team_runtime, team_sandbox_with_token, wait_for_version, TEAM, USER,
 };
 use crate::util::{assert_ok, files_under, status_json, stderr, stdout, wait_until, Sandbox};
+use crate::util::{commit, git_in};
 
 pub const TOKEN_V1: &str = "team-tok-v1-Qp3xZ";
 const TOKEN_V2: &str = "team-tok-v2-Hr8wL";
@@ -24,20 +24,6 @@ pub fn team_sandbox(addresses: &[&str], openbao_extra: &str, rest: &str) -> Sand
 /// A team entry for the git server's whole host.
 pub fn entry(server: &GitServer, token: &str) -> Value {
     entry_for(&server.base_url(), token)
-}
-
-fn git_in(sb: &Sandbox, dir: &Path, args: &[&str]) -> std::process::Output {
-    sb.git()
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("git runs")
-}
-
-fn commit(sb: &Sandbox, work: &Path, name: &str) {
-    std::fs::write(work.join(name), name).unwrap();
-    assert_ok(&git_in(sb, work, &["add", name]));
-    assert_ok(&git_in(sb, work, &["commit", "-q", "-m", name]));
 }
 
 pub fn fill(sb: &Sandbox, server: &GitServer) -> std::process::Output {

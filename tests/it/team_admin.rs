@@ -14,6 +14,7 @@ use crate::team::{entry, fill, team_sandbox, TOKEN_V1};
 use crate::team_common::{
     team_runtime, team_sandbox_with_token as team_sandbox_as, wait_for_version, TEAM, USER,
 };
+use crate::util::with_policy;
 use crate::util::{ctl, run_with_stdin, status_json, stderr, stdout, wait_until, Sandbox};
 
 const PUBLISHED: &str = "published-tok-Wv5nC";
@@ -49,19 +50,6 @@ fn publish(sb: &Sandbox, args: &[&str], token: &str) -> std::process::Output {
     let mut c = sb.ctl();
     c.args(["team", "publish"]).args(args).arg("--from-stdin");
     run_with_stdin(c, format!("{token}\n").as_bytes())
-}
-
-/// A policy file (root-owned, 0644, in a 0755 folder) for `sb`'s commands.
-fn with_policy(sb: &mut Sandbox, text: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = sb.dir.path().join("policy");
-    std::fs::create_dir(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = dir.join("policy.toml");
-    std::fs::write(&path, text).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-    sb.env
-        .push(("HELPERD_POLICY".into(), path.display().to_string()));
 }
 
 #[test]

@@ -14,12 +14,12 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::bao::{BaoDev, ROOT_TOKEN};
-use crate::fake_github_app::{
-    bad_jwt, check_jwt, key_pair, no_proxy, rfc3339, FakeClock, APP_ID, INSTALLATION, MINT,
-};
+use crate::fake_github_app::{bad_jwt, check_jwt, key_pair, FakeClock, APP_ID, INSTALLATION, MINT};
 use crate::fake_provider::{FakeProvider, Reply};
 use crate::git_server::{Account, GitServer};
 use crate::team_common::{team_runtime, team_sandbox_from, wait_for_version, TEAM};
+use crate::util::no_proxy;
+use crate::util::rfc3339;
 use crate::util::*;
 
 /// One token the fake GitHub minted: the token, and which key signed the JWT.

@@ -366,6 +366,184 @@ pub fn assert_lacks(haystack: &str, needle: &str, what: &str) {
     );
 }
 
+/// Keeps the daemon's HTTP client off any proxy of the machine: the fakes are on 127.0.0.1
+/// and must be reached directly whatever the machine running the tests has set.
+pub fn no_proxy(sb: &mut Sandbox) {
+    for var in [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ] {
+        sb.env_remove.push(var.into());
+    }
+    sb.env.push(("NO_PROXY".into(), "*".into()));
+}
+
+/// RFC 3339 UTC for Unix seconds (Howard Hinnant's `civil_from_days`).
+pub fn rfc3339(unix: u64) -> String {
+    let secs = unix % 86_400;
+    let z = i64::try_from(unix / 86_400).expect("a date of this era") + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// `2027-03-01`: the date (UTC) of Unix seconds.
+pub fn date_of(unix: u64) -> String {
+    rfc3339(unix)[..10].to_string()
+}
+
+/// A policy file (root-owned, 0644, in a 0755 folder) for `sb`'s commands.
+pub fn with_policy(sb: &mut Sandbox, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = sb.dir.path().join("policy");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = dir.join("policy.toml");
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    sb.env
+        .push(("HELPERD_POLICY".into(), path.display().to_string()));
+}
+
+/// git `ARGS...` in `dir`, in the sandbox.
+pub fn git_in(sb: &Sandbox, dir: &Path, args: &[&str]) -> Output {
+    sb.git()
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("git runs")
+}
+
+/// Like [`git_in`]; git must succeed.
+#[track_caller]
+pub fn git_ok(sb: &Sandbox, dir: &Path, args: &[&str]) -> Output {
+    let out = git_in(sb, dir, args);
+    assert!(
+        out.status.success(),
+        "git {args:?} failed ({:?})\nstdout: {}\nstderr: {}",
+        out.status,
+        stdout(&out),
+        stderr(&out)
+    );
+    out
+}
+
+/// Adds and commits a file `name` (holding its name) in the work tree `work`.
+pub fn commit(sb: &Sandbox, work: &Path, name: &str) {
+    std::fs::write(work.join(name), name).unwrap();
+    git_ok(sb, work, &["add", name]);
+    git_ok(sb, work, &["commit", "-q", "-m", name]);
+}
+
+/// The `status --json` entry of one runtime.
+#[track_caller]
+pub fn runtime_status(sb: &Sandbox, name: &str) -> serde_json::Value {
+    let status = status_json(sb);
+    status["daemon"]["runtimes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("status --json has daemon.runtimes:\n{status:#}"))
+        .iter()
+        .find(|r| r["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("status --json lists runtime {name}:\n{status:#}"))
+}
+
+/// A plain credential that git stores through the helper (`approve`) and asks for again
+/// (`fill`); each test file has its own distinctive password, so that a leak is found.
+pub struct PlainCred {
+    pub host: &'static str,
+    pub user: &'static str,
+    pub password: &'static str,
+}
+
+impl PlainCred {
+    /// What git sends to store or erase it.
+    pub fn credential(&self) -> String {
+        format!(
+            "protocol=https\nhost={}\nusername={}\npassword={}\n\n",
+            self.host, self.user, self.password
+        )
+    }
+
+    /// What git sends to ask for it.
+    pub fn query(&self) -> String {
+        format!("protocol=https\nhost={}\n\n", self.host)
+    }
+
+    /// `git credential approve`, which must succeed quietly.
+    #[track_caller]
+    pub fn approve(&self, sb: &Sandbox) {
+        let out = sb.credential("approve", &self.credential());
+        assert_ok(&out);
+        assert!(
+            stderr(&out).is_empty(),
+            "git credential approve printed on stderr: {}",
+            stderr(&out)
+        );
+    }
+
+    /// `git credential fill` serves it.
+    #[track_caller]
+    pub fn assert_served(&self, sb: &Sandbox) {
+        let out = sb.credential("fill", &self.query());
+        assert_ok(&out);
+        let text = stdout(&out);
+        assert_eq!(
+            value(&text, "username").as_deref(),
+            Some(self.user),
+            "fill did not serve the stored username\nstdout: {text}\nstderr: {}\nlog:\n{}",
+            stderr(&out),
+            sb.log()
+        );
+        assert_eq!(
+            value(&text, "password").as_deref(),
+            Some(self.password),
+            "fill did not serve the stored password\nstderr: {}",
+            stderr(&out)
+        );
+    }
+
+    /// `git credential fill` when helperd serves nothing: nothing on stdout, and git
+    /// (terminal prompts disabled) gives up with exit code 128. Returns git's output for
+    /// more checks.
+    #[track_caller]
+    pub fn fill_misses(&self, sb: &Sandbox) -> Output {
+        let out = sb.credential("fill", &self.query());
+        assert!(
+            out.stdout.is_empty(),
+            "fill printed something although nothing should be served: {}",
+            stdout(&out)
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(128),
+            "git should give up on its own prompt (terminal prompts are disabled)\nstderr: {}",
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains("terminal prompts disabled"),
+            "git did not fall back to its own prompt\nstderr: {}",
+            stderr(&out)
+        );
+        out
+    }
+}
+
 /// `helperctl ARGS...` in the sandbox.
 pub fn ctl(sb: &Sandbox, args: &[&str]) -> Output {
     sb.ctl().args(args).output().expect("helperctl runs")
@@ -383,6 +561,20 @@ pub fn ctl_ok(sb: &Sandbox, args: &[&str]) -> String {
         stderr(&out)
     );
     stdout(&out)
+}
+
+/// `helperctl audit --json EXTRA...`, one event per line.
+#[track_caller]
+pub fn audit_json(sb: &Sandbox, extra: &[&str]) -> Vec<serde_json::Value> {
+    let mut args = vec!["audit", "--json"];
+    args.extend_from_slice(extra);
+    let text = ctl_ok(sb, &args);
+    text.lines()
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("audit --json line is JSON ({e}): {l}\nall:\n{text}"))
+        })
+        .collect()
 }
 
 /// `helperctl runtime add NAME --provider PROVIDER --url URL`, which must succeed; its

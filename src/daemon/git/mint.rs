@@ -176,7 +176,7 @@ async fn mint_once(state: &State, runtime: &str, key_id: &str) -> Result<(), Str
 /// for a local key (`token set-app`) is the admin's `team publish` instead.
 fn for_team(why: String) -> String {
     why.replace(
-        "run `helperctl token set-app`",
+        crate::provider::LOCAL_KEY_FIX,
         "ask your admin to publish it (`helperctl team publish RUNTIME --app-id ... --key-file ...`)",
     )
 }
@@ -205,5 +205,21 @@ async fn record_installation(state: &State, runtime: &str, key_id: &str, id: u64
     });
     if let Err(e) = state.writer.edit_tokens(edit, Save::Now).await {
         tracing::warn!(%runtime, error = %e, "GitHub App: could not record the installation id");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_team_key_refused_by_github_names_team_publish_not_token_set_app() {
+        let why = format!(
+            "GitHub rejected the app's JWT: ...; {}",
+            crate::provider::LOCAL_KEY_FIX
+        );
+        let said = for_team(why);
+        assert!(!said.contains("token set-app"), "{said}");
+        assert!(said.contains("helperctl team publish"), "{said}");
     }
 }

@@ -14,7 +14,7 @@ use crate::secret::Secret;
 use crate::token::{refresh_key, TokenMeta};
 
 use super::super::state::writer::{Edit, Save, TokenChange};
-use super::super::state::State;
+use super::super::state::{successor, State};
 
 /// How long after a failed refresh (host unreachable, 5xx, save failed) the next one is
 /// tried.
@@ -88,24 +88,11 @@ async fn refresh_once(state: &State, runtime: &str, token_id: &str) -> Result<()
             new.oauth_client_id = Some(client_id);
             new.refresh_expires_at = tokens.refresh_expires_at;
             new.checked_at = Some(now);
-            // The refreshed token serves every runtime the old one did.
-            let also_for = token
-                .runtimes
-                .iter()
-                .filter(|r| r.as_str() != runtime)
-                .map(|r| (r.clone(), decision::runtime_hosts(&config, r)))
-                .collect();
-            let change = TokenChange {
-                runtime: runtime.to_string(),
-                token: new,
-                secret: tokens.access_token,
-                // A host that rotates refresh tokens sends a new one; one that does not
-                // keeps the old one valid: it moves to the new token.
-                refresh: Some(tokens.refresh_token.unwrap_or(refresh)),
-                hosts: decision::runtime_hosts(&config, runtime),
-                also_for,
-                replaces: Some(token.id.clone()),
-            };
+            // The refreshed token serves every runtime the old one did. A host that
+            // rotates refresh tokens sends a new one; one that does not keeps the old one
+            // valid: it moves to the new token.
+            let refresh = Some(tokens.refresh_token.unwrap_or(refresh));
+            let change = successor(&config, runtime, &token, new, tokens.access_token, refresh);
             save(state, runtime, token_id, &token, change).await
         }
         Err(ProviderError::RefreshRejected { .. }) => {

@@ -42,6 +42,34 @@ use store_slot::{StoreSettings, StoreSlot, StoreWaits};
 use team_watch::TeamWatch;
 use writer::{Books, TokenBookState, TokenChange, WriteError, Writer};
 
+/// The change that makes `token` the successor of `old` (an OAuth refresh, a GitLab
+/// rotation: the host made `old` useless or will): `runtime`'s token, and that of every
+/// other runtime that uses `old`, made only while `runtime` still has `old`.
+pub fn successor(
+    config: &crate::config::Config,
+    runtime: &str,
+    old: &TokenMeta,
+    token: TokenMeta,
+    secret: crate::secret::Secret,
+    refresh: Option<crate::secret::Secret>,
+) -> TokenChange {
+    let also_for = old
+        .runtimes
+        .iter()
+        .filter(|r| r.as_str() != runtime)
+        .map(|r| (r.clone(), crate::decision::runtime_hosts(config, r)))
+        .collect();
+    TokenChange {
+        runtime: runtime.to_string(),
+        token,
+        secret,
+        refresh,
+        hosts: crate::decision::runtime_hosts(config, runtime),
+        also_for,
+        replaces: Some(old.id.clone()),
+    }
+}
+
 /// Settings the daemon was started with.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -338,7 +366,8 @@ impl State {
     }
 
     /// Makes `token` (with `secret`, and an OAuth token's `refresh` token) `runtime`'s new
-    /// token, for the hosts the runtime points at now; see [`State::set_token`].
+    /// token, for the hosts the runtime points at now; see [`State::set_token`]. A token
+    /// that succeeds another one (a refresh, a rotation) is a [`successor`] instead.
     pub async fn new_token(
         &self,
         peer: Option<&Peer>,

@@ -133,9 +133,11 @@ pub enum WriteError {
 pub enum Landing<T> {
     /// Written (or nothing needed writing); what the change did.
     Landed(T),
-    /// Made in memory (and served from there), still being written: the store has not
-    /// answered within the write wait.
-    Pending,
+    /// Still being written: the store has not answered within the write wait. What the
+    /// change did in memory (served from there) when it was made already; `None` while it
+    /// waits for the plain table to be read first (it is made then, before any later
+    /// request is answered).
+    Pending(Option<T>),
 }
 
 /// A new token for a runtime.
@@ -152,9 +154,11 @@ pub struct TokenChange {
     /// The hosts (`scheme://host`) the runtime points at now.
     pub hosts: Vec<String>,
     /// Other runtimes (with their hosts) that move to the new token too: those that
-    /// shared the token it replaces (an OAuth refresh), as long as they still use it.
+    /// shared the token it replaces (an OAuth refresh, a GitLab rotation), as long as they
+    /// still use it.
     pub also_for: Vec<(String, Vec<String>)>,
-    /// The token this one replaces (an OAuth refresh): the change is made only while the
+    /// The token this one replaces (an OAuth refresh, a GitLab rotation; see
+    /// `state::successor`): the change is made only while the
     /// runtime still has that token, so that a refresh answered late never undoes a token
     /// the user set meanwhile.
     pub replaces: Option<String>,
@@ -378,7 +382,8 @@ impl Writer {
         .await
     }
 
-    /// Erases matching plain credentials; how many, once written (see `store_plain`).
+    /// Erases matching plain credentials; how many (see `store_plain`, and
+    /// [`Landing::Pending`] for how many while the write waits).
     pub async fn erase_plain(
         &self,
         cred: GitCredential,
@@ -406,7 +411,7 @@ impl Writer {
             .map_err(|_| WriteError::Gone)?;
         let applied = match tokio::time::timeout_at(deadline, answer).await {
             Ok(answer) => answer.unwrap_or(Err(WriteError::Gone))?,
-            Err(_) => return Ok(Landing::Pending),
+            Err(_) => return Ok(Landing::Pending(None)),
         };
         let Some(written) = applied.written else {
             return Ok(Landing::Landed(applied.outcome));
@@ -415,7 +420,7 @@ impl Writer {
             Ok(Ok(Ok(()))) => Ok(Landing::Landed(applied.outcome)),
             Ok(Ok(Err(e))) => Err(WriteError::Store(e)),
             Ok(Err(_)) => Err(WriteError::Gone),
-            Err(_) => Ok(Landing::Pending),
+            Err(_) => Ok(Landing::Pending(Some(applied.outcome))),
         }
     }
 
@@ -929,7 +934,8 @@ impl Task {
         // A token set before this one (the queue keeps their order) may have landed
         // meanwhile: this one replaces it, as it would have without the wait. Any other
         // change (a removal, a link) came after this one was asked for, and stands.
-        // A refresh replaces exactly the token it refreshed, never one set meanwhile.
+        // A successor (a refresh, a rotation) replaces exactly the token it succeeds,
+        // never one set meanwhile.
         let overtaken = if replaces.is_some() {
             still != replaces
         } else {

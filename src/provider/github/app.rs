@@ -26,11 +26,16 @@ use ring::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use super::super::http::{path_segment, Auth, Http, Reply};
+use super::super::http::{Auth, Http, Reply};
 use super::super::oauth::SecretText;
 use super::super::{ProviderError, Target};
 use super::api_request;
 use crate::secret::Secret;
+use helperd_wire::url::percent_encode_segment;
+
+/// The way out GitHub's refusal of a JWT names for a local key. The daemon puts the
+/// admin's `team publish` in its place for a team entry's key (`daemon::git::mint`).
+pub const LOCAL_KEY_FIX: &str = "run `helperctl token set-app`";
 
 /// `iat` this far in the past: GitHub's own advice against clock drift.
 pub const JWT_BACKDATE_SECS: u64 = 60;
@@ -289,13 +294,13 @@ pub(crate) async fn find_installation(
 ) -> Result<Installation, ProviderError> {
     let paths: Vec<String> = match owner {
         Owner::Account(login) => vec![
-            format!("/orgs/{}/installation", path_segment(login)),
-            format!("/users/{}/installation", path_segment(login)),
+            format!("/orgs/{}/installation", percent_encode_segment(login)),
+            format!("/users/{}/installation", percent_encode_segment(login)),
         ],
         Owner::Repo(o, r) => vec![format!(
             "/repos/{}/{}/installation",
-            path_segment(o),
-            path_segment(r)
+            percent_encode_segment(o),
+            percent_encode_segment(r)
         )],
     };
     for path in &paths {
@@ -454,11 +459,11 @@ fn jwt_refused(reply: &Reply, now: u64) -> ProviderError {
             "GitHub refused the app's JWT for its times (iat/exp): check this machine's clock \
              (NTP)",
         ),
-        None => reply.rejected_because(
+        None => reply.rejected_because(format!(
             "GitHub rejected the app's JWT: the private key is not one of this app's (deleted \
              or regenerated?), or the app id / client id is wrong; download a new key from the \
-             app's settings and run `helperctl token set-app`",
-        ),
+             app's settings and {LOCAL_KEY_FIX}"
+        )),
     }
 }
 
