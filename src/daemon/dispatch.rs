@@ -21,7 +21,10 @@ pub enum Effect {
 
 /// Answers one request from the main socket.
 pub async fn request(state: &State, peer: &Peer, request: Request) -> (Response, Option<Effect>) {
-    state.look_at_files();
+    match request {
+        Request::Git { .. } => state.look_at_files(),
+        _ => state.look_at_files_now(),
+    }
     let response = match request {
         Request::Git {
             action,
@@ -138,7 +141,7 @@ pub async fn forward_request(state: &State, peer: &Peer, request: Request) -> Re
 /// Answers one request from the support socket: read-only `status` and `audit` only,
 /// never anything else.
 pub async fn support_request(state: &State, request: &Request) -> Response {
-    state.look_at_files();
+    state.look_at_files_now();
     match request {
         Request::Status => admin::status(state).await,
         Request::Audit { since, runtime } => admin::audit(state, *since, runtime.as_deref()).await,

@@ -252,13 +252,21 @@ impl State {
         let second = self.started.elapsed().as_secs() + 1;
         let due = self.files_looked_at.swap(second, Ordering::Relaxed) != second;
         if self.files_seen.swap(generation, Ordering::Relaxed) != generation || due {
-            let before = self.config.current();
-            self.config.refresh();
-            self.policy.refresh();
-            // An edited [openbao] takes effect now, not at the reader's next round.
-            if self.config.current().openbao != before.openbao {
-                self.team.wake();
-            }
+            self.look_at_files_now();
+        }
+    }
+
+    /// Like [`State::look_at_files`], but always with the files' `stat`s, not only when
+    /// the watch has told of a change: for `helperctl`'s requests, which a person or a
+    /// script may send right after editing a file, before the watch's event has been
+    /// read (they are few, so the `stat`s cost nothing that matters).
+    pub fn look_at_files_now(&self) {
+        let before = self.config.current();
+        self.config.refresh();
+        self.policy.refresh();
+        // An edited [openbao] takes effect now, not at the reader's next round.
+        if self.config.current().openbao != before.openbao {
+            self.team.wake();
         }
     }
 
