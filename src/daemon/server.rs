@@ -2,10 +2,10 @@
 //! of another uid refused, signals handled.
 //!
 //! The fast path costs a git request no more than it must: the client writes its request
-//! as soon as it is connected, so the connection is accepted, read without waiting, and
-//! — when the answer is ready at once, as it is for a credential in memory — answered and
-//! closed right there, without a task of its own and without registering the socket with
-//! the event loop. Anything that would wait (a request still arriving, a keyring call, a
+//! as soon as it is connected, so the connection is accepted, its request looked at
+//! without waiting, and — when the answer is ready at once, as it is for a credential in
+//! memory — answered, taken off the socket and closed right there, without a task of its
+//! own and without registering the socket with the event loop. Anything that would wait (a request still arriving, a keyring call, a
 //! provider's answer) moves to a task of its own with the request timeout, so a slow
 //! client or host never holds up the others. One accept loop per worker thread shares the
 //! listener, so every worker takes connections.
@@ -179,8 +179,8 @@ enum Look {
 /// How often a connection with nothing to read yet is looked at again, the thread
 /// yielding in between, before its request is waited for in a task. The client writes
 /// its request right after connecting, so when the accept wins that race the request is
-/// there a few microseconds later; a task costs two `epoll_ctl`s and a wake-up more, and
-/// set the latency tail (p99) when a few percent of requests took it.
+/// there a few microseconds later; a task costs two `epoll_ctl`s and one wake-up more,
+/// and the few percent of requests that took it set the latency tail (p99).
 const LOOKS: usize = 3;
 
 /// Looks at what the client sent so far (see [`Connection::peek_now`]).
