@@ -196,13 +196,40 @@ pub fn daemon_executable(beside: Option<&Path>) -> PathBuf {
 }
 
 /// Starts the daemon in the background and waits until it says `ok` (it prints that once
-/// it listens). A daemon that is already running counts as started.
-pub fn start_daemon(executable: &Path) -> Result<(), String> {
+/// it listens). A daemon that is already running counts as started, once it listens on
+/// `socket`: it may be one another git process started a moment ago, which holds the lock
+/// but does not listen yet (many git processes at once on a machine with no daemon).
+pub fn start_daemon(executable: &Path, socket: &Path) -> Result<(), String> {
     start_command(
         os::daemon_command(executable),
         executable,
         Launcher::ExitsAfterOk,
-    )
+    )?;
+    wait_until_listening(socket, START_TIMEOUT)
+}
+
+/// Waits until something listens on `socket`, at most `timeout`.
+fn wait_until_listening(socket: &Path, timeout: Duration) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match os::connect(socket) {
+            Ok(_) => return Ok(()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Err(e) => {
+                return Err(format!(
+                    "the helperd daemon does not listen on {}: {e}",
+                    socket.display()
+                ))
+            }
+        }
+    }
 }
 
 /// What the process [`start_command`] starts does once it said `ok`.

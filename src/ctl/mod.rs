@@ -331,7 +331,7 @@ fn start(paths: &Paths) -> anyhow::Result<()> {
         Err(ClientError::NotRunning(_)) => {}
         Err(e) => return Err(e.into()),
     }
-    client::start_daemon(&daemon_executable()).map_err(anyhow::Error::msg)?;
+    client::start_daemon(&daemon_executable(), &paths.socket).map_err(anyhow::Error::msg)?;
     eprintln!("helperd started ({})", paths.socket.display());
     Ok(())
 }

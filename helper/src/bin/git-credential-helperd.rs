@@ -191,7 +191,7 @@ fn run(
 
     let response = match client::send(&paths.socket, &envelope) {
         Err(ClientError::NotRunning(_)) => {
-            start_daemon()?;
+            start_daemon(&paths.socket)?;
             client::send(&paths.socket, &envelope).map_err(|e| e.to_string())?
         }
         other => other.map_err(|e| e.to_string())?,
@@ -299,16 +299,16 @@ fn is_version_mismatch(response: &Response) -> bool {
     )
 }
 
-fn start_daemon() -> Result<(), String> {
+fn start_daemon(socket: &Path) -> Result<(), String> {
     let me = std::env::current_exe().ok();
-    client::start_daemon(&client::daemon_executable(me.as_deref()))
+    client::start_daemon(&client::daemon_executable(me.as_deref()), socket)
 }
 
 /// Stops the daemon on `socket` (every version honours `shutdown`) and starts ours.
 fn replace_daemon(socket: &Path) -> Result<(), String> {
     // A daemon that does not stop in time is reported by the start that follows.
     let _ = client::stop_daemon(socket, Duration::from_secs(5));
-    start_daemon()
+    start_daemon(socket)
 }
 
 fn answer_git(response: Response) -> Result<(), String> {
