@@ -18,14 +18,10 @@ pub enum Incoming {
     Request(Request),
 }
 
-/// Reads and decodes one request, within `timeout`; `read` holds what was already read
-/// from the stream (the server's first, non-waiting look).
-pub async fn read_request(
-    stream: &mut AsyncConnection,
-    timeout: Duration,
-    read: zeroize::Zeroizing<Vec<u8>>,
-) -> Incoming {
-    match tokio::time::timeout(timeout, read_request_line(stream, read)).await {
+/// Reads and decodes one request, within `timeout`, from its first byte (the server's
+/// first look takes nothing off the stream).
+pub async fn read_request(stream: &mut AsyncConnection, timeout: Duration) -> Incoming {
+    match tokio::time::timeout(timeout, read_request_line(stream)).await {
         Err(_) => {
             tracing::debug!("client sent no request in time; closing");
             Incoming::Nothing
@@ -77,14 +73,10 @@ pub fn parse(read: &[u8]) -> Incoming {
 /// Reads on after `read` until a newline, the cap, or the stream's end.
 async fn read_request_line(
     stream: &mut AsyncConnection,
-    mut read: zeroize::Zeroizing<Vec<u8>>,
 ) -> std::io::Result<zeroize::Zeroizing<Vec<u8>>> {
-    if complete(&read) {
-        return Ok(read);
-    }
-    let room = (MAX_MESSAGE_BYTES + 1).saturating_sub(read.len()) as u64;
-    let mut reader = BufReader::new(stream.take(room));
     // Zeroizing: the request may carry a password.
+    let mut read = zeroize::Zeroizing::new(Vec::new());
+    let mut reader = BufReader::new(stream.take(MAX_MESSAGE_BYTES as u64 + 1));
     reader.read_until(b'\n', &mut read).await?;
     Ok(read)
 }

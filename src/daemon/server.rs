@@ -212,7 +212,7 @@ fn wait_for_request(stream: Connection, peer: Peer, shared: &Arc<Shared>) {
             return;
         };
         let timeout = shared.state.settings.request_timeout;
-        let incoming = read_request(&mut stream, timeout, Zeroizing::new(Vec::new())).await;
+        let incoming = read_request(&mut stream, timeout).await;
         let bytes = within_deadline(respond(incoming, peer, &shared)).await;
         if let Some(bytes) = bytes {
             write_async(&mut stream, &bytes).await;

@@ -75,13 +75,7 @@ async fn connection(state: Arc<State>, stream: crate::ipc::Connection, granted: 
         let _ = write_response(&mut stream, &resp).await;
         return;
     }
-    let request = match read_request(
-        &mut stream,
-        state.settings.request_timeout,
-        zeroize::Zeroizing::new(Vec::new()),
-    )
-    .await
-    {
+    let request = match read_request(&mut stream, state.settings.request_timeout).await {
         Incoming::Request(r) => r,
         Incoming::Reply(resp) => {
             let _ = write_response(&mut stream, &resp).await;
