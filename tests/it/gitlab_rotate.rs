@@ -242,14 +242,11 @@ impl World {
     }
 
     fn git_in(&self, dir: &Path, args: &[&str]) -> Output {
-        let out = self
-            .sb
-            .git()
-            .current_dir(dir)
-            .args(["-c", "credential.useHttpPath=true"])
-            .args(args)
-            .output()
-            .expect("git runs");
+        let out = git_in(
+            &self.sb,
+            dir,
+            &[&["-c", "credential.useHttpPath=true"], args].concat(),
+        );
         self.seen.lock().unwrap().push(stderr(&out));
         out
     }

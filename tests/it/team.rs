@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 use crate::bao::{BaoDev, ROOT_TOKEN};
 use crate::git_server::{Account, GitServer};
 use crate::team_common::{
-    entry_for, team_runtime, team_sandbox_with_token, wait_for_version, TEAM, USER,
+    entry_for, team_runtime, team_sandbox_with_token, wait_for_openbao_error, wait_for_version,
+    TEAM, USER,
 };
 use crate::util::{assert_ok, files_under, status_json, stderr, stdout, wait_until, Sandbox};
 use crate::util::{commit, git_in};
@@ -173,12 +174,7 @@ fn while_openbao_is_down_secrets_are_served_for_cache_secs_then_a_clear_error() 
     wait_for_version(&sb, "ci", 1);
 
     bao.kill();
-    assert!(
-        wait_until(Duration::from_secs(20), || status_json(&sb)["daemon"]
-            ["openbao"]["error"]
-            .is_string()),
-        "status reports the failing OpenBao"
-    );
+    wait_for_openbao_error(&sb);
     let out = fill(&sb, &server);
     assert!(
         stdout(&out).contains(TOKEN_V1),

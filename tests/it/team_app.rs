@@ -17,7 +17,9 @@ use crate::bao::{BaoDev, ROOT_TOKEN};
 use crate::fake_github_app::{bad_jwt, check_jwt, key_pair, FakeClock, APP_ID, INSTALLATION, MINT};
 use crate::fake_provider::{FakeProvider, Reply};
 use crate::git_server::{Account, GitServer};
-use crate::team_common::{team_runtime, team_sandbox_from, wait_for_version, TEAM};
+use crate::team_common::{
+    team_runtime, team_sandbox_from, wait_for_openbao_error, wait_for_version, TEAM,
+};
 use crate::util::no_proxy;
 use crate::util::rfc3339;
 use crate::util::*;
@@ -470,12 +472,7 @@ fn while_openbao_is_down_a_team_app_token_serves_for_cache_secs_only() {
     let token = served(&fill(&sb, &git)).expect("a minted token");
 
     bao.kill();
-    assert!(
-        wait_until(Duration::from_secs(20), || status_json(&sb)["daemon"]
-            ["openbao"]["error"]
-            .is_string()),
-        "status reports the failing OpenBao"
-    );
+    wait_for_openbao_error(&sb);
     // The minted token serves from memory, as the entry's own secret would.
     assert_eq!(served(&fill(&sb, &git)), Some(token.clone()));
     // Past cache_secs (the daemon's clock moves, nobody waits): the token minted from the

@@ -78,3 +78,15 @@ pub fn wait_for_version(sb: &Sandbox, name: &str, version: u64) {
         status_json(sb)
     );
 }
+
+/// Waits (up to 20 s) until `status` reports OpenBao failing (after the test stopped it).
+#[track_caller]
+pub fn wait_for_openbao_error(sb: &Sandbox) {
+    assert!(
+        wait_until(Duration::from_secs(20), || status_json(sb)["daemon"]
+            ["openbao"]["error"]
+            .is_string()),
+        "status reports the failing OpenBao: {:#}",
+        status_json(sb)
+    );
+}
