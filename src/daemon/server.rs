@@ -7,8 +7,9 @@
 //! memory — answered, taken off the socket and closed right there, without a task of its
 //! own and without registering the socket with the event loop. Anything that would wait (a request still arriving, a keyring call, a
 //! provider's answer) moves to a task of its own with the request timeout, so a slow
-//! client or host never holds up the others. One accept loop per worker thread shares the
-//! listener, so every worker takes connections.
+//! client or host never holds up the others. The accept loops are the platform's
+//! (`ipc::Acceptor`: threads asleep in `accept(2)` on Unix, tasks on Windows), one per
+//! worker.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -25,7 +26,7 @@ use super::memory::{self, Activity};
 use super::peer::{Channel, Peer};
 use super::state::State;
 use super::support_server;
-use crate::ipc::{self, AsyncConnection, Connection, Listener};
+use crate::ipc::{self, Acceptor, AsyncConnection, Connection, Listener, Serve};
 use crate::os::{DaemonSignals, SignalAsks};
 
 /// A client that connects and says nothing is dropped after this long; others are served
@@ -50,7 +51,6 @@ struct Shared {
 /// too early.
 pub async fn serve(listener: Listener, state: Arc<State>) -> std::io::Result<Listener> {
     let mut signals = DaemonSignals::listen()?;
-    let listener = Arc::new(listener);
     let activity = Arc::new(Activity::default());
     let trim = tokio::spawn(memory::trim_when_idle(activity.clone()));
     let shared = Arc::new(Shared {
@@ -59,12 +59,9 @@ pub async fn serve(listener: Listener, state: Arc<State>) -> std::io::Result<Lis
         state: state.clone(),
         shutdown: Notify::new(),
     });
-    // One accept loop per worker thread, so that every worker takes connections; more
-    // would only be woken with the others for each connection and find nothing to accept
-    // (an accept4 wasted per request with one worker).
-    let loops: Vec<_> = (0..state.settings.workers)
-        .map(|_| tokio::spawn(accept_loop(listener.clone(), shared.clone())))
-        .collect();
+    // One accept loop per worker: as many as may run at once, since more would only sleep
+    // beside them.
+    let acceptor = Acceptor::start(listener, state.settings.workers, serve_with(&shared))?;
     let forward = tokio::spawn(forward_socket(Arc::new(Shared {
         channel: Channel::Forward,
         activity,
@@ -87,25 +84,13 @@ pub async fn serve(listener: Listener, state: Arc<State>) -> std::io::Result<Lis
     trim.abort();
     forward.abort();
     let _ = forward.await;
-    for accept in loops {
-        accept.abort();
-        let _ = accept.await;
-    }
-    Arc::try_unwrap(listener)
-        .map_err(|_| std::io::Error::other("the accept loops still hold the listener"))
+    acceptor.stop().await
 }
 
-async fn accept_loop(listener: Arc<Listener>, shared: Arc<Shared>) {
-    loop {
-        match listener.accept().await {
-            Ok(stream) => connection(stream, &shared),
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
+/// What the accept loops do with each connection.
+fn serve_with(shared: &Arc<Shared>) -> Serve {
+    let shared = shared.clone();
+    Arc::new(move |stream| connection(stream, &shared))
 }
 
 /// One connection: answered here when everything is at hand, else in a task of its own.
@@ -344,11 +329,12 @@ const FORWARD_CHECK: Duration = Duration::from_millis(500);
 async fn forward_socket(shared: Arc<Shared>) {
     struct Open {
         path: std::path::PathBuf,
-        accept: tokio::task::JoinHandle<()>,
+        acceptor: Option<Acceptor>,
     }
     impl Drop for Open {
         fn drop(&mut self) {
-            self.accept.abort();
+            // Stops accepting (which connects to the socket) before the file goes.
+            drop(self.acceptor.take());
             let _ = std::fs::remove_file(&self.path);
         }
     }
@@ -367,13 +353,14 @@ async fn forward_socket(shared: Arc<Shared>) {
             state.policy.error().as_deref(),
         );
         match (&wanted, &open) {
-            (Ok(()), None) => match ipc::listen_forward(&path) {
-                Ok(listener) => {
+            (Ok(()), None) => match ipc::listen_forward(&path)
+                .and_then(|listener| Acceptor::start(listener, 1, serve_with(&shared)))
+            {
+                Ok(acceptor) => {
                     tracing::info!(socket = %path.display(), "forward socket open");
-                    let accept = tokio::spawn(accept_loop(Arc::new(listener), shared.clone()));
                     open = Some(Open {
                         path: path.clone(),
-                        accept,
+                        acceptor: Some(acceptor),
                     });
                 }
                 Err(e) => {

@@ -13,6 +13,7 @@ use super::line::{read_request, write_response, Incoming};
 use super::peer::{Channel, Peer};
 use super::state::State;
 use crate::audit::kind;
+use crate::ipc::{Acceptor, Serve};
 
 /// The grant's accept loop; removes the socket when it ends.
 pub async fn serve(state: Arc<State>, grant: SupportListener) {
@@ -23,20 +24,24 @@ pub async fn serve(state: Arc<State>, grant: SupportListener) {
         lifetime,
         mut stop,
     } = grant;
-    let expiry = tokio::time::sleep(lifetime);
-    tokio::pin!(expiry);
-    let expired = loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                if let Ok(stream) = accepted {
-                    tokio::spawn(connection(state.clone(), stream, uid));
-                }
-            }
-            _ = &mut expiry => break true,
-            _ = &mut stop => break false,
+    let serving = state.clone();
+    let serve: Serve = Arc::new(move |stream| {
+        tokio::spawn(connection(serving.clone(), stream, uid));
+    });
+    let expired = match Acceptor::start(listener, 1, serve) {
+        Ok(acceptor) => {
+            let expired = tokio::select! {
+                _ = tokio::time::sleep(lifetime) => true,
+                _ = &mut stop => false,
+            };
+            drop(acceptor.stop().await);
+            expired
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot serve the support socket");
+            false
         }
     };
-    drop(listener);
     let _ = std::fs::remove_file(dir.join("socket"));
     let _ = std::fs::remove_dir(&dir);
     if expired {

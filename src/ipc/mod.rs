@@ -1,12 +1,16 @@
 //! The daemon's end of the local socket: binding it safely, one daemon per socket, peer
 //! checks, one file per OS (DESIGN.md §3): a Unix domain socket on Linux and macOS, a
-//! named pipe on Windows. Both offer the same `bind`, `Listener::accept`, `Connection`
-//! (peer credentials, a read and a write that never wait, then an async stream), so the
-//! daemon's server reads the same on every OS.
+//! named pipe on Windows. Both offer the same `bind`, `Acceptor` (accept loops handing
+//! each connection to the daemon), `Connection` (peer credentials, a read and a write
+//! that never wait, then an async stream), so the daemon's server reads the same on every
+//! OS. How the loops wait differs: plain threads in `accept(2)` on Unix (see its
+//! `Listener`), tokio tasks on the named pipe's overlapped I/O on Windows.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Read;
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 #[cfg(unix)]
 mod unix;
@@ -63,5 +67,28 @@ fn take_lock(lock_path: &Path, socket: &Path) -> Result<File, BindError> {
             "failed to lock {}: {e}",
             lock_path.display()
         ))),
+    }
+}
+
+/// What the daemon does with each connection an [`Acceptor`] takes. It runs on the accept
+/// loop, inside the tokio runtime: it answers at once or hands the connection to a task.
+pub type Serve = Arc<dyn Fn(Connection) + Send + Sync>;
+
+/// How long an accept loop waits after a failed accept (EMFILE and friends) before the
+/// next, instead of spinning.
+const ACCEPT_BACK_OFF: Duration = Duration::from_millis(50);
+
+/// One accept loop's step, the same on every OS: the connection to `serve`, or how long
+/// to wait after a failure.
+fn take(accepted: std::io::Result<Connection>, serve: &Serve) -> Option<Duration> {
+    match accepted {
+        Ok(connection) => {
+            serve(connection);
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "accept failed");
+            Some(ACCEPT_BACK_OFF)
+        }
     }
 }

@@ -13,49 +13,168 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
 use nix::sys::stat::{umask, Mode};
-use tokio::io::unix::AsyncFd;
-use tokio::io::Interest;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use super::BindError;
+use super::{BindError, Serve};
 use crate::fsutil;
 
-/// A listening socket, registered with tokio's reactor: connections are accepted as
-/// plain (blocking) std sockets, so that the fast path reads and answers them with two
-/// system calls and never registers them (see `daemon::server`).
+/// A listening socket whose connections are taken by plain threads ([`Acceptor`]), never
+/// by the event loop. On this project's benchmark machine (BENCHMARKS.md), the dearest
+/// part of a request is waking a thread that sleeps: a tokio worker asleep in
+/// `epoll_wait` cost every request one wake-up across cores. A thread that sleeps in
+/// `poll(2)` keeps the kernel's hint that its waker is about to sleep, and one that looks
+/// again for a moment before sleeping is often not asleep at all when the next request
+/// comes (see [`LOOK_AGAIN_FOR`]).
 pub struct Listener {
-    socket: AsyncFd<UnixListener>,
+    socket: UnixListener,
     me: u32,
 }
 
+/// How long an accept thread keeps looking for the next connection after taking one,
+/// before it sleeps. git asks in bursts (a `get`, then a `store` or an `erase`; one per
+/// remote), and a sleeping thread's wake-up costs more than the rest of a request on a
+/// virtual machine, where waking an idle core is a trip through the hypervisor.
+/// Measured with one client (BENCHMARKS.md, `benches/socket_load.rs`): requests/s
+/// 0.75–0.83 of credential-cache's when sleeping at once, 1.11–1.21 with this. Each look
+/// yields the core first, so clients waiting for it run before the thread looks again;
+/// a burst costs at most this much more CPU.
+const LOOK_AGAIN_FOR: Duration = Duration::from_micros(50);
+
 impl Listener {
-    /// Registers `listener` with the current tokio runtime.
-    fn register(listener: UnixListener) -> io::Result<Listener> {
+    fn new(listener: UnixListener) -> io::Result<Listener> {
+        // Non-blocking: accept(2) is tried, then the thread waits in poll(2).
         listener.set_nonblocking(true)?;
-        // SAFETY: the UnixListener owns its descriptor, open for as long as it lives, and
-        // `as_raw_fd` always names that same descriptor.
-        let socket = unsafe { AsyncFd::register_with_interest(listener, Interest::READABLE) }
-            .map_err(|e| io::Error::other(e.to_string()))?;
         Ok(Listener {
-            socket,
+            socket: listener,
             me: crate::os::current_uid(),
         })
     }
 
-    /// The next connection.
-    pub async fn accept(&self) -> io::Result<Connection> {
+    /// The next connection, waiting for it.
+    fn next_connection(&self) -> io::Result<Connection> {
+        let look_until = Instant::now() + LOOK_AGAIN_FOR;
         loop {
-            let mut ready = self.socket.readable().await?;
-            match ready.get_inner().accept() {
+            match self.socket.accept() {
                 Ok((stream, _)) => {
                     return Ok(Connection {
                         stream,
                         me: self.me,
                     })
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready.clear_ready(),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if Instant::now() < look_until {
+                        std::thread::yield_now();
+                    } else {
+                        self.wait_for_a_connection()?;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Sleeps until a connection is waiting (or a signal came).
+    fn wait_for_a_connection(&self) -> io::Result<()> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        let mut listening = [PollFd::new(self.socket.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut listening, PollTimeout::NONE) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Wakes a thread asleep in [`Listener::next_connection`] by connecting to the socket.
+    fn wake_an_accept(&self) -> io::Result<()> {
+        let address = self.socket.local_addr()?;
+        let path = address
+            .as_pathname()
+            .ok_or_else(|| io::Error::other("the socket has no path to connect to"))?;
+        UnixStream::connect(path).map(drop)
+    }
+}
+
+/// Accept loops on their own threads (see [`Listener`]): each hands every connection to
+/// the daemon's `serve`, with the tokio runtime entered, so that what must wait can
+/// become a task. Stopping wakes each thread with a connection of its own.
+pub struct Acceptor {
+    listener: Arc<Listener>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    stopping: Arc<AtomicBool>,
+}
+
+impl Acceptor {
+    /// Starts `loops` accept threads on `listener` (inside the tokio runtime).
+    pub fn start(listener: Listener, loops: usize, serve: Serve) -> io::Result<Acceptor> {
+        let listener = Arc::new(listener);
+        let stopping = Arc::new(AtomicBool::new(false));
+        let runtime = tokio::runtime::Handle::current();
+        let mut acceptor = Acceptor {
+            listener: listener.clone(),
+            threads: Vec::with_capacity(loops),
+            stopping: stopping.clone(),
+        };
+        for _ in 0..loops.max(1) {
+            let (listener, stopping, runtime, serve) = (
+                listener.clone(),
+                stopping.clone(),
+                runtime.clone(),
+                serve.clone(),
+            );
+            let thread = std::thread::Builder::new()
+                .name("helperd-accept".into())
+                .spawn(move || {
+                    let _entered = runtime.enter();
+                    loop {
+                        let accepted = listener.next_connection();
+                        if stopping.load(Ordering::Acquire) {
+                            return;
+                        }
+                        if let Some(back_off) = super::take(accepted, &serve) {
+                            std::thread::sleep(back_off);
+                        }
+                    }
+                })?;
+            acceptor.threads.push(thread);
+        }
+        Ok(acceptor)
+    }
+
+    /// Stops accepting; returns the listener, still bound (connections that arrive
+    /// meanwhile wait in its backlog).
+    pub async fn stop(mut self) -> io::Result<Listener> {
+        self.ask_to_stop();
+        let threads = std::mem::take(&mut self.threads);
+        let _ = tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        })
+        .await;
+        let listener = self.listener.clone();
+        drop(self);
+        Arc::try_unwrap(listener)
+            .map_err(|_| io::Error::other("an accept thread still holds the listener"))
+    }
+
+    fn ask_to_stop(&self) {
+        if self.stopping.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        for _ in &self.threads {
+            if let Err(e) = self.listener.wake_an_accept() {
+                tracing::warn!(error = %e, "cannot wake an accept thread; it stays asleep");
+            }
+        }
+    }
+}
+
+impl Drop for Acceptor {
+    fn drop(&mut self) {
+        self.ask_to_stop();
     }
 }
 
@@ -154,10 +273,10 @@ pub struct BoundSocket {
 }
 
 impl BoundSocket {
-    /// Takes the listener out, registered with the current tokio runtime; the socket
+    /// Takes the listener out, for an [`Acceptor`]; the socket
     /// file stays managed here.
     pub fn take_listener(&mut self) -> io::Result<Listener> {
-        Listener::register(
+        Listener::new(
             self.listener
                 .take()
                 .expect("take_listener is called once, right after binding"),
@@ -273,7 +392,7 @@ pub fn listen_forward(path: &Path) -> io::Result<Listener> {
     }
     let listener = UnixListener::bind(path)?;
     fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
-    Listener::register(listener)
+    Listener::new(listener)
 }
 
 /// Listens on `dir/socket` for support access by another local user: the folder is
@@ -299,7 +418,7 @@ pub fn listen_support(dir: &Path) -> io::Result<Listener> {
     let _ = fs::remove_file(&socket);
     let listener = UnixListener::bind(&socket)?;
     fs::set_permissions(&socket, fs::Permissions::from_mode(0o666))?;
-    Listener::register(listener)
+    Listener::new(listener)
 }
 
 #[cfg(test)]
@@ -362,5 +481,44 @@ mod tests {
             end.map_err(|e| e.kind()),
             Err(io::ErrorKind::ConnectionReset)
         );
+    }
+
+    /// The accept threads serve every connection (a task spawned from one runs: the
+    /// runtime is entered there); once stopped, the listener comes back still bound, and
+    /// a client that connects then waits in its backlog instead of being refused, so it
+    /// does not conclude the daemon is gone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn acceptor_threads_serve_then_stop_with_the_socket_still_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("socket");
+        let listener = Listener::new(UnixListener::bind(&path).unwrap()).unwrap();
+        let serve: Serve = Arc::new(|connection: Connection| {
+            tokio::spawn(async move {
+                let _ = connection.send_now(b"served\n");
+            });
+        });
+        let acceptor = Acceptor::start(listener, 2, serve).unwrap();
+        for _ in 0..5 {
+            let path = path.clone();
+            let answer = tokio::task::spawn_blocking(move || {
+                let mut client = UnixStream::connect(path).unwrap();
+                let mut answer = String::new();
+                client.read_to_string(&mut answer).unwrap();
+                answer
+            });
+            assert_eq!(answer.await.unwrap(), "served\n");
+        }
+
+        let listener = acceptor.stop().await.expect("the listener back");
+        let mut late = UnixStream::connect(&path).expect("still bound: the client waits");
+        late.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut byte = [0u8; 1];
+        assert_eq!(
+            late.read(&mut byte).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock,
+            "nobody accepts once stopped"
+        );
+        drop(listener);
     }
 }

@@ -4,6 +4,7 @@
 //! write. No lock here is held across an `.await`: a slow keyring or host delays only the
 //! requests that need it.
 
+pub mod audit_inbox;
 pub mod clock;
 pub mod config_watch;
 pub mod logins;

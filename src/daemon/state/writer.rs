@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 // tokio's clock, so that tests can stop it (the audit lines' hold, `AUDIT_EVERY`).
 use tokio::time::Instant;
 
+use super::audit_inbox::AuditInbox;
 use super::store_queue::{Pending, QueueFull, StoreQueue};
 use super::store_slot::StoreSlot;
 use super::tokens_file;
@@ -187,7 +188,6 @@ struct Applied<T> {
 }
 
 enum Command {
-    Audit(AuditEvent),
     /// Write the audit lines held back (see [`AUDIT_EVERY`]), then answer.
     FlushAudit(Reply<()>),
     LoadPlain(Reply<()>),
@@ -241,6 +241,8 @@ const QUEUE: usize = 256;
 #[derive(Clone)]
 pub struct Writer {
     tx: mpsc::Sender<Command>,
+    /// Audit events go here rather than through `tx`: see [`AuditInbox`].
+    inbox: Arc<AuditInbox>,
     queue: StoreQueue,
     store: Arc<StoreSlot>,
 }
@@ -277,9 +279,12 @@ impl Writer {
             tokens_saved_at: 0,
             unsaved: false,
             installed_by_queue: Default::default(),
+            inbox: Arc::new(AuditInbox::default()),
+            inbox_waiting: false,
             held_audit: Vec::with_capacity(64),
             audit_written_at: None,
         };
+        let inbox = task.inbox.clone();
         let (tx, mut rx) = mpsc::channel(QUEUE);
         let handle = tokio::spawn(async move {
             // Everything queued is taken at once: under load one wake-up writes many audit
@@ -297,13 +302,24 @@ impl Writer {
                         }
                         task.run_all(batch.drain(..));
                     }
+                    // Told once per batch (the inbox went from empty to not empty); the
+                    // lines are taken when due.
+                    () = task.inbox.arrived(), if !task.inbox_waiting => task.inbox_waiting = true,
                     () = sleep_until_some(audit_due) => task.flush_audit(),
                 }
             }
             task.flush_audit();
             task.save_unsaved();
         });
-        (Writer { tx, queue, store }, handle)
+        (
+            Writer {
+                tx,
+                inbox,
+                queue,
+                store,
+            },
+            handle,
+        )
     }
 
     /// Sends `command` and waits for its answer at most `limit`; past it, `Pending`.
@@ -332,12 +348,14 @@ impl Writer {
         }
     }
 
-    /// Appends one event to the audit log, in order with every other change; waits only
-    /// for room in the writer's queue, not for the write.
+    /// Appends one event to the audit log, before any change asked for after it; waits
+    /// only for room in the inbox (see [`AuditInbox`]), not for the write.
     pub async fn audit(&self, event: AuditEvent) {
-        if self.tx.send(Command::Audit(event)).await.is_err() {
+        if self.tx.is_closed() {
             tracing::error!("audit event after the writer stopped; not recorded");
+            return;
         }
+        self.inbox.push(event).await;
     }
 
     /// Writes the audit lines held back (see [`AUDIT_EVERY`]), so that reading the log
@@ -512,7 +530,11 @@ struct Task {
     tokens_saved_at: u64,
     /// A lazily saved edit (`last_used`) is not in `tokens.json` yet.
     unsaved: bool,
-    /// Audit events waiting for their write (see [`AUDIT_EVERY`]).
+    /// Where requests leave their audit events.
+    inbox: Arc<AuditInbox>,
+    /// The inbox said something arrived, not taken yet.
+    inbox_waiting: bool,
+    /// Audit events taken from the inbox, waiting for their write (see [`AUDIT_EVERY`]).
     held_audit: Vec<AuditEvent>,
     /// When the audit log was last written to.
     audit_written_at: Option<Instant>,
@@ -522,28 +544,20 @@ struct Task {
 }
 
 impl Task {
-    /// Runs a batch of commands; the audit events among them go out in one write, or
-    /// are held back a moment for the next (see [`AUDIT_EVERY`]).
+    /// Runs a batch of commands, each after the audit lines that came before it.
     fn run_all(&mut self, commands: impl Iterator<Item = Command>) {
         for command in commands {
-            match command {
-                Command::Audit(event) => self.held_audit.push(event),
-                command => {
-                    // In order: the events before this change are written before it.
-                    self.flush_audit();
-                    self.run(command);
-                }
-            }
-        }
-        if self.audit_due().is_none_or(|due| due <= Instant::now()) {
+            // In order: the events audited before this change was asked for are written
+            // before it.
             self.flush_audit();
+            self.run(command);
         }
     }
 
     /// When the audit lines held back are to be written: [`AUDIT_EVERY`] after the last
     /// write (`None`: nothing held).
     fn audit_due(&self) -> Option<Instant> {
-        if self.held_audit.is_empty() {
+        if self.held_audit.is_empty() && !self.inbox_waiting {
             return None;
         }
         Some(
@@ -552,8 +566,10 @@ impl Task {
         )
     }
 
-    /// Writes the audit lines held back, in one write.
+    /// Writes the audit lines held back and those in the inbox, in one write.
     fn flush_audit(&mut self) {
+        self.inbox.take_into(&mut self.held_audit);
+        self.inbox_waiting = false;
         if self.held_audit.is_empty() {
             return;
         }
@@ -568,7 +584,6 @@ impl Task {
     fn run(&mut self, command: Command) {
         // A requester that went away no longer wants the answer: ignore the send error.
         match command {
-            Command::Audit(event) => self.held_audit.push(event),
             Command::FlushAudit(reply) => {
                 self.flush_audit();
                 let _ = reply.send(Ok(()));
