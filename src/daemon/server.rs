@@ -7,9 +7,8 @@
 //! memory — answered, taken off the socket and closed right there, without a task of its
 //! own and without registering the socket with the event loop. Anything that would wait (a request still arriving, a keyring call, a
 //! provider's answer) moves to a task of its own with the request timeout, so a slow
-//! client or host never holds up the others. The accept loops are the platform's
-//! (`ipc::Acceptor`: threads asleep in `accept(2)` on Unix, tasks on Windows), one per
-//! worker.
+//! client or host never holds up the others. One accept loop per worker thread shares the
+//! listener, so every worker takes connections (`ipc::Acceptor`).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -61,7 +60,7 @@ pub async fn serve(listener: Listener, state: Arc<State>) -> std::io::Result<Lis
     });
     // One accept loop per worker: as many as may run at once, since more would only sleep
     // beside them.
-    let acceptor = Acceptor::start(listener, state.settings.workers, serve_with(&shared))?;
+    let acceptor = Acceptor::start(listener, state.settings.workers, serve_with(&shared));
     let forward = tokio::spawn(forward_socket(Arc::new(Shared {
         channel: Channel::Forward,
         activity,
@@ -329,12 +328,11 @@ const FORWARD_CHECK: Duration = Duration::from_millis(500);
 async fn forward_socket(shared: Arc<Shared>) {
     struct Open {
         path: std::path::PathBuf,
-        acceptor: Option<Acceptor>,
+        // Stops accepting when dropped.
+        _acceptor: Acceptor,
     }
     impl Drop for Open {
         fn drop(&mut self) {
-            // Stops accepting (which connects to the socket) before the file goes.
-            drop(self.acceptor.take());
             let _ = std::fs::remove_file(&self.path);
         }
     }
@@ -353,14 +351,13 @@ async fn forward_socket(shared: Arc<Shared>) {
             state.policy.error().as_deref(),
         );
         match (&wanted, &open) {
-            (Ok(()), None) => match ipc::listen_forward(&path)
-                .and_then(|listener| Acceptor::start(listener, 1, serve_with(&shared)))
-            {
-                Ok(acceptor) => {
+            (Ok(()), None) => match ipc::listen_forward(&path) {
+                Ok(listener) => {
+                    let acceptor = Acceptor::start(listener, 1, serve_with(&shared));
                     tracing::info!(socket = %path.display(), "forward socket open");
                     open = Some(Open {
                         path: path.clone(),
-                        acceptor: Some(acceptor),
+                        _acceptor: acceptor,
                     });
                 }
                 Err(e) => {

@@ -28,20 +28,12 @@ pub async fn serve(state: Arc<State>, grant: SupportListener) {
     let serve: Serve = Arc::new(move |stream| {
         tokio::spawn(connection(serving.clone(), stream, uid));
     });
-    let expired = match Acceptor::start(listener, 1, serve) {
-        Ok(acceptor) => {
-            let expired = tokio::select! {
-                _ = tokio::time::sleep(lifetime) => true,
-                _ = &mut stop => false,
-            };
-            drop(acceptor.stop().await);
-            expired
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot serve the support socket");
-            false
-        }
+    let acceptor = Acceptor::start(listener, 1, serve);
+    let expired = tokio::select! {
+        _ = tokio::time::sleep(lifetime) => true,
+        _ = &mut stop => false,
     };
+    drop(acceptor.stop().await);
     let _ = std::fs::remove_file(dir.join("socket"));
     let _ = std::fs::remove_dir(&dir);
     if expired {

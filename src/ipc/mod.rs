@@ -1,10 +1,9 @@
 //! The daemon's end of the local socket: binding it safely, one daemon per socket, peer
 //! checks, one file per OS (DESIGN.md §3): a Unix domain socket on Linux and macOS, a
-//! named pipe on Windows. Both offer the same `bind`, `Acceptor` (accept loops handing
-//! each connection to the daemon), `Connection` (peer credentials, a read and a write
-//! that never wait, then an async stream), so the daemon's server reads the same on every
-//! OS. How the loops wait differs: plain threads in `accept(2)` on Unix (see its
-//! `Listener`), tokio tasks on the named pipe's overlapped I/O on Windows.
+//! named pipe on Windows. Both offer the same `bind`, `Listener::accept`, `Connection`
+//! (peer credentials, a read and a write that never wait, then an async stream), and
+//! [`Acceptor`] runs the accept loops on either, so the daemon's server reads the same on
+//! every OS.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Read;
@@ -71,24 +70,60 @@ fn take_lock(lock_path: &Path, socket: &Path) -> Result<File, BindError> {
 }
 
 /// What the daemon does with each connection an [`Acceptor`] takes. It runs on the accept
-/// loop, inside the tokio runtime: it answers at once or hands the connection to a task.
+/// loop: it answers at once or hands the connection to a task.
 pub type Serve = Arc<dyn Fn(Connection) + Send + Sync>;
 
 /// How long an accept loop waits after a failed accept (EMFILE and friends) before the
 /// next, instead of spinning.
 const ACCEPT_BACK_OFF: Duration = Duration::from_millis(50);
 
-/// One accept loop's step, the same on every OS: the connection to `serve`, or how long
-/// to wait after a failure.
-fn take(accepted: std::io::Result<Connection>, serve: &Serve) -> Option<Duration> {
-    match accepted {
-        Ok(connection) => {
-            serve(connection);
-            None
+/// Accept loops as tokio tasks, each handing every connection to `serve`.
+pub struct Acceptor {
+    listener: Arc<Listener>,
+    loops: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Acceptor {
+    /// Starts `loops` accept loops on `listener` (inside the tokio runtime).
+    pub fn start(listener: Listener, loops: usize, serve: Serve) -> Acceptor {
+        let listener = Arc::new(listener);
+        let loops = (0..loops.max(1))
+            .map(|_| {
+                let (listener, serve) = (listener.clone(), serve.clone());
+                tokio::spawn(async move {
+                    loop {
+                        match listener.accept().await {
+                            Ok(connection) => serve(connection),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "accept failed");
+                                tokio::time::sleep(ACCEPT_BACK_OFF).await;
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        Acceptor { listener, loops }
+    }
+
+    /// Stops accepting; returns the listener, still bound (a client that connects
+    /// meanwhile waits in its backlog rather than being refused).
+    pub async fn stop(mut self) -> std::io::Result<Listener> {
+        for task in std::mem::take(&mut self.loops) {
+            task.abort();
+            let _ = task.await;
         }
-        Err(e) => {
-            tracing::warn!(error = %e, "accept failed");
-            Some(ACCEPT_BACK_OFF)
+        let listener = self.listener.clone();
+        drop(self);
+        Arc::try_unwrap(listener)
+            .map_err(|_| std::io::Error::other("an accept loop still holds the listener"))
+    }
+}
+
+impl Drop for Acceptor {
+    fn drop(&mut self) {
+        for task in &self.loops {
+            task.abort();
         }
     }
 }

@@ -13,168 +13,83 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
 use nix::sys::stat::{umask, Mode};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{BindError, Serve};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+
+use super::BindError;
 use crate::fsutil;
 
-/// A listening socket whose connections are taken by plain threads ([`Acceptor`]), never
-/// by the event loop. On this project's benchmark machine (BENCHMARKS.md), the dearest
-/// part of a request is waking a thread that sleeps: a tokio worker asleep in
-/// `epoll_wait` cost every request one wake-up across cores. A thread that sleeps in
-/// `poll(2)` keeps the kernel's hint that its waker is about to sleep, and one that looks
-/// again for a moment before sleeping is often not asleep at all when the next request
-/// comes (see [`LOOK_AGAIN_FOR`]).
+/// A listening socket, registered with tokio's reactor: connections are accepted as
+/// plain (blocking) std sockets, so that the fast path reads and answers them with two
+/// system calls and never registers them (see `daemon::server`).
 pub struct Listener {
-    socket: UnixListener,
+    socket: AsyncFd<UnixListener>,
     me: u32,
 }
 
-/// How long an accept thread keeps looking for the next connection after taking one,
-/// before it sleeps. git asks in bursts (a `get`, then a `store` or an `erase`; one per
-/// remote), and a sleeping thread's wake-up costs more than the rest of a request on a
-/// virtual machine, where waking an idle core is a trip through the hypervisor.
-/// Measured with one client (BENCHMARKS.md, `benches/socket_load.rs`): requests/s
-/// 0.75–0.83 of credential-cache's when sleeping at once, 1.11–1.21 with this. Each look
-/// yields the core first, so clients waiting for it run before the thread looks again;
-/// a burst costs at most this much more CPU.
+/// How long an accept loop keeps looking for the next connection after taking one,
+/// before it sleeps in the event loop, when no thread waits for a core. git asks in bursts (a
+/// `get`, then a `store` or an `erase`; one per remote), and waking a sleeping worker
+/// costs more than the rest of a request on a virtual machine, where waking an idle core
+/// is a trip through the hypervisor. Measured with one client (BENCHMARKS.md,
+/// `benches/socket_load.rs`): requests/s 0.64–0.80 of credential-cache's when sleeping
+/// at once, 0.99–1.15 with this. Each look lets the worker's other tasks run first
+/// (`yield_now`), and when threads wait for a core (many clients) the loop sleeps at once,
+/// since a looking loop would only take a core a client needs. A burst costs at
+/// most this much more CPU.
 const LOOK_AGAIN_FOR: Duration = Duration::from_micros(50);
 
 impl Listener {
-    fn new(listener: UnixListener) -> io::Result<Listener> {
-        // Non-blocking: accept(2) is tried, then the thread waits in poll(2).
+    /// Registers `listener` with the current tokio runtime.
+    fn register(listener: UnixListener) -> io::Result<Listener> {
         listener.set_nonblocking(true)?;
+        // SAFETY: the UnixListener owns its descriptor, open for as long as it lives, and
+        // `as_raw_fd` always names that same descriptor.
+        let socket = unsafe { AsyncFd::register_with_interest(listener, Interest::READABLE) }
+            .map_err(|e| io::Error::other(e.to_string()))?;
         Ok(Listener {
-            socket: listener,
+            socket,
             me: crate::os::current_uid(),
         })
     }
 
-    /// The next connection, waiting for it.
-    fn next_connection(&self) -> io::Result<Connection> {
-        let look_until = Instant::now() + LOOK_AGAIN_FOR;
+    /// The next connection.
+    pub async fn accept(&self) -> io::Result<Connection> {
+        let mut look_until = None;
         loop {
-            match self.socket.accept() {
-                Ok((stream, _)) => {
-                    return Ok(Connection {
-                        stream,
-                        me: self.me,
-                    })
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if Instant::now() < look_until {
-                        std::thread::yield_now();
-                    } else {
-                        self.wait_for_a_connection()?;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+            match self.accept_now() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                accepted => return accepted,
+            }
+            let until = *look_until.get_or_insert_with(|| {
+                let look = if crate::os::no_thread_waits_for_a_core() {
+                    LOOK_AGAIN_FOR
+                } else {
+                    Duration::ZERO
+                };
+                Instant::now() + look
+            });
+            if Instant::now() < until {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            let mut ready = self.socket.readable().await?;
+            match self.accept_now() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready.clear_ready(),
+                accepted => return accepted,
             }
         }
     }
 
-    /// Sleeps until a connection is waiting (or a signal came).
-    fn wait_for_a_connection(&self) -> io::Result<()> {
-        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-        use std::os::fd::AsFd;
-        let mut listening = [PollFd::new(self.socket.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut listening, PollTimeout::NONE) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Wakes a thread asleep in [`Listener::next_connection`] by connecting to the socket.
-    fn wake_an_accept(&self) -> io::Result<()> {
-        let address = self.socket.local_addr()?;
-        let path = address
-            .as_pathname()
-            .ok_or_else(|| io::Error::other("the socket has no path to connect to"))?;
-        UnixStream::connect(path).map(drop)
-    }
-}
-
-/// Accept loops on their own threads (see [`Listener`]): each hands every connection to
-/// the daemon's `serve`, with the tokio runtime entered, so that what must wait can
-/// become a task. Stopping wakes each thread with a connection of its own.
-pub struct Acceptor {
-    listener: Arc<Listener>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-    stopping: Arc<AtomicBool>,
-}
-
-impl Acceptor {
-    /// Starts `loops` accept threads on `listener` (inside the tokio runtime).
-    pub fn start(listener: Listener, loops: usize, serve: Serve) -> io::Result<Acceptor> {
-        let listener = Arc::new(listener);
-        let stopping = Arc::new(AtomicBool::new(false));
-        let runtime = tokio::runtime::Handle::current();
-        let mut acceptor = Acceptor {
-            listener: listener.clone(),
-            threads: Vec::with_capacity(loops),
-            stopping: stopping.clone(),
-        };
-        for _ in 0..loops.max(1) {
-            let (listener, stopping, runtime, serve) = (
-                listener.clone(),
-                stopping.clone(),
-                runtime.clone(),
-                serve.clone(),
-            );
-            let thread = std::thread::Builder::new()
-                .name("helperd-accept".into())
-                .spawn(move || {
-                    let _entered = runtime.enter();
-                    loop {
-                        let accepted = listener.next_connection();
-                        if stopping.load(Ordering::Acquire) {
-                            return;
-                        }
-                        if let Some(back_off) = super::take(accepted, &serve) {
-                            std::thread::sleep(back_off);
-                        }
-                    }
-                })?;
-            acceptor.threads.push(thread);
-        }
-        Ok(acceptor)
-    }
-
-    /// Stops accepting; returns the listener, still bound (connections that arrive
-    /// meanwhile wait in its backlog).
-    pub async fn stop(mut self) -> io::Result<Listener> {
-        self.ask_to_stop();
-        let threads = std::mem::take(&mut self.threads);
-        let _ = tokio::task::spawn_blocking(move || {
-            for thread in threads {
-                let _ = thread.join();
-            }
+    /// A connection waiting in the backlog, without waiting for one (`WouldBlock`).
+    fn accept_now(&self) -> io::Result<Connection> {
+        let (stream, _) = self.socket.get_ref().accept()?;
+        Ok(Connection {
+            stream,
+            me: self.me,
         })
-        .await;
-        let listener = self.listener.clone();
-        drop(self);
-        Arc::try_unwrap(listener)
-            .map_err(|_| io::Error::other("an accept thread still holds the listener"))
-    }
-
-    fn ask_to_stop(&self) {
-        if self.stopping.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        for _ in &self.threads {
-            if let Err(e) = self.listener.wake_an_accept() {
-                tracing::warn!(error = %e, "cannot wake an accept thread; it stays asleep");
-            }
-        }
-    }
-}
-
-impl Drop for Acceptor {
-    fn drop(&mut self) {
-        self.ask_to_stop();
     }
 }
 
@@ -273,10 +188,10 @@ pub struct BoundSocket {
 }
 
 impl BoundSocket {
-    /// Takes the listener out, for an [`Acceptor`]; the socket
+    /// Takes the listener out, registered with the current tokio runtime; the socket
     /// file stays managed here.
     pub fn take_listener(&mut self) -> io::Result<Listener> {
-        Listener::new(
+        Listener::register(
             self.listener
                 .take()
                 .expect("take_listener is called once, right after binding"),
@@ -392,7 +307,7 @@ pub fn listen_forward(path: &Path) -> io::Result<Listener> {
     }
     let listener = UnixListener::bind(path)?;
     fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
-    Listener::new(listener)
+    Listener::register(listener)
 }
 
 /// Listens on `dir/socket` for support access by another local user: the folder is
@@ -418,13 +333,14 @@ pub fn listen_support(dir: &Path) -> io::Result<Listener> {
     let _ = fs::remove_file(&socket);
     let listener = UnixListener::bind(&socket)?;
     fs::set_permissions(&socket, fs::Permissions::from_mode(0o666))?;
-    Listener::new(listener)
+    Listener::register(listener)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Read;
+    use std::sync::Arc;
 
     fn pair() -> (Connection, UnixStream) {
         let (daemon_end, client) = UnixStream::pair().unwrap();
@@ -483,22 +399,24 @@ mod tests {
         );
     }
 
-    /// The accept threads serve every connection (a task spawned from one runs: the
-    /// runtime is entered there); once stopped, the listener comes back still bound, and
-    /// a client that connects then waits in its backlog instead of being refused, so it
-    /// does not conclude the daemon is gone.
+    /// The accept loops serve every connection, one that comes while a loop still looks
+    /// again and one that comes after it went to sleep; once stopped, the listener comes
+    /// back still bound, and a client that connects then waits in its backlog instead of
+    /// being refused, so it does not conclude the daemon is gone.
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
-    async fn acceptor_threads_serve_then_stop_with_the_socket_still_bound() {
+    async fn accept_loops_serve_then_stop_with_the_socket_still_bound() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("socket");
-        let listener = Listener::new(UnixListener::bind(&path).unwrap()).unwrap();
-        let serve: Serve = Arc::new(|connection: Connection| {
-            tokio::spawn(async move {
-                let _ = connection.send_now(b"served\n");
-            });
+        let listener = Listener::register(UnixListener::bind(&path).unwrap()).unwrap();
+        let serve: super::super::Serve = Arc::new(|connection: Connection| {
+            let _ = connection.send_now(b"served\n");
         });
-        let acceptor = Acceptor::start(listener, 2, serve).unwrap();
-        for _ in 0..5 {
+        let acceptor = super::super::Acceptor::start(listener, 2, serve);
+        for round in 0..4 {
+            if round == 2 {
+                // Past any look-again: the loops sleep in the event loop now.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
             let path = path.clone();
             let answer = tokio::task::spawn_blocking(move || {
                 let mut client = UnixStream::connect(path).unwrap();

@@ -40,7 +40,7 @@ use windows_sys::Win32::System::Pipes::{
     PIPE_WAIT,
 };
 
-use super::{BindError, Serve};
+use super::BindError;
 
 /// Each instance's buffers: a request or an answer fits many times over.
 const PIPE_BUFFER: u32 = 64 * 1024;
@@ -244,7 +244,7 @@ impl Listener {
     }
 
     /// The next connection.
-    async fn accept(&self) -> io::Result<Connection> {
+    pub async fn accept(&self) -> io::Result<Connection> {
         let mut current = self.current.lock().await;
         let connected = current.connect().await;
         // Whatever happened to this instance, a fresh one listens next.
@@ -254,53 +254,6 @@ impl Listener {
             pipe: served,
             me: self.me.clone(),
         })
-    }
-}
-
-/// Accept loops as tokio tasks, each waiting on the pipe's overlapped connect and handing
-/// every connection to the daemon's `serve` (the same interface as Unix's threads).
-pub struct Acceptor {
-    listener: Arc<Listener>,
-    loops: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Acceptor {
-    /// Starts `loops` accept tasks on `listener` (inside the tokio runtime).
-    pub fn start(listener: Listener, loops: usize, serve: Serve) -> io::Result<Acceptor> {
-        let listener = Arc::new(listener);
-        let loops = (0..loops.max(1))
-            .map(|_| {
-                let (listener, serve) = (listener.clone(), serve.clone());
-                tokio::spawn(async move {
-                    loop {
-                        if let Some(back_off) = super::take(listener.accept().await, &serve) {
-                            tokio::time::sleep(back_off).await;
-                        }
-                    }
-                })
-            })
-            .collect();
-        Ok(Acceptor { listener, loops })
-    }
-
-    /// Stops accepting; returns the listener, still bound.
-    pub async fn stop(mut self) -> io::Result<Listener> {
-        for task in std::mem::take(&mut self.loops) {
-            task.abort();
-            let _ = task.await;
-        }
-        let listener = self.listener.clone();
-        drop(self);
-        Arc::try_unwrap(listener)
-            .map_err(|_| io::Error::other("an accept loop still holds the listener"))
-    }
-}
-
-impl Drop for Acceptor {
-    fn drop(&mut self) {
-        for task in &self.loops {
-            task.abort();
-        }
     }
 }
 

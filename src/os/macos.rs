@@ -28,6 +28,13 @@ pub fn peer_exe(pid: i32) -> Option<String> {
     String::from_utf8(buf).ok()
 }
 
+/// Whether every runnable thread has a core right now. macOS has no cheap instant count
+/// (its load averages are averages), so: not known, and the accept loop sleeps at once,
+/// as everywhere before the look-again was measured (BENCHMARKS.md, on Linux).
+pub fn no_thread_waits_for_a_core() -> bool {
+    false
+}
+
 /// Flags for a send that never waits.
 pub fn send_now_flags() -> MsgFlags {
     // No MSG_NOSIGNAL here: Rust ignores SIGPIPE from the start, so a closed peer is an

@@ -79,6 +79,12 @@ pub use imp::peer_credentials;
 #[cfg(unix)]
 pub use imp::send_now_flags;
 
+/// Whether every runnable thread has a core right now, so that an accept loop looking
+/// again for a moment takes no core a client needs (Linux: `/proc/loadavg`; macOS: not
+/// known, so `false`).
+#[cfg(unix)]
+pub use imp::no_thread_waits_for_a_core;
+
 /// Gives freed memory back to the OS once the daemon is idle (glibc's `malloc_trim`;
 /// elsewhere the allocator does it by itself).
 pub use imp::trim_memory;
