@@ -85,6 +85,11 @@ pub use imp::send_now_flags;
 #[cfg(unix)]
 pub use imp::no_thread_waits_for_a_core;
 
+/// Once start-up is over, lets go of the program's start-up code and has the kernel map
+/// code back a small window at a time (Linux; elsewhere nothing), so that the idle
+/// daemon keeps little of its program text mapped.
+pub use imp::map_program_text_finely;
+
 /// Gives freed memory back to the OS once the daemon is idle (glibc's `malloc_trim`;
 /// elsewhere the allocator does it by itself).
 pub use imp::trim_memory;

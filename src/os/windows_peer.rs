@@ -33,5 +33,9 @@ pub fn peer_exe(pid: i32) -> Option<String> {
     )
 }
 
+/// Nothing to do: measured only on Linux, whose page cache maps program text in large
+/// folios (see the Linux version).
+pub fn map_program_text_finely() {}
+
 /// The Windows heap returns freed memory by itself.
 pub fn trim_memory() {}
