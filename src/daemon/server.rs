@@ -58,10 +58,10 @@ pub async fn serve(listener: Listener, state: Arc<State>) -> std::io::Result<Lis
         state: state.clone(),
         shutdown: Notify::new(),
     });
-    // One accept loop per worker: as many as may run at once, since more would only sleep
-    // beside them.
     // Start-up is over: its code need not stay mapped (see the function).
     crate::os::map_program_text_finely();
+    // One accept loop per worker: as many as may run at once, since more would only sleep
+    // beside them.
     let acceptor = Acceptor::start(listener, state.settings.workers, serve_with(&shared));
     let forward = tokio::spawn(forward_socket(Arc::new(Shared {
         channel: Channel::Forward,

@@ -11,10 +11,9 @@ use std::os::fd::FromRawFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-
-use nix::sys::stat::{umask, Mode};
 use std::time::{Duration, Instant};
 
+use nix::sys::stat::{umask, Mode};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
@@ -30,14 +29,14 @@ pub struct Listener {
 }
 
 /// How long an accept loop keeps looking for the next connection after taking one,
-/// before it sleeps in the event loop, when no thread waits for a core. git asks in bursts (a
-/// `get`, then a `store` or an `erase`; one per remote), and waking a sleeping worker
-/// costs more than the rest of a request on a virtual machine, where waking an idle core
-/// is a trip through the hypervisor. Measured with one client (BENCHMARKS.md,
-/// `benches/socket_load.rs`): requests/s 0.64–0.80 of credential-cache's when sleeping
-/// at once, 0.99–1.15 with this. Each look lets the worker's other tasks run first
-/// (`yield_now`), and when threads wait for a core (many clients) the loop sleeps at once,
-/// since a looking loop would only take a core a client needs. A burst costs at
+/// before it sleeps in the event loop, when no thread waits for a core. git asks in
+/// bursts (a `get`, then a `store` or an `erase`; one per remote), and waking a sleeping
+/// worker costs more than the rest of a request on a virtual machine, where waking an
+/// idle core is a trip through the hypervisor. Measured with one client
+/// (`benches/socket_load.rs`, BENCHMARKS.md): requests/s 0.64–0.80 of credential-cache's
+/// when sleeping at once, 1.09–1.18 with this. Each look lets the worker's other tasks
+/// run first (`yield_now`); when threads wait for a core (many clients) the loop sleeps
+/// at once, since a looking loop would only take a core a client needs. A burst costs at
 /// most this much more CPU.
 const LOOK_AGAIN_FOR: Duration = Duration::from_micros(50);
 
@@ -342,6 +341,8 @@ mod tests {
     use std::io::Read;
     use std::sync::Arc;
 
+    use crate::ipc::{Acceptor, Serve};
+
     fn pair() -> (Connection, UnixStream) {
         let (daemon_end, client) = UnixStream::pair().unwrap();
         let me = crate::os::current_uid();
@@ -408,10 +409,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("socket");
         let listener = Listener::register(UnixListener::bind(&path).unwrap()).unwrap();
-        let serve: super::super::Serve = Arc::new(|connection: Connection| {
+        let serve: Serve = Arc::new(|connection: Connection| {
             let _ = connection.send_now(b"served\n");
         });
-        let acceptor = super::super::Acceptor::start(listener, 2, serve);
+        let acceptor = Acceptor::start(listener, 2, serve);
         for round in 0..4 {
             if round == 2 {
                 // Past any look-again: the loops sleep in the event loop now.
