@@ -93,7 +93,13 @@ impl Acceptor {
                 tokio::spawn(async move {
                     loop {
                         match listener.accept().await {
-                            Ok(connection) => serve(connection),
+                            Ok(connection) => {
+                                serve(connection);
+                                // While connections keep coming, the loop would never
+                                // give the worker back: other tasks (the writer) get it
+                                // every so many connections (tokio's task budget).
+                                tokio::task::consume_budget().await;
+                            }
                             Err(e) => {
                                 tracing::warn!(error = %e, "accept failed");
                                 tokio::time::sleep(ACCEPT_BACK_OFF).await;

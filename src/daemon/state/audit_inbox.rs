@@ -4,7 +4,9 @@
 //! the list goes from empty to not empty, and takes everything at once when the lines
 //! are due (`writer::AUDIT_EVERY`). Under load that is one wake-up per batch instead of
 //! one per request, and a wake-up from another thread is the dearest part of a request
-//! (BENCHMARKS.md).
+//! (BENCHMARKS.md). A list half full tells the writer to take it at once: under heavy load
+//! the writer's timer may be late (the worker is busy answering), and a full list would
+//! make requests wait.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -23,6 +25,8 @@ pub struct AuditInbox {
     events: Mutex<Vec<AuditEvent>>,
     /// Told when the list goes from empty to not empty.
     arrived: Notify,
+    /// Told when the list is half full: take it now.
+    crowded: Notify,
     /// Told when the writer took the list, for requests that found it full.
     taken: Notify,
 }
@@ -53,15 +57,18 @@ impl AuditInbox {
         let mut events = self.events();
         if events.len() >= ROOM {
             drop(events);
-            // The writer may be holding them back for their moment: full is their moment.
-            self.arrived.notify_one();
+            self.crowded.notify_one();
             return false;
         }
         let first = events.is_empty();
         events.extend(event.take());
+        let crowded = events.len() == ROOM / 2;
         drop(events);
         if first {
             self.arrived.notify_one();
+        }
+        if crowded {
+            self.crowded.notify_one();
         }
         true
     }
@@ -69,6 +76,11 @@ impl AuditInbox {
     /// Returns once something arrived since the last take (at once if it did meanwhile).
     pub async fn arrived(&self) {
         self.arrived.notified().await;
+    }
+
+    /// Returns once the list is half full (at once if it became so meanwhile).
+    pub async fn crowded(&self) {
+        self.crowded.notified().await;
     }
 
     /// Moves every waiting event to the end of `into`.
@@ -114,6 +126,18 @@ mod tests {
         assert_eq!(kinds, ["first", "second", "third"], "all of them, in order");
         assert!(ready(inbox.push(AuditEvent::now("fourth"))));
         assert!(ready(inbox.arrived()), "the next batch wakes it again");
+    }
+
+    /// Half full, the inbox asks to be taken at once, not at the lines' moment.
+    #[test]
+    fn a_half_full_inbox_asks_to_be_taken_now() {
+        let inbox = AuditInbox::default();
+        for _ in 0..ROOM / 2 - 1 {
+            assert!(ready(inbox.push(AuditEvent::now("get"))));
+        }
+        assert!(!ready(inbox.crowded()), "not yet");
+        assert!(ready(inbox.push(AuditEvent::now("get"))));
+        assert!(ready(inbox.crowded()), "half full");
     }
 
     /// A full inbox holds the next request until the writer has taken the events; none

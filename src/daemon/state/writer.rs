@@ -305,6 +305,8 @@ impl Writer {
                     // Told once per batch (the inbox went from empty to not empty); the
                     // lines are taken when due.
                     () = task.inbox.arrived(), if !task.inbox_waiting => task.inbox_waiting = true,
+                    // Half full: taken now, whatever the lines' moment (see AuditInbox).
+                    () = task.inbox.crowded() => task.flush_audit(),
                     () = sleep_until_some(audit_due) => task.flush_audit(),
                 }
             }
