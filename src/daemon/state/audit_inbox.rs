@@ -19,7 +19,7 @@ use crate::audit::AuditEvent;
 /// audit lines in memory while the log's disk is slow.
 pub const ROOM: usize = 256;
 
-/// The list and its two signals, shared by the requests and the writer.
+/// The list and its signals, shared by the requests and the writer.
 #[derive(Default)]
 pub struct AuditInbox {
     events: Mutex<Vec<AuditEvent>>,
