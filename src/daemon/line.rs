@@ -70,7 +70,7 @@ pub fn parse(read: &[u8]) -> Incoming {
     }
 }
 
-/// Reads on after `read` until a newline, the cap, or the stream's end.
+/// Reads until a newline, the cap, or the stream's end.
 async fn read_request_line(
     stream: &mut AsyncConnection,
 ) -> std::io::Result<zeroize::Zeroizing<Vec<u8>>> {

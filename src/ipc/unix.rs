@@ -56,6 +56,8 @@ impl Listener {
 
     /// The next connection.
     pub async fn accept(&self) -> io::Result<Connection> {
+        // First the backlog, looked at again for a moment when it is empty (see
+        // `LOOK_AGAIN_FOR`)...
         let mut look_until = None;
         loop {
             match self.accept_now() {
@@ -70,10 +72,13 @@ impl Listener {
                 };
                 Instant::now() + look
             });
-            if Instant::now() < until {
-                tokio::task::yield_now().await;
-                continue;
+            if Instant::now() >= until {
+                break;
             }
+            tokio::task::yield_now().await;
+        }
+        // ...then asleep in the event loop until a connection comes.
+        loop {
             let mut ready = self.socket.readable().await?;
             match self.accept_now() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready.clear_ready(),
