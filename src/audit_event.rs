@@ -156,10 +156,17 @@ impl AuditEvent {
     /// The JSON line written to the log, with its `\n`. serde_json escapes every control
     /// character, so the line has no other newline.
     pub fn to_line(&self) -> String {
+        let mut line = Vec::new();
+        self.write_line(&mut line);
+        String::from_utf8(line).expect("serde_json writes UTF-8")
+    }
+
+    /// Appends [`AuditEvent::to_line`] to `out`: a batch of events becomes one buffer,
+    /// without a string of its own for each line.
+    pub fn write_line(&self, out: &mut Vec<u8>) {
         // Strings, integers and options only: serialising cannot fail.
-        let mut line = serde_json::to_string(self).expect("an AuditEvent always serialises");
-        line.push('\n');
-        line
+        serde_json::to_writer(&mut *out, self).expect("an AuditEvent always serialises");
+        out.push(b'\n');
     }
 }
 

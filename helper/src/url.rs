@@ -197,6 +197,17 @@ pub fn redact_password(url: &str) -> String {
 /// `https://user:pass@host/path?q` -> `https://host/path`. An scp-like `user@host:path`
 /// loses its `user@` too.
 pub fn redact_for_log(url: &str) -> String {
+    // The common case, every git request's audit line: nothing that could be stripped.
+    // Without an `@` there is no userinfo anywhere, and without `?` or `#` no query or
+    // fragment; with a scheme the reading below gives the URL back unchanged.
+    if url.contains("://") && !url.contains(['@', '?', '#']) {
+        return url.to_string();
+    }
+    redact_for_log_by_reading(url)
+}
+
+/// [`redact_for_log`] for a URL that may hold something to strip.
+fn redact_for_log_by_reading(url: &str) -> String {
     // An scp-like `user@host:path` has no scheme: read as if it had one.
     let (prefix, schemed) = with_scheme(url);
     let (scheme, rest) = match redaction_split(&schemed) {
@@ -219,6 +230,36 @@ pub fn redact_for_log(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The shortcut for URLs with nothing to strip gives what reading them gives, for
+    /// every URL of up to 6 characters after the scheme from the characters that matter
+    /// to the reading (`:` a port or password, `/` a path, `[` an IPv6 host).
+    #[test]
+    fn the_shortcut_agrees_with_the_reading() {
+        let alphabet = ['h', ':', '/', '1', '[', ']'];
+        let mut tails = vec![String::new()];
+        for _ in 0..6 {
+            let longer: Vec<String> = tails
+                .iter()
+                .filter(|t| t.len() == tails.last().unwrap().len())
+                .flat_map(|t| alphabet.iter().map(move |c| format!("{t}{c}")))
+                .collect();
+            tails.extend(longer);
+        }
+        for tail in &tails {
+            for url in [
+                format!("https://{tail}"),
+                format!("x://h{tail}"),
+                tail.clone(),
+            ] {
+                assert_eq!(
+                    redact_for_log(&url),
+                    redact_for_log_by_reading(&url),
+                    "{url}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn path_segments_are_escaped() {

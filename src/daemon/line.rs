@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use helperd_wire::wire::{ErrorCode, Request, Response, MAX_MESSAGE_BYTES, PROTOCOL_VERSION};
+use helperd_wire::wire::{
+    ErrorCode, GitAction, Request, Response, MAX_MESSAGE_BYTES, PROTOCOL_VERSION,
+};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use crate::ipc::AsyncConnection;
@@ -82,23 +84,107 @@ async fn read_request_line(
 }
 
 /// The part of a request line read before the rest: its version and op. A field of another
-/// type (`"v": "x"`) reads as missing, as it did through `serde_json::Value`.
+/// type (`"v": "x"`) reads as missing.
 #[derive(serde::Deserialize)]
-struct Head {
-    #[serde(default, deserialize_with = "lenient")]
-    v: Option<u64>,
-    #[serde(default, deserialize_with = "lenient")]
-    op: Option<String>,
+struct Head<'a> {
+    #[serde(default, borrow)]
+    v: Lenient<'a>,
+    #[serde(default, borrow)]
+    op: Lenient<'a>,
 }
 
-/// `Some` when the field has the expected type, `None` (not an error) otherwise.
-fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: serde::de::DeserializeOwned,
-{
-    let value = <serde_json::Value as serde::Deserialize>::deserialize(d)?;
-    Ok(serde_json::from_value(value).ok())
+/// A field of the head as it came: a whole number, a string, or anything else (skipped
+/// without building it).
+#[derive(Default)]
+enum Lenient<'a> {
+    Number(u64),
+    Text(std::borrow::Cow<'a, str>),
+    #[default]
+    Other,
+}
+
+impl Lenient<'_> {
+    fn number(&self) -> Option<u64> {
+        match self {
+            Lenient::Number(n) => Some(*n),
+            _ => None,
+        }
+    }
+
+    fn text(&self) -> Option<&str> {
+        match self {
+            Lenient::Text(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Lenient<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(LenientVisitor)
+    }
+}
+
+struct LenientVisitor;
+
+impl<'de> serde::de::Visitor<'de> for LenientVisitor {
+    type Value = Lenient<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_u64<E>(self, n: u64) -> Result<Self::Value, E> {
+        Ok(Lenient::Number(n))
+    }
+
+    fn visit_i64<E>(self, n: i64) -> Result<Self::Value, E> {
+        Ok(u64::try_from(n).map_or(Lenient::Other, Lenient::Number))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Lenient::Other)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Lenient::Other)
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Lenient::Other)
+    }
+
+    fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Self::Value, E> {
+        Ok(Lenient::Text(text.into()))
+    }
+
+    fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
+        Ok(Lenient::Text(text.to_string().into()))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Lenient::Other)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(Lenient::Other)
+    }
+}
+
+/// A git request's fields, decoded straight from the line: the request every `git fetch`
+/// and `push` sends, spared the generic path's copy of every field (serde reads an
+/// internally tagged enum into a buffer first). Gives what decoding [`Request`] gives.
+#[derive(serde::Deserialize)]
+struct GitFields {
+    action: GitAction,
+    input: String,
+    #[serde(default)]
+    timeout_secs: Option<u64>,
 }
 
 /// Decodes one request line; the error is the response to send. Messages never quote the
@@ -109,12 +195,15 @@ fn decode(line: &[u8]) -> Result<Request, (ErrorCode, String)> {
     // fields allocates nothing (the request is then decoded once, straight from the line).
     let head: Head = serde_json::from_slice(line)
         .map_err(|e| bad(format!("request is not JSON (column {})", e.column())))?;
-    let op = head.op.ok_or_else(|| bad("request has no \"op\"".into()))?;
+    let op = head
+        .op
+        .text()
+        .ok_or_else(|| bad("request has no \"op\"".into()))?;
     // Every version honours `shutdown`, so any client can replace any daemon.
     if op == "shutdown" {
         return Ok(Request::Shutdown);
     }
-    let version = head.v;
+    let version = head.v.number();
     if version != Some(u64::from(PROTOCOL_VERSION)) {
         return Err((
             ErrorCode::VersionMismatch,
@@ -125,13 +214,23 @@ fn decode(line: &[u8]) -> Result<Request, (ErrorCode, String)> {
         ));
     }
     // The request alone: `v` is checked above and, like any other unknown field, skipped.
+    if op == "git" {
+        return match serde_json::from_slice::<GitFields>(line) {
+            Ok(git) => Ok(Request::Git {
+                action: git.action,
+                input: git.input,
+                timeout_secs: git.timeout_secs,
+            }),
+            Err(_) => Err(bad("malformed git request".into())),
+        };
+    }
     serde_json::from_slice::<Request>(line).map_err(|e| {
         // serde names an unknown tag "unknown variant"; other errors may quote a
         // field's value, which may be secret, so only the op is named.
         let unknown = e
             .to_string()
             .starts_with(&format!("unknown variant `{op}`"));
-        match (unknown, shown_op(&op)) {
+        match (unknown, shown_op(op)) {
             (true, Some(name)) => bad(format!("unknown op {name:?}")),
             (true, None) => bad("unknown op (not an op name)".into()),
             (false, Some(name)) => bad(format!("malformed {name} request")),
@@ -248,6 +347,66 @@ mod tests {
         );
         assert_eq!(
             decode(format!("{{\"v\":{PROTOCOL_VERSION},\"op\":\"status\"}}\n").as_bytes()).unwrap(),
+            Request::Status
+        );
+    }
+
+    /// A git request decoded straight from the line is what the generic decoding of a
+    /// [`Request`] gives, and a line it refuses is one that the generic path refuses too.
+    #[test]
+    fn git_requests_decode_as_the_generic_path_does() {
+        let v = PROTOCOL_VERSION;
+        let bodies = [
+            r#""action":"get","input":"protocol=https\nhost=h\n""#,
+            r#""action":"store","input":"a=\u0062","timeout_secs":30"#,
+            r#""action":"erase","input":"","timeout_secs":null"#,
+            r#""input":"x","action":"get","extra":{"nested":[1,{"a":null}]}"#,
+            r#""action":"get","input":"x","timeout_secs":"30""#,
+            r#""action":"fly","input":"x""#,
+            r#""action":"get","input":12"#,
+            r#""action":"get""#,
+            r#""action":"get","input":"x","input":"y""#,
+            r#""action":"get","input":"x","timeout_secs":-1"#,
+        ];
+        for body in bodies {
+            let line = format!(r#"{{"v":{v},"op":"git",{body}}}"#);
+            let generic = serde_json::from_slice::<Request>(line.as_bytes());
+            match (decode(line.as_bytes()), generic) {
+                (Ok(fast), Ok(generic)) => assert_eq!(fast, generic, "{line}"),
+                (Err((code, message)), Err(_)) => {
+                    assert_eq!(code, ErrorCode::BadRequest, "{line}");
+                    assert_eq!(message, "malformed git request", "{line}");
+                }
+                (fast, generic) => panic!("{line}: {fast:?} against {generic:?}"),
+            }
+        }
+    }
+
+    /// The head reads `v` and `op` of any type without failing: a value of another type
+    /// is as good as none.
+    #[test]
+    fn a_head_of_other_types_reads_as_missing() {
+        let refused = |line: &str| decode(line.as_bytes()).unwrap_err();
+        assert_eq!(
+            refused(r#"{"v":{"a":[1,2]},"op":"status"}"#).0,
+            ErrorCode::VersionMismatch
+        );
+        assert_eq!(
+            refused(r#"{"v":-2,"op":"status"}"#).0,
+            ErrorCode::VersionMismatch
+        );
+        assert_eq!(
+            refused(r#"{"v":2.0,"op":"status"}"#).0,
+            ErrorCode::VersionMismatch
+        );
+        let (code, message) = refused(&format!(r#"{{"v":{PROTOCOL_VERSION},"op":[1]}}"#));
+        assert_eq!(
+            (code, message.as_str()),
+            (ErrorCode::BadRequest, "request has no \"op\"")
+        );
+        // An escaped op is the same op.
+        assert_eq!(
+            decode(format!(r#"{{"v":{PROTOCOL_VERSION},"op":"st\u0061tus"}}"#).as_bytes()).unwrap(),
             Request::Status
         );
     }
