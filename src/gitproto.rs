@@ -268,12 +268,25 @@ impl Answer {
         if let Some(what) = forbidden_character(value) {
             return Err(UnsafeValue { key, what });
         }
-        self.text.reserve(key.len() + value.len() + 2);
+        self.make_room(key.len() + value.len() + 2);
         self.text.push_str(key);
         self.text.push('=');
         self.text.push_str(value);
         self.text.push('\n');
         Ok(())
+    }
+
+    /// Room for `more` bytes. A grown buffer is a new one: the old one, which may hold a
+    /// password already, is wiped before it is freed (a `String` that grows by itself
+    /// frees it as it is). Starts at 128 bytes, which holds a user name and a token.
+    fn make_room(&mut self, more: usize) {
+        let needed = self.text.len() + more;
+        if needed <= self.text.capacity() {
+            return;
+        }
+        let mut grown = String::with_capacity(needed.max(2 * self.text.capacity()).max(128));
+        grown.push_str(&self.text);
+        zeroize::Zeroize::zeroize(&mut std::mem::replace(&mut self.text, grown));
     }
 
     /// The answer text; it holds secrets, so it leaves as a [`Secret`].
@@ -306,6 +319,22 @@ mod tests {
         assert!(!c.quit);
         assert_eq!(c.wwwauth, vec!["Basic realm=\"x\"", "Bearer"]);
         assert_eq!(c.state, vec!["helper:abc"]);
+    }
+
+    /// An answer longer than its first buffer keeps every line, in order (its buffer is
+    /// replaced, not grown in place: see `Answer::make_room`).
+    #[test]
+    fn a_long_answer_keeps_every_line() {
+        let mut a = Answer::new();
+        let long = "t".repeat(700);
+        a.push("username", "x-access-token").unwrap();
+        a.push("password", &long).unwrap();
+        a.push("password_expiry_utc", "2000000000").unwrap();
+        let text = a.finish();
+        assert_eq!(
+            text.expose(),
+            format!("username=x-access-token\npassword={long}\npassword_expiry_utc=2000000000\n")
+        );
     }
 
     #[test]

@@ -12,11 +12,32 @@ pub fn peer_credentials(stream: &UnixStream) -> io::Result<(u32, Option<i32>)> {
     Ok((cred.uid(), Some(cred.pid())))
 }
 
-/// The executable of process `pid`.
+/// The executable of process `pid`. On every request's path: the link's name and its
+/// target are read on the stack, and only the answer is allocated.
 pub fn peer_exe(pid: i32) -> Option<String> {
-    std::fs::read_link(format!("/proc/{pid}/exe"))
-        .ok()
-        .map(|p| p.to_string_lossy().into_owned())
+    use std::io::Write as _;
+    let mut link = [0u8; 32];
+    let mut cursor = &mut link[..];
+    write!(cursor, "/proc/{pid}/exe\0").ok()?;
+    // Most paths are short; a longer one is read again below.
+    let mut target = [0u8; 256];
+    // SAFETY: `link` holds a NUL-terminated path (written above, within the buffer), and
+    // `target` is writable for the length given.
+    let read = unsafe {
+        nix::libc::readlink(
+            link.as_ptr().cast(),
+            target.as_mut_ptr().cast(),
+            target.len(),
+        )
+    };
+    match usize::try_from(read) {
+        // Filled up: the path may have been cut short; std reads a link of any length.
+        Ok(n) if n == target.len() => std::fs::read_link(format!("/proc/{pid}/exe"))
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned()),
+        Ok(n) => Some(String::from_utf8_lossy(&target[..n]).into_owned()),
+        Err(_) => None,
+    }
 }
 
 /// Whether every runnable thread has a core right now: the kernel's count of runnable
@@ -118,6 +139,27 @@ fn executable_mappings(maps: &str, path: &str) -> Vec<(usize, usize)> {
 
 #[cfg(test)]
 mod tests {
+    /// A program whose path is longer than the first read's buffer (256 bytes) is named
+    /// whole, and so is one whose path just fits.
+    #[test]
+    fn a_long_executable_path_is_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let sleep = std::fs::canonicalize("/bin/sleep").unwrap();
+        for length in [255, 300] {
+            let base = dir.path().join("d".repeat(100)).join("e".repeat(100));
+            std::fs::create_dir_all(&base).unwrap();
+            let room = length - base.as_os_str().len() - 1;
+            let exe = base.join("s".repeat(room));
+            std::fs::copy(&sleep, &exe).unwrap();
+            let mut child = std::process::Command::new(&exe).arg("5").spawn().unwrap();
+            let named = super::peer_exe(child.id() as i32);
+            child.kill().unwrap();
+            child.wait().unwrap();
+            assert_eq!(named.as_deref(), exe.to_str(), "{length}");
+            assert_eq!(exe.as_os_str().len(), length);
+        }
+    }
+
     #[test]
     fn the_runnable_count_is_read_from_loadavg_and_nonsense_is_none() {
         assert_eq!(
