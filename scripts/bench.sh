@@ -3,8 +3,9 @@
 # credential-store, on the same stored credential, in one hyperfine run; then measures the
 # daemon's idle memory, puts 1, 8 and 64 concurrent clients on helperd's daemon socket and
 # on credential-cache's (benches/socket_load.rs), and compares the statically linked client
-# with the dynamic one; last, a team runtime against a local one (OpenBao dev server) and a
-# GitHub App runtime against a PAT runtime (a local fake GitHub, scripts/fake_github_app.py).
+# with the dynamic one; then a team runtime against a local one (OpenBao dev server) and a
+# GitHub App runtime against a PAT runtime (a local fake GitHub, scripts/fake_github_app.py);
+# last, the daemon's instructions per get (valgrind, scripts/request_cost.sh).
 # Writes the results into BENCHMARKS.md.
 #
 # BENCH_RUNS (hyperfine --min-runs, 1000), LOAD_CLIENTS (the client counts, "1 8 64") and
@@ -190,7 +191,16 @@ else
   echo "warning: openssl cannot make an RSA key here; no GitHub App row" >&2
 fi
 
-python3 - "$T/results.json" "$RSS_KB" "$T/helpers.json" "$LOADS" "$LOAD_RSS_KB" "$LOAD_HWM_KB" "${STATIC:+$T/static.json}" "$TEAM_JSON" "$APP_JSON" <<'PY'
+# Last, as it takes both cores for a while: the daemon's instructions per get, counted by
+# valgrind (scripts/request_cost.sh), a figure the machine's noise does not move.
+COST=""
+if command -v valgrind >/dev/null; then
+  COST="$(scripts/request_cost.sh "$BIN")" || { echo "warning: scripts/request_cost.sh failed; no instructions row" >&2; COST=""; }
+else
+  echo "warning: no valgrind (apt-get install valgrind); no instructions-per-get row" >&2
+fi
+
+python3 - "$T/results.json" "$RSS_KB" "$T/helpers.json" "$LOADS" "$LOAD_RSS_KB" "$LOAD_HWM_KB" "${STATIC:+$T/static.json}" "$TEAM_JSON" "$APP_JSON" "$COST" <<'PY'
 import json, sys, datetime, platform, subprocess
 results = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
 helpers = {r["command"]: r for r in json.load(open(sys.argv[3]))["results"]}
@@ -303,6 +313,17 @@ lines += [
     "most 2), the clients needing the other core.",
     "",
 ]
+cost = sys.argv[10].split() if len(sys.argv) > 10 and sys.argv[10] else None
+if cost:
+    lines += [
+        f"The daemon's own work for one `get` of a plain credential: **{int(cost[0]):,}**",
+        f"instructions in user space (valgrind's callgrind, {int(cost[1]):,} gets on 2 connections",
+        "at a time after a warm-up; `scripts/request_cost.sh`). Unlike the timings above it does",
+        "not move with the machine's noise; the system calls and wake-ups are not in it.",
+        "",
+    ]
+else:
+    lines += ["No valgrind here, so the instructions-per-get figure is missing.", ""]
 if static:
     st, dy = static["static"], static["dynamic"]
     lines += [
