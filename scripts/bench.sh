@@ -195,7 +195,7 @@ fi
 # valgrind (scripts/request_cost.sh), a figure the machine's noise does not move.
 COST=""
 if command -v valgrind >/dev/null; then
-  COST="$(scripts/request_cost.sh "$BIN")" || { echo "warning: scripts/request_cost.sh failed; no instructions row" >&2; COST=""; }
+  COST="$(SOCKET_LOAD="$T/socket_load" scripts/request_cost.sh "$BIN")" || { echo "warning: scripts/request_cost.sh failed; no instructions row" >&2; COST=""; }
 else
   echo "warning: no valgrind (apt-get install valgrind); no instructions-per-get row" >&2
 fi

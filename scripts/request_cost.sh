@@ -6,7 +6,8 @@
 #
 # usage: scripts/request_cost.sh [BIN_DIR]   (BIN_DIR: where helperd and
 #        git-credential-helperd are; target/release when left out, built if missing)
-# GETS (2000) sets how many gets are counted, after 300 that warm the daemon up.
+# GETS (2000) sets how many gets are counted, after 300 that warm the daemon up;
+# SOCKET_LOAD names an already built benches/socket_load.rs.
 set -eu
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "install valgrind (apt-get install valgrind)" >&2; exit 1; }
@@ -24,11 +25,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
-rustc -O --edition 2021 -C debuginfo=0 benches/socket_load.rs -o "$T/socket_load"
+# The load tool: given (bench.sh has built it already), else built here.
+LOAD_TOOL="${SOCKET_LOAD:-}"
+if [ -z "$LOAD_TOOL" ]; then
+  rustc -O --edition 2021 -C debuginfo=0 benches/socket_load.rs -o "$T/socket_load"
+  LOAD_TOOL="$T/socket_load"
+fi
 export HELPERD_HOME="$T/helperd" HELPERD_STORE=file HOME="$T/home"
 mkdir -p "$HOME"
-# Counting starts switched off: start-up and the warm-up are left out.
+# Counting starts switched off: start-up and the warm-up are left out. Only the request's
+# own work is counted, the connection's handling and the audit lines' writing: not the
+# accept loop's looks at an empty backlog, whose number depends on timing.
 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$T/callgrind.out" \
+  --collect-atstart=no --toggle-collect='helperd::daemon::server::serve_with*' \
+  --toggle-collect='helperd::daemon::state::writer::Task::flush_audit*' \
   "$BIN/helperd" --foreground > "$T/daemon.log" 2>&1 &
 VG_PID=$!
 for _ in $(seq 300); do [ -S "$HELPERD_HOME/run/socket" ] && break; sleep 0.1; done
@@ -37,7 +47,7 @@ printf 'protocol=https\nhost=bench.example\nusername=bench\npassword=bench-secre
   | "$BIN/git-credential-helperd" store
 PROTO="$(sed -n 's/^pub const PROTOCOL_VERSION: u32 = \([0-9][0-9]*\);.*/\1/p' helper/src/wire.rs)"
 load() {
-  "$T/socket_load" --helperd "$HELPERD_HOME/run/socket" ${PROTO:+--protocol "$PROTO"} \
+  "$LOAD_TOOL" --helperd "$HELPERD_HOME/run/socket" ${PROTO:+--protocol "$PROTO"} \
     --clients 2 --requests "$1" --rounds 1 --warmup 0 > /dev/null 2> "$T/load.log" \
     || { cat "$T/load.log" >&2; exit 1; }
 }
