@@ -103,7 +103,7 @@ impl AuditLog {
         if events.is_empty() {
             return Ok(());
         }
-        // About 200 bytes a line: one allocation for the batch, nearly always.
+        // A line is 150–250 bytes: one allocation for the batch, nearly always.
         let mut lines = Vec::with_capacity(256 * events.len() + 1);
         if self.torn {
             lines.push(b'\n');
