@@ -5,7 +5,7 @@
 # Prints one line: "<instructions per get> <gets counted>".
 #
 # usage: scripts/request_cost.sh [BIN_DIR]   (BIN_DIR: where helperd and
-#        git-credential-helperd are; target/release when left out, built if missing)
+#        git-credential-helperd are; left out, the release build, built first)
 # GETS (2000) sets how many gets are counted, after 300 that warm the daemon up;
 # SOCKET_LOAD names an already built benches/socket_load.rs.
 set -eu
@@ -16,7 +16,13 @@ if [ -z "$BIN" ]; then
   cargo build --release --quiet -p helperd --bin helperd -p git-credential-helperd
   BIN="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release"
 fi
+for program in helperd git-credential-helperd; do
+  [ -x "$BIN/$program" ] || { echo "no $program in $BIN" >&2; exit 1; }
+done
 GETS="${GETS:-2000}"
+case "$GETS" in
+  ''|*[!0-9]*|0) echo "GETS must be a whole number above 0, not '$GETS'" >&2; exit 1 ;;
+esac
 T="$(mktemp -d /tmp/helperd-cost.XXXXXX)"
 VG_PID=""
 cleanup() {
