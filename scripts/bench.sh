@@ -317,7 +317,9 @@ cost = sys.argv[10].split() if len(sys.argv) > 10 and sys.argv[10] else None
 if cost:
     lines += [
         f"The daemon's own work for one `get` of a plain credential: **{int(cost[0]):,}**",
-        f"instructions in user space (valgrind's callgrind, {int(cost[1]):,} gets on 2 connections",
+        "instructions in user space: the connection's handling and its audit line, not the",
+        "accept loop's looks at an empty backlog (valgrind's callgrind, "
+        f"{int(cost[1]):,} gets on 2 connections",
         "at a time after a warm-up; `scripts/request_cost.sh`). Unlike the timings above it does",
         "not move with the machine's noise; the system calls and wake-ups are not in it.",
         "",

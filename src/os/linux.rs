@@ -151,7 +151,19 @@ mod tests {
             let room = length - base.as_os_str().len() - 1;
             let exe = base.join("s".repeat(room));
             std::fs::copy(&sleep, &exe).unwrap();
-            let mut child = std::process::Command::new(&exe).arg("5").spawn().unwrap();
+            // Another test's fork may hold the copy open for writing a moment longer
+            // (ETXTBSY): tried again then.
+            let mut child = (0..50)
+                .find_map(
+                    |_| match std::process::Command::new(&exe).arg("5").spawn() {
+                        Err(e) if e.raw_os_error() == Some(nix::libc::ETXTBSY) => {
+                            std::thread::sleep(std::time::Duration::from_millis(10));
+                            None
+                        }
+                        started => Some(started.unwrap()),
+                    },
+                )
+                .expect("the copied program never stopped being busy");
             let named = super::peer_exe(child.id() as i32);
             child.kill().unwrap();
             child.wait().unwrap();
