@@ -1,7 +1,7 @@
 //! Socket load benchmark: many concurrent clients on helperd's daemon socket and on git's
 //! own `git credential-cache--daemon` socket, both holding the same credential, in one
-//! process. Reports requests per second, p50 and p99 latency per daemon and the ratios
-//! helperd / credential-cache. `scripts/bench.sh` sets both daemons up and runs it.
+//! process. Reports requests per second, p50, p99 and p99.9 latency per daemon and the
+//! ratios helperd / credential-cache. `scripts/bench.sh` sets both daemons up and runs it.
 //!
 //! Only `std`, so it also builds on its own: `rustc -O --edition 2021 benches/socket_load.rs`.
 //! As a cargo bench (`harness = false`): `cargo bench --bench socket_load -- --helperd ...`.
@@ -491,6 +491,8 @@ usage: socket_load [--helperd SOCKET] [--cache SOCKET] [options]
         p50_ms: f64,
         p90_ms: f64,
         p99_ms: f64,
+        /// p99.9: where one daemon's heavier tail shows when both p99s are alike.
+        p999_ms: f64,
         max_ms: f64,
     }
 
@@ -508,6 +510,7 @@ usage: socket_load [--helperd SOCKET] [--cache SOCKET] [options]
             p50_ms: percentile_ms(&t.latencies_ns, 50.0),
             p90_ms: percentile_ms(&t.latencies_ns, 90.0),
             p99_ms: percentile_ms(&t.latencies_ns, 99.0),
+            p999_ms: percentile_ms(&t.latencies_ns, 99.9),
             max_ms: percentile_ms(&t.latencies_ns, 100.0),
         }
     }
@@ -634,20 +637,21 @@ usage: socket_load [--helperd SOCKET] [--cache SOCKET] [options]
             .collect();
 
         println!(
-            "{:<17} {:>9} {:>10} {:>19} {:>8} {:>8} {:>8}",
-            "target", "requests", "req/s", "rounds req/s", "p50 ms", "p99 ms", "max ms"
+            "{:<17} {:>9} {:>10} {:>19} {:>8} {:>8} {:>9} {:>8}",
+            "target", "requests", "req/s", "rounds req/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms"
         );
         for s in &summaries {
             let lo = s.round_rps.iter().cloned().fold(f64::INFINITY, f64::min);
             let hi = s.round_rps.iter().cloned().fold(0.0, f64::max);
             println!(
-                "{:<17} {:>9} {:>10.0} {:>19} {:>8.3} {:>8.3} {:>8.3}",
+                "{:<17} {:>9} {:>10.0} {:>19} {:>8.3} {:>8.3} {:>9.3} {:>8.3}",
                 s.name,
                 s.requests,
                 s.rps,
                 format!("{lo:.0}-{hi:.0}"),
                 s.p50_ms,
                 s.p99_ms,
+                s.p999_ms,
                 s.max_ms
             );
         }
@@ -682,7 +686,7 @@ usage: socket_load [--helperd SOCKET] [--cache SOCKET] [options]
                     out,
                     "{}\n    {}: {{\"requests\": {}, \"seconds\": {}, \"rps\": {}, \
                      \"round_rps\": [{}], \"mean_ms\": {}, \"p50_ms\": {}, \"p90_ms\": {}, \
-                     \"p99_ms\": {}, \"max_ms\": {}}}",
+                     \"p99_ms\": {}, \"p999_ms\": {}, \"max_ms\": {}}}",
                     if i == 0 { "" } else { "," },
                     json_string(s.name),
                     s.requests,
@@ -693,6 +697,7 @@ usage: socket_load [--helperd SOCKET] [--cache SOCKET] [options]
                     json_number(s.p50_ms),
                     json_number(s.p90_ms),
                     json_number(s.p99_ms),
+                    json_number(s.p999_ms),
                     json_number(s.max_ms),
                 );
             }
