@@ -7,8 +7,9 @@
 //! memory — answered, taken off the socket and closed right there, without a task of its
 //! own and without registering the socket with the event loop. Anything that would wait
 //! (a request still arriving, a keyring call, a provider's answer) moves to a task of its
-//! own with the request timeout, so a slow client or host never holds up the others. One accept loop per worker thread shares the
-//! listener, so every worker takes connections (`ipc::Acceptor`).
+//! own with the request timeout, so a slow client or host never holds up the others. One
+//! accept loop per worker thread shares the listener, so every worker takes connections
+//! (`ipc::Acceptor`).
 
 use std::future::Future;
 use std::sync::Arc;
