@@ -164,9 +164,35 @@ impl AuditEvent {
     /// Appends [`AuditEvent::to_line`] to `out`: a batch of events becomes one buffer,
     /// without a string of its own for each line.
     pub fn write_line(&self, out: &mut Vec<u8>) {
-        // Strings, integers and options only: serialising cannot fail.
-        serde_json::to_writer(&mut *out, self).expect("an AuditEvent always serialises");
-        out.push(b'\n');
+        // What `serde_json::to_writer` writes for the derived `Serialize` (a test holds
+        // them to it), written field by field: every git request writes a line, and
+        // serde's escaping looks at every byte of every key and value one at a time.
+        out.extend_from_slice(b"{\"ts\":");
+        out.extend_from_slice(itoa::Buffer::new().format(self.ts).as_bytes());
+        out.extend_from_slice(b",\"event\":");
+        crate::json_string::push(out, &self.event);
+        let text = |out: &mut Vec<u8>, key: &[u8], value: Option<&str>| {
+            if let Some(value) = value {
+                out.extend_from_slice(key);
+                crate::json_string::push(out, value);
+            }
+        };
+        text(out, b",\"runtime\":", self.runtime.as_deref());
+        text(out, b",\"token\":", self.token.as_deref());
+        let url = self.url.as_deref().map(redact_url);
+        text(out, b",\"url\":", url.as_deref());
+        text(out, b",\"reason\":", self.reason.as_deref());
+        if let Some(pid) = self.peer_pid {
+            out.extend_from_slice(b",\"peer_pid\":");
+            out.extend_from_slice(itoa::Buffer::new().format(pid).as_bytes());
+        }
+        text(out, b",\"peer_exe\":", self.peer_exe.as_deref());
+        if let Some(uid) = self.peer_uid {
+            out.extend_from_slice(b",\"peer_uid\":");
+            out.extend_from_slice(itoa::Buffer::new().format(uid).as_bytes());
+        }
+        text(out, b",\"via\":", self.via.as_deref());
+        out.extend_from_slice(b"}\n");
     }
 }
 
@@ -175,4 +201,37 @@ impl AuditEvent {
 /// [`helperd_wire::url::redact_for_log`], the one reading of URLs every output uses.
 pub fn redact_url(url: &str) -> String {
     helperd_wire::url::redact_for_log(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The line written by hand is the line `serde_json` writes for the derived
+    /// `Serialize`, for every field present or missing and strings that need escaping.
+    #[test]
+    fn the_hand_written_line_is_serdes() {
+        let bare = AuditEvent::new(kind::SERVED, 0);
+        let full = AuditEvent::new(kind::REFUSED, u64::MAX)
+            .runtime("acme")
+            .token("ci token")
+            .url("https://user:pw@github.com/acme/app.git?private_token=x#f")
+            .reason("expired \"yesterday\"\n\t\\ \u{1} \u{7f} é ✓")
+            .via("forward")
+            .peer_process(-1, u32::MAX, Some("/usr/bin/git \"odd\"".into()));
+        let mut url_set_directly = AuditEvent::new(kind::STORED, 7);
+        url_set_directly.url = Some("https://u:secret@host/p".into());
+        url_set_directly.peer_pid = Some(42);
+        for event in [bare, full, url_set_directly] {
+            let mut line = Vec::new();
+            event.write_line(&mut line);
+            let mut expected = serde_json::to_vec(&event).unwrap();
+            expected.push(b'\n');
+            assert_eq!(
+                String::from_utf8(line).unwrap(),
+                String::from_utf8(expected).unwrap()
+            );
+            assert!(!event.to_line().contains("secret") && !event.to_line().contains("pw@"));
+        }
+    }
 }

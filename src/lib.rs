@@ -11,6 +11,7 @@ pub mod audit_event;
 pub mod config;
 pub mod decision;
 pub mod gitproto;
+pub mod json_string;
 pub mod location;
 pub mod plain;
 pub mod policy;

@@ -424,6 +424,16 @@ impl fmt::Display for HostPattern {
 /// Lower-cases a host as git sent it and drops the scheme's default port. Lenient: git
 /// already parsed the URL, and a host that does not parse simply matches no prefix.
 fn normalise_request_host(scheme: &str, host: &str) -> String {
+    // What git sends with nearly every request, and what the steps below leave as it is
+    // (no capitals, port or final dot; see the function): spared their allocations.
+    if is_plain_ascii_name(host) {
+        return host.to_string();
+    }
+    normalise_any_request_host(scheme, host)
+}
+
+/// [`normalise_request_host`] without its shortcut.
+fn normalise_any_request_host(scheme: &str, host: &str) -> String {
     let host = host.to_lowercase();
     let Ok((name, port)) = split_port(&host) else {
         return host;
@@ -530,6 +540,36 @@ pub(crate) mod testing {
 mod tests {
     use super::testing::{git, prefix, GitRequest};
     use super::*;
+
+    #[test]
+    fn the_request_host_shortcut_agrees_with_the_full_steps() {
+        let hosts = [
+            "github.com",
+            "git.example.org",
+            "a-b_c.d9",
+            "localhost",
+            "GitHub.com",
+            "github.com:443",
+            "github.com:8443",
+            "github.com.",
+            "127.0.0.1",
+            "0x7f.1",
+            "xn--bcher-kva.example",
+            "bücher.example",
+            "[::1]:8080",
+            "host.1",
+            "a..b",
+        ];
+        for host in hosts {
+            for scheme in ["https", "http", "ssh"] {
+                assert_eq!(
+                    normalise_request_host(scheme, host),
+                    normalise_any_request_host(scheme, host),
+                    "{scheme}://{host}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn prefix_matching_table() {
@@ -860,7 +900,7 @@ mod tests {
 
         /// parse -> display -> parse is stable: the canonical text of a prefix or a
         /// location parses back to the same value, and prints the same again.
-        #[test]
+            #[test]
         fn parse_display_parse_is_stable(
             scheme in "(?i:https?)",
             host in "([a-zA-Z0-9ü-]{1,8}\\.){0,3}[a-zA-Z0-9ü]{1,8}\\.?",

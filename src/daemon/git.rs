@@ -56,16 +56,15 @@ fn via_of(peer: &Peer) -> Via {
 /// `protocol://host/path` of git's request (never a username or password), for the audit
 /// log.
 fn request_url(cred: &GitCredential) -> String {
-    let mut url = format!(
-        "{}://{}",
+    let parts = [
         cred.protocol.as_deref().unwrap_or(""),
-        cred.host.as_deref().unwrap_or("")
-    );
-    if let Some(path) = &cred.path {
-        url.push('/');
-        url.push_str(path);
-    }
-    url
+        "://",
+        cred.host.as_deref().unwrap_or(""),
+        if cred.path.is_some() { "/" } else { "" },
+        cred.path.as_deref().unwrap_or(""),
+    ];
+    // Joined by hand: `format!` costs every git request a few hundred instructions more.
+    parts.concat()
 }
 
 /// One git request: `get`, `store` or `erase`.

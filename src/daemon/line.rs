@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use helperd_wire::wire::{
-    ErrorCode, GitAction, Request, Response, MAX_MESSAGE_BYTES, PROTOCOL_VERSION,
+    ErrorCode, GitAction, Reply, Request, Response, MAX_MESSAGE_BYTES, PROTOCOL_VERSION,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
@@ -187,9 +187,49 @@ struct GitFields {
     timeout_secs: Option<u64>,
 }
 
+/// A whole git request of this protocol version, read in one pass: what nearly every
+/// request is. Anything else (another op or version, a field missing or of the wrong
+/// type) fails to read or to match, and goes the way of [`decode`]'s two passes, which
+/// say what is wrong. A line this reads is one that both of those passes read alike.
+#[derive(serde::Deserialize)]
+struct GitLine<'a> {
+    #[serde(default, borrow)]
+    v: Lenient<'a>,
+    #[serde(default, borrow)]
+    op: Lenient<'a>,
+    #[serde(default)]
+    action: Option<GitAction>,
+    #[serde(default)]
+    input: Option<String>,
+    #[serde(default)]
+    timeout_secs: Option<u64>,
+}
+
+/// The request when `line` is a well-formed git request of this protocol version.
+fn decode_git(line: &[u8]) -> Option<Request> {
+    let git: GitLine = serde_json::from_slice(line).ok()?;
+    let ours = git.op.text() == Some("git") && git.v.number() == Some(PROTOCOL_VERSION.into());
+    match (ours, git.action, git.input) {
+        (true, Some(action), Some(input)) => Some(Request::Git {
+            action,
+            input,
+            timeout_secs: git.timeout_secs,
+        }),
+        _ => None,
+    }
+}
+
 /// Decodes one request line; the error is the response to send. Messages never quote the
 /// request: it may hold a secret.
 fn decode(line: &[u8]) -> Result<Request, (ErrorCode, String)> {
+    match decode_git(line) {
+        Some(request) => Ok(request),
+        None => decode_in_two_passes(line),
+    }
+}
+
+/// Decodes any request line: its head first, then the request its op names.
+fn decode_in_two_passes(line: &[u8]) -> Result<Request, (ErrorCode, String)> {
     let bad = |msg: String| (ErrorCode::BadRequest, msg);
     // The version and op first, without building the request: skipping the other
     // fields allocates nothing (the request is then decoded once, straight from the line).
@@ -250,6 +290,9 @@ fn shown_op(op: &str) -> Option<&str> {
 
 /// The response as its line (it may hold a secret: wiped when dropped).
 pub fn encode(response: &Response) -> zeroize::Zeroizing<Vec<u8>> {
+    if let (Reply::Git { output }, None) = (&response.reply, &response.prompt) {
+        return encode_git(response.v, output, response.notice.as_deref());
+    }
     // Measured first, then written into a buffer of exactly that size: a buffer that grew
     // would leave the old one, with the secret in it, freed but not wiped; and one sized
     // for any answer (16 KiB) costs a wipe of all of it, byte by byte, on every request.
@@ -263,6 +306,36 @@ pub fn encode(response: &Response) -> zeroize::Zeroizing<Vec<u8>> {
         bytes.capacity(),
         "the answer never outgrew its buffer"
     );
+    bytes
+}
+
+/// [`encode`] of an answer for git, the one every `get` sends: what `serde_json` writes
+/// for it (a test holds it to that), written by hand into a buffer of exactly its size.
+fn encode_git(v: u32, output: &str, notice: Option<&str>) -> zeroize::Zeroizing<Vec<u8>> {
+    use crate::json_string;
+    let mut version = itoa::Buffer::new();
+    let version = version.format(v).as_bytes();
+    const HEAD: &[u8] = b"{\"v\":";
+    const RESULT: &[u8] = b",\"result\":\"git\",\"output\":";
+    const NOTICE: &[u8] = b",\"notice\":";
+    let len = HEAD.len()
+        + version.len()
+        + RESULT.len()
+        + json_string::len(output)
+        + notice.map_or(0, |n| NOTICE.len() + json_string::len(n))
+        + "}\n".len();
+    let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(len));
+    bytes.extend_from_slice(HEAD);
+    bytes.extend_from_slice(version);
+    bytes.extend_from_slice(RESULT);
+    json_string::push(&mut bytes, output);
+    if let Some(notice) = notice {
+        bytes.extend_from_slice(NOTICE);
+        json_string::push(&mut bytes, notice);
+    }
+    bytes.extend_from_slice(b"}\n");
+    debug_assert_eq!(bytes.len(), len, "the answer was measured right");
+    debug_assert_eq!(bytes.capacity(), len, "the answer never outgrew its buffer");
     bytes
 }
 
@@ -301,6 +374,37 @@ mod tests {
 
     /// The answer's buffer is exactly its size (so the wipe on drop costs only that),
     /// escaping included, and it decodes back to the same response.
+    #[test]
+    fn git_answers_are_encoded_as_serde_json_encodes_them() {
+        use helperd_wire::wire::RenewalPrompt;
+        let git = |output: &str| {
+            Response::new(Reply::Git {
+                output: output.into(),
+            })
+        };
+        let prompt = RenewalPrompt {
+            runtime: "acme".into(),
+            text: "renew".into(),
+        };
+        let responses = [
+            git(""),
+            git("protocol=https\nhost=h\nusername=u\npassword=p\"\\\u{1}é\n"),
+            git("password=p\n").with_notice(Some("expires in 3 days\n\t\"soon\"".into())),
+            git("password=p\n").with_prompt(Some(prompt)),
+            Response::error(ErrorCode::BadRequest, "no"),
+        ];
+        for response in responses {
+            let mut expected = serde_json::to_vec(&response).unwrap();
+            expected.push(b'\n');
+            let encoded = encode(&response);
+            assert_eq!(
+                String::from_utf8_lossy(&encoded),
+                String::from_utf8_lossy(&expected)
+            );
+            assert_eq!(encoded.len(), encoded.capacity());
+        }
+    }
+
     #[test]
     fn an_answer_is_encoded_into_a_buffer_of_exactly_its_size() {
         let output = format!(
@@ -351,6 +455,39 @@ mod tests {
         );
     }
 
+    /// What the one pass reads is what the two passes read; what it leaves, they decide.
+    #[test]
+    fn the_one_pass_reads_git_requests_as_the_two_passes_do() {
+        let v = PROTOCOL_VERSION;
+        let lines = [
+            format!(r#"{{"v":{v},"op":"git","action":"get","input":"host=h\n"}}"#),
+            format!(r#"{{"input":"x","timeout_secs":5,"action":"store","op":"git","v":{v}}}"#),
+            format!(r#"{{"v":{v},"op":"git","action":"get","input":"x","v":"{v}"}}"#),
+            format!(r#"{{"v":{v},"op":"git","op":"git","action":"get","input":"x"}}"#),
+            format!(r#"{{"v":"{v}","op":"git","action":"get","input":"x"}}"#),
+            format!(r#"{{"v":{},"op":"git","action":"get","input":"x"}}"#, v + 1),
+            r#"{"op":"git","action":"get","input":"x"}"#.to_string(),
+            format!(r#"{{"v":{v},"op":"store_token","action":"get","input":"x"}}"#),
+            format!(r#"{{"v":{v},"op":"shutdown","action":"get","input":"x"}}"#),
+            format!(r#"{{"v":{v},"op":"git","action":"get","input":"x"}} trailing"#),
+        ];
+        let mut read = 0;
+        for line in &lines {
+            let two_passes = decode_in_two_passes(line.as_bytes());
+            match decode_git(line.as_bytes()) {
+                Some(request) => {
+                    read += 1;
+                    assert_eq!(Ok(request), two_passes, "{line}");
+                }
+                None => assert_eq!(decode(line.as_bytes()), two_passes, "{line}"),
+            }
+        }
+        assert_eq!(
+            read, 2,
+            "only the two well-formed lines are read in one pass"
+        );
+    }
+
     /// A git request decoded straight from the line is what the generic decoding of a
     /// [`Request`] gives, and a line it refuses is one that the generic path refuses too.
     #[test]
@@ -367,6 +504,8 @@ mod tests {
             r#""action":"get""#,
             r#""action":"get","input":"x","input":"y""#,
             r#""action":"get","input":"x","timeout_secs":-1"#,
+            r#""action":null,"input":"x""#,
+            r#""action":"get","input":null"#,
         ];
         for body in bodies {
             let line = format!(r#"{{"v":{v},"op":"git",{body}}}"#);

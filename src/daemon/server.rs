@@ -28,6 +28,7 @@ use super::state::State;
 use super::support_server;
 use crate::ipc::{self, Acceptor, AsyncConnection, Connection, Listener, Serve};
 use crate::os::{DaemonSignals, SignalAsks};
+use crate::secret::ReadBuffer;
 
 /// A client that connects and says nothing is dropped after this long; others are served
 /// meanwhile, so it only costs its own connection. `HELPERD_REQUEST_TIMEOUT_MS` sets
@@ -122,11 +123,11 @@ fn connection(stream: Connection, shared: &Arc<Shared>) {
             return;
         }
     };
-    // Zeroizing: the request may carry a password. Small: a request line is a few
-    // hundred bytes, and the buffer is wiped byte by byte when it goes; a request that
-    // does not fit takes the path for requests still arriving.
-    let mut look = Zeroizing::new([0u8; 512]);
-    let seen = match look_at_request(&stream, &mut look[..]) {
+    // Wiped when it goes: the request may carry a password. Small: a request line is a
+    // few hundred bytes; a request that does not fit takes the path for requests still
+    // arriving.
+    let mut look = ReadBuffer::<512>::new();
+    let seen = match look_at_request(&stream, &mut look) {
         Look::Complete(seen) => seen,
         // Still arriving (or longer than a look): read it all in a task, within the
         // request timeout.
@@ -134,7 +135,7 @@ fn connection(stream: Connection, shared: &Arc<Shared>) {
         Look::HungUp => return,
         Look::Failed(e) => return tracing::debug!(error = %e, "failed to read a request"),
     };
-    let incoming = line::parse(&look[..seen]);
+    let incoming = line::parse(look.first(seen));
     drop(look);
     let mut response = Box::pin(respond(incoming, peer, shared));
     match response
@@ -171,13 +172,13 @@ enum Look {
 const LOOKS: usize = 3;
 
 /// Looks at what the client sent so far (see [`Connection::peek_now`]).
-fn look_at_request(stream: &Connection, look: &mut [u8]) -> Look {
+fn look_at_request<const N: usize>(stream: &Connection, look: &mut ReadBuffer<N>) -> Look {
     for attempt in 1..=LOOKS {
-        match stream.peek_now(look) {
+        match look.read_with(N, |buf| stream.peek_now(buf)) {
             Ok(0) => return Look::HungUp,
-            Ok(n) if line::complete(&look[..n]) => return Look::Complete(n),
+            Ok(n) if line::complete(look.first(n)) => return Look::Complete(n),
             // Longer than a look: no use looking again.
-            Ok(n) if n == look.len() => return Look::Arriving,
+            Ok(n) if n == N => return Look::Arriving,
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}

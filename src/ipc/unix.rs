@@ -150,15 +150,13 @@ impl Connection {
     /// `ECONNRESET` instead of the end of the stream.
     pub fn discard(&self, len: usize) {
         use std::os::fd::AsRawFd;
-        let mut scratch = zeroize::Zeroizing::new([0u8; 512]);
+        let mut scratch = crate::secret::ReadBuffer::<512>::new();
         let mut left = len;
         while left > 0 {
-            let take = left.min(scratch.len());
-            match nix::sys::socket::recv(
-                self.stream.as_raw_fd(),
-                &mut scratch[..take],
-                nix::sys::socket::MsgFlags::MSG_DONTWAIT,
-            ) {
+            let fd = self.stream.as_raw_fd();
+            match scratch.read_with(left, |buf| {
+                nix::sys::socket::recv(fd, buf, nix::sys::socket::MsgFlags::MSG_DONTWAIT)
+            }) {
                 Ok(0) | Err(_) => return,
                 Ok(n) => left -= n,
             }

@@ -329,11 +329,10 @@ impl Connection {
 
     /// Takes the `len` bytes [`Connection::peek_now`] saw out of the pipe, without waiting.
     pub fn discard(&self, len: usize) {
-        let mut scratch = zeroize::Zeroizing::new([0u8; 512]);
+        let mut scratch = crate::secret::ReadBuffer::<512>::new();
         let mut left = len;
         while left > 0 {
-            let take = left.min(scratch.len());
-            match self.pipe.try_read(&mut scratch[..take]) {
+            match scratch.read_with(left, |buf| self.pipe.try_read(buf)) {
                 Ok(0) | Err(_) => return,
                 Ok(n) => left -= n,
             }

@@ -146,7 +146,13 @@ impl OpenStore {
 
     /// Its strength, for the policy's `min_store`.
     pub fn strength(&self) -> StoreStrength {
-        let passphrase = self.protection().contains("passphrase");
+        // Read in place: every git request asks (the policy's `min_store`).
+        let passphrase = self
+            .described
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .0
+            .contains("passphrase");
         self.store.kind().strength(passphrase)
     }
 }
