@@ -1,7 +1,7 @@
 //! Request → service: a table of contents of what the daemon answers. Nothing is decided
 //! here; `Shutdown` is answered by the server, which then stops.
 
-use helperd_wire::wire::{ErrorCode, Reply, Request, Response};
+use helperd_wire::wire::{ErrorCode, GitAction, Reply, Request, Response};
 use zeroize::Zeroize;
 
 use super::admin::{self, SupportListener};
@@ -22,26 +22,50 @@ pub enum Effect {
 /// Answers one request from the main socket.
 pub async fn request(state: &State, peer: &Peer, request: Request) -> (Response, Option<Effect>) {
     match request {
-        Request::Git { .. } => state.look_at_files(),
-        _ => state.look_at_files_now(),
+        Request::Git {
+            action,
+            input,
+            timeout_secs,
+        } => (
+            git_request(state, peer, action, input, timeout_secs).await,
+            None,
+        ),
+        // Boxed: a login's or a verify's future is many times a git request's, and each
+        // git request's future, allocated per request, would otherwise be as large.
+        other => Box::pin(other_request(state, peer, other)).await,
     }
+}
+
+/// Answers git's request.
+async fn git_request(
+    state: &State,
+    peer: &Peer,
+    action: GitAction,
+    mut input: String,
+    timeout_secs: Option<u64>,
+) -> Response {
+    state.look_at_files();
+    let parsed = GitCredential::parse(&input);
+    // git's input holds the password on `store`: gone as soon as it is parsed.
+    input.zeroize();
+    match parsed {
+        Ok(cred) => git::request(state, peer, action, cred, timeout_secs).await,
+        Err(e) => {
+            tracing::warn!(?action, error = %e, "refused a malformed git request");
+            Response::error(ErrorCode::BadRequest, e.to_string())
+        }
+    }
+}
+
+/// Answers any other request (and git's too, though [`request`] answers those itself).
+async fn other_request(state: &State, peer: &Peer, request: Request) -> (Response, Option<Effect>) {
+    state.look_at_files_now();
     let response = match request {
         Request::Git {
             action,
-            mut input,
+            input,
             timeout_secs,
-        } => {
-            let parsed = GitCredential::parse(&input);
-            // git's input holds the password on `store`: gone as soon as it is parsed.
-            input.zeroize();
-            match parsed {
-                Ok(cred) => git::request(state, peer, action, cred, timeout_secs).await,
-                Err(e) => {
-                    tracing::warn!(?action, error = %e, "refused a malformed git request");
-                    Response::error(ErrorCode::BadRequest, e.to_string())
-                }
-            }
-        }
+        } => git_request(state, peer, action, input, timeout_secs).await,
         Request::Renew {
             runtime,
             secret,

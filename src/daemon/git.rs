@@ -85,7 +85,10 @@ pub async fn request(
 }
 
 /// Decides (twice at most: again after fetching what the first look asked for) and
-/// carries the decision out.
+/// carries the decision out. The rare waits here and in [`execute`] (a refresh, a mint,
+/// the store's first open or read, a renewal, git's `store` and `erase`) are boxed: each
+/// request's future is allocated whole, and they made a `get`'s twice as large (7.8 KiB
+/// against 3.8 KiB).
 async fn answer(
     state: &State,
     peer: &Peer,
@@ -96,7 +99,7 @@ async fn answer(
     if !state.team.is_settled() {
         // Only right after the daemon started (see `TeamWatch::first_round`), and at
         // most FIRST_TEAM_READ_WAIT; `team_unread` below covers a read that takes longer.
-        state.team.first_round(FIRST_TEAM_READ_WAIT).await;
+        Box::pin(state.team.first_round(FIRST_TEAM_READ_WAIT)).await;
     }
     let mut allow_refresh = true;
     let mut plain_problem = None;
@@ -112,7 +115,7 @@ async fn answer(
         {
             // Opening the store is what tells its strength; a store that cannot be opened
             // fails the request later anyway.
-            let _ = state.store.open().await;
+            let _ = Box::pin(state.store.open()).await;
         }
         let book = view.book.clone();
         let plain: Option<Arc<PlainTable>> = state.plain();
@@ -149,7 +152,7 @@ async fn answer(
             Decision::ReadPlain => {
                 reads += 1;
                 let result = match reads {
-                    1 => state.writer.load_plain().await,
+                    1 => Box::pin(state.writer.load_plain()).await,
                     // Read, and dropped again at once (the store failed meanwhile).
                     _ => Err(WriteError::Tokens(
                         "the store changed while it was read; try again".into(),
@@ -166,11 +169,11 @@ async fn answer(
                 }
             }
             Decision::Refresh { runtime, token_id } if allow_refresh => {
-                refresh::run(state, &runtime, &token_id).await;
+                Box::pin(refresh::run(state, &runtime, &token_id)).await;
                 allow_refresh = false;
             }
             Decision::Mint { runtime, key_id } if allow_refresh => {
-                mint::run(state, &runtime, &key_id).await;
+                Box::pin(mint::run(state, &runtime, &key_id)).await;
                 allow_refresh = false;
             }
             decision => return execute(state, peer, cred, decision, &view.team, now).await,
@@ -191,7 +194,7 @@ async fn execute(
         Decision::ServeToken(serve) => serve_token(state, serve, team, now).await,
         Decision::ServePlain { answer } => (for_git(answer.expose().to_string()), Done::AsDecided),
         Decision::StorePlain { lifetime } => {
-            match state.writer.store_plain(cred.clone(), *lifetime, now).await {
+            match Box::pin(state.writer.store_plain(cred.clone(), *lifetime, now)).await {
                 Ok(Landing::Landed(crate::plain::StoreOutcome::Stored)) => {
                     (for_git(String::new()), Done::AsDecided)
                 }
@@ -200,18 +203,18 @@ async fn execute(
                 Err(e) => (write_error(e), Done::NothingKept),
             }
         }
-        Decision::ErasePlain => match state.writer.erase_plain(cred.clone(), now).await {
+        Decision::ErasePlain => match Box::pin(state.writer.erase_plain(cred.clone(), now)).await {
             Ok(Landing::Landed(n)) => (for_git(String::new()), Done::Erased(n)),
             Ok(Landing::Pending(matched)) => {
                 (still_writing(state, "erased"), Done::ErasePending(matched))
             }
             Err(e) => (write_error(e), Done::Erased(0)),
         },
-        Decision::RenewToken(renew) => renew_from_git(state, peer, renew, now).await,
+        Decision::RenewToken(renew) => Box::pin(renew_from_git(state, peer, renew, now)).await,
         Decision::MarkRejected(mark) if is_team_token(&mark.token_id) => {
             mark_team_rejected(state, mark, team, now)
         }
-        Decision::MarkRejected(mark) => mark_rejected(state, mark, now).await,
+        Decision::MarkRejected(mark) => Box::pin(mark_rejected(state, mark, now)).await,
         Decision::DropMinted(drop) => drop_minted(state, drop, now),
         // Asked for and fetched before the last look: never left to execute.
         Decision::ReadPlain
@@ -301,7 +304,7 @@ async fn serve_token(
             Ok(found) => Ok(found),
             Err(response) => return (response, Done::AsDecided),
         },
-        (None, false) => state.store.token_secret(&serve.token_id).await,
+        (None, false) => Box::pin(state.store.token_secret(&serve.token_id)).await,
     };
     let secret = match found {
         Ok(Some(s)) => s,
