@@ -8,14 +8,19 @@
 # last, the daemon's instructions per get (valgrind, scripts/request_cost.sh).
 # Writes the results into BENCHMARKS.md.
 #
-# BENCH_RUNS (hyperfine --min-runs, 1000), LOAD_CLIENTS (the client counts, "1 8 64") and
-# LOAD_SECONDS (measured seconds per daemon, 5) shorten or lengthen a run.
+# BENCH_RUNS (hyperfine --min-runs, 1000), LOAD_CLIENTS (the client counts, "1 8 64"),
+# LOAD_SECONDS (measured seconds per daemon and client count, 15) and LOAD_ROUNDS (the
+# rounds those seconds are split into, taken in turns by the two daemons, 20) shorten or
+# lengthen a run. On this project's 2-core VM one daemon's requests/s moved by up to 30%
+# between rounds a second apart (8 clients): more and longer rounds, taken in turns,
+# spread such drift over both daemons alike.
 set -eu
 cd "$(dirname "$0")/.."
 command -v hyperfine >/dev/null || { echo "install hyperfine (apt-get install hyperfine)"; exit 1; }
 RUNS="${BENCH_RUNS:-1000}"
 LOAD_CLIENTS="${LOAD_CLIENTS:-1 8 64}"
-LOAD_SECONDS="${LOAD_SECONDS:-5}"
+LOAD_SECONDS="${LOAD_SECONDS:-15}"
+LOAD_ROUNDS="${LOAD_ROUNDS:-20}"
 
 cargo build --release --quiet --workspace
 # Where cargo put it: CARGO_TARGET_DIR or build.target-dir may move it out of ./target.
@@ -106,7 +111,7 @@ PROTO="$(sed -n 's/^pub const PROTOCOL_VERSION: u32 = \([0-9][0-9]*\);.*/\1/p' h
 LOADS=""
 for clients in $LOAD_CLIENTS; do
   "$T/socket_load" --helperd "$HELPERD_HOME/run/socket" --cache "$T/cache/socket" \
-    ${PROTO:+--protocol "$PROTO"} --clients "$clients" --seconds "$LOAD_SECONDS" \
+    ${PROTO:+--protocol "$PROTO"} --clients "$clients" --seconds "$LOAD_SECONDS" --rounds "$LOAD_ROUNDS" \
     --json "$T/load-$clients.json"
   LOADS="$LOADS${LOADS:+,}$T/load-$clients.json"
 done

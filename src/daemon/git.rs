@@ -87,8 +87,7 @@ pub async fn request(
 /// Decides (twice at most: again after fetching what the first look asked for) and
 /// carries the decision out. The rare waits here and in [`execute`] (a refresh, a mint,
 /// the store's first open or read, a renewal, git's `store` and `erase`) are boxed: each
-/// request's future is allocated whole, and they made a `get`'s twice as large (7.8 KiB
-/// against 3.8 KiB).
+/// request's future is allocated whole, and they made a `get`'s 7.5 KiB, not 3.8.
 async fn answer(
     state: &State,
     peer: &Peer,
