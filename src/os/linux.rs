@@ -81,6 +81,29 @@ pub fn no_thread_waits_for_a_core() -> bool {
     runnable_threads(&text[..len]).is_some_and(|runnable| runnable <= *cores)
 }
 
+/// How long threads have waited for a core since boot, in all (µs): the "some" total of
+/// `/proc/pressure/cpu` (PSI). Two reads that differ mean some thread waited in between,
+/// on whichever core, which the instant count of `/proc/loadavg` cannot tell when the
+/// waiting thread is queued behind the reader on the reader's own core. `None` where the
+/// kernel keeps no PSI. One `pread` of a file kept open.
+pub fn core_wait_total() -> Option<u64> {
+    use std::os::unix::fs::FileExt;
+    static PRESSURE: OnceLock<Option<std::fs::File>> = OnceLock::new();
+    let pressure = PRESSURE
+        .get_or_init(|| std::fs::File::open("/proc/pressure/cpu").ok())
+        .as_ref()?;
+    let mut text = [0u8; 256];
+    let len = pressure.read_at(&mut text, 0).ok()?;
+    some_total(&text[..len])
+}
+
+/// The `total=` of the `some` line of a PSI file ("some avg10=0.00 ... total=1234").
+fn some_total(pressure: &[u8]) -> Option<u64> {
+    let line = std::str::from_utf8(pressure).ok()?.lines().next()?;
+    let total = line.strip_prefix("some ")?.split_whitespace().last()?;
+    total.strip_prefix("total=")?.parse().ok()
+}
+
 /// The runnable count of a `/proc/loadavg` line ("0.50 0.40 0.30 2/345 6789").
 fn runnable_threads(loadavg: &[u8]) -> Option<usize> {
     let line = std::str::from_utf8(loadavg).ok()?;
@@ -191,6 +214,21 @@ mod tests {
             child.wait().unwrap();
             assert_eq!(named.as_deref(), exe.to_str(), "{length}");
             assert_eq!(exe.as_os_str().len(), length);
+        }
+    }
+
+    #[test]
+    fn the_wait_total_is_read_from_the_some_line_and_nonsense_is_none() {
+        let psi = b"some avg10=1.40 avg60=3.37 avg300=3.09 total=302922806\n\
+                    full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n";
+        assert_eq!(super::some_total(psi), Some(302922806));
+        assert_eq!(super::some_total(b"full avg10=0.00 total=5\n"), None);
+        assert_eq!(super::some_total(b"some avg10=1.40 total=x\n"), None);
+        assert_eq!(super::some_total(b"some avg10=1.40\n"), None);
+        assert_eq!(super::some_total(b""), None);
+        // This machine's own, where it has PSI: a number that never goes back.
+        if let Some(first) = super::core_wait_total() {
+            assert!(super::core_wait_total().unwrap() >= first);
         }
     }
 

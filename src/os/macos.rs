@@ -35,6 +35,11 @@ pub fn no_thread_waits_for_a_core() -> bool {
     false
 }
 
+/// How long threads have waited for a core, in all: not known on macOS.
+pub fn core_wait_total() -> Option<u64> {
+    None
+}
+
 /// Flags for a send that never waits.
 pub fn send_now_flags() -> MsgFlags {
     // No MSG_NOSIGNAL here: Rust ignores SIGPIPE from the start, so a closed peer is an

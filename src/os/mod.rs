@@ -85,6 +85,12 @@ pub use imp::send_now_flags;
 #[cfg(unix)]
 pub use imp::no_thread_waits_for_a_core;
 
+/// How long threads have waited for a core since boot, in all (µs), where the OS tells
+/// (Linux: PSI, `/proc/pressure/cpu`); two reads that differ mean some thread waited in
+/// between: the accept loop's look-again then gives the core up.
+#[cfg(unix)]
+pub use imp::core_wait_total;
+
 /// Once start-up is over, lets go of the program's start-up code and has the kernel map
 /// code back a small window at a time (Linux; elsewhere nothing), so that the idle
 /// daemon keeps little of its program text mapped.
