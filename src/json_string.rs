@@ -1,6 +1,8 @@
 //! JSON strings written by hand, escaped exactly as `serde_json` escapes them, for the two
 //! lines every git request writes (its answer and its audit line): serde's general path
-//! costs them more than the rest of their work. Tests hold both to `serde_json`'s output.
+//! (a flattened enum, every key escaped byte by byte, the answer serialised twice to size
+//! its buffer) took a sixth of a `get`'s instructions (callgrind). Tests hold both lines
+//! and every string to `serde_json`'s output.
 
 /// How JSON writes each byte: 0 as it is, `u` as `\u00XX`, else `\` and this letter.
 static ESCAPE: [u8; 256] = {
