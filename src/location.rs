@@ -425,7 +425,7 @@ impl fmt::Display for HostPattern {
 /// already parsed the URL, and a host that does not parse simply matches no prefix.
 fn normalise_request_host(scheme: &str, host: &str) -> String {
     // What git sends with nearly every request, and what the steps below leave as it is
-    // (no capitals, port or final dot; see the function): spared their allocations.
+    // (a plain name: no capitals, port or final dot): spared their allocations.
     if is_plain_ascii_name(host) {
         return host.to_string();
     }

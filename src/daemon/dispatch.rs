@@ -30,8 +30,8 @@ pub async fn request(state: &State, peer: &Peer, request: Request) -> (Response,
             git_request(state, peer, action, input, timeout_secs).await,
             None,
         ),
-        // Boxed: a login's or a verify's future is many times a git request's, and each
-        // git request's future, allocated per request, would otherwise be as large.
+        // Boxed, so that the largest of the other ops' futures (a login, a verify of every
+        // runtime) does not set the size of every git request's, allocated per request.
         other => Box::pin(other_request(state, peer, other)).await,
     }
 }

@@ -372,8 +372,8 @@ pub async fn write_bytes(stream: &mut AsyncConnection, bytes: &[u8]) -> std::io:
 mod tests {
     use super::*;
 
-    /// The answer's buffer is exactly its size (so the wipe on drop costs only that),
-    /// escaping included, and it decodes back to the same response.
+    /// git's answer, written by hand, is what `serde_json` writes; other answers go
+    /// through `serde_json` itself.
     #[test]
     fn git_answers_are_encoded_as_serde_json_encodes_them() {
         use helperd_wire::wire::RenewalPrompt;
@@ -405,6 +405,8 @@ mod tests {
         }
     }
 
+    /// The answer's buffer is exactly its size (so the wipe on drop costs only that),
+    /// escaping included, and it decodes back to the same response.
     #[test]
     fn an_answer_is_encoded_into_a_buffer_of_exactly_its_size() {
         let output = format!(
