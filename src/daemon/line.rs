@@ -176,21 +176,11 @@ impl<'de> serde::de::Visitor<'de> for LenientVisitor {
     }
 }
 
-/// A git request's fields, decoded straight from the line: the request every `git fetch`
-/// and `push` sends, spared the generic path's copy of every field (serde reads an
-/// internally tagged enum into a buffer first). Gives what decoding [`Request`] gives.
-#[derive(serde::Deserialize)]
-struct GitFields {
-    action: GitAction,
-    input: String,
-    #[serde(default)]
-    timeout_secs: Option<u64>,
-}
-
-/// A whole git request of this protocol version, read in one pass: what nearly every
-/// request is. Anything else (another op or version, a field missing or of the wrong
-/// type) fails to read or to match, and goes the way of [`decode`]'s two passes, which
-/// say what is wrong. A line this reads is one that both of those passes read alike.
+/// A whole git request of this protocol version, read in one pass, without the generic
+/// path's copy of every field (serde reads an internally tagged enum into a buffer
+/// first): what every `git fetch` and `push` sends. Anything else (another op or version,
+/// a field missing or of the wrong type) fails to read or to match, and [`decode`] reads
+/// its head to say what is wrong. Gives what decoding [`Request`] gives.
 #[derive(serde::Deserialize)]
 struct GitLine<'a> {
     #[serde(default, borrow)]
@@ -222,14 +212,9 @@ fn decode_git(line: &[u8]) -> Option<Request> {
 /// Decodes one request line; the error is the response to send. Messages never quote the
 /// request: it may hold a secret.
 fn decode(line: &[u8]) -> Result<Request, (ErrorCode, String)> {
-    match decode_git(line) {
-        Some(request) => Ok(request),
-        None => decode_in_two_passes(line),
+    if let Some(request) = decode_git(line) {
+        return Ok(request);
     }
-}
-
-/// Decodes any request line: its head first, then the request its op names.
-fn decode_in_two_passes(line: &[u8]) -> Result<Request, (ErrorCode, String)> {
     let bad = |msg: String| (ErrorCode::BadRequest, msg);
     // The version and op first, without building the request: skipping the other
     // fields allocates nothing (the request is then decoded once, straight from the line).
@@ -253,17 +238,11 @@ fn decode_in_two_passes(line: &[u8]) -> Result<Request, (ErrorCode, String)> {
             ),
         ));
     }
-    // The request alone: `v` is checked above and, like any other unknown field, skipped.
+    // A well-formed git request of this version was read above: this one is not.
     if op == "git" {
-        return match serde_json::from_slice::<GitFields>(line) {
-            Ok(git) => Ok(Request::Git {
-                action: git.action,
-                input: git.input,
-                timeout_secs: git.timeout_secs,
-            }),
-            Err(_) => Err(bad("malformed git request".into())),
-        };
+        return Err(bad("malformed git request".into()));
     }
+    // The request alone: `v` is checked above and, like any other unknown field, skipped.
     serde_json::from_slice::<Request>(line).map_err(|e| {
         // serde names an unknown tag "unknown variant"; other errors may quote a
         // field's value, which may be secret, so only the op is named.
@@ -457,37 +436,68 @@ mod tests {
         );
     }
 
-    /// What the one pass reads is what the two passes read; what it leaves, they decide.
+    /// The one pass reads only well-formed git requests of this version, as the generic
+    /// decoding of a [`Request`] reads them; what it leaves, the head decides.
     #[test]
-    fn the_one_pass_reads_git_requests_as_the_two_passes_do() {
+    fn the_one_pass_reads_only_well_formed_git_requests() {
         let v = PROTOCOL_VERSION;
+        let bad_request = Err(ErrorCode::BadRequest);
+        let mismatch = Err(ErrorCode::VersionMismatch);
         let lines = [
-            format!(r#"{{"v":{v},"op":"git","action":"get","input":"host=h\n"}}"#),
-            format!(r#"{{"input":"x","timeout_secs":5,"action":"store","op":"git","v":{v}}}"#),
-            format!(r#"{{"v":{v},"op":"git","action":"get","input":"x","v":"{v}"}}"#),
-            format!(r#"{{"v":{v},"op":"git","op":"git","action":"get","input":"x"}}"#),
-            format!(r#"{{"v":"{v}","op":"git","action":"get","input":"x"}}"#),
-            format!(r#"{{"v":{},"op":"git","action":"get","input":"x"}}"#, v + 1),
-            r#"{"op":"git","action":"get","input":"x"}"#.to_string(),
-            format!(r#"{{"v":{v},"op":"store_token","action":"get","input":"x"}}"#),
-            format!(r#"{{"v":{v},"op":"shutdown","action":"get","input":"x"}}"#),
-            format!(r#"{{"v":{v},"op":"git","action":"get","input":"x"}} trailing"#),
+            (
+                format!(r#"{{"v":{v},"op":"git","action":"get","input":"host=h\n"}}"#),
+                Ok(true),
+            ),
+            (
+                format!(r#"{{"input":"x","timeout_secs":5,"action":"store","op":"git","v":{v}}}"#),
+                Ok(true),
+            ),
+            (
+                format!(r#"{{"v":{v},"op":"git","action":"get","input":"x","v":"{v}"}}"#),
+                bad_request,
+            ),
+            (
+                format!(r#"{{"v":{v},"op":"git","op":"git","action":"get","input":"x"}}"#),
+                bad_request,
+            ),
+            (
+                format!(r#"{{"v":"{v}","op":"git","action":"get","input":"x"}}"#),
+                mismatch,
+            ),
+            (
+                format!(r#"{{"v":{},"op":"git","action":"get","input":"x"}}"#, v + 1),
+                mismatch,
+            ),
+            (
+                r#"{"op":"git","action":"get","input":"x"}"#.to_string(),
+                mismatch,
+            ),
+            (
+                format!(r#"{{"v":{v},"op":"store_token","action":"get","input":"x"}}"#),
+                bad_request,
+            ),
+            (
+                format!(r#"{{"v":{v},"op":"shutdown","action":"get","input":"x"}}"#),
+                Ok(false),
+            ),
+            (
+                format!(r#"{{"v":{v},"op":"git","action":"get","input":"x"}} trailing"#),
+                bad_request,
+            ),
         ];
-        let mut read = 0;
-        for line in &lines {
-            let two_passes = decode_in_two_passes(line.as_bytes());
-            match decode_git(line.as_bytes()) {
-                Some(request) => {
-                    read += 1;
-                    assert_eq!(Ok(request), two_passes, "{line}");
-                }
-                None => assert_eq!(decode(line.as_bytes()), two_passes, "{line}"),
+        for (line, expected) in &lines {
+            let one_pass = decode_git(line.as_bytes());
+            if let Some(request) = &one_pass {
+                let generic = serde_json::from_slice::<Request>(line.as_bytes()).unwrap();
+                assert_eq!(request, &generic, "{line}");
             }
+            // Ok(true): read in one pass; Ok(false): read from its head; Err: refused so.
+            let outcome = match decode(line.as_bytes()) {
+                Ok(request) => Ok(one_pass.as_ref() == Some(&request)),
+                Err((code, _)) => Err(code),
+            };
+            assert_eq!(&outcome, expected, "{line}");
         }
-        assert_eq!(
-            read, 2,
-            "only the two well-formed lines are read in one pass"
-        );
     }
 
     /// A git request decoded straight from the line is what the generic decoding of a
