@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use crate::decision::StoreProblem;
@@ -117,22 +117,21 @@ impl OpenStore {
         }
     }
 
-    /// How the secrets are protected at rest, in words (see [`SecretStore::protection`]).
-    pub fn protection(&self) -> String {
+    /// The protection and location last read from the store.
+    fn described(&self) -> RwLockReadGuard<'_, (String, Option<String>)> {
         self.described
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .0
-            .clone()
+    }
+
+    /// How the secrets are protected at rest, in words (see [`SecretStore::protection`]).
+    pub fn protection(&self) -> String {
+        self.described().0.clone()
     }
 
     /// Where the secrets are, when the kind alone does not say it.
     pub fn location(&self) -> Option<String> {
-        self.described
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .1
-            .clone()
+        self.described().1.clone()
     }
 
     /// Reads the protection again (blocking): after an unlock or a new passphrase.
@@ -147,12 +146,7 @@ impl OpenStore {
     /// Its strength, for the policy's `min_store`.
     pub fn strength(&self) -> StoreStrength {
         // Read in place: every git request asks (the policy's `min_store`).
-        let passphrase = self
-            .described
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .0
-            .contains("passphrase");
+        let passphrase = self.described().0.contains("passphrase");
         self.store.kind().strength(passphrase)
     }
 }
