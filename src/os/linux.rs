@@ -17,19 +17,9 @@ pub fn peer_credentials(stream: &UnixStream) -> io::Result<(u32, Option<i32>)> {
 /// on the stack, and only the answer is allocated.
 pub fn peer_exe(pid: i32) -> Option<String> {
     use std::io::Write as _;
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    static PROC: OnceLock<Option<OwnedFd>> = OnceLock::new();
-    let proc = PROC.get_or_init(|| {
-        // SAFETY: a NUL-terminated path; the descriptor, when there is one, is ours alone.
-        let fd = unsafe {
-            nix::libc::open(
-                c"/proc".as_ptr(),
-                nix::libc::O_PATH | nix::libc::O_DIRECTORY | nix::libc::O_CLOEXEC,
-            )
-        };
-        // SAFETY: `fd` was just opened and is owned by nothing else.
-        (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
-    });
+    use std::os::fd::AsRawFd;
+    static PROC: OnceLock<Option<std::fs::File>> = OnceLock::new();
+    let proc = PROC.get_or_init(|| std::fs::File::open("/proc").ok());
     let mut link = [0u8; 32];
     let mut cursor = &mut link[..];
     match proc {
@@ -66,19 +56,31 @@ pub fn peer_exe(pid: i32) -> Option<String> {
 /// threads (the fourth field of `/proc/loadavg`, "runnable/total", the caller included)
 /// is at most the number of cores. One `pread` of a file kept open.
 pub fn no_thread_waits_for_a_core() -> bool {
-    use std::os::unix::fs::FileExt;
-    static LOADAVG: OnceLock<Option<(std::fs::File, usize)>> = OnceLock::new();
-    let Some((loadavg, cores)) = LOADAVG.get_or_init(|| {
-        let cores = std::thread::available_parallelism().ok()?.get();
-        Some((std::fs::File::open("/proc/loadavg").ok()?, cores))
-    }) else {
+    static LOADAVG: OnceLock<Option<std::fs::File>> = OnceLock::new();
+    static CORES: OnceLock<Option<usize>> = OnceLock::new();
+    let Some(cores) = *CORES.get_or_init(|| Some(std::thread::available_parallelism().ok()?.get()))
+    else {
         return false;
     };
     let mut text = [0u8; 128];
-    let Ok(len) = loadavg.read_at(&mut text, 0) else {
-        return false;
-    };
-    runnable_threads(&text[..len]).is_some_and(|runnable| runnable <= *cores)
+    read_kept_open(&LOADAVG, "/proc/loadavg", &mut text)
+        .and_then(runnable_threads)
+        .is_some_and(|runnable| runnable <= cores)
+}
+
+/// The text of a kernel file read on every request's path, with one `pread` of the file
+/// opened on the first call and kept open; `None` when it cannot be opened or read.
+fn read_kept_open<'t>(
+    file: &'static OnceLock<Option<std::fs::File>>,
+    path: &str,
+    text: &'t mut [u8],
+) -> Option<&'t [u8]> {
+    use std::os::unix::fs::FileExt;
+    let file = file
+        .get_or_init(|| std::fs::File::open(path).ok())
+        .as_ref()?;
+    let len = file.read_at(text, 0).ok()?;
+    Some(&text[..len])
 }
 
 /// How long threads have waited for a core since boot, in all (µs): the "some" total of
@@ -87,14 +89,9 @@ pub fn no_thread_waits_for_a_core() -> bool {
 /// waiting thread is queued behind the reader on the reader's own core. `None` where the
 /// kernel keeps no PSI. One `pread` of a file kept open.
 pub fn core_wait_total() -> Option<u64> {
-    use std::os::unix::fs::FileExt;
     static PRESSURE: OnceLock<Option<std::fs::File>> = OnceLock::new();
-    let pressure = PRESSURE
-        .get_or_init(|| std::fs::File::open("/proc/pressure/cpu").ok())
-        .as_ref()?;
     let mut text = [0u8; 256];
-    let len = pressure.read_at(&mut text, 0).ok()?;
-    some_total(&text[..len])
+    some_total(read_kept_open(&PRESSURE, "/proc/pressure/cpu", &mut text)?)
 }
 
 /// The `total=` of the `some` line of a PSI file ("some avg10=0.00 ... total=1234").
