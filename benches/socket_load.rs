@@ -340,13 +340,21 @@ usage: socket_load [--helperd SOCKET] [--cache SOCKET] [options]
                 .shutdown(Shutdown::Write)
                 .map_err(|e| io("shutdown(SHUT_WR) on", e))?;
         }
-        // Both daemons close the connection after their answer.
+        // Each client reads as its real one does: git's credential-cache client until the
+        // end of the stream (the daemon closes after its answer, see cache_request());
+        // helperd's until the answer's newline (`read_until(b'\n')` in
+        // helper/src/client.rs), then it hangs up without waiting for the daemon's close.
         answer.clear();
         let mut chunk = [0u8; 4096];
         loop {
             match stream.read(&mut chunk) {
                 Ok(0) => break,
-                Ok(n) => answer.extend_from_slice(&chunk[..n]),
+                Ok(n) => {
+                    answer.extend_from_slice(&chunk[..n]);
+                    if spec.kind == Kind::Helperd && answer.ends_with(b"\n") {
+                        break;
+                    }
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
