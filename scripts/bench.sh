@@ -289,7 +289,8 @@ first = loads[0]
 lines += [
     "Load on the daemons' sockets (`benches/socket_load.rs`): N concurrent clients per",
     "daemon, each looping connect, one `get` request as the real client sends it, read the",
-    "whole answer, check it holds the password; "
+    "answer as the real client does (git's until the daemon closes the connection,",
+    "helperd's until the answer's newline), check it holds the password; "
     f"{first['mode']['seconds']:g} s per daemon in {first['rounds']} rounds that alternate",
     "between the two daemons (same process, same credential; the load tool shares the cores",
     "with the daemon it measures). git's daemon serves one connection at a time.",
