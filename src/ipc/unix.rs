@@ -476,6 +476,30 @@ mod tests {
         );
     }
 
+    /// `loops` accept loops on a new socket, answering every connection "served".
+    fn acceptor_answering_served(loops: usize) -> (tempfile::TempDir, PathBuf, Acceptor) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("socket");
+        let listener = Listener::register(UnixListener::bind(&path).unwrap()).unwrap();
+        let serve: Serve = Arc::new(|connection: Connection| {
+            let _ = connection.send_now(b"served\n");
+        });
+        (dir, path, Acceptor::start(listener, loops, serve))
+    }
+
+    /// Connects to `path` and reads until the daemon closes.
+    async fn ask(path: &Path) -> String {
+        let path = path.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let mut client = UnixStream::connect(path).unwrap();
+            let mut answer = String::new();
+            client.read_to_string(&mut answer).unwrap();
+            answer
+        })
+        .await
+        .unwrap()
+    }
+
     /// Asking whether a connection waits (what the look-again loop does instead of
     /// `accept4` on an empty backlog) takes nothing: the connection stays for the accept.
     #[tokio::test]
@@ -504,22 +528,9 @@ mod tests {
     /// in each 200 µs look.
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn an_accept_loop_asks_about_an_empty_backlog_and_never_accepts_from_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("socket");
-        let listener = Listener::register(UnixListener::bind(&path).unwrap()).unwrap();
-        let serve: Serve = Arc::new(|connection: Connection| {
-            let _ = connection.send_now(b"served\n");
-        });
-        let acceptor = Acceptor::start(listener, 1, serve);
+        let (_dir, path, acceptor) = acceptor_answering_served(1);
         for round in 0..3 {
-            let path = path.clone();
-            let answer = tokio::task::spawn_blocking(move || {
-                let mut client = UnixStream::connect(path).unwrap();
-                let mut answer = String::new();
-                client.read_to_string(&mut answer).unwrap();
-                answer
-            });
-            assert_eq!(answer.await.unwrap(), "served\n", "round {round}");
+            assert_eq!(ask(&path).await, "served\n", "round {round}");
             // Past the look-again: the loop asks, looks, then sleeps with nothing there.
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -537,26 +548,13 @@ mod tests {
     /// being refused, so it does not conclude the daemon is gone.
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn accept_loops_serve_then_stop_with_the_socket_still_bound() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("socket");
-        let listener = Listener::register(UnixListener::bind(&path).unwrap()).unwrap();
-        let serve: Serve = Arc::new(|connection: Connection| {
-            let _ = connection.send_now(b"served\n");
-        });
-        let acceptor = Acceptor::start(listener, 2, serve);
+        let (_dir, path, acceptor) = acceptor_answering_served(2);
         for round in 0..4 {
             if round == 2 {
                 // Past any look-again: the loops sleep in the event loop now.
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            let path = path.clone();
-            let answer = tokio::task::spawn_blocking(move || {
-                let mut client = UnixStream::connect(path).unwrap();
-                let mut answer = String::new();
-                client.read_to_string(&mut answer).unwrap();
-                answer
-            });
-            assert_eq!(answer.await.unwrap(), "served\n");
+            assert_eq!(ask(&path).await, "served\n");
         }
 
         let listener = acceptor.stop().await.expect("the listener back");
